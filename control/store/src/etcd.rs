@@ -300,6 +300,18 @@ impl Store for EtcdStore {
             });
         }
         let start = request.after_revision + 1;
+        // etcd accepts a watch on compacted history and cancels it right after; a read at the
+        // start revision has the same precondition and fails up front, as the contract asks.
+        // (A compaction racing this check still ends the stream with `Compacted`.)
+        if start <= current {
+            let probe = RangeRequest {
+                start: request.start.clone(),
+                end: format!("{}\0", request.start),
+                limit: 1,
+                revision: Some(start),
+            };
+            self.range(probe).await?;
+        }
         let options = WatchOptions::new()
             .with_range(self.full(&request.end))
             .with_start_revision(start)
