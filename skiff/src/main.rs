@@ -1,1 +1,99 @@
-fn main() {}
+//! `skiff`: the one user-facing binary. `skiff server` runs the control plane, `skiff agent` the
+//! node agent, `skiff up` both on one machine. This crate only composes the components; each
+//! lives in its own crate under `control/` or `node/`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use skiff_store::{EmbeddedConfig, EmbeddedStore, EtcdConfig, EtcdStore, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "skiff",
+    version,
+    about = "A Kubernetes-compatible cluster with an eBPF dataplane"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane (today: the cluster store).
+    Server(StoreArgs),
+    /// Run the node agent (not there yet).
+    Agent,
+    /// Run the control plane and a node agent on this machine.
+    Up(StoreArgs),
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// Data directory of the embedded store (the default backend).
+    #[arg(long, default_value = "/var/lib/skiff")]
+    data_dir: PathBuf,
+    /// Use etcd at these client URLs instead of the embedded store.
+    #[arg(long, value_delimiter = ',')]
+    etcd_endpoints: Vec<String>,
+    /// Key prefix in etcd.
+    #[arg(long, default_value = "/registry")]
+    etcd_prefix: String,
+}
+
+impl StoreArgs {
+    async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        if self.etcd_endpoints.is_empty() {
+            let dir = self.data_dir.join("store");
+            let store = EmbeddedStore::open(EmbeddedConfig::new(&dir))
+                .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
+            tracing::info!(dir = %dir.display(), "embedded store open");
+            return Ok(Arc::new(store));
+        }
+        let mut config = EtcdConfig::new("", &self.etcd_prefix);
+        config.endpoints = self.etcd_endpoints.clone();
+        let store = EtcdStore::connect(config)
+            .await
+            .context("connecting to etcd")?;
+        tracing::info!(endpoints = ?self.etcd_endpoints, prefix = %self.etcd_prefix, "etcd store connected");
+        Ok(Arc::new(store))
+    }
+}
+
+/// Components that do not exist yet, so `skiff up` says plainly what a user cannot do today.
+const NOT_YET: &[&str] = &[
+    "apiserver (kubectl cannot connect yet)",
+    "scheduler",
+    "controllers",
+    "node agent (kubelet, eBPF service proxy, CNI, DNS)",
+];
+
+async fn serve(args: StoreArgs) -> anyhow::Result<()> {
+    let store = args.open().await?;
+    let revision = store.current_revision().await?;
+    tracing::info!(revision, "store ready");
+    for missing in NOT_YET {
+        tracing::warn!(component = missing, "not implemented yet");
+    }
+    tracing::info!("running; press Ctrl-C to stop");
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("stopping");
+    // Dropping the store finishes in-flight writes and releases its directory.
+    drop(store);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Server(args) | Command::Up(args) => serve(args).await,
+        Command::Agent => anyhow::bail!("the node agent is not implemented yet"),
+    }
+}

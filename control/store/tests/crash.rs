@@ -112,10 +112,8 @@ fn run_child(dir: &std::path::Path, round: usize, run_for: Duration) -> Vec<Ack>
         .recv_timeout(Duration::from_secs(30))
         .expect("child writes");
     std::thread::sleep(run_for);
-    // SAFETY: kill(2) on our own child's PID; no memory is involved.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
-    }
+    // Child::kill is SIGKILL to the child's PID: no chance to flush or clean up.
+    child.kill().unwrap();
     child.wait().unwrap();
     reader.join().unwrap();
     std::iter::once(first).chain(rx.try_iter()).collect()

@@ -140,10 +140,9 @@ async fn run(
         // fell behind and goes back to replay from `next`.
         while let Some(batch) = live.recv().await {
             for event in batch.iter() {
-                if event.revision() >= next && request.contains(&event.kv.key) {
-                    if out.send(Ok(event.clone())).await.is_err() {
-                        return Ok(());
-                    }
+                let wanted = event.revision() >= next && request.contains(&event.kv.key);
+                if wanted && out.send(Ok(event.clone())).await.is_err() {
+                    return Ok(());
                 }
             }
             if let Some(last) = batch.last() {

@@ -3,16 +3,11 @@
 //!
 //! `cargo xtask test` starts one etcd for the whole run and passes its URL in `SKIFF_TEST_ETCD`.
 //! Without it (a plain `cargo test`), the harness starts its own etcd once per test process; that
-//! etcd is killed when the process exits (`PR_SET_PDEATHSIG`), and its data lives under the
-//! target directory.
+//! etcd is killed when the process exits, and its data lives under the target directory.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use skiff_store::{EmbeddedConfig, EmbeddedStore, EtcdConfig, EtcdStore, Store};
 
@@ -73,100 +68,20 @@ pub fn etcd_endpoint() -> String {
     SPAWNED.get_or_init(spawn_etcd).clone()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
+/// Starts etcd from a thread that lives as long as the process, so the kernel stops etcd when
+/// the test process exits (the guard's own drop never runs for a static).
 fn spawn_etcd() -> String {
-    let client = free_port();
-    let peer = free_port();
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    remove_stale_data_dirs(&tmp);
-    let dir = tmp.join(format!("etcd-{}", std::process::id()));
-    let endpoint = format!("http://127.0.0.1:{client}");
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let mut command = Command::new("etcd");
-    command
-        .args(["--name", "skiff-test", "--data-dir"])
-        .arg(&dir)
-        .args([
-            "--listen-client-urls",
-            &endpoint,
-            "--advertise-client-urls",
-            &endpoint,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer_url,
-            "--initial-advertise-peer-urls",
-            &peer_url,
-        ])
-        .arg(format!("--initial-cluster=skiff-test={peer_url}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill etcd when the thread
-    // that spawned it ends, which is the parked thread below, i.e. when this process exits.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("etcd-{}", std::process::id()));
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let child = command.spawn();
-        let ok = child.is_ok();
-        tx.send(child.map(|_| ())).unwrap();
-        if ok {
+    std::thread::spawn(move || match skiff_testenv::Etcd::start(&dir) {
+        Ok(etcd) => {
+            tx.send(Ok(etcd.endpoint().to_owned())).unwrap();
             loop {
                 std::thread::park();
             }
         }
+        Err(err) => tx.send(Err(err)).unwrap(),
     });
-    rx.recv()
-        .unwrap()
-        .expect("start etcd (install it with `cargo xtask setup`)");
-    wait_until_serving(client);
-    endpoint
-}
-
-/// Deletes the data directories of etcds started by test processes that have exited.
-fn remove_stale_data_dirs(tmp: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let pid = name.to_str().and_then(|n| n.strip_prefix("etcd-"));
-        if pid.is_some_and(|pid| !std::path::Path::new("/proc").join(pid).exists()) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-fn wait_until_serving(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if health_check(port).is_ok_and(|body| body.contains("\"health\":\"true\"")) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("etcd did not become healthy on port {port}");
-}
-
-/// `GET /health` over a plain socket (etcd answers HTTP/1.1 on its client port).
-fn health_check(port: u16) -> std::io::Result<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body)?;
-    Ok(body)
+    rx.recv().unwrap().expect("start etcd for the tests")
 }

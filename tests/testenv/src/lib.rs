@@ -1,0 +1,120 @@
+//! Services that skiff's tests, benchmarks and `cargo xtask` start for real: for now etcd
+//! (Debian's `etcd-server`), on loopback ports only, with its data under a directory the caller
+//! chooses (inside the target directory).
+//!
+//! A started process is stopped by its PID when its guard drops, and also killed by the kernel
+//! if the thread that started it ends first (`PR_SET_PDEATHSIG`), so an aborted run leaves no
+//! process behind.
+#![deny(missing_docs)]
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running single-member etcd on loopback; stopped (and its data deleted) when dropped.
+pub struct Etcd {
+    child: Child,
+    endpoint: String,
+    dir: PathBuf,
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Makes `command`'s process die with the thread that spawns it.
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+impl Etcd {
+    /// Starts etcd with its data in `data_dir` (emptied first) and waits until it is healthy.
+    pub fn start(data_dir: &Path) -> io::Result<Etcd> {
+        let _ = std::fs::remove_dir_all(data_dir);
+        std::fs::create_dir_all(data_dir)?;
+        let client = free_port()?;
+        let peer = free_port()?;
+        let endpoint = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = std::fs::File::create(data_dir.join("etcd.log"))?;
+        let mut command = Command::new("etcd");
+        command
+            .args(["--name", "skiff", "--data-dir"])
+            .arg(data_dir.join("data"))
+            .args(["--listen-client-urls", &endpoint])
+            .args(["--advertise-client-urls", &endpoint])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .arg(format!("--initial-cluster=skiff={peer_url}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        die_with_parent(&mut command);
+        let child = command.spawn().map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("cannot start etcd ({err}); `cargo xtask setup` installs it"),
+            )
+        })?;
+        let mut etcd = Etcd {
+            child,
+            endpoint,
+            dir: data_dir.to_owned(),
+        };
+        etcd.wait_healthy(client)?;
+        Ok(etcd)
+    }
+
+    /// The client URL, e.g. `http://127.0.0.1:40123`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn wait_healthy(&mut self, port: u16) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(io::Error::other(format!(
+                    "etcd exited with {status}; see {}",
+                    self.dir.join("etcd.log").display()
+                )));
+            }
+            if health(port).is_ok_and(|body| body.contains("\"health\":\"true\"")) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(io::Error::other("etcd did not become healthy within 30 s"))
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        // Child::kill signals this child's own PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `GET /health` over a plain socket: etcd answers HTTP/1.1 on its client port.
+fn health(port: u16) -> io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body)?;
+    Ok(body)
+}

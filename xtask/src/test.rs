@@ -1,0 +1,85 @@
+//! `cargo xtask test [AREA...]`: runs setup, then the named test areas (all when none is named),
+//! starting the services each area needs and stopping them afterwards.
+
+use anyhow::bail;
+
+use crate::util::{cargo, run_command, target_dir};
+
+struct Area {
+    name: &'static str,
+    about: &'static str,
+    run: fn() -> anyhow::Result<()>,
+}
+
+/// Every test area, in the order a full run takes them.
+const AREAS: &[Area] = &[
+    Area {
+        name: "lint",
+        about: "cargo fmt --check and cargo clippy --all-targets -D warnings",
+        run: lint,
+    },
+    Area {
+        name: "unit",
+        about: "unit tests of every crate (no services, no privileges)",
+        run: unit,
+    },
+    Area {
+        name: "store",
+        about: "store conformance on the embedded store and real etcd, recovery, SIGKILL crash safety",
+        run: store,
+    },
+];
+
+pub fn run(names: &[String], list: bool) -> anyhow::Result<()> {
+    if list {
+        for area in AREAS {
+            println!("{:<8} {}", area.name, area.about);
+        }
+        return Ok(());
+    }
+    let mut selected = Vec::new();
+    for name in names {
+        match AREAS.iter().find(|a| a.name == name) {
+            Some(area) => selected.push(area),
+            None => {
+                let known: Vec<_> = AREAS.iter().map(|a| a.name).collect();
+                bail!("unknown test area {name:?}; known: {}", known.join(", "));
+            }
+        }
+    }
+    if selected.is_empty() {
+        selected = AREAS.iter().collect();
+    }
+    crate::setup::run()?;
+    for area in selected {
+        eprintln!("== test area: {} ({})", area.name, area.about);
+        (area.run)()?;
+    }
+    eprintln!("== all selected test areas passed");
+    Ok(())
+}
+
+fn lint() -> anyhow::Result<()> {
+    run_command(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run_command(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+fn unit() -> anyhow::Result<()> {
+    run_command(cargo().args(["test", "--workspace", "--lib", "--bins"]))
+}
+
+fn store() -> anyhow::Result<()> {
+    let etcd = skiff_testenv::Etcd::start(&target_dir().join("xtask/etcd-test"))?;
+    run_command(
+        cargo()
+            .args(["test", "-p", "skiff-store", "--tests"])
+            .env("SKIFF_TEST_ETCD", etcd.endpoint()),
+    )
+}
