@@ -79,7 +79,7 @@ fn store() -> anyhow::Result<()> {
     let etcd = skiff_testenv::Etcd::start(&target_dir().join("xtask/etcd-test"))?;
     run_command(
         cargo()
-            .args(["test", "-p", "skiff-store", "--tests"])
+            .args(["test", "-p", "skiff-store", "--test", "*"])
             .env("SKIFF_TEST_ETCD", etcd.endpoint()),
     )
 }
