@@ -77,7 +77,8 @@ impl Default for State {
     }
 }
 
-fn key_value(key: &str, mod_revision: Revision, data: &VersionData) -> KeyValue {
+/// The public view of one stored version of `key`.
+pub(crate) fn key_value(key: &str, mod_revision: Revision, data: &VersionData) -> KeyValue {
     KeyValue {
         key: key.to_owned(),
         value: data.value.clone(),

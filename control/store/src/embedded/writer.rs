@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::mvcc::{Mutation, State, VersionData};
+use super::mvcc::{Mutation, State, VersionData, key_value};
 use super::wal::Wal;
 use super::watch::Hub;
 use crate::{KeyValue, Result, Revision, StoreError};
@@ -155,7 +155,7 @@ impl<'a> Planner<'a> {
             Some(expected) if expected != mod_revision => Err(StoreError::Conflict {
                 key: key.to_string(),
                 expected,
-                current: Box::new(kv(key, mod_revision, &data)),
+                current: Box::new(key_value(key, mod_revision, &data)),
             }),
             _ => Ok((mod_revision, data)),
         }
@@ -194,7 +194,7 @@ impl<'a> Planner<'a> {
             }
             Op::Delete { key, expected } => {
                 let (mod_revision, old) = self.expect(&key, expected)?;
-                let prev = kv(&key, mod_revision, &old);
+                let prev = key_value(&key, mod_revision, &old);
                 Ok(Outcome::Deleted(self.delete(key), prev))
             }
             Op::Compact { revision } => {
@@ -227,16 +227,6 @@ impl<'a> Planner<'a> {
                 self.delete(key);
             }
         }
-    }
-}
-
-fn kv(key: &str, mod_revision: Revision, data: &VersionData) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: data.value.clone(),
-        create_revision: data.create_revision,
-        mod_revision,
-        version: data.version,
     }
 }
 
