@@ -1,0 +1,4 @@
+//! Kubernetes API machinery without I/O, in the spirit of `k8s.io/apimachinery`: the rules and
+//! algorithms the apiserver applies to objects, kept apart from HTTP and storage so they can be
+//! unit-tested exhaustively.
+#![deny(missing_docs)]
