@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane (today: the cluster store).
+    /// Run the control plane (today: the store and the apiserver).
     Server(StoreArgs),
     /// Run the node agent (not there yet).
     Agent,
@@ -39,8 +39,14 @@ struct StoreArgs {
     #[arg(long, value_delimiter = ',')]
     etcd_endpoints: Vec<String>,
     /// Key prefix in etcd.
-    #[arg(long, default_value = "/registry")]
+    #[arg(long, default_value = "/skiff")]
     etcd_prefix: String,
+    /// Address the apiserver listens on (loopback only unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    bind: std::net::SocketAddr,
+    /// Where to write the admin kubeconfig (default: <data-dir>/admin.kubeconfig).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
 }
 
 impl StoreArgs {
@@ -64,22 +70,46 @@ impl StoreArgs {
 
 /// Components that do not exist yet, so `skiff up` says plainly what a user cannot do today.
 const NOT_YET: &[&str] = &[
-    "apiserver (kubectl cannot connect yet)",
     "scheduler",
     "controllers",
     "node agent (kubelet, eBPF service proxy, CNI, DNS)",
 ];
 
+/// Resolves when the process gets SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 async fn serve(args: StoreArgs) -> anyhow::Result<()> {
     let store = args.open().await?;
-    let revision = store.current_revision().await?;
-    tracing::info!(revision, "store ready");
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("listening on {}", args.bind))?;
+    let address = listener.local_addr()?;
+    let server = skiff_apiserver::Server::new(store.clone(), address);
+    server
+        .bootstrap()
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let kubeconfig = match &args.kubeconfig {
+        Some(path) => path.clone(),
+        None => args.data_dir.join("admin.kubeconfig"),
+    };
+    let kubeconfig = std::path::absolute(&kubeconfig)?;
+    skiff_apiserver::kubeconfig::write_admin(&kubeconfig, &format!("http://{address}"))
+        .with_context(|| format!("writing {}", kubeconfig.display()))?;
+    tracing::info!(%address, kubeconfig = %kubeconfig.display(), "apiserver listening");
     for missing in NOT_YET {
         tracing::warn!(component = missing, "not implemented yet");
     }
-    tracing::info!("running; press Ctrl-C to stop");
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("stopping");
+    println!("export KUBECONFIG={}", kubeconfig.display());
+    skiff_apiserver::serve(server, listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
     // Dropping the store finishes in-flight writes and releases its directory.
     drop(store);
     Ok(())

@@ -24,6 +24,11 @@ const AREAS: &[Area] = &[
         run: unit,
     },
     Area {
+        name: "apiserver",
+        about: "the Kubernetes API driven by the real kubectl, on the embedded store and real etcd",
+        run: apiserver,
+    },
+    Area {
         name: "store",
         about: "store conformance on the embedded store and real etcd, recovery, SIGKILL crash safety",
         run: store,
@@ -75,8 +80,25 @@ fn unit() -> anyhow::Result<()> {
     run_command(cargo().args(["test", "--workspace", "--lib", "--bins"]))
 }
 
+/// A real etcd for the duration of one test area.
+fn etcd(area: &str) -> anyhow::Result<skiff_testenv::Etcd> {
+    Ok(skiff_testenv::Etcd::start(
+        &target_dir().join(format!("xtask/etcd-{area}")),
+    )?)
+}
+
+fn apiserver() -> anyhow::Result<()> {
+    let etcd = etcd("apiserver")?;
+    run_command(
+        cargo()
+            .args(["test", "-p", "skiff-apiserver", "--test", "*"])
+            .env("SKIFF_TEST_ETCD", etcd.endpoint())
+            .env("SKIFF_KUBECTL", crate::setup::venv().join("bin/kubectl")),
+    )
+}
+
 fn store() -> anyhow::Result<()> {
-    let etcd = skiff_testenv::Etcd::start(&target_dir().join("xtask/etcd-test"))?;
+    let etcd = etcd("store")?;
     run_command(
         cargo()
             .args(["test", "-p", "skiff-store", "--test", "*"])

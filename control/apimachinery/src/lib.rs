@@ -2,3 +2,7 @@
 //! algorithms the apiserver applies to objects, kept apart from HTTP and storage so they can be
 //! unit-tested exhaustively.
 #![deny(missing_docs)]
+
+pub mod patch;
+pub mod selector;
+pub mod validation;

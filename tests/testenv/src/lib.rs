@@ -118,3 +118,48 @@ fn health(port: u16) -> io::Result<String> {
     stream.read_to_string(&mut body)?;
     Ok(body)
 }
+
+/// The etcd a test process shares: the one named by `SKIFF_TEST_ETCD` (`cargo xtask test`
+/// starts it), or else one started on first use, with its data under `data_root`, that lives
+/// until the process exits.
+pub fn shared_etcd(data_root: &Path) -> String {
+    use std::sync::OnceLock;
+    if let Ok(endpoint) = std::env::var("SKIFF_TEST_ETCD") {
+        return endpoint;
+    }
+    static SPAWNED: OnceLock<String> = OnceLock::new();
+    SPAWNED
+        .get_or_init(|| {
+            remove_stale_data_dirs(data_root);
+            let dir = data_root.join(format!("etcd-{}", std::process::id()));
+            let (tx, rx) = std::sync::mpsc::channel();
+            // The thread that starts etcd must outlive every test (PR_SET_PDEATHSIG fires when
+            // it ends), so it parks for the rest of the process.
+            std::thread::spawn(move || match Etcd::start(&dir) {
+                Ok(etcd) => {
+                    tx.send(Ok(etcd.endpoint().to_owned())).unwrap();
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(err) => tx.send(Err(err)).unwrap(),
+            });
+            rx.recv().unwrap().expect("start etcd for the tests")
+        })
+        .clone()
+}
+
+/// Deletes `etcd-<pid>` data directories left by test processes that have exited (their etcd
+/// died with them, but a static guard never runs its drop).
+fn remove_stale_data_dirs(data_root: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix("etcd-"));
+        if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}

@@ -6,9 +6,6 @@
 //! etcd is killed when the process exits, and its data lives under the target directory.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use skiff_store::{EmbeddedConfig, EmbeddedStore, EtcdConfig, EtcdStore, Store};
 
 /// One backend instance under test: reopening it gives a new handle on the same data.
@@ -59,29 +56,7 @@ pub async fn etcd_lock() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
-/// The URL of the etcd the tests use, starting one if the environment names none.
+/// The URL of the etcd the tests use (see `skiff_testenv::shared_etcd`).
 pub fn etcd_endpoint() -> String {
-    if let Ok(endpoint) = std::env::var("SKIFF_TEST_ETCD") {
-        return endpoint;
-    }
-    static SPAWNED: OnceLock<String> = OnceLock::new();
-    SPAWNED.get_or_init(spawn_etcd).clone()
-}
-
-/// Starts etcd from a thread that lives as long as the process, so the kernel stops etcd when
-/// the test process exits (the guard's own drop never runs for a static).
-fn spawn_etcd() -> String {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("etcd-{}", std::process::id()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || match skiff_testenv::Etcd::start(&dir) {
-        Ok(etcd) => {
-            tx.send(Ok(etcd.endpoint().to_owned())).unwrap();
-            loop {
-                std::thread::park();
-            }
-        }
-        Err(err) => tx.send(Err(err)).unwrap(),
-    });
-    rx.recv().unwrap().expect("start etcd for the tests")
+    skiff_testenv::shared_etcd(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")))
 }

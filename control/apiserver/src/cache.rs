@@ -1,0 +1,395 @@
+//! The watch cache (Kubernetes' "cacher"): every resource's objects and recent events in memory,
+//! so lists and watches do not each hit the store.
+//!
+//! One dispatcher task lists `/registry/` once and then follows a single store watch on it,
+//! handing each event to the cache of the resource its key belongs to. Because the dispatcher
+//! sees every write under `/registry/` in revision order, its revision tells how fresh every
+//! cache is: a list that must be at least as new as revision R waits until the dispatcher has
+//! reached R (or falls back to the store if that takes too long).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::Value;
+use skiff_store::{EventKind, RangeRequest, Revision, Store, WatchRequest};
+use tokio::sync::{mpsc, watch};
+
+use crate::error::{ApiError, ApiResult};
+use crate::registry::Registry;
+use crate::storage;
+
+/// How many events each resource keeps for watches that resume from a past resourceVersion.
+const HISTORY: usize = 4096;
+/// How many events a watcher may have queued before it is cut off (it then re-watches).
+const WATCHER_BUFFER: usize = 1024;
+/// How often idle watchers get a bookmark.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(10);
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Updated.
+    Modified,
+    /// Deleted.
+    Deleted,
+    /// No change: "you have seen everything up to `revision`".
+    Bookmark,
+}
+
+impl EventType {
+    /// The watch event type on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+            EventType::Bookmark => "BOOKMARK",
+        }
+    }
+}
+
+/// One event of a resource.
+#[derive(Debug, Clone)]
+pub struct CacheEvent {
+    /// Added, modified, deleted or bookmark.
+    pub kind: EventType,
+    /// The store key (empty for bookmarks).
+    pub key: String,
+    /// The object after the event (for deletions: as it was, with the deletion's revision).
+    pub object: Arc<Value>,
+    /// The object before the event.
+    pub prev: Option<Arc<Value>>,
+    /// The event's revision.
+    pub revision: Revision,
+}
+
+struct Watcher {
+    prefix: String,
+    tx: mpsc::Sender<Arc<CacheEvent>>,
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<String, Arc<Value>>,
+    history: VecDeque<Arc<CacheEvent>>,
+    /// Every event after this revision is in `history` (or still to come).
+    history_start: Revision,
+    watchers: Vec<Watcher>,
+}
+
+/// The cache of one resource.
+#[derive(Default)]
+pub struct WatchCache {
+    state: Mutex<State>,
+}
+
+/// A watch registered on a cache: events to replay first, then the live channel.
+pub struct Subscription {
+    /// Events before registration, in order.
+    pub replay: Vec<Arc<CacheEvent>>,
+    /// Live events after `revision`.
+    pub live: mpsc::Receiver<Arc<CacheEvent>>,
+    /// The revision the replay is complete up to.
+    pub revision: Revision,
+}
+
+fn in_prefix<'a>(
+    objects: &'a BTreeMap<String, Arc<Value>>,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a Arc<Value>)> {
+    objects
+        .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+        .take_while(move |(k, _)| k.starts_with(prefix))
+}
+
+impl WatchCache {
+    /// The objects under `prefix` (a namespace or the whole resource).
+    pub fn list(&self, prefix: &str, revision: &AtomicI64) -> (Vec<Arc<Value>>, Revision) {
+        let state = self.state.lock().unwrap();
+        let items = in_prefix(&state.objects, prefix)
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, revision.load(Ordering::SeqCst))
+    }
+
+    /// Registers a watch under `prefix`. With `from`, replays the events after it (410 Gone if
+    /// they are no longer kept); without, replays the current objects as ADDED events.
+    pub fn subscribe(
+        &self,
+        prefix: &str,
+        from: Option<Revision>,
+        revision: &AtomicI64,
+    ) -> ApiResult<Subscription> {
+        let mut state = self.state.lock().unwrap();
+        // Read under this cache's lock: the dispatcher updates the revision while holding the
+        // lock of the cache it is feeding, so it matches this cache's contents exactly.
+        let current = revision.load(Ordering::SeqCst);
+        let replay = match from {
+            Some(from) => {
+                if from < state.history_start {
+                    return Err(ApiError::gone(format!(
+                        "too old resource version: {from} ({})",
+                        state.history_start
+                    )));
+                }
+                state
+                    .history
+                    .iter()
+                    .filter(|e| e.revision > from && e.key.starts_with(prefix))
+                    .cloned()
+                    .collect()
+            }
+            None => in_prefix(&state.objects, prefix)
+                .map(|(key, obj)| {
+                    Arc::new(CacheEvent {
+                        kind: EventType::Added,
+                        key: key.clone(),
+                        object: obj.clone(),
+                        prev: None,
+                        revision: crate::meta::resource_version(obj).unwrap_or(current),
+                    })
+                })
+                .collect(),
+        };
+        let (tx, live) = mpsc::channel(WATCHER_BUFFER);
+        state.watchers.push(Watcher {
+            prefix: prefix.to_owned(),
+            tx,
+        });
+        Ok(Subscription {
+            replay,
+            live,
+            revision: current,
+        })
+    }
+
+    fn reset(&self, objects: BTreeMap<String, Arc<Value>>, revision: Revision) {
+        let mut state = self.state.lock().unwrap();
+        // Watchers may have missed events while the dispatcher was away: end them, they
+        // re-watch from their last resourceVersion.
+        *state = State {
+            objects,
+            history: VecDeque::new(),
+            history_start: revision,
+            watchers: Vec::new(),
+        };
+    }
+
+    fn apply(&self, event: CacheEvent, revision: &AtomicI64) {
+        let mut state = self.state.lock().unwrap();
+        match event.kind {
+            EventType::Deleted => {
+                state.objects.remove(&event.key);
+            }
+            _ => {
+                state
+                    .objects
+                    .insert(event.key.clone(), event.object.clone());
+            }
+        }
+        let event = Arc::new(event);
+        state.history.push_back(event.clone());
+        if state.history.len() > HISTORY
+            && let Some(evicted) = state.history.pop_front()
+        {
+            state.history_start = evicted.revision;
+        }
+        revision.store(event.revision, Ordering::SeqCst);
+        state
+            .watchers
+            .retain(|w| !event.key.starts_with(&w.prefix) || w.tx.try_send(event.clone()).is_ok());
+    }
+
+    fn bookmark(&self, revision: Revision) {
+        let mut state = self.state.lock().unwrap();
+        let event = Arc::new(CacheEvent {
+            kind: EventType::Bookmark,
+            key: String::new(),
+            object: Arc::new(Value::Null),
+            prev: None,
+            revision,
+        });
+        // A watcher with a full buffer is not cut off for a bookmark; it just misses it.
+        state.watchers.retain(|w| {
+            !matches!(
+                w.tx.try_send(event.clone()),
+                Err(mpsc::error::TrySendError::Closed(_))
+            )
+        });
+    }
+}
+
+/// All resources' caches and the dispatcher's progress.
+pub struct Caches {
+    by_resource: HashMap<(String, String), Arc<WatchCache>>,
+    /// The revision of the last write the dispatcher has handed to the caches.
+    pub revision: AtomicI64,
+    progress: watch::Sender<Revision>,
+}
+
+/// `(group, plural)` of a `/registry/<group>/<plural>/...` key.
+fn resource_of(key: &str) -> Option<(&str, &str)> {
+    let mut parts = key.strip_prefix("/registry/")?.splitn(3, '/');
+    Some((parts.next()?, parts.next()?))
+}
+
+impl Caches {
+    /// Creates the caches of every registered resource and starts the dispatcher.
+    pub fn start(store: Arc<dyn Store>, registry: &Registry) -> Arc<Caches> {
+        let by_resource = registry
+            .all()
+            .map(|kind| {
+                let info = kind.info();
+                let group = if info.group.is_empty() {
+                    "core"
+                } else {
+                    info.group
+                };
+                (
+                    (group.to_owned(), info.plural.to_owned()),
+                    Arc::new(WatchCache::default()),
+                )
+            })
+            .collect();
+        let caches = Arc::new(Caches {
+            by_resource,
+            revision: AtomicI64::new(0),
+            progress: watch::channel(0).0,
+        });
+        tokio::spawn(dispatch(Arc::downgrade(&caches), store));
+        caches
+    }
+
+    /// The cache of a resource.
+    pub fn get(&self, group: &str, plural: &str) -> Option<&Arc<WatchCache>> {
+        let group = if group.is_empty() { "core" } else { group };
+        self.by_resource.get(&(group.to_owned(), plural.to_owned()))
+    }
+
+    /// Waits until the caches reflect revision `at_least`; false if that takes longer than
+    /// `timeout` (the caller then reads the store instead).
+    pub async fn wait_for(&self, at_least: Revision, timeout: Duration) -> bool {
+        let mut progress = self.progress.subscribe();
+        let reached = progress.wait_for(|&r| r >= at_least);
+        matches!(tokio::time::timeout(timeout, reached).await, Ok(Ok(_)))
+    }
+
+    fn cache_for(&self, key: &str) -> Option<&Arc<WatchCache>> {
+        let (group, plural) = resource_of(key)?;
+        self.by_resource.get(&(group.to_owned(), plural.to_owned()))
+    }
+
+    fn set_revision(&self, revision: Revision) {
+        self.revision.store(revision, Ordering::SeqCst);
+        self.progress.send_replace(revision);
+    }
+}
+
+/// Lists everything once, then follows the store; on any watch failure, starts over.
+async fn dispatch(caches: std::sync::Weak<Caches>, store: Arc<dyn Store>) {
+    loop {
+        let Some(strong) = caches.upgrade() else {
+            return;
+        };
+        if let Err(err) = follow(&strong, &*store, &caches).await {
+            tracing::warn!(error = %err, "watch cache lost the store watch; relisting");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+async fn follow(
+    caches: &Caches,
+    store: &dyn Store,
+    weak: &std::sync::Weak<Caches>,
+) -> Result<(), String> {
+    let listed = store
+        .range(RangeRequest::prefix("/registry/"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut per_resource: HashMap<(String, String), BTreeMap<String, Arc<Value>>> = HashMap::new();
+    for kv in &listed.kvs {
+        if let Some((group, plural)) = resource_of(&kv.key) {
+            let obj = storage::decode(kv).map_err(|e| e.message)?;
+            per_resource
+                .entry((group.to_owned(), plural.to_owned()))
+                .or_default()
+                .insert(kv.key.clone(), Arc::new(obj));
+        }
+    }
+    for (resource, cache) in &caches.by_resource {
+        let objects = per_resource.remove(resource).unwrap_or_default();
+        cache.reset(objects, listed.revision);
+    }
+    caches.set_revision(listed.revision);
+    let mut events = store
+        .watch(WatchRequest::prefix("/registry/", listed.revision))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut bookmarks = tokio::time::interval(BOOKMARK_EVERY);
+    loop {
+        tokio::select! {
+            event = events.next() => {
+                let event = match event {
+                    Some(Ok(event)) => event,
+                    Some(Err(err)) => return Err(err.to_string()),
+                    None => return Err("store watch ended".into()),
+                };
+                let revision = event.revision();
+                if let Some(cache) = caches.cache_for(&event.kv.key) {
+                    let prev = event.prev.as_ref().map(storage::decode).transpose().map_err(|e| e.message)?;
+                    let (kind, object) = match event.kind {
+                        EventKind::Put => {
+                            let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
+                            (kind, storage::decode(&event.kv).map_err(|e| e.message)?)
+                        }
+                        EventKind::Delete => {
+                            let mut gone = prev.clone().unwrap_or(Value::Null);
+                            crate::meta::set_resource_version(&mut gone, revision);
+                            (EventType::Deleted, gone)
+                        }
+                    };
+                    cache.apply(
+                        CacheEvent { kind, key: event.kv.key, object: Arc::new(object), prev: prev.map(Arc::new), revision },
+                        &caches.revision,
+                    );
+                }
+                caches.set_revision(revision);
+            }
+            _ = bookmarks.tick() => {
+                if weak.strong_count() <= 1 {
+                    // Only the dispatcher holds the caches: the server is gone.
+                    return Ok(());
+                }
+                let revision = caches.revision.load(Ordering::SeqCst);
+                for cache in caches.by_resource.values() {
+                    cache.bookmark(revision);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_map_to_their_resource() {
+        assert_eq!(
+            resource_of("/registry/core/pods/default/web"),
+            Some(("core", "pods"))
+        );
+        assert_eq!(
+            resource_of("/registry/apps/deployments/ns/x"),
+            Some(("apps", "deployments"))
+        );
+        assert_eq!(resource_of("/other/key"), None);
+    }
+}

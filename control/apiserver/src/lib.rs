@@ -1,0 +1,247 @@
+//! The skiff apiserver: the Kubernetes REST API over the cluster store.
+//!
+//! Every request goes through the same pipeline, one module per stage:
+//! decode the path (`request`) → authenticate and authorize (`auth`) → for writes: decode the
+//! body, admission (`admission`), validation and defaulting (`registry` strategies) → storage
+//! (`storage`, reads and watches via the watch cache in `cache`) → encode (`encode`).
+//! All resources are served by the same generic handlers (`handlers`, `watch`) from one
+//! registry of kinds (`registry`).
+#![deny(missing_docs)]
+
+pub mod admission;
+pub mod auth;
+pub mod cache;
+pub mod discovery;
+pub mod encode;
+pub mod error;
+mod handlers;
+pub mod kubeconfig;
+pub mod meta;
+pub mod registry;
+pub mod request;
+pub mod storage;
+mod watch;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use skiff_store::Store;
+
+use crate::admission::Admission;
+use crate::auth::{AdminForEveryone, AlwaysAllow, Authenticator, Authorizer};
+use crate::cache::Caches;
+use crate::encode::json_response;
+use crate::error::ApiError;
+use crate::registry::Registry;
+use crate::request::Target;
+use crate::storage::Storage;
+
+/// Largest request body accepted (Kubernetes' limit).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Namespaces that always exist.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Everything a request handler needs.
+pub struct Server {
+    /// The kinds served.
+    pub registry: Registry,
+    /// Object persistence.
+    pub storage: Storage,
+    /// The watch cache.
+    pub caches: Arc<Caches>,
+    /// Who is asking.
+    pub authenticator: Box<dyn Authenticator>,
+    /// May they.
+    pub authorizer: Box<dyn Authorizer>,
+    /// Admission plugins.
+    pub admission: Admission,
+    /// The address clients reach this server at (for discovery).
+    pub address: String,
+}
+
+impl Server {
+    /// A server over `store`, answering at `address`; starts the watch cache.
+    pub fn new(store: Arc<dyn Store>, address: SocketAddr) -> Arc<Server> {
+        let registry = registry::builtin();
+        let storage = Storage {
+            store: store.clone(),
+        };
+        let caches = Caches::start(store, &registry);
+        let namespaces = registry
+            .lookup("", "v1", "namespaces")
+            .expect("namespaces are built in")
+            .info()
+            .clone();
+        Arc::new(Server {
+            admission: Admission::defaults(storage.clone(), namespaces),
+            registry,
+            storage,
+            caches,
+            authenticator: Box::new(AdminForEveryone),
+            authorizer: Box::new(AlwaysAllow),
+            address: address.to_string(),
+        })
+    }
+
+    /// Creates the namespaces that always exist, if they do not yet.
+    pub async fn bootstrap(&self) -> Result<(), ApiError> {
+        let info = self
+            .registry
+            .lookup("", "v1", "namespaces")
+            .expect("namespaces are built in")
+            .info();
+        for name in SYSTEM_NAMESPACES {
+            let namespace = json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": name,
+                    "uid": meta::new_uid(),
+                    "creationTimestamp": meta::now(),
+                    "labels": { "kubernetes.io/metadata.name": name },
+                },
+                "spec": { "finalizers": ["kubernetes"] },
+                "status": { "phase": "Active" },
+            });
+            match self.storage.create(info, None, name, namespace).await {
+                Ok(_) => {}
+                Err(err) if err.reason == "AlreadyExists" => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    /// The HTTP application.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .fallback(dispatch)
+            .with_state(self.clone())
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then gives open requests (watches
+/// stay open indefinitely) a few seconds to finish.
+pub async fn serve(
+    server: Arc<Server>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = axum::serve(listener, server.router()).with_graceful_shutdown(async {
+        let _ = stopped.await;
+    });
+    let mut serving = std::pin::pin!(serving.into_future());
+    tokio::select! {
+        result = &mut serving => return result,
+        _ = shutdown => {}
+    }
+    let _ = stop.send(());
+    match tokio::time::timeout(std::time::Duration::from_secs(3), serving).await {
+        Ok(result) => result,
+        Err(_) => Ok(()),
+    }
+}
+
+/// Every request enters here: the pipeline's first stages, then the handler for its target.
+async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let query: HashMap<String, String> =
+        parts.uri.query().map(url_decode_pairs).unwrap_or_default();
+    let target = request::parse(&parts.method, parts.uri.path(), &query);
+    let user = match server.authenticator.authenticate(&parts.headers) {
+        Ok(user) => user,
+        Err(err) => return err.into_response(),
+    };
+    match target {
+        Target::Resource(info) => {
+            if let Err(err) = server.authorizer.authorize(&user, &info) {
+                return err.into_response();
+            }
+            let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+                Ok(body) => body,
+                Err(_) => return ApiError::too_large(MAX_BODY_BYTES).into_response(),
+            };
+            handlers::serve(&server, info, &query, &parts.headers, body).await
+        }
+        Target::CoreVersions => ok(&discovery::core_versions(&server.address)),
+        Target::Groups => ok(&discovery::groups(&server.registry)),
+        Target::Group(group) => discovery::group(&server.registry, &group)
+            .map(|g| ok(&g))
+            .unwrap_or_else(|| ApiError::not_found_path(parts.uri.path()).into_response()),
+        Target::ResourceList { group, version } => {
+            discovery::resources(&server.registry, &group, &version)
+                .map(|r| ok(&r))
+                .unwrap_or_else(|| ApiError::not_found_path(parts.uri.path()).into_response())
+        }
+        Target::Version => ok(&discovery::version()),
+        Target::Health => (StatusCode::OK, "ok").into_response(),
+        Target::Unknown => ApiError::not_found_path(parts.uri.path()).into_response(),
+    }
+}
+
+fn ok(body: &serde_json::Value) -> Response {
+    json_response(StatusCode::OK, body)
+}
+
+/// Decodes `a=b&c=d` with percent-escapes and `+` as space.
+fn url_decode_pairs(query: &str) -> HashMap<String, String> {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let escaped = match bytes.get(i..i + 3) {
+                Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(h, l)| h * 16 + l),
+                _ => None,
+            };
+            match (escaped, bytes[i]) {
+                (Some(b), _) => {
+                    out.push(b);
+                    i += 3;
+                }
+                (None, b'+') => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                (None, b) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(pair), String::new()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_are_decoded() {
+        let q = url_decode_pairs("labelSelector=tier+in+%28frontend%29&watch=true&x");
+        assert_eq!(q["labelSelector"], "tier in (frontend)");
+        assert_eq!(q["watch"], "true");
+        assert_eq!(q["x"], "");
+        assert_eq!(url_decode_pairs("a=%2")["a"], "%2");
+    }
+}

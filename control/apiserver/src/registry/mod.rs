@@ -1,0 +1,236 @@
+//! The generic registry: one description per resource and one typed strategy per kind, so every
+//! resource is served by the same handlers (as Kubernetes' `genericregistry.Store` does).
+//!
+//! - [`ResourceInfo`]: what discovery shows (group, version, plural, scope, verbs, short names).
+//! - [`Strategy`]: the small per-kind hooks (defaulting, validation, field labels, printing),
+//!   written against the k8s-openapi type of the kind.
+//! - [`Kind`]: the object-safe face of a typed strategy that the handlers use, on JSON values.
+
+mod kinds;
+mod typed;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use skiff_apimachinery::validation::FieldError;
+
+pub use kinds::builtin;
+pub use typed::Typed;
+
+/// A subresource a resource supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subresource {
+    /// `/status`: writes only the status, the main resource ignores status.
+    Status,
+    /// `/scale`: an `autoscaling/v1 Scale` view of `spec.replicas`.
+    Scale,
+    /// `/binding` (pods): assigns a node.
+    Binding,
+    /// `/log` (pods): served by the node agent once it exists.
+    Log,
+}
+
+impl Subresource {
+    /// The URL segment.
+    pub fn name(self) -> &'static str {
+        match self {
+            Subresource::Status => "status",
+            Subresource::Scale => "scale",
+            Subresource::Binding => "binding",
+            Subresource::Log => "log",
+        }
+    }
+}
+
+/// Everything discovery says about a resource, plus its storage key prefix.
+#[derive(Debug, Clone)]
+pub struct ResourceInfo {
+    /// API group; "" for core.
+    pub group: &'static str,
+    /// API version.
+    pub version: &'static str,
+    /// Kind of one object.
+    pub kind: &'static str,
+    /// Lower-case plural, the URL segment.
+    pub plural: &'static str,
+    /// Lower-case singular.
+    pub singular: String,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// Short names (`po`, `deploy`, ...).
+    pub short_names: &'static [&'static str],
+    /// Categories (`all`).
+    pub categories: &'static [&'static str],
+    /// Subresources served.
+    pub subresources: &'static [Subresource],
+}
+
+impl ResourceInfo {
+    /// `group/version`, or `version` for core.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The list kind (`PodList`).
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+
+    /// Whether the resource has a status subresource (and so a spec/status split).
+    pub fn has(&self, sub: Subresource) -> bool {
+        self.subresources.contains(&sub)
+    }
+
+    /// The store key prefix of all objects of this resource.
+    pub fn key_prefix(&self) -> String {
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            self.group
+        };
+        format!("/registry/{group}/{}/", self.plural)
+    }
+
+    /// The store key prefix of one namespace's objects (or all, for `None`).
+    pub fn namespace_prefix(&self, namespace: Option<&str>) -> String {
+        match namespace.filter(|_| self.namespaced) {
+            Some(ns) => format!("{}{ns}/", self.key_prefix()),
+            None => self.key_prefix(),
+        }
+    }
+
+    /// The store key of one object.
+    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        format!("{}{name}", self.namespace_prefix(namespace))
+    }
+}
+
+/// One column of server-side printing (`kubectl get`'s Table format).
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// Header, as kubectl shows it (`READY`).
+    pub name: &'static str,
+    /// OpenAPI type of the cells: `string`, `integer`, `date`.
+    pub type_: &'static str,
+    /// 0 for the default view, 1 for `-o wide` only.
+    pub priority: u8,
+    /// What the column means.
+    pub description: &'static str,
+}
+
+/// The per-kind hooks, on the kind's k8s-openapi type. All have defaults.
+pub trait Strategy<K>: Send + Sync + 'static {
+    /// Fills defaults, as Kubernetes' defaulting functions do.
+    fn default(&self, _obj: &mut K) {}
+
+    /// Validates an object beyond its metadata (which the registry checks for every kind).
+    fn validate(&self, _obj: &K) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    /// Validates an update; by default the same rules as create.
+    fn validate_update(&self, new: &K, _old: &K) -> Vec<FieldError> {
+        self.validate(new)
+    }
+
+    /// The value of a field selector label this kind supports beyond `metadata.name` and
+    /// `metadata.namespace` (e.g. `spec.nodeName` for pods); `None` if unsupported.
+    fn field(&self, _obj: &K, _label: &str) -> Option<String> {
+        None
+    }
+
+    /// The field selector labels `field` answers (so others are rejected up front).
+    fn field_labels(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Printer columns after NAME (AGE is added last by the registry unless listed).
+    fn columns(&self) -> &'static [Column] {
+        &[]
+    }
+
+    /// The cells for `columns`, in order.
+    fn cells(&self, _obj: &K) -> Vec<Value> {
+        Vec::new()
+    }
+}
+
+/// A registered kind as the generic handlers see it: JSON in, JSON out.
+pub trait Kind: Send + Sync {
+    /// Discovery and storage facts.
+    fn info(&self) -> &ResourceInfo;
+
+    /// Decodes a request body into the kind's canonical form (fields the type does not know are
+    /// dropped and reported, for fieldValidation), then applies defaults.
+    fn decode(&self, obj: &Value) -> Result<Decoded, String>;
+
+    /// Kind-specific validation of a new object.
+    fn validate(&self, obj: &Value) -> Vec<FieldError>;
+
+    /// Kind-specific validation of an update.
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError>;
+
+    /// A field selector label's value; `None` if the kind does not support the label.
+    fn field(&self, obj: &Value, label: &str) -> Option<String>;
+
+    /// The field selector labels `field` supports beyond `metadata.name`/`metadata.namespace`.
+    fn field_labels(&self) -> &'static [&'static str];
+
+    /// Printer columns after NAME.
+    fn columns(&self) -> &'static [Column];
+
+    /// Cells for the columns.
+    fn cells(&self, obj: &Value) -> Vec<Value>;
+}
+
+/// A decoded body.
+pub struct Decoded {
+    /// The object in canonical form, defaults applied.
+    pub object: Value,
+    /// JSON paths of fields the kind does not have.
+    pub unknown_fields: Vec<String>,
+}
+
+/// Every served resource, found by (group, version, plural) or (group, kind).
+#[derive(Clone, Default)]
+pub struct Registry {
+    kinds: Vec<Arc<dyn Kind>>,
+    by_path: BTreeMap<(String, String, String), usize>,
+}
+
+impl Registry {
+    /// Adds a kind.
+    pub fn register(&mut self, kind: Arc<dyn Kind>) {
+        let info = kind.info();
+        let key = (
+            info.group.to_owned(),
+            info.version.to_owned(),
+            info.plural.to_owned(),
+        );
+        self.by_path.insert(key, self.kinds.len());
+        self.kinds.push(kind);
+    }
+
+    /// The kind served at `/apis/<group>/<version>/<plural>`.
+    pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<dyn Kind>> {
+        let key = (group.to_owned(), version.to_owned(), plural.to_owned());
+        self.by_path.get(&key).map(|&i| &self.kinds[i])
+    }
+
+    /// The kind of `apiVersion` + `kind`.
+    pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<&Arc<dyn Kind>> {
+        self.kinds
+            .iter()
+            .find(|k| k.info().kind == kind && k.info().api_version() == api_version)
+    }
+
+    /// All kinds, in registration order.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Kind>> {
+        self.kinds.iter()
+    }
+}

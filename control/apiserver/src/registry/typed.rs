@@ -1,0 +1,172 @@
+//! [`Typed`]: turns a k8s-openapi type plus its [`Strategy`] into a [`Kind`] the generic handlers
+//! can serve. Decoding through the typed struct is what makes the API strict about shapes: wrong
+//! types fail, unknown fields are dropped (and reported for fieldValidation), and the stored JSON
+//! is always the canonical encoding of the Kubernetes type.
+
+use std::marker::PhantomData;
+
+use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use skiff_apimachinery::validation::FieldError;
+
+use super::{Column, Decoded, Kind, ResourceInfo, Strategy, Subresource};
+
+/// Whether a k8s-openapi scope marker is namespaced.
+pub trait Scope {
+    /// True for namespaced resources.
+    const NAMESPACED: bool;
+}
+
+impl Scope for NamespaceResourceScope {
+    const NAMESPACED: bool = true;
+}
+
+impl Scope for ClusterResourceScope {
+    const NAMESPACED: bool = false;
+}
+
+/// A kind served through its k8s-openapi type `K` and strategy `S`.
+pub struct Typed<K, S> {
+    info: ResourceInfo,
+    strategy: S,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K, S> Typed<K, S>
+where
+    K: Resource,
+    K::Scope: Scope,
+{
+    /// Describes `K` from its k8s-openapi constants plus what they do not carry.
+    pub fn new(
+        strategy: S,
+        short_names: &'static [&'static str],
+        categories: &'static [&'static str],
+        subresources: &'static [Subresource],
+    ) -> Self {
+        Typed {
+            info: ResourceInfo {
+                group: K::GROUP,
+                version: K::VERSION,
+                kind: K::KIND,
+                plural: K::URL_PATH_SEGMENT,
+                singular: K::KIND.to_ascii_lowercase(),
+                namespaced: <K::Scope as Scope>::NAMESPACED,
+                short_names,
+                categories,
+                subresources,
+            },
+            strategy,
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<K, S> Typed<K, S>
+where
+    K: DeserializeOwned,
+{
+    fn typed(obj: &Value) -> Option<K> {
+        serde_json::from_value(obj.clone()).ok()
+    }
+}
+
+/// Paths of fields present (and not null) in `input` but absent from `canonical`.
+pub fn unknown_fields(input: &Value, canonical: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, canonical) {
+        (Value::Object(given), Value::Object(known)) => {
+            for (key, value) in given {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match known.get(key) {
+                    Some(known) => unknown_fields(value, known, &child, out),
+                    None if !value.is_null() => out.push(child),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(given), Value::Array(known)) => {
+            for (i, (value, known)) in given.iter().zip(known).enumerate() {
+                unknown_fields(value, known, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl<K, S> Kind for Typed<K, S>
+where
+    K: Resource + Serialize + DeserializeOwned + Send + Sync + 'static,
+    S: Strategy<K>,
+{
+    fn info(&self) -> &ResourceInfo {
+        &self.info
+    }
+
+    fn decode(&self, obj: &Value) -> Result<Decoded, String> {
+        let mut typed: K = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+        let canonical = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+        let mut unknown_fields_found = Vec::new();
+        unknown_fields(obj, &canonical, "", &mut unknown_fields_found);
+        self.strategy.default(&mut typed);
+        let object = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+        Ok(Decoded {
+            object,
+            unknown_fields: unknown_fields_found,
+        })
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<FieldError> {
+        Self::typed(obj).map_or_else(Vec::new, |o| self.strategy.validate(&o))
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
+        match (Self::typed(new), Self::typed(old)) {
+            (Some(new), Some(old)) => self.strategy.validate_update(&new, &old),
+            _ => Vec::new(),
+        }
+    }
+
+    fn field(&self, obj: &Value, label: &str) -> Option<String> {
+        if !self.strategy.field_labels().contains(&label) {
+            return None;
+        }
+        Self::typed(obj).and_then(|o| self.strategy.field(&o, label))
+    }
+
+    fn field_labels(&self) -> &'static [&'static str] {
+        self.strategy.field_labels()
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        self.strategy.columns()
+    }
+
+    fn cells(&self, obj: &Value) -> Vec<Value> {
+        Self::typed(obj).map_or_else(Vec::new, |o| self.strategy.cells(&o))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_are_reported_with_their_paths() {
+        let input = json!({"spec": {"replicas": 1, "bogus": 2, "template": {"spec": {"containers": [{"name": "a", "imagee": "x"}]}}}, "extra": null});
+        let canonical =
+            json!({"spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "a"}]}}}});
+        let mut out = Vec::new();
+        unknown_fields(&input, &canonical, "", &mut out);
+        assert_eq!(
+            out,
+            ["spec.bogus", "spec.template.spec.containers[0].imagee"]
+        );
+    }
+}

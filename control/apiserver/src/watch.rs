@@ -1,0 +1,203 @@
+//! `?watch=true`: a stream of `{"type": ..., "object": ...}` lines served from the watch cache.
+//!
+//! Selectors apply to transitions as Kubernetes defines them: an object that starts matching is
+//! ADDED, one that stops matching is DELETED. With `sendInitialEvents=true` the current objects
+//! come first, then a BOOKMARK annotated `k8s.io/initial-events-end` (what kube-rs' and
+//! client-go's streaming lists wait for).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::cache::{CacheEvent, EventType};
+use crate::error::{ApiError, ApiResult};
+use crate::handlers::{Ctx, Filter, table, wants_table};
+use crate::registry::Kind;
+
+/// Everything the stream task needs, owned.
+struct WatchStream {
+    kind: Arc<dyn Kind>,
+    filter: Filter,
+    table: Option<String>,
+    bookmarks: bool,
+    initial_events_end: bool,
+    timeout: Option<Duration>,
+}
+
+/// Serves a watch request.
+pub async fn serve(ctx: &Ctx<'_>) -> Response {
+    match start(ctx) {
+        Ok(body) => {
+            let mut response = (StatusCode::OK, body).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(err) => err.into_response(),
+    }
+}
+
+fn start(ctx: &Ctx<'_>) -> ApiResult<Body> {
+    let info = ctx.info();
+    let filter = Filter::from_query(ctx)?;
+    let initial = ctx.param("sendInitialEvents") == Some("true");
+    let from = match ctx.param("resourceVersion") {
+        _ if initial => None,
+        None | Some("0") => None,
+        Some(rv) => Some(
+            rv.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?,
+        ),
+    };
+    let timeout = ctx
+        .param("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let stream = WatchStream {
+        kind: ctx.kind.clone(),
+        filter,
+        table: wants_table(ctx.headers)
+            .then(|| ctx.param("includeObject").unwrap_or("Metadata").to_owned()),
+        bookmarks: ctx.param("allowWatchBookmarks") == Some("true"),
+        initial_events_end: initial,
+        timeout,
+    };
+    let caches = &ctx.server.caches;
+    let cache = caches
+        .get(info.group, info.plural)
+        .expect("every kind has a cache");
+    let prefix = info.namespace_prefix(ctx.ns());
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    match cache.subscribe(&prefix, from, &caches.revision) {
+        Ok(subscription) => {
+            tokio::spawn(stream.run(subscription, tx));
+        }
+        // Too old: Kubernetes answers a watch with an ERROR event, not an HTTP error.
+        Err(err) => {
+            let line = line("ERROR", &err.status());
+            let _ = tx.try_send(Ok(line));
+        }
+    }
+    Ok(Body::from_stream(ReceiverStream::new(rx)))
+}
+
+fn line(kind: &str, object: &Value) -> Bytes {
+    let mut text = serde_json::to_vec(&json!({ "type": kind, "object": object })).expect("JSON");
+    text.push(b'\n');
+    Bytes::from(text)
+}
+
+impl WatchStream {
+    async fn run(
+        mut self,
+        subscription: crate::cache::Subscription,
+        tx: mpsc::Sender<Result<Bytes, Infallible>>,
+    ) {
+        let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut first = true;
+        for event in &subscription.replay {
+            if let Some(bytes) = self.encode(event, &mut first)
+                && tx.send(Ok(bytes)).await.is_err()
+            {
+                return;
+            }
+        }
+        if self.initial_events_end {
+            let info = self.kind.info();
+            let bookmark = json!({
+                "kind": info.kind,
+                "apiVersion": info.api_version(),
+                "metadata": {
+                    "resourceVersion": subscription.revision.to_string(),
+                    "annotations": { "k8s.io/initial-events-end": "true" },
+                },
+            });
+            if tx.send(Ok(line("BOOKMARK", &bookmark))).await.is_err() {
+                return;
+            }
+        }
+        let mut live = subscription.live;
+        loop {
+            let sleep = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                event = live.recv() => {
+                    // `None`: the cache cut this watcher off (too slow, or relisting); ending the
+                    // stream makes the client re-watch from its last resourceVersion.
+                    let Some(event) = event else { return };
+                    if let Some(bytes) = self.encode(&event, &mut first)
+                        && tx.send(Ok(bytes)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                _ = sleep => return,
+                _ = tx.closed() => return,
+            }
+        }
+    }
+
+    /// The wire form of a cache event for this watcher, or `None` if it does not see it.
+    fn encode(&mut self, event: &CacheEvent, first: &mut bool) -> Option<Bytes> {
+        let kind = self.kind.as_ref();
+        let matches = |obj: &Value| self.filter.matches(kind, obj);
+        let (kind_str, object) = match event.kind {
+            EventType::Bookmark => {
+                if !self.bookmarks || self.table.is_some() {
+                    return None;
+                }
+                let info = kind.info();
+                let object = json!({
+                    "kind": info.kind,
+                    "apiVersion": info.api_version(),
+                    "metadata": { "resourceVersion": event.revision.to_string() },
+                });
+                return Some(line("BOOKMARK", &object));
+            }
+            EventType::Added => {
+                if !matches(&event.object) {
+                    return None;
+                }
+                ("ADDED", &event.object)
+            }
+            EventType::Deleted => {
+                if !matches(&event.object) {
+                    return None;
+                }
+                ("DELETED", &event.object)
+            }
+            EventType::Modified => {
+                let now = matches(&event.object);
+                let before = event.prev.as_ref().is_some_and(|p| matches(p));
+                match (before, now) {
+                    (true, true) => ("MODIFIED", &event.object),
+                    (false, true) => ("ADDED", &event.object),
+                    (true, false) => ("DELETED", &event.object),
+                    (false, false) => return None,
+                }
+            }
+        };
+        match &self.table {
+            Some(include) => {
+                let rows = table(kind, include, &[object.as_ref()], &json!({}), *first);
+                *first = false;
+                Some(line(kind_str, &rows))
+            }
+            None => Some(line(kind_str, object)),
+        }
+    }
+}

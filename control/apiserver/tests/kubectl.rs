@@ -1,0 +1,308 @@
+//! The apiserver driven by the real kubectl, on both store backends: what a user types must
+//! behave as it does against Kubernetes.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Backend, TestServer};
+use tokio::io::AsyncBufReadExt;
+
+/// Generates `embedded::<case>` and `etcd::<case>` for every case.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let server = super::TestServer::start(super::Backend::Embedded, stringify!($case)).await;
+                    super::$case(&server).await;
+                    server.stop().await;
+                }
+            )*
+        }
+        mod etcd {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let server = super::TestServer::start(super::Backend::Etcd, stringify!($case)).await;
+                    super::$case(&server).await;
+                    server.stop().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    apply_get_edit_and_delete_a_deployment,
+    labels_annotations_and_selectors,
+    scale_uses_the_scale_subresource,
+    get_watch_streams_changes,
+    create_from_literals_and_reject_bad_input,
+    discovery_lists_the_built_in_resources,
+);
+
+const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app: web
+    tier: frontend
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        ports:
+        - containerPort: 80
+      - name: sidecar
+        image: busybox:1.36
+"#;
+
+async fn apply_get_edit_and_delete_a_deployment(s: &TestServer) {
+    let out = s.apply(DEPLOYMENT).await;
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    let d = s.get_json(&["deployment", "web"]).await;
+    assert_eq!(d["metadata"]["generation"], 1);
+    assert_eq!(d["metadata"]["namespace"], "default");
+    assert_eq!(d["metadata"]["uid"].as_str().unwrap().len(), 36);
+    assert!(
+        d["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+    let first_rv = d["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Apply again unchanged: nothing to do, no new revision.
+    let out = s.apply(DEPLOYMENT).await;
+    assert!(out.contains("deployment.apps/web unchanged"), "{out}");
+
+    // An edit is a strategic merge patch: one container's image changes, the other stays.
+    let edited = DEPLOYMENT
+        .replace("nginx:1.27", "nginx:1.28")
+        .replace("replicas: 2", "replicas: 3");
+    let out = s.apply(&edited).await;
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    let d = s.get_json(&["deployment", "web"]).await;
+    assert_eq!(d["metadata"]["generation"], 2);
+    assert_ne!(d["metadata"]["resourceVersion"].as_str().unwrap(), first_rv);
+    assert_eq!(d["spec"]["replicas"], 3);
+    let containers = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 2);
+    assert_eq!(containers[0]["image"], "nginx:1.28");
+    assert_eq!(containers[1]["image"], "busybox:1.36");
+
+    let table = s.kubectl(&["get", "deployments"]).await;
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains("web"), "{table}");
+    let yaml = s.kubectl(&["get", "deployment", "web", "-o", "yaml"]).await;
+    assert!(
+        yaml.contains("kind: Deployment") && yaml.contains("image: nginx:1.28"),
+        "{yaml}"
+    );
+
+    let out = s.kubectl(&["delete", "deployment", "web"]).await;
+    assert!(out.contains("deployment.apps \"web\" deleted"), "{out}");
+    let err = s.kubectl_fails(&["get", "deployment", "web"], None).await;
+    assert!(
+        err.contains("NotFound") || err.contains("not found"),
+        "{err}"
+    );
+}
+
+async fn labels_annotations_and_selectors(s: &TestServer) {
+    for (name, tier) in [("a", "frontend"), ("b", "backend"), ("c", "frontend")] {
+        s.kubectl(&[
+            "create",
+            "configmap",
+            name,
+            "--from-literal",
+            &format!("tier={tier}"),
+        ])
+        .await;
+        s.kubectl(&["label", "configmap", name, &format!("tier={tier}")])
+            .await;
+    }
+    s.kubectl(&["annotate", "configmap", "a", "owner=team-a"])
+        .await;
+    let a = s.get_json(&["configmap", "a"]).await;
+    assert_eq!(a["metadata"]["annotations"]["owner"], "team-a");
+    assert_eq!(a["data"]["tier"], "frontend");
+
+    let names = s
+        .kubectl(&[
+            "get",
+            "configmaps",
+            "-l",
+            "tier in (frontend)",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        ["configmap/a", "configmap/c"]
+    );
+    let names = s
+        .kubectl(&[
+            "get",
+            "configmaps",
+            "-l",
+            "tier!=frontend,tier",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(names.trim(), "configmap/b");
+    let names = s
+        .kubectl(&[
+            "get",
+            "configmaps",
+            "--field-selector",
+            "metadata.name=c",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(names.trim(), "configmap/c");
+
+    // Removing a label is a patch with null.
+    s.kubectl(&["label", "configmap", "c", "tier-"]).await;
+    let names = s
+        .kubectl(&["get", "configmaps", "-l", "tier", "-o", "name"])
+        .await;
+    assert_eq!(names.lines().count(), 2, "{names}");
+}
+
+async fn scale_uses_the_scale_subresource(s: &TestServer) {
+    s.apply(DEPLOYMENT).await;
+    let out = s
+        .kubectl(&["scale", "deployment", "web", "--replicas=5"])
+        .await;
+    assert!(out.contains("scaled"), "{out}");
+    let d = s.get_json(&["deployment", "web"]).await;
+    assert_eq!(d["spec"]["replicas"], 5);
+    assert_eq!(d["metadata"]["generation"], 2);
+}
+
+async fn get_watch_streams_changes(s: &TestServer) {
+    s.kubectl(&["create", "configmap", "watched", "--from-literal", "k=v1"])
+        .await;
+    let mut watch = tokio::process::Command::new(support::kubectl_path())
+        .args(["get", "configmaps", "-w", "-o", "name"])
+        .env("KUBECONFIG", &s.kubeconfig)
+        .env("HOME", s.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let next = async |lines: &mut tokio::io::Lines<_>| {
+        tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("kubectl get -w prints in time")
+            .unwrap()
+            .expect("a line")
+    };
+    // The initial state, then a change made after the watch started.
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("watched")) {
+        seen.push(next(&mut lines).await);
+    }
+    s.kubectl(&["create", "configmap", "later", "--from-literal", "k=v"])
+        .await;
+    let mut line = next(&mut lines).await;
+    while !line.contains("later") {
+        line = next(&mut lines).await;
+    }
+    assert_eq!(line.trim(), "configmap/later");
+    watch.kill().await.unwrap();
+}
+
+async fn create_from_literals_and_reject_bad_input(s: &TestServer) {
+    s.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal",
+        "password=hunter2",
+    ])
+    .await;
+    let secret = s.get_json(&["secret", "creds"]).await;
+    assert_eq!(secret["data"]["password"], "aHVudGVyMg==");
+
+    // An invalid name: 422 with Kubernetes' message.
+    let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n";
+    let err = s.kubectl_fails(&["apply", "-f", "-"], Some(bad)).await;
+    assert!(
+        err.contains("is invalid") && err.contains("metadata.name"),
+        "{err}"
+    );
+    // A missing namespace.
+    let err = s
+        .kubectl_fails(&["create", "configmap", "x", "-n", "nowhere"], None)
+        .await;
+    assert!(err.contains("not found"), "{err}");
+    // An unknown field with strict validation (kubectl's default).
+    let unknown = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndatta:\n  a: b\n";
+    let err = s.kubectl_fails(&["apply", "-f", "-"], Some(unknown)).await;
+    assert!(
+        err.contains("unknown field") && err.contains("datta"),
+        "{err}"
+    );
+    let err = s.kubectl_fails(&["get", "configmap", "typo"], None).await;
+    assert!(err.contains("not found"), "{err}");
+}
+
+async fn discovery_lists_the_built_in_resources(s: &TestServer) {
+    let resources = s.kubectl(&["api-resources"]).await;
+    for line in [
+        "deployments",
+        "deploy",
+        "apps/v1",
+        "statefulsets",
+        "cronjobs",
+        "clusterrolebindings",
+        "endpointslices",
+    ] {
+        assert!(
+            resources.contains(line),
+            "{line} missing from:\n{resources}"
+        );
+    }
+    let namespaces = s.kubectl(&["get", "namespaces", "-o", "name"]).await;
+    for ns in skiff_apiserver::SYSTEM_NAMESPACES {
+        assert!(
+            namespaces.contains(&format!("namespace/{ns}")),
+            "{namespaces}"
+        );
+    }
+    let version = s.kubectl(&["version", "-o", "json"]).await;
+    let version: serde_json::Value = serde_json::from_str(&version).unwrap();
+    assert_eq!(version["serverVersion"]["minor"], "37");
+}

