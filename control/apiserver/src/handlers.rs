@@ -23,7 +23,7 @@ use crate::admission::Attributes;
 use crate::encode::json_response;
 use crate::error::{ApiError, ApiResult, Subject};
 use crate::meta;
-use crate::registry::{Kind, ResourceInfo, Subresource};
+use crate::registry::{Column, Kind, ResourceInfo, Subresource};
 use crate::request::RequestInfo;
 use crate::storage::{Continue, subject};
 
@@ -516,6 +516,7 @@ async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
         );
     }
     prepare_for_create(info, &mut obj);
+    ctx.kind.prepare_for_create(&mut obj);
     let attrs = Attributes {
         request: ctx.request,
         info,
@@ -527,10 +528,15 @@ async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
     let stored = if ctx.dry_run() {
         obj
     } else {
-        ctx.server
-            .storage
-            .create(info, ctx.ns(), &name, obj)
-            .await?
+        let claimed = match is_service(info) {
+            true => ctx.server.allocator.allocate(&mut obj, None).await?,
+            false => Vec::new(),
+        };
+        let created = ctx.server.storage.create(info, ctx.ns(), &name, obj).await;
+        if created.is_err() {
+            ctx.server.allocator.undo(&claimed).await;
+        }
+        created?
     };
     Ok(Answer {
         code: StatusCode::CREATED,
@@ -752,16 +758,35 @@ async fn write_update(ctx: &Ctx<'_>, current: &Value, mut new: Value) -> ApiResu
     let name = meta::name(current).unwrap_or_default();
     // The last finalizer of an object being deleted is gone: the deletion completes now.
     if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() {
-        return ctx
-            .server
-            .storage
-            .delete(info, ctx.ns(), name, revision)
-            .await;
+        return remove(ctx, current).await;
     }
-    ctx.server
-        .storage
-        .update(info, ctx.ns(), name, new, revision)
-        .await
+    let claimed = match is_service(info) {
+        true => ctx.server.allocator.allocate(&mut new, Some(current)).await?,
+        false => Vec::new(),
+    };
+    let updated = ctx.server.storage.update(info, ctx.ns(), name, new, revision).await;
+    match &updated {
+        Ok(stored) if is_service(info) => ctx.server.allocator.release(current, Some(stored)).await,
+        Err(_) => ctx.server.allocator.undo(&claimed).await,
+        Ok(_) => {}
+    }
+    updated
+}
+
+fn is_service(info: &ResourceInfo) -> bool {
+    (info.group, info.plural) == ("", "services")
+}
+
+/// Removes `current` from the store (if unchanged since read) and releases what it held.
+async fn remove(ctx: &Ctx<'_>, current: &Value) -> ApiResult<Value> {
+    let info = ctx.info();
+    let name = meta::name(current).unwrap_or_default();
+    let revision = meta::resource_version(current).unwrap_or(0);
+    let removed = ctx.server.storage.delete(info, ctx.ns(), name, revision).await?;
+    if is_service(info) {
+        ctx.server.allocator.release(current, None).await;
+    }
+    Ok(removed)
 }
 
 /// The resourceVersion a request pins, if any.
@@ -1034,10 +1059,7 @@ async fn delete_one(ctx: &Ctx<'_>, name: &str, options: &DeleteOptions) -> ApiRe
             if ctx.dry_run() {
                 Ok(current.clone())
             } else {
-                ctx.server
-                    .storage
-                    .delete(info, ctx.ns(), name, revision)
-                    .await
+                remove(ctx, &current).await
             }
         } else {
             // Held back by finalizers or a grace period: mark it, whoever holds it finishes.
@@ -1202,12 +1224,19 @@ pub(crate) fn table(
     headers: bool,
 ) -> Value {
     let columns = kind.columns();
+    // kubectl shows columns in definition order, hiding priority > 0 unless `-o wide`, and
+    // Kubernetes puts AGE after the default columns and before the wide ones.
+    let (normal, wide): (Vec<usize>, Vec<usize>) =
+        (0..columns.len()).partition(|&i| columns[i].priority == 0);
     let rows: Vec<Value> = objects
         .iter()
         .map(|obj| {
+            let kind_cells = kind.cells(obj);
+            let cell = |i: &usize| kind_cells.get(*i).cloned().unwrap_or(Value::Null);
             let mut cells = vec![json!(meta::name(obj).unwrap_or_default())];
-            cells.extend(kind.cells(obj));
+            cells.extend(normal.iter().map(cell));
             cells.push(json!(age(obj)));
+            cells.extend(wide.iter().map(cell));
             let object = match include {
                 "None" => Value::Null,
                 "Object" => (*obj).clone(),
@@ -1216,13 +1245,13 @@ pub(crate) fn table(
             json!({ "cells": cells, "object": object })
         })
         .collect();
+    let definition = |c: &Column| json!({ "name": c.name, "type": c.type_, "format": "", "description": c.description, "priority": c.priority });
     let mut definitions = vec![
         json!({ "name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0 }),
     ];
-    definitions.extend(columns.iter().map(|c| {
-        json!({ "name": c.name, "type": c.type_, "format": "", "description": c.description, "priority": c.priority })
-    }));
+    definitions.extend(normal.iter().map(|&i| definition(&columns[i])));
     definitions.push(json!({ "name": "Age", "type": "string", "format": "", "description": "Time since the object was created.", "priority": 0 }));
+    definitions.extend(wide.iter().map(|&i| definition(&columns[i])));
     let mut metadata = json!({});
     if let Some(rv) = list_meta.get("resourceVersion") {
         metadata["resourceVersion"] = rv.clone();

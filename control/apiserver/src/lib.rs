@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod admission;
+pub mod allocator;
 pub mod auth;
 pub mod cache;
 pub mod discovery;
@@ -64,6 +65,8 @@ pub struct Server {
     pub admission: Admission,
     /// The address clients reach this server at (for discovery).
     pub address: String,
+    /// Service ClusterIPs and NodePorts.
+    pub allocator: allocator::Allocator,
 }
 
 impl Server {
@@ -73,6 +76,7 @@ impl Server {
         let storage = Storage {
             store: store.clone(),
         };
+        let store_for_allocator = store.clone();
         let caches = Caches::start(store, &registry);
         let namespaces = registry
             .lookup("", "v1", "namespaces")
@@ -87,6 +91,7 @@ impl Server {
             authenticator: Box::new(AdminForEveryone),
             authorizer: Box::new(AlwaysAllow),
             address: address.to_string(),
+            allocator: allocator::Allocator::new(store_for_allocator, allocator::AllocatorConfig::default()),
         })
     }
 
@@ -110,12 +115,30 @@ impl Server {
                 "spec": { "finalizers": ["kubernetes"] },
                 "status": { "phase": "Active" },
             });
-            match self.storage.create(info, None, name, namespace).await {
-                Ok(_) => {}
-                Err(err) if err.reason == "AlreadyExists" => {}
-                Err(err) => return Err(err),
-            }
+            ignore_exists(self.storage.create(info, None, name, namespace).await)?;
         }
+        // The `kubernetes` service, on the first address of the service range.
+        self.allocator.reserve_api_service_ip().await?;
+        let ip = self.allocator.api_service_ip().to_string();
+        let port: u16 = self.address.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(6443);
+        let service = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "kubernetes", "namespace": "default", "uid": meta::new_uid(),
+                "creationTimestamp": meta::now(),
+                "labels": { "component": "apiserver", "provider": "kubernetes" },
+            },
+            "spec": {
+                "type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip],
+                "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                "ports": [{ "name": "https", "port": 443, "protocol": "TCP", "targetPort": port }],
+                "sessionAffinity": "None", "internalTrafficPolicy": "Cluster",
+            },
+            "status": { "loadBalancer": {} },
+        });
+        let services = self.registry.lookup("", "v1", "services").expect("services are built in").info();
+        ignore_exists(self.storage.create(services, Some("default"), "kubernetes", service).await)?;
         Ok(())
     }
 
@@ -184,6 +207,14 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
         Target::Version => ok(&discovery::version()),
         Target::Health => (StatusCode::OK, "ok").into_response(),
         Target::Unknown => ApiError::not_found_path(parts.uri.path()).into_response(),
+    }
+}
+
+/// Bootstrap objects may exist from an earlier start.
+fn ignore_exists(result: Result<serde_json::Value, ApiError>) -> Result<(), ApiError> {
+    match result {
+        Err(err) if err.reason != "AlreadyExists" => Err(err),
+        _ => Ok(()),
     }
 }
 

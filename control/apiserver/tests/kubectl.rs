@@ -41,6 +41,8 @@ on_both_backends!(
     get_watch_streams_changes,
     create_from_literals_and_reject_bad_input,
     discovery_lists_the_built_in_resources,
+    services_get_cluster_ips_and_node_ports,
+    pods_are_defaulted_and_printed,
 );
 
 const DEPLOYMENT: &str = r#"
@@ -305,4 +307,93 @@ async fn discovery_lists_the_built_in_resources(s: &TestServer) {
     let version = s.kubectl(&["version", "-o", "json"]).await;
     let version: serde_json::Value = serde_json::from_str(&version).unwrap();
     assert_eq!(version["serverVersion"]["minor"], "37");
+}
+
+const SERVICES: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web
+  ports:
+  - port: 80
+    targetPort: 8080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-nodeport
+spec:
+  type: NodePort
+  selector:
+    app: web
+  ports:
+  - name: http
+    port: 80
+  - name: https
+    port: 443
+    nodePort: 30443
+"#;
+
+async fn services_get_cluster_ips_and_node_ports(s: &TestServer) {
+    s.apply(SERVICES).await;
+    let web = s.get_json(&["service", "web"]).await;
+    let ip: std::net::Ipv4Addr = web["spec"]["clusterIP"].as_str().unwrap().parse().unwrap();
+    assert_eq!(ip.octets()[0], 10);
+    assert!((96..112).contains(&ip.octets()[1]), "{ip} is in 10.96.0.0/12");
+    assert_eq!(web["spec"]["type"], "ClusterIP");
+    assert_eq!(web["spec"]["sessionAffinity"], "None");
+    assert_eq!(web["spec"]["ports"][0]["protocol"], "TCP");
+    assert_eq!(web["spec"]["ports"][0]["targetPort"], 8080);
+    assert_eq!(web["spec"]["ipFamilies"], serde_json::json!(["IPv4"]));
+
+    let np = s.get_json(&["service", "web-nodeport"]).await;
+    assert_ne!(np["spec"]["clusterIP"], web["spec"]["clusterIP"]);
+    let ports = np["spec"]["ports"].as_array().unwrap();
+    let first = ports[0]["nodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&first));
+    assert_eq!(ports[1]["nodePort"], 30443);
+    assert_eq!(ports[1]["targetPort"], 443);
+
+    let table = s.kubectl(&["get", "services"]).await;
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]);
+    assert!(table.contains(&format!("80:{first}/TCP,443:30443/TCP")), "{table}");
+    assert!(table.contains("kubernetes") && table.contains("10.96.0.1"), "{table}");
+
+    // A taken node port or address is refused; after deletion it is free again.
+    let taken = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: copy\nspec:\n  type: NodePort\n  clusterIP: {ip}\n  ports:\n  - port: 1\n    nodePort: 30443\n"
+    );
+    let err = s.kubectl_fails(&["apply", "-f", "-"], Some(&taken)).await;
+    assert!(err.contains("already allocated"), "{err}");
+    s.kubectl(&["delete", "service", "web", "web-nodeport"]).await;
+    s.apply(&taken).await;
+    let copy = s.get_json(&["service", "copy"]).await;
+    assert_eq!(copy["spec"]["clusterIP"], ip.to_string());
+}
+
+async fn pods_are_defaulted_and_printed(s: &TestServer) {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    app: web\nspec:\n  containers:\n  - name: c\n    image: nginx:1.27\n";
+    s.apply(pod).await;
+    let p = s.get_json(&["pod", "p"]).await;
+    assert_eq!(p["spec"]["restartPolicy"], "Always");
+    assert_eq!(p["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(p["status"]["phase"], "Pending");
+    let table = s.kubectl(&["get", "pods"]).await;
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert!(table.lines().nth(1).unwrap().contains("0/1"), "{table}");
+    let wide = s.kubectl(&["get", "pods", "-o", "wide"]).await;
+    assert!(wide.lines().next().unwrap().contains("NODE"), "{wide}");
+    let pending = s.kubectl(&["get", "pods", "--field-selector", "status.phase=Pending", "-o", "name"]).await;
+    assert_eq!(pending.trim(), "pod/p");
+    let err = s.kubectl_fails(&["get", "pods", "--field-selector", "spec.bogus=x"], None).await;
+    assert!(err.contains("field label not supported"), "{err}");
+    // An unscheduled pod is deleted at once.
+    s.kubectl(&["delete", "pod", "p", "--wait=false"]).await;
+    let err = s.kubectl_fails(&["get", "pod", "p"], None).await;
+    assert!(err.contains("not found"), "{err}");
 }

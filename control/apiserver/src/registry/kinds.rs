@@ -12,21 +12,17 @@ use k8s_openapi::api::{
 };
 
 use super::Subresource::{Binding, Log, Scale, Status};
-use super::{Registry, Strategy, Typed};
-
-/// The generic behaviour: no defaulting, validation or printing beyond what every kind gets.
-pub struct Generic;
-
-impl<K> Strategy<K> for Generic {}
+use super::strategies::*;
+use super::{Registry, Typed};
 
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
 
-/// Registers `$ty` with the generic strategy.
+/// Registers `$ty` served with `$strategy`.
 macro_rules! register {
-    ($registry:ident, $ty:ty, $short:expr, $categories:expr, $subresources:expr) => {
+    ($registry:ident, $ty:ty, $strategy:expr, $short:expr, $categories:expr, $subresources:expr) => {
         $registry.register(Arc::new(Typed::<$ty, _>::new(
-            Generic,
+            $strategy,
             $short,
             $categories,
             $subresources,
@@ -38,57 +34,108 @@ macro_rules! register {
 pub fn builtin() -> Registry {
     let mut r = Registry::default();
     // core/v1
-    register!(r, core::Namespace, &["ns"], NONE, &[Status]);
-    register!(r, core::Pod, &["po"], ALL, &[Status, Binding, Log]);
-    register!(r, core::Service, &["svc"], ALL, &[Status]);
-    register!(r, core::Endpoints, &["ep"], NONE, &[]);
-    register!(r, core::Node, &["no"], NONE, &[Status]);
-    register!(r, core::ConfigMap, &["cm"], NONE, &[]);
-    register!(r, core::Secret, NONE, NONE, &[]);
-    register!(r, core::ServiceAccount, &["sa"], NONE, &[]);
-    register!(r, core::PersistentVolume, &["pv"], NONE, &[Status]);
-    register!(r, core::PersistentVolumeClaim, &["pvc"], NONE, &[Status]);
-    register!(r, core::Event, &["ev"], NONE, &[]);
-    register!(r, core::LimitRange, &["limits"], NONE, &[]);
-    register!(r, core::ResourceQuota, &["quota"], NONE, &[Status]);
+    register!(r, core::Namespace, Namespaces, &["ns"], NONE, &[Status]);
+    register!(r, core::Pod, Pods, &["po"], ALL, &[Status, Binding, Log]);
+    register!(r, core::Service, Services, &["svc"], ALL, &[Status]);
+    register!(r, core::Endpoints, Endpoints, &["ep"], NONE, &[]);
+    register!(r, core::Node, Nodes, &["no"], NONE, &[Status]);
+    register!(r, core::ConfigMap, ConfigMaps, &["cm"], NONE, &[]);
+    register!(r, core::Secret, Secrets, NONE, NONE, &[]);
+    register!(r, core::ServiceAccount, ServiceAccounts, &["sa"], NONE, &[]);
+    register!(
+        r,
+        core::PersistentVolume,
+        PersistentVolumes,
+        &["pv"],
+        NONE,
+        &[Status]
+    );
+    register!(
+        r,
+        core::PersistentVolumeClaim,
+        PersistentVolumeClaims,
+        &["pvc"],
+        NONE,
+        &[Status]
+    );
+    register!(r, core::Event, Events, &["ev"], NONE, &[]);
+    register!(r, core::LimitRange, Generic, &["limits"], NONE, &[]);
+    register!(r, core::ResourceQuota, Generic, &["quota"], NONE, &[Status]);
     register!(
         r,
         core::ReplicationController,
+        ReplicationControllers,
         &["rc"],
         ALL,
         &[Status, Scale]
     );
     // apps/v1
-    register!(r, apps::Deployment, &["deploy"], ALL, &[Status, Scale]);
-    register!(r, apps::ReplicaSet, &["rs"], ALL, &[Status, Scale]);
-    register!(r, apps::StatefulSet, &["sts"], ALL, &[Status, Scale]);
-    register!(r, apps::DaemonSet, &["ds"], ALL, &[Status]);
-    register!(r, apps::ControllerRevision, NONE, NONE, &[]);
+    register!(
+        r,
+        apps::Deployment,
+        Deployments,
+        &["deploy"],
+        ALL,
+        &[Status, Scale]
+    );
+    register!(
+        r,
+        apps::ReplicaSet,
+        ReplicaSets,
+        &["rs"],
+        ALL,
+        &[Status, Scale]
+    );
+    register!(
+        r,
+        apps::StatefulSet,
+        StatefulSets,
+        &["sts"],
+        ALL,
+        &[Status, Scale]
+    );
+    register!(r, apps::DaemonSet, DaemonSets, &["ds"], ALL, &[Status]);
+    register!(r, apps::ControllerRevision, Generic, NONE, NONE, &[]);
     // batch/v1
-    register!(r, batch::Job, NONE, ALL, &[Status]);
-    register!(r, batch::CronJob, &["cj"], ALL, &[Status]);
+    register!(r, batch::Job, Jobs, NONE, ALL, &[Status]);
+    register!(r, batch::CronJob, CronJobs, &["cj"], ALL, &[Status]);
     // discovery.k8s.io/v1, coordination.k8s.io/v1
-    register!(r, discovery::EndpointSlice, NONE, NONE, &[]);
-    register!(r, coordination::Lease, NONE, NONE, &[]);
+    register!(r, discovery::EndpointSlice, EndpointSlices, NONE, NONE, &[]);
+    register!(r, coordination::Lease, Generic, NONE, NONE, &[]);
     // rbac.authorization.k8s.io/v1
-    register!(r, rbac::Role, NONE, NONE, &[]);
-    register!(r, rbac::ClusterRole, NONE, NONE, &[]);
-    register!(r, rbac::RoleBinding, NONE, NONE, &[]);
-    register!(r, rbac::ClusterRoleBinding, NONE, NONE, &[]);
+    register!(r, rbac::Role, Generic, NONE, NONE, &[]);
+    register!(r, rbac::ClusterRole, Generic, NONE, NONE, &[]);
+    register!(r, rbac::RoleBinding, Generic, NONE, NONE, &[]);
+    register!(r, rbac::ClusterRoleBinding, Generic, NONE, NONE, &[]);
     // storage.k8s.io/v1, networking.k8s.io/v1
-    register!(r, storage::StorageClass, &["sc"], NONE, &[]);
-    register!(r, networking::Ingress, &["ing"], NONE, &[Status]);
-    register!(r, networking::IngressClass, NONE, NONE, &[]);
-    register!(r, networking::NetworkPolicy, &["netpol"], NONE, &[]);
+    register!(r, storage::StorageClass, Generic, &["sc"], NONE, &[]);
+    register!(r, networking::Ingress, Generic, &["ing"], NONE, &[Status]);
+    register!(r, networking::IngressClass, Generic, NONE, NONE, &[]);
+    register!(
+        r,
+        networking::NetworkPolicy,
+        Generic,
+        &["netpol"],
+        NONE,
+        &[]
+    );
     // autoscaling/v2, policy/v1, scheduling.k8s.io/v1
     register!(
         r,
         autoscaling::HorizontalPodAutoscaler,
+        Generic,
         &["hpa"],
         ALL,
         &[Status]
     );
-    register!(r, policy::PodDisruptionBudget, &["pdb"], NONE, &[Status]);
-    register!(r, scheduling::PriorityClass, &["pc"], NONE, &[]);
+    register!(
+        r,
+        policy::PodDisruptionBudget,
+        Generic,
+        &["pdb"],
+        NONE,
+        &[Status]
+    );
+    register!(r, scheduling::PriorityClass, Generic, &["pc"], NONE, &[]);
     r
 }

@@ -7,6 +7,7 @@
 //! - [`Kind`]: the object-safe face of a typed strategy that the handlers use, on JSON values.
 
 mod kinds;
+mod strategies;
 mod typed;
 
 use std::collections::BTreeMap;
@@ -128,6 +129,10 @@ pub trait Strategy<K>: Send + Sync + 'static {
     /// Fills defaults, as Kubernetes' defaulting functions do.
     fn default(&self, _obj: &mut K) {}
 
+    /// Sets what the server decides for a new object, after its metadata (name, uid) is final
+    /// and before validation (a pod's initial status, a job's generated selector).
+    fn prepare_for_create(&self, _obj: &mut K) {}
+
     /// Validates an object beyond its metadata (which the registry checks for every kind).
     fn validate(&self, _obj: &K) -> Vec<FieldError> {
         Vec::new()
@@ -168,6 +173,9 @@ pub trait Kind: Send + Sync {
     /// Decodes a request body into the kind's canonical form (fields the type does not know are
     /// dropped and reported, for fieldValidation), then applies defaults.
     fn decode(&self, obj: &Value) -> Result<Decoded, String>;
+
+    /// Kind-specific preparation of a new object (see [`Strategy::prepare_for_create`]).
+    fn prepare_for_create(&self, obj: &mut Value);
 
     /// Kind-specific validation of a new object.
     fn validate(&self, obj: &Value) -> Vec<FieldError>;

@@ -121,6 +121,15 @@ where
         })
     }
 
+    fn prepare_for_create(&self, obj: &mut Value) {
+        if let Some(mut typed) = Self::typed(obj) {
+            self.strategy.prepare_for_create(&mut typed);
+            if let Ok(value) = serde_json::to_value(&typed) {
+                *obj = value;
+            }
+        }
+    }
+
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         Self::typed(obj).map_or_else(Vec::new, |o| self.strategy.validate(&o))
     }

@@ -1,0 +1,90 @@
+//! Per-kind strategies: defaulting as Kubernetes' `SetDefaults_*` functions do it, printer
+//! columns as `kubectl get` shows them, and the extra field selector labels each kind supports.
+//! Kinds not listed here use [`Generic`].
+
+mod core;
+mod pods;
+mod services;
+mod workloads;
+
+pub use self::core::{
+    ConfigMaps, Events, Namespaces, Nodes, PersistentVolumeClaims, PersistentVolumes, Secrets,
+    ServiceAccounts,
+};
+pub use pods::{Pods, default_pod_spec};
+pub use services::{EndpointSlices, Endpoints, Services};
+pub use workloads::{
+    CronJobs, DaemonSets, Deployments, Jobs, ReplicaSets, ReplicationControllers, StatefulSets,
+};
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as ApiSelector;
+use serde_json::{Value, json};
+use skiff_apimachinery::selector::LabelSelector;
+
+use super::{Column, Strategy};
+
+/// The generic behaviour: no defaulting, validation or printing beyond what every kind gets.
+pub struct Generic;
+
+impl<K> Strategy<K> for Generic {}
+
+/// A printer column with the usual `string` type.
+pub(crate) const fn col(name: &'static str, priority: u8, description: &'static str) -> Column {
+    Column {
+        name,
+        type_: "string",
+        priority,
+        description,
+    }
+}
+
+/// An integer printer column.
+pub(crate) const fn int(name: &'static str, priority: u8, description: &'static str) -> Column {
+    Column {
+        name,
+        type_: "integer",
+        priority,
+        description,
+    }
+}
+
+/// `<none>` for empty cells, as kubectl prints them.
+pub(crate) fn or_none(text: String) -> Value {
+    if text.is_empty() {
+        json!("<none>")
+    } else {
+        json!(text)
+    }
+}
+
+/// The CONTAINERS and IMAGES cells of a pod template.
+pub(crate) fn containers_and_images(template: &PodTemplateSpec) -> (Value, Value) {
+    let containers = template
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+    let images: Vec<&str> = containers
+        .iter()
+        .filter_map(|c| c.image.as_deref())
+        .collect();
+    (json!(names.join(",")), json!(images.join(",")))
+}
+
+/// A label selector as its canonical string (`app=web,tier in (a,b)`).
+pub(crate) fn selector_text(selector: Option<&ApiSelector>) -> Value {
+    let text = selector
+        .and_then(|s| LabelSelector::from_api(s).ok())
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    or_none(text)
+}
+
+/// Defaults a pod template's spec.
+pub(crate) fn default_template(template: &mut PodTemplateSpec) {
+    if let Some(spec) = template.spec.as_mut() {
+        default_pod_spec(spec);
+    }
+}

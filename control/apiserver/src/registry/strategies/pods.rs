@@ -1,0 +1,300 @@
+//! Pods: defaults, the STATUS/READY/RESTARTS columns kubectl shows, and the field selectors the
+//! kubelet and scheduler use (`spec.nodeName`, `status.phase`, ...).
+
+use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
+use serde_json::{Value, json};
+
+use super::{col, int, or_none};
+use crate::registry::{Column, Strategy};
+
+/// The pod strategy.
+pub struct Pods;
+
+/// Defaults of a pod spec, shared by pods and every pod template.
+pub fn default_pod_spec(spec: &mut PodSpec) {
+    spec.restart_policy.get_or_insert_with(|| "Always".into());
+    spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
+    spec.termination_grace_period_seconds.get_or_insert(30);
+    spec.scheduler_name
+        .get_or_insert_with(|| "default-scheduler".into());
+    spec.security_context.get_or_insert_with(Default::default);
+    spec.enable_service_links.get_or_insert(true);
+    for container in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
+        if container.image_pull_policy.is_none() {
+            container.image_pull_policy =
+                Some(pull_policy(container.image.as_deref().unwrap_or("")).into());
+        }
+        container
+            .termination_message_path
+            .get_or_insert_with(|| "/dev/termination-log".into());
+        container
+            .termination_message_policy
+            .get_or_insert_with(|| "File".into());
+        container.resources.get_or_insert_with(Default::default);
+        for port in container.ports.iter_mut().flatten() {
+            port.protocol.get_or_insert_with(|| "TCP".into());
+        }
+    }
+}
+
+/// `Always` for `:latest` or untagged images, `IfNotPresent` for any other tag or a digest.
+fn pull_policy(image: &str) -> &'static str {
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    // The tag follows the last ':' after the last '/' (a registry port is not a tag).
+    let name = image.rsplit('/').next().unwrap_or(image);
+    match name.rsplit_once(':') {
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+/// Kubernetes' QoS class of a pod from its containers' requests and limits.
+fn qos_class(spec: &PodSpec) -> &'static str {
+    let containers = || {
+        spec.containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+    };
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in containers() {
+        let resources = c.resources.as_ref();
+        let requests = resources.and_then(|r| r.requests.as_ref());
+        let limits = resources.and_then(|r| r.limits.as_ref());
+        for resource in ["cpu", "memory"] {
+            let request = requests.and_then(|r| r.get(resource));
+            let limit = limits.and_then(|l| l.get(resource));
+            any |= request.is_some() || limit.is_some();
+            // Guaranteed needs a limit for both, and requests (if set) equal to the limits.
+            guaranteed &= limit.is_some() && (request.is_none() || request == limit);
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+/// What kubectl prints in a pod's STATUS column.
+fn display_status(pod: &Pod) -> String {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return "Terminating".into();
+    }
+    let status = pod.status.clone().unwrap_or_default();
+    let mut reason = status
+        .reason
+        .clone()
+        .or(status.phase.clone())
+        .unwrap_or_else(|| "Pending".into());
+    for (i, init) in status.init_container_statuses.iter().flatten().enumerate() {
+        let state = init.state.clone().unwrap_or_default();
+        let total = status.init_container_statuses.as_ref().map_or(0, Vec::len);
+        if let Some(t) = &state.terminated {
+            if t.exit_code == 0 {
+                continue;
+            }
+            return format!(
+                "Init:{}",
+                t.reason
+                    .clone()
+                    .unwrap_or_else(|| format!("ExitCode:{}", t.exit_code))
+            );
+        }
+        if let Some(w) = state
+            .waiting
+            .as_ref()
+            .and_then(|w| w.reason.clone())
+            .filter(|r| r != "PodInitializing")
+        {
+            return format!("Init:{w}");
+        }
+        return format!("Init:{i}/{total}");
+    }
+    for c in status.container_statuses.iter().flatten() {
+        let state = c.state.clone().unwrap_or_default();
+        if let Some(w) = state.waiting.as_ref().and_then(|w| w.reason.clone()) {
+            reason = w;
+        } else if let Some(t) = &state.terminated {
+            reason = t
+                .reason
+                .clone()
+                .unwrap_or_else(|| format!("ExitCode:{}", t.exit_code));
+        }
+    }
+    reason
+}
+
+fn ready(status: &PodStatus, spec: Option<&PodSpec>) -> String {
+    let total = spec.map_or(0, |s| s.containers.len());
+    let ready = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter(|c| c.ready)
+        .count();
+    format!("{ready}/{total}")
+}
+
+const COLUMNS: &[Column] = &[
+    col("Ready", 0, "The number of containers that are ready."),
+    col(
+        "Status",
+        0,
+        "The aggregate state of the containers in this pod.",
+    ),
+    int(
+        "Restarts",
+        0,
+        "The number of times the containers in this pod have been restarted.",
+    ),
+    col("IP", 1, "The IP address assigned to the pod."),
+    col("Node", 1, "The node the pod is assigned to."),
+    col(
+        "Nominated Node",
+        1,
+        "The node the scheduler nominated for the pod, if any.",
+    ),
+    col("Readiness Gates", 1, "The pod's readiness gates."),
+];
+
+impl Strategy<Pod> for Pods {
+    fn default(&self, pod: &mut Pod) {
+        if let Some(spec) = pod.spec.as_mut() {
+            default_pod_spec(spec);
+        }
+    }
+
+    fn prepare_for_create(&self, pod: &mut Pod) {
+        let qos = pod.spec.as_ref().map_or("BestEffort", qos_class);
+        pod.status = Some(PodStatus {
+            phase: Some("Pending".into()),
+            qos_class: Some(qos.into()),
+            ..Default::default()
+        });
+    }
+
+    fn field_labels(&self) -> &'static [&'static str] {
+        &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ]
+    }
+
+    fn field(&self, pod: &Pod, label: &str) -> Option<String> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let status = pod.status.clone().unwrap_or_default();
+        Some(match label {
+            "spec.nodeName" => spec.node_name.unwrap_or_default(),
+            "spec.restartPolicy" => spec.restart_policy.unwrap_or_default(),
+            "spec.schedulerName" => spec.scheduler_name.unwrap_or_default(),
+            "spec.serviceAccountName" => spec.service_account_name.unwrap_or_default(),
+            "spec.hostNetwork" => spec.host_network.unwrap_or(false).to_string(),
+            "status.phase" => status.phase.unwrap_or_default(),
+            "status.podIP" => status.pod_ip.unwrap_or_default(),
+            "status.nominatedNodeName" => status.nominated_node_name.unwrap_or_default(),
+            _ => return None,
+        })
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        COLUMNS
+    }
+
+    fn cells(&self, pod: &Pod) -> Vec<Value> {
+        let status = pod.status.clone().unwrap_or_default();
+        let restarts: i32 = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .map(|c| c.restart_count)
+            .sum();
+        let gates: Vec<String> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.readiness_gates.iter().flatten())
+            .map(|g| g.condition_type.clone())
+            .collect();
+        vec![
+            json!(ready(&status, pod.spec.as_ref())),
+            json!(display_status(pod)),
+            json!(restarts),
+            or_none(status.pod_ip.clone().unwrap_or_default()),
+            or_none(
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .unwrap_or_default(),
+            ),
+            or_none(status.nominated_node_name.clone().unwrap_or_default()),
+            or_none(gates.join(",")),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policy_follows_the_tag() {
+        assert_eq!(pull_policy("nginx"), "Always");
+        assert_eq!(pull_policy("nginx:latest"), "Always");
+        assert_eq!(pull_policy("nginx:1.27"), "IfNotPresent");
+        assert_eq!(pull_policy("registry:5000/team/app"), "Always");
+        assert_eq!(pull_policy("registry:5000/team/app:v2"), "IfNotPresent");
+        assert_eq!(pull_policy("busybox@sha256:abc"), "IfNotPresent");
+    }
+
+    #[test]
+    fn pods_get_kubernetes_defaults_and_a_pending_status() {
+        let mut pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}],
+                "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}
+        }))
+        .unwrap();
+        Pods.default(&mut pod);
+        Pods.prepare_for_create(&mut pod);
+        let pod = serde_json::to_value(&pod).unwrap();
+        assert_eq!(pod["spec"]["restartPolicy"], "Always");
+        assert_eq!(pod["spec"]["dnsPolicy"], "ClusterFirst");
+        assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 30);
+        let c = &pod["spec"]["containers"][0];
+        assert_eq!(c["imagePullPolicy"], "Always");
+        assert_eq!(c["terminationMessagePath"], "/dev/termination-log");
+        assert_eq!(c["ports"][0]["protocol"], "TCP");
+        assert_eq!(pod["status"]["phase"], "Pending");
+        assert_eq!(pod["status"]["qosClass"], "Guaranteed");
+    }
+
+    #[test]
+    fn status_column_reads_like_kubectl() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c"}, {"name": "d"}]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": "c", "ready": true, "restartCount": 2, "image": "i", "imageID": "", "state": {"running": {}}},
+                {"name": "d", "ready": false, "restartCount": 1, "image": "i", "imageID": "", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+            ]}
+        }))
+        .unwrap();
+        let cells = Pods.cells(&pod);
+        assert_eq!(cells[0], "1/2");
+        assert_eq!(cells[1], "CrashLoopBackOff");
+        assert_eq!(cells[2], 3);
+        assert_eq!(cells[4], "<none>");
+    }
+}

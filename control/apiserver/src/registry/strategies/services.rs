@@ -1,0 +1,212 @@
+//! Services, Endpoints and EndpointSlices: defaults, validation of the service spec and the
+//! TYPE / CLUSTER-IP / EXTERNAL-IP / PORT(S) columns. ClusterIP and NodePort allocation is
+//! not a strategy concern (it needs storage): see `crate::allocator`.
+
+use k8s_openapi::api::core::v1::{Endpoints as EndpointsObject, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::{Value, json};
+use skiff_apimachinery::validation::{FieldError, FieldPath, is_valid_port_num};
+
+use super::{col, or_none};
+use crate::registry::{Column, Strategy};
+
+/// Services.
+pub struct Services;
+/// Endpoints.
+pub struct Endpoints;
+/// EndpointSlices.
+pub struct EndpointSlices;
+
+const SERVICE_TYPES: [&str; 4] = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
+const PROTOCOLS: [&str; 3] = ["TCP", "UDP", "SCTP"];
+
+const SERVICE_COLUMNS: &[Column] = &[
+    col("Type", 0, "The type of the service."),
+    col("Cluster-IP", 0, "The cluster IP of the service."),
+    col("External-IP", 0, "The external IPs of the service."),
+    col("Port(s)", 0, "The ports the service exposes."),
+    col("Selector", 1, "The label selector of the service's pods."),
+];
+
+impl Strategy<Service> for Services {
+    fn default(&self, svc: &mut Service) {
+        let spec = svc.spec.get_or_insert_with(Default::default);
+        let kind = spec.type_.get_or_insert_with(|| "ClusterIP".into()).clone();
+        spec.session_affinity.get_or_insert_with(|| "None".into());
+        if kind != "ExternalName" {
+            spec.internal_traffic_policy
+                .get_or_insert_with(|| "Cluster".into());
+        }
+        if kind == "NodePort" || kind == "LoadBalancer" {
+            spec.external_traffic_policy
+                .get_or_insert_with(|| "Cluster".into());
+        }
+        if kind == "LoadBalancer" {
+            spec.allocate_load_balancer_node_ports.get_or_insert(true);
+        }
+        for port in spec.ports.iter_mut().flatten() {
+            port.protocol.get_or_insert_with(|| "TCP".into());
+            port.target_port.get_or_insert(IntOrString::Int(port.port));
+        }
+    }
+
+    fn validate(&self, svc: &Service) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let spec = svc.spec.clone().unwrap_or_default();
+        let path = FieldPath::new("spec");
+        let kind = spec.type_.clone().unwrap_or_default();
+        if !SERVICE_TYPES.contains(&kind.as_str()) {
+            errors.push(FieldError::not_supported(
+                path.child("type"),
+                kind.clone(),
+                &SERVICE_TYPES,
+            ));
+        }
+        let ports = spec.ports.clone().unwrap_or_default();
+        if ports.is_empty() && kind != "ExternalName" && spec.cluster_ip.as_deref() != Some("None")
+        {
+            errors.push(FieldError::required(path.child("ports"), ""));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, port) in ports.iter().enumerate() {
+            let at = path.child("ports").index(i);
+            let name = port.name.clone().unwrap_or_default();
+            if ports.len() > 1 && name.is_empty() {
+                errors.push(FieldError::required(at.child("name"), ""));
+            } else if !name.is_empty() && !names.insert(name.clone()) {
+                errors.push(FieldError::duplicate(at.child("name"), name));
+            }
+            for problem in is_valid_port_num(i64::from(port.port)) {
+                errors.push(FieldError::invalid(at.child("port"), port.port, problem));
+            }
+            let protocol = port.protocol.clone().unwrap_or_default();
+            if !PROTOCOLS.contains(&protocol.as_str()) {
+                errors.push(FieldError::not_supported(
+                    at.child("protocol"),
+                    protocol,
+                    &PROTOCOLS,
+                ));
+            }
+        }
+        if kind == "ExternalName" && spec.external_name.as_deref().unwrap_or("").is_empty() {
+            errors.push(FieldError::required(path.child("externalName"), ""));
+        }
+        errors
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        SERVICE_COLUMNS
+    }
+
+    fn cells(&self, svc: &Service) -> Vec<Value> {
+        let spec = svc.spec.clone().unwrap_or_default();
+        let kind = spec.type_.clone().unwrap_or_else(|| "ClusterIP".into());
+        let mut external: Vec<String> = spec.external_ips.clone().unwrap_or_default();
+        let lb_ingress: Vec<String> = svc
+            .status
+            .iter()
+            .flat_map(|s| s.load_balancer.iter())
+            .flat_map(|lb| lb.ingress.iter().flatten())
+            .filter_map(|i| i.ip.clone().or(i.hostname.clone()))
+            .collect();
+        let external = match kind.as_str() {
+            "ExternalName" => spec.external_name.clone().unwrap_or_default(),
+            "LoadBalancer" if lb_ingress.is_empty() && external.is_empty() => "<pending>".into(),
+            "LoadBalancer" => {
+                external.extend(lb_ingress);
+                external.join(",")
+            }
+            _ => external.join(","),
+        };
+        let ports: Vec<String> = spec
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| {
+                let protocol = p.protocol.clone().unwrap_or_else(|| "TCP".into());
+                match p.node_port {
+                    Some(node_port) => format!("{}:{node_port}/{protocol}", p.port),
+                    None => format!("{}/{protocol}", p.port),
+                }
+            })
+            .collect();
+        let selector = spec
+            .selector
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        vec![
+            json!(kind),
+            or_none(spec.cluster_ip.clone().unwrap_or_default()),
+            or_none(external),
+            or_none(ports.join(",")),
+            or_none(selector),
+        ]
+    }
+}
+
+impl Strategy<EndpointsObject> for Endpoints {
+    fn columns(&self) -> &'static [Column] {
+        const {
+            &[col(
+                "Endpoints",
+                0,
+                "The addresses and ports of the endpoints.",
+            )]
+        }
+    }
+
+    fn cells(&self, ep: &EndpointsObject) -> Vec<Value> {
+        let mut all = Vec::new();
+        for subset in ep.subsets.iter().flatten() {
+            for address in subset.addresses.iter().flatten() {
+                for port in subset.ports.iter().flatten() {
+                    all.push(format!("{}:{}", address.ip, port.port));
+                }
+            }
+        }
+        let shown = all.iter().take(3).cloned().collect::<Vec<_>>().join(",");
+        let more = all.len().saturating_sub(3);
+        vec![or_none(if more > 0 {
+            format!("{shown} + {more} more...")
+        } else {
+            shown
+        })]
+    }
+}
+
+impl Strategy<EndpointSlice> for EndpointSlices {
+    fn columns(&self) -> &'static [Column] {
+        const {
+            &[
+                col("AddressType", 0, "The type of addresses in the slice."),
+                col("Ports", 0, "The ports of the slice."),
+                col("Endpoints", 0, "The addresses of the slice."),
+            ]
+        }
+    }
+
+    fn cells(&self, slice: &EndpointSlice) -> Vec<Value> {
+        let ports: Vec<String> = slice
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| p.port.map(|n| n.to_string()))
+            .collect();
+        let addresses: Vec<String> = slice
+            .endpoints
+            .iter()
+            .flatten()
+            .flat_map(|e| e.addresses.iter().cloned())
+            .collect();
+        vec![
+            json!(slice.address_type),
+            or_none(ports.join(",")),
+            or_none(addresses.join(",")),
+        ]
+    }
+}
