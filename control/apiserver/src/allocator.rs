@@ -31,14 +31,23 @@ impl std::str::FromStr for Cidr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (ip, prefix) = s.split_once('/').ok_or_else(|| format!("{s:?} is not a CIDR"))?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{s:?} is not an IPv4 CIDR"))?;
-        let prefix: u8 = prefix.parse().map_err(|_| format!("{s:?} has a bad prefix length"))?;
+        let (ip, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR"))?;
+        let ip: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IPv4 CIDR"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .map_err(|_| format!("{s:?} has a bad prefix length"))?;
         if !(8..=30).contains(&prefix) {
             return Err(format!("{s:?}: the prefix length must be between 8 and 30"));
         }
         let mask = u32::MAX << (32 - prefix);
-        Ok(Cidr { network: Ipv4Addr::from(u32::from(ip) & mask), prefix })
+        Ok(Cidr {
+            network: Ipv4Addr::from(u32::from(ip) & mask),
+            prefix,
+        })
     }
 }
 
@@ -91,7 +100,11 @@ const ATTEMPTS: usize = 64;
 fn invalid(svc: &Value, field: &str, value: Value, detail: &str) -> ApiError {
     let name = meta::name(svc).unwrap_or_default();
     ApiError::invalid(
-        Subject { group: "", resource: "Service", name },
+        Subject {
+            group: "",
+            resource: "Service",
+            name,
+        },
         &[FieldError::invalid(field, value, detail)],
     )
 }
@@ -108,7 +121,11 @@ impl Allocator {
     }
 
     async fn claim(&self, key: &str, owner: &str) -> Result<bool, ApiError> {
-        match self.store.create(key, Bytes::from(owner.to_owned()), None).await {
+        match self
+            .store
+            .create(key, Bytes::from(owner.to_owned()), None)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(StoreError::AlreadyExists { .. }) => Ok(false),
             Err(err) => Err(ApiError::internal(err.to_string())),
@@ -123,7 +140,11 @@ impl Allocator {
     }
 
     fn owner(svc: &Value) -> String {
-        format!("{}/{}", meta::namespace(svc).unwrap_or_default(), meta::name(svc).unwrap_or_default())
+        format!(
+            "{}/{}",
+            meta::namespace(svc).unwrap_or_default(),
+            meta::name(svc).unwrap_or_default()
+        )
     }
 
     /// Gives a new service (or an updated one, with `old`) its ClusterIP and NodePorts. Returns
@@ -137,25 +158,48 @@ impl Allocator {
         result.map(|()| claimed)
     }
 
-    async fn allocate_into(&self, svc: &mut Value, old: Option<&Value>, claimed: &mut Vec<String>) -> ApiResult<()> {
+    async fn allocate_into(
+        &self,
+        svc: &mut Value,
+        old: Option<&Value>,
+        claimed: &mut Vec<String>,
+    ) -> ApiResult<()> {
         let owner = Self::owner(svc);
-        let kind = svc["spec"]["type"].as_str().unwrap_or("ClusterIP").to_owned();
+        let kind = svc["spec"]["type"]
+            .as_str()
+            .unwrap_or("ClusterIP")
+            .to_owned();
         if kind == "ExternalName" {
             return Ok(());
         }
         // ClusterIP: kept across updates; requested, "None" (headless) or allocated on create.
-        let previous = old.and_then(|o| o["spec"]["clusterIP"].as_str()).map(str::to_owned);
-        let requested = svc["spec"]["clusterIP"].as_str().filter(|ip| !ip.is_empty()).map(str::to_owned);
+        let previous = old
+            .and_then(|o| o["spec"]["clusterIP"].as_str())
+            .map(str::to_owned);
+        let requested = svc["spec"]["clusterIP"]
+            .as_str()
+            .filter(|ip| !ip.is_empty())
+            .map(str::to_owned);
         let ip = match (previous, requested) {
             (Some(previous), Some(requested)) if previous != requested => {
-                return Err(invalid(svc, "spec.clusterIPs[0]", json!(requested), "may not change once set"));
+                return Err(invalid(
+                    svc,
+                    "spec.clusterIPs[0]",
+                    json!(requested),
+                    "may not change once set",
+                ));
             }
             (Some(previous), _) => previous,
             (None, Some(requested)) if requested == "None" => requested,
             (None, Some(requested)) => {
-                let parsed: Ipv4Addr = requested
-                    .parse()
-                    .map_err(|_| invalid(svc, "spec.clusterIPs[0]", json!(requested), "must be a valid IP address"))?;
+                let parsed: Ipv4Addr = requested.parse().map_err(|_| {
+                    invalid(
+                        svc,
+                        "spec.clusterIPs[0]",
+                        json!(requested),
+                        "must be a valid IP address",
+                    )
+                })?;
                 if !self.config.service_cidr.contains(parsed) {
                     let detail = format!(
                         "failed to allocate IP {requested}: the provided IP ({requested}) is not in the valid range. The range of valid IPs is {}/{}",
@@ -165,7 +209,9 @@ impl Allocator {
                 }
                 let key = format!("{IP_PREFIX}{requested}");
                 if !self.claim(&key, &owner).await? {
-                    let detail = format!("failed to allocate IP {requested}: provided IP is already allocated");
+                    let detail = format!(
+                        "failed to allocate IP {requested}: provided IP is already allocated"
+                    );
                     return Err(invalid(svc, "spec.clusterIPs", json!([requested]), &detail));
                 }
                 claimed.push(key);
@@ -183,13 +229,21 @@ impl Allocator {
         if svc["spec"]["ipFamilyPolicy"].is_null() {
             svc["spec"]["ipFamilyPolicy"] = json!("SingleStack");
         }
-        if kind == "NodePort" || (kind == "LoadBalancer" && svc["spec"]["allocateLoadBalancerNodePorts"] != false) {
+        if kind == "NodePort"
+            || (kind == "LoadBalancer" && svc["spec"]["allocateLoadBalancerNodePorts"] != false)
+        {
             self.allocate_node_ports(svc, old, &owner, claimed).await?;
         }
         Ok(())
     }
 
-    async fn allocate_node_ports(&self, svc: &mut Value, old: Option<&Value>, owner: &str, claimed: &mut Vec<String>) -> ApiResult<()> {
+    async fn allocate_node_ports(
+        &self,
+        svc: &mut Value,
+        old: Option<&Value>,
+        owner: &str,
+        claimed: &mut Vec<String>,
+    ) -> ApiResult<()> {
         let held: Vec<i64> = old
             .and_then(|o| o["spec"]["ports"].as_array())
             .into_iter()
@@ -205,12 +259,19 @@ impl Allocator {
                     let (low, high) = self.config.node_ports;
                     let field = format!("spec.ports[{i}].nodePort");
                     if port < i64::from(low) || port > i64::from(high) {
-                        let detail = format!("provided port is not in the valid range. The range of valid ports is {low}-{high}");
+                        let detail = format!(
+                            "provided port is not in the valid range. The range of valid ports is {low}-{high}"
+                        );
                         return Err(invalid(svc, &field, json!(port), &detail));
                     }
                     let key = format!("{PORT_PREFIX}{port}");
                     if !self.claim(&key, owner).await? {
-                        return Err(invalid(svc, &field, json!(port), "provided port is already allocated"));
+                        return Err(invalid(
+                            svc,
+                            &field,
+                            json!(port),
+                            "provided port is already allocated",
+                        ));
                     }
                     claimed.push(key);
                     port
@@ -236,7 +297,9 @@ impl Allocator {
                 return Ok(ip);
             }
         }
-        Err(ApiError::internal("failed to allocate a service IP: range is full"))
+        Err(ApiError::internal(
+            "failed to allocate a service IP: range is full",
+        ))
     }
 
     async fn random_port(&self, owner: &str) -> ApiResult<u16> {
@@ -247,12 +310,18 @@ impl Allocator {
                 return Ok(port);
             }
         }
-        Err(ApiError::internal("failed to allocate a node port: range is full"))
+        Err(ApiError::internal(
+            "failed to allocate a node port: range is full",
+        ))
     }
 
     /// Claims the `kubernetes` service's address (bootstrap).
     pub async fn reserve_api_service_ip(&self) -> ApiResult<()> {
-        self.claim(&format!("{IP_PREFIX}{}", self.api_service_ip()), "default/kubernetes").await?;
+        self.claim(
+            &format!("{IP_PREFIX}{}", self.api_service_ip()),
+            "default/kubernetes",
+        )
+        .await?;
         Ok(())
     }
 
@@ -266,7 +335,9 @@ impl Allocator {
     /// Releases what `old` held and `new` (the same service, updated; `None` when deleted) no
     /// longer does.
     pub async fn release(&self, old: &Value, new: Option<&Value>) {
-        let ip = old["spec"]["clusterIP"].as_str().filter(|ip| *ip != "None" && !ip.is_empty());
+        let ip = old["spec"]["clusterIP"]
+            .as_str()
+            .filter(|ip| *ip != "None" && !ip.is_empty());
         let kept_ip = new.and_then(|n| n["spec"]["clusterIP"].as_str());
         if let Some(ip) = ip
             && kept_ip != Some(ip)
@@ -279,7 +350,12 @@ impl Allocator {
             .flatten()
             .filter_map(|p| p["nodePort"].as_i64())
             .collect();
-        for port in old["spec"]["ports"].as_array().into_iter().flatten().filter_map(|p| p["nodePort"].as_i64()) {
+        for port in old["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["nodePort"].as_i64())
+        {
             if !kept.contains(&port) {
                 self.release_key(&format!("{PORT_PREFIX}{port}")).await;
             }
@@ -300,7 +376,10 @@ mod tests {
         assert!(!cidr.contains(Ipv4Addr::new(10, 96, 0, 0)));
         assert!(!cidr.contains(Ipv4Addr::new(10, 111, 255, 255)));
         assert!(!cidr.contains(Ipv4Addr::new(10, 112, 0, 1)));
-        assert_eq!("10.96.5.7/24".parse::<Cidr>().unwrap().network, Ipv4Addr::new(10, 96, 5, 0));
+        assert_eq!(
+            "10.96.5.7/24".parse::<Cidr>().unwrap().network,
+            Ipv4Addr::new(10, 96, 5, 0)
+        );
         assert!("10.0.0.0/31".parse::<Cidr>().is_err());
         assert!("nonsense".parse::<Cidr>().is_err());
     }

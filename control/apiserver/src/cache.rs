@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -225,12 +225,13 @@ impl WatchCache {
     }
 }
 
-/// All resources' caches and the dispatcher's progress.
+/// All resources' caches and the dispatcher's progress. Dropping it stops the dispatcher.
 pub struct Caches {
     by_resource: HashMap<(String, String), Arc<WatchCache>>,
     /// The revision of the last write the dispatcher has handed to the caches.
     pub revision: AtomicI64,
     progress: watch::Sender<Revision>,
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// `(group, plural)` of a `/registry/<group>/<plural>/...` key.
@@ -257,12 +258,14 @@ impl Caches {
                 )
             })
             .collect();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
         let caches = Arc::new(Caches {
             by_resource,
             revision: AtomicI64::new(0),
             progress: watch::channel(0).0,
+            _stop: stop,
         });
-        tokio::spawn(dispatch(Arc::downgrade(&caches), store));
+        tokio::spawn(dispatch(Arc::downgrade(&caches), store, stopped));
         caches
     }
 
@@ -291,24 +294,29 @@ impl Caches {
     }
 }
 
-/// Lists everything once, then follows the store; on any watch failure, starts over.
-async fn dispatch(caches: std::sync::Weak<Caches>, store: Arc<dyn Store>) {
+/// Lists everything once, then follows the store; on any watch failure, starts over. Ends
+/// when the caches are dropped (and with it releases the store).
+async fn dispatch(
+    caches: Weak<Caches>,
+    store: Arc<dyn Store>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
     loop {
-        let Some(strong) = caches.upgrade() else {
-            return;
-        };
-        if let Err(err) = follow(&strong, &*store, &caches).await {
-            tracing::warn!(error = %err, "watch cache lost the store watch; relisting");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::select! {
+            _ = &mut stopped => return,
+            result = follow(&caches, &*store) => match result {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "watch cache lost the store watch; relisting");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
         }
     }
 }
 
-async fn follow(
-    caches: &Caches,
-    store: &dyn Store,
-    weak: &std::sync::Weak<Caches>,
-) -> Result<(), String> {
+/// One list-then-watch pass; `Ok` when the caches are gone.
+async fn follow(weak: &Weak<Caches>, store: &dyn Store) -> Result<(), String> {
     let listed = store
         .range(RangeRequest::prefix("/registry/"))
         .await
@@ -323,11 +331,16 @@ async fn follow(
                 .insert(kv.key.clone(), Arc::new(obj));
         }
     }
-    for (resource, cache) in &caches.by_resource {
-        let objects = per_resource.remove(resource).unwrap_or_default();
-        cache.reset(objects, listed.revision);
+    {
+        let Some(caches) = weak.upgrade() else {
+            return Ok(());
+        };
+        for (resource, cache) in &caches.by_resource {
+            let objects = per_resource.remove(resource).unwrap_or_default();
+            cache.reset(objects, listed.revision);
+        }
+        caches.set_revision(listed.revision);
     }
-    caches.set_revision(listed.revision);
     let mut events = store
         .watch(WatchRequest::prefix("/registry/", listed.revision))
         .await
@@ -341,6 +354,7 @@ async fn follow(
                     Some(Err(err)) => return Err(err.to_string()),
                     None => return Err("store watch ended".into()),
                 };
+                let Some(caches) = weak.upgrade() else { return Ok(()) };
                 let revision = event.revision();
                 if let Some(cache) = caches.cache_for(&event.kv.key) {
                     let prev = event.prev.as_ref().map(storage::decode).transpose().map_err(|e| e.message)?;
@@ -363,10 +377,7 @@ async fn follow(
                 caches.set_revision(revision);
             }
             _ = bookmarks.tick() => {
-                if weak.strong_count() <= 1 {
-                    // Only the dispatcher holds the caches: the server is gone.
-                    return Ok(());
-                }
+                let Some(caches) = weak.upgrade() else { return Ok(()) };
                 let revision = caches.revision.load(Ordering::SeqCst);
                 for cache in caches.by_resource.values() {
                     cache.bookmark(revision);

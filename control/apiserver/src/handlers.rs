@@ -761,10 +761,19 @@ async fn write_update(ctx: &Ctx<'_>, current: &Value, mut new: Value) -> ApiResu
         return remove(ctx, current).await;
     }
     let claimed = match is_service(info) {
-        true => ctx.server.allocator.allocate(&mut new, Some(current)).await?,
+        true => {
+            ctx.server
+                .allocator
+                .allocate(&mut new, Some(current))
+                .await?
+        }
         false => Vec::new(),
     };
-    let updated = ctx.server.storage.update(info, ctx.ns(), name, new, revision).await;
+    let updated = ctx
+        .server
+        .storage
+        .update(info, ctx.ns(), name, new, revision)
+        .await;
     match &updated {
         Ok(stored) if is_service(info) => ctx.server.allocator.release(current, Some(stored)).await,
         Err(_) => ctx.server.allocator.undo(&claimed).await,
@@ -782,7 +791,11 @@ async fn remove(ctx: &Ctx<'_>, current: &Value) -> ApiResult<Value> {
     let info = ctx.info();
     let name = meta::name(current).unwrap_or_default();
     let revision = meta::resource_version(current).unwrap_or(0);
-    let removed = ctx.server.storage.delete(info, ctx.ns(), name, revision).await?;
+    let removed = ctx
+        .server
+        .storage
+        .delete(info, ctx.ns(), name, revision)
+        .await?;
     if is_service(info) {
         ctx.server.allocator.release(current, None).await;
     }

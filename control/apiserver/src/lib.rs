@@ -67,6 +67,8 @@ pub struct Server {
     pub address: String,
     /// Service ClusterIPs and NodePorts.
     pub allocator: allocator::Allocator,
+    /// Set when the server stops: long-running requests (watches) end so connections close.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Server {
@@ -91,7 +93,11 @@ impl Server {
             authenticator: Box::new(AdminForEveryone),
             authorizer: Box::new(AlwaysAllow),
             address: address.to_string(),
-            allocator: allocator::Allocator::new(store_for_allocator, allocator::AllocatorConfig::default()),
+            allocator: allocator::Allocator::new(
+                store_for_allocator,
+                allocator::AllocatorConfig::default(),
+            ),
+            stopping: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -120,7 +126,12 @@ impl Server {
         // The `kubernetes` service, on the first address of the service range.
         self.allocator.reserve_api_service_ip().await?;
         let ip = self.allocator.api_service_ip().to_string();
-        let port: u16 = self.address.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(6443);
+        let port: u16 = self
+            .address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(6443);
         let service = json!({
             "apiVersion": "v1",
             "kind": "Service",
@@ -137,8 +148,16 @@ impl Server {
             },
             "status": { "loadBalancer": {} },
         });
-        let services = self.registry.lookup("", "v1", "services").expect("services are built in").info();
-        ignore_exists(self.storage.create(services, Some("default"), "kubernetes", service).await)?;
+        let services = self
+            .registry
+            .lookup("", "v1", "services")
+            .expect("services are built in")
+            .info();
+        ignore_exists(
+            self.storage
+                .create(services, Some("default"), "kubernetes", service)
+                .await,
+        )?;
         Ok(())
     }
 
@@ -158,6 +177,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopping = server.stopping.clone();
     let serving = axum::serve(listener, server.router()).with_graceful_shutdown(async {
         let _ = stopped.await;
     });
@@ -167,6 +187,7 @@ pub async fn serve(
         _ = shutdown => {}
     }
     let _ = stop.send(());
+    stopping.send_replace(true);
     match tokio::time::timeout(std::time::Duration::from_secs(3), serving).await {
         Ok(result) => result,
         Err(_) => Ok(()),

@@ -25,6 +25,7 @@ use crate::registry::Kind;
 /// Everything the stream task needs, owned.
 struct WatchStream {
     kind: Arc<dyn Kind>,
+    stopping: tokio::sync::watch::Receiver<bool>,
     filter: Filter,
     table: Option<String>,
     bookmarks: bool,
@@ -65,6 +66,7 @@ fn start(ctx: &Ctx<'_>) -> ApiResult<Body> {
         .map(Duration::from_secs);
     let stream = WatchStream {
         kind: ctx.kind.clone(),
+        stopping: ctx.server.stopping.subscribe(),
         filter,
         table: wants_table(ctx.headers)
             .then(|| ctx.param("includeObject").unwrap_or("Metadata").to_owned()),
@@ -127,7 +129,11 @@ impl WatchStream {
             }
         }
         let mut live = subscription.live;
+        let mut stopping = self.stopping.clone();
         loop {
+            if *stopping.borrow_and_update() {
+                return;
+            }
             let sleep = async {
                 match deadline {
                     Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -147,6 +153,7 @@ impl WatchStream {
                 }
                 _ = sleep => return,
                 _ = tx.closed() => return,
+                _ = stopping.changed() => return,
             }
         }
     }

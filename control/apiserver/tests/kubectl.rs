@@ -216,7 +216,7 @@ async fn get_watch_streams_changes(s: &TestServer) {
     let mut watch = tokio::process::Command::new(support::kubectl_path())
         .args(["get", "configmaps", "-w", "-o", "name"])
         .env("KUBECONFIG", &s.kubeconfig)
-        .env("HOME", s.dir.path())
+        .env("HOME", s.dir())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -342,7 +342,10 @@ async fn services_get_cluster_ips_and_node_ports(s: &TestServer) {
     let web = s.get_json(&["service", "web"]).await;
     let ip: std::net::Ipv4Addr = web["spec"]["clusterIP"].as_str().unwrap().parse().unwrap();
     assert_eq!(ip.octets()[0], 10);
-    assert!((96..112).contains(&ip.octets()[1]), "{ip} is in 10.96.0.0/12");
+    assert!(
+        (96..112).contains(&ip.octets()[1]),
+        "{ip} is in 10.96.0.0/12"
+    );
     assert_eq!(web["spec"]["type"], "ClusterIP");
     assert_eq!(web["spec"]["sessionAffinity"], "None");
     assert_eq!(web["spec"]["ports"][0]["protocol"], "TCP");
@@ -359,9 +362,25 @@ async fn services_get_cluster_ips_and_node_ports(s: &TestServer) {
 
     let table = s.kubectl(&["get", "services"]).await;
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]);
-    assert!(table.contains(&format!("80:{first}/TCP,443:30443/TCP")), "{table}");
-    assert!(table.contains("kubernetes") && table.contains("10.96.0.1"), "{table}");
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ]
+    );
+    assert!(
+        table.contains(&format!("80:{first}/TCP,443:30443/TCP")),
+        "{table}"
+    );
+    assert!(
+        table.contains("kubernetes") && table.contains("10.96.0.1"),
+        "{table}"
+    );
 
     // A taken node port or address is refused; after deletion it is free again.
     let taken = format!(
@@ -369,7 +388,8 @@ async fn services_get_cluster_ips_and_node_ports(s: &TestServer) {
     );
     let err = s.kubectl_fails(&["apply", "-f", "-"], Some(&taken)).await;
     assert!(err.contains("already allocated"), "{err}");
-    s.kubectl(&["delete", "service", "web", "web-nodeport"]).await;
+    s.kubectl(&["delete", "service", "web", "web-nodeport"])
+        .await;
     s.apply(&taken).await;
     let copy = s.get_json(&["service", "copy"]).await;
     assert_eq!(copy["spec"]["clusterIP"], ip.to_string());
@@ -380,7 +400,10 @@ async fn pods_are_defaulted_and_printed(s: &TestServer) {
     s.apply(pod).await;
     let p = s.get_json(&["pod", "p"]).await;
     assert_eq!(p["spec"]["restartPolicy"], "Always");
-    assert_eq!(p["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(
+        p["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
     assert_eq!(p["status"]["phase"], "Pending");
     let table = s.kubectl(&["get", "pods"]).await;
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
@@ -388,9 +411,20 @@ async fn pods_are_defaulted_and_printed(s: &TestServer) {
     assert!(table.lines().nth(1).unwrap().contains("0/1"), "{table}");
     let wide = s.kubectl(&["get", "pods", "-o", "wide"]).await;
     assert!(wide.lines().next().unwrap().contains("NODE"), "{wide}");
-    let pending = s.kubectl(&["get", "pods", "--field-selector", "status.phase=Pending", "-o", "name"]).await;
+    let pending = s
+        .kubectl(&[
+            "get",
+            "pods",
+            "--field-selector",
+            "status.phase=Pending",
+            "-o",
+            "name",
+        ])
+        .await;
     assert_eq!(pending.trim(), "pod/p");
-    let err = s.kubectl_fails(&["get", "pods", "--field-selector", "spec.bogus=x"], None).await;
+    let err = s
+        .kubectl_fails(&["get", "pods", "--field-selector", "spec.bogus=x"], None)
+        .await;
     assert!(err.contains("field label not supported"), "{err}");
     // An unscheduled pod is deleted at once.
     s.kubectl(&["delete", "pod", "p", "--wait=false"]).await;

@@ -21,7 +21,9 @@ pub enum Backend {
 pub struct TestServer {
     pub address: SocketAddr,
     pub kubeconfig: PathBuf,
-    pub dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
+    backend: Backend,
+    prefix: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -40,15 +42,13 @@ pub fn kubectl_path() -> PathBuf {
     path
 }
 
-async fn open_store(backend: Backend, dir: &Path, test: &str) -> Arc<dyn Store> {
+async fn open_store(backend: Backend, dir: &Path, prefix: &str) -> Arc<dyn Store> {
     match backend {
         Backend::Embedded => {
             Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.join("store"))).unwrap())
         }
         Backend::Etcd => {
             let endpoint = skiff_testenv::shared_etcd(Path::new(env!("CARGO_TARGET_TMPDIR")));
-            let nonce: u64 = rand::random();
-            let prefix = format!("/skiff-test/{test}-{nonce:x}");
             Arc::new(
                 EtcdStore::connect(EtcdConfig::new(endpoint, prefix))
                     .await
@@ -62,8 +62,19 @@ impl TestServer {
     /// Starts a server on a free loopback port.
     pub async fn start(backend: Backend, test: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_store(backend, dir.path(), test).await;
+        let nonce: u64 = rand::random();
+        let prefix = format!("/skiff-test/{test}-{nonce:x}");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(backend, dir, prefix, listener).await
+    }
+
+    async fn serve(
+        backend: Backend,
+        dir: tempfile::TempDir,
+        prefix: String,
+        listener: tokio::net::TcpListener,
+    ) -> TestServer {
+        let store = open_store(backend, dir.path(), &prefix).await;
         let address = listener.local_addr().unwrap();
         let server = Server::new(store, address);
         server.bootstrap().await.unwrap();
@@ -81,20 +92,42 @@ impl TestServer {
         TestServer {
             address,
             kubeconfig,
-            dir,
+            dir: Some(dir),
+            backend,
+            prefix,
             stop: Some(stop),
             task: Some(task),
         }
     }
 
-    /// Stops the server and waits for it.
-    pub async fn stop(mut self) {
+    /// Stops the server and starts a new one on the same address and data, as a restart of
+    /// the apiserver process would.
+    pub async fn restart(mut self) -> TestServer {
+        self.shutdown().await;
+        let listener = tokio::net::TcpListener::bind(self.address).await.unwrap();
+        let dir = self.dir.take().unwrap();
+        Self::serve(self.backend, dir, self.prefix.clone(), listener).await
+    }
+
+    async fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        // Let the watch cache's dispatcher notice and release the store.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().unwrap().path()
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown().await;
     }
 
     /// Runs kubectl with `args` (and `stdin`, if given) against this server.
@@ -104,7 +137,7 @@ impl TestServer {
         command
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("HOME", self.dir.path())
+            .env("HOME", self.dir())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

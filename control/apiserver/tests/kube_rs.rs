@@ -1,0 +1,189 @@
+//! The apiserver driven by kube-rs, the Rust ecosystem's client: typed `Api` calls, and the
+//! `watcher`/`reflector` machinery controllers are built on, across an apiserver restart.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, Config};
+use serde_json::json;
+use support::{Backend, TestServer};
+
+fn client(server: &TestServer) -> Client {
+    let url = format!("http://{}", server.address).parse().unwrap();
+    Client::try_from(Config::new(url)).unwrap()
+}
+
+fn config_map(name: &str, value: &str) -> ConfigMap {
+    serde_json::from_value(json!({
+        "metadata": { "name": name, "labels": { "app": "kube-rs" } },
+        "data": { "value": value },
+    }))
+    .unwrap()
+}
+
+async fn typed_api_calls(server: &TestServer) {
+    let api: Api<ConfigMap> = Api::namespaced(client(server), "default");
+    let created = api
+        .create(&PostParams::default(), &config_map("one", "1"))
+        .await
+        .unwrap();
+    assert!(created.metadata.uid.is_some());
+    let mut fetched = api.get("one").await.unwrap();
+    assert_eq!(fetched.data.as_ref().unwrap()["value"], "1");
+
+    fetched.data = Some([("value".to_owned(), "2".to_owned())].into());
+    let replaced = api
+        .replace("one", &PostParams::default(), &fetched)
+        .await
+        .unwrap();
+    // Replacing with the old resourceVersion again is a conflict (409).
+    let err = api
+        .replace("one", &PostParams::default(), &fetched)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 409),
+        "{err:?}"
+    );
+
+    let patch = json!({ "metadata": { "labels": { "patched": "yes" } } });
+    let patched = api
+        .patch("one", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(patched.metadata.labels.unwrap()["patched"], "yes");
+    assert_ne!(
+        patched.metadata.resource_version,
+        replaced.metadata.resource_version
+    );
+
+    api.create(&PostParams::default(), &config_map("two", "2"))
+        .await
+        .unwrap();
+    let listed = api
+        .list(&ListParams::default().labels("app=kube-rs"))
+        .await
+        .unwrap();
+    let names: Vec<_> = listed
+        .items
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["one", "two"]);
+    // Pagination.
+    let page = api.list(&ListParams::default().limit(1)).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    let token = page.metadata.continue_.clone().expect("a continue token");
+    let rest = api
+        .list(&ListParams::default().limit(10).continue_token(&token))
+        .await
+        .unwrap();
+    assert!(
+        rest.items
+            .iter()
+            .all(|c| c.metadata.name != page.items[0].metadata.name)
+    );
+
+    api.delete("two", &DeleteParams::default()).await.unwrap();
+    let err = api.get("two").await.unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 404),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_api_calls_on_the_embedded_store() {
+    let server = TestServer::start(Backend::Embedded, "kube_rs_typed").await;
+    typed_api_calls(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_api_calls_on_etcd() {
+    let server = TestServer::start(Backend::Etcd, "kube_rs_typed").await;
+    typed_api_calls(&server).await;
+    server.stop().await;
+}
+
+/// Waits until the reflector's store holds exactly `names`.
+async fn wait_for(reader: &reflector::Store<ConfigMap>, names: &[&str]) {
+    let want: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let have: BTreeSet<String> = reader
+            .state()
+            .iter()
+            .filter_map(|c| c.metadata.name.clone())
+            .collect();
+        if have == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reflector has {have:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn reflectors_follow_changes_across_a_restart(backend: Backend, streaming: bool) {
+    let server = TestServer::start(backend, "kube_rs_watch").await;
+    let api: Api<ConfigMap> = Api::namespaced(client(&server), "default");
+    api.create(&PostParams::default(), &config_map("before", "1"))
+        .await
+        .unwrap();
+
+    let config = if streaming {
+        watcher::Config::default().streaming_lists()
+    } else {
+        watcher::Config::default()
+    };
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api.clone(), config.labels("app=kube-rs")))
+        .default_backoff()
+        .applied_objects();
+    // Errors while the apiserver is down come through the stream and are retried with backoff.
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while stream.next().await.is_some() {}
+    });
+    wait_for(&reader, &["before"]).await;
+    api.create(&PostParams::default(), &config_map("live", "1"))
+        .await
+        .unwrap();
+    wait_for(&reader, &["before", "live"]).await;
+
+    let server = server.restart().await;
+    let api: Api<ConfigMap> = Api::namespaced(client(&server), "default");
+    api.create(&PostParams::default(), &config_map("after", "1"))
+        .await
+        .unwrap();
+    api.delete("before", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(&reader, &["live", "after"]).await;
+    task.abort();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflector_survives_an_apiserver_restart_embedded() {
+    reflectors_follow_changes_across_a_restart(Backend::Embedded, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflector_survives_an_apiserver_restart_etcd() {
+    reflectors_follow_changes_across_a_restart(Backend::Etcd, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_list_reflector_survives_an_apiserver_restart() {
+    reflectors_follow_changes_across_a_restart(Backend::Embedded, true).await;
+}
