@@ -9,17 +9,17 @@ use crate::util::{cargo, run_command, target_dir};
 pub fn run(area: &str) -> anyhow::Result<()> {
     crate::setup::run()?;
     let out = target_dir().join("bench").join(format!("{area}.json"));
-    match area {
-        "store" => {
-            // The anchor: a real etcd on this machine's disk, like the embedded store's data.
-            let etcd = skiff_testenv::Etcd::start(&target_dir().join("xtask/etcd-bench"))?;
-            run_command(
-                cargo()
-                    .args(["bench", "-p", "skiff-store", "--bench", "store"])
-                    .env("SKIFF_TEST_ETCD", etcd.endpoint())
-                    .env("SKIFF_BENCH_OUT", &out),
-            )
-        }
-        other => bail!("unknown benchmark area {other:?}; known: store"),
-    }
+    // The anchors need a real etcd on this machine's disk, like the embedded store's data.
+    let etcd = skiff_testenv::Etcd::start(&target_dir().join(format!("xtask/etcd-bench-{area}")))?;
+    let package = match area {
+        "store" => "skiff-store",
+        "apiserver" => "skiff-apiserver",
+        other => bail!("unknown benchmark area {other:?}; known: store, apiserver"),
+    };
+    run_command(
+        cargo()
+            .args(["bench", "-p", package, "--bench", area])
+            .env("SKIFF_TEST_ETCD", etcd.endpoint())
+            .env("SKIFF_BENCH_OUT", &out),
+    )
 }

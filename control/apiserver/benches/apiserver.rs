@@ -1,0 +1,414 @@
+//! `cargo xtask bench apiserver`: the Kubernetes API over each store backend, driven by kube-rs
+//! with 64 concurrent clients, beside its anchor measured in the same run: the same workload sent
+//! straight to the store (what the API layer costs). Kubernetes' SLOs (mutating and single-get
+//! p99 ≤ 1 s, namespace list p99 ≤ 5 s) are printed alongside for reference.
+//!
+//! Writes `$SKIFF_BENCH_OUT` (default `target/bench/apiserver.json`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams, WatchParams};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+use skiff_apiserver::Server;
+use skiff_store::{
+    EmbeddedConfig, EmbeddedStore, EtcdConfig, EtcdStore, RangeRequest, Store, WatchRequest,
+};
+
+const CLIENTS: usize = 64;
+const PODS: usize = 10_000;
+const LISTS: usize = 10;
+const WATCHERS: usize = 1000;
+const FANOUT_SAMPLES: usize = 20;
+
+fn pod(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": name, "namespace": "bench", "labels": { "app": "bench", "tier": "web" } },
+        "spec": { "containers": [{
+            "name": "web", "image": "nginx:1.27",
+            "ports": [{ "containerPort": 80 }],
+            "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } },
+        }]},
+    })
+}
+
+/// Latency samples of one operation, and the wall time they took with `CLIENTS` in parallel.
+struct Run {
+    samples: Vec<Duration>,
+    wall: Duration,
+}
+
+impl Run {
+    fn throughput(&self) -> f64 {
+        self.samples.len() as f64 / self.wall.as_secs_f64()
+    }
+
+    fn percentile(&mut self, p: f64) -> f64 {
+        self.samples.sort();
+        let idx =
+            ((self.samples.len() as f64 * p).ceil() as usize).clamp(1, self.samples.len()) - 1;
+        self.samples[idx].as_secs_f64() * 1e3
+    }
+}
+
+/// Runs `op(i)` for i in 0..n over `CLIENTS` concurrent tasks.
+async fn parallel<F, Fut>(n: usize, op: F) -> Run
+where
+    F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            for i in (c..n).step_by(CLIENTS) {
+                let t = Instant::now();
+                op(i).await;
+                samples.push(t.elapsed());
+            }
+            samples
+        }));
+    }
+    let mut samples = Vec::new();
+    for t in tasks {
+        samples.extend(t.await.unwrap());
+    }
+    Run {
+        samples,
+        wall: started.elapsed(),
+    }
+}
+
+/// Figures for one system (the API or the bare store), in `FIGURES` order.
+type Figures = Vec<f64>;
+
+const FIGURES: [(&str, &str, bool); 9] = [
+    ("64-client create throughput", "ops/s", true),
+    ("create latency p99", "ms", false),
+    ("get latency p50", "ms", false),
+    ("get latency p99", "ms", false),
+    ("64-client update throughput", "ops/s", true),
+    ("update latency p99", "ms", false),
+    ("list 10k pods latency p50", "ms", false),
+    ("list 10k pods latency p99", "ms", false),
+    ("watch fan-out to 1000 watchers p99", "ms", false),
+];
+
+async fn measure_api(store: Arc<dyn Store>) -> Figures {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = Server::new(store, address);
+    server.bootstrap().await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(skiff_apiserver::serve(server, listener, async {
+        let _ = stopped.await;
+    }));
+    let client =
+        Client::try_from(Config::new(format!("http://{address}").parse().unwrap())).unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let ns = serde_json::from_value(json!({ "metadata": { "name": "bench" } })).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let api: Api<Pod> = Api::namespaced(client.clone(), "bench");
+    let mut out = Vec::new();
+
+    let a = api.clone();
+    let mut create = parallel(PODS, move |i| {
+        let a = a.clone();
+        async move {
+            let p: Pod = serde_json::from_value(pod(&format!("pod-{i:05}"))).unwrap();
+            a.create(&PostParams::default(), &p).await.unwrap();
+        }
+    })
+    .await;
+    out.push(create.throughput());
+    out.push(create.percentile(0.99));
+    let a = api.clone();
+    let mut get = parallel(PODS, move |i| {
+        let a = a.clone();
+        async move {
+            a.get(&format!("pod-{i:05}")).await.unwrap();
+        }
+    })
+    .await;
+    out.push(get.percentile(0.5));
+    out.push(get.percentile(0.99));
+    let a = api.clone();
+    let mut update = parallel(PODS, move |i| {
+        let a = a.clone();
+        async move {
+            let name = format!("pod-{i:05}");
+            let mut p = a.get(&name).await.unwrap();
+            p.metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert("updated".into(), "yes".into());
+            a.replace(&name, &PostParams::default(), &p).await.unwrap();
+        }
+    })
+    .await;
+    // An update is a read-modify-write (get, then replace with its resourceVersion) here and in
+    // the bare-store anchor alike.
+    out.push(update.throughput());
+    out.push(update.percentile(0.99));
+    let mut lists = Run {
+        samples: Vec::new(),
+        wall: Duration::ZERO,
+    };
+    for _ in 0..LISTS {
+        let t = Instant::now();
+        let listed = api.list(&ListParams::default()).await.unwrap();
+        lists.samples.push(t.elapsed());
+        assert_eq!(listed.items.len(), PODS);
+    }
+    out.push(lists.percentile(0.5));
+    out.push(lists.percentile(0.99));
+    out.push(api_fanout(&client).await);
+    let _ = stop.send(());
+    let _ = serving.await;
+    out
+}
+
+/// Time from one write until the last of `WATCHERS` watch streams has its event.
+async fn api_fanout(client: &Client) -> f64 {
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), "bench");
+    let first: k8s_openapi::api::core::v1::ConfigMap =
+        serde_json::from_value(json!({ "metadata": { "name": "fanout" }, "data": { "n": "0" } }))
+            .unwrap();
+    let created = api.create(&PostParams::default(), &first).await.unwrap();
+    let rv = created.metadata.resource_version.clone().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let mut watchers = Vec::new();
+    for _ in 0..WATCHERS {
+        let api = api.clone();
+        let tx = tx.clone();
+        let rv = rv.clone();
+        watchers.push(tokio::spawn(async move {
+            let stream = api
+                .watch(&WatchParams::default().fields("metadata.name=fanout"), &rv)
+                .await
+                .unwrap();
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                if event.is_ok() && tx.send(Instant::now()).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    // Let every watch connect before writing.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut samples = Vec::new();
+    let mut current = created;
+    for n in 1..=FANOUT_SAMPLES {
+        current.data = Some([("n".to_owned(), n.to_string())].into());
+        let started = Instant::now();
+        current = api
+            .replace("fanout", &PostParams::default(), &current)
+            .await
+            .unwrap();
+        let mut last = started;
+        for _ in 0..WATCHERS {
+            last = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("every watcher gets the event")
+                .unwrap();
+        }
+        samples.push(last - started);
+    }
+    for w in watchers {
+        w.abort();
+    }
+    Run {
+        samples,
+        wall: Duration::ZERO,
+    }
+    .percentile(0.99)
+}
+
+/// The same workload sent straight to the store: what the API layer adds is the difference.
+async fn measure_store(store: Arc<dyn Store>) -> Figures {
+    let key = |i: usize| format!("/bench/pods/bench/pod-{i:05}");
+    let body = |i: usize| Bytes::from(pod(&format!("pod-{i:05}")).to_string());
+    let mut out = Vec::new();
+    let s = store.clone();
+    let mut create = parallel(PODS, move |i| {
+        let s = s.clone();
+        async move {
+            s.create(&key(i), body(i), None).await.unwrap();
+        }
+    })
+    .await;
+    out.push(create.throughput());
+    out.push(create.percentile(0.99));
+    let s = store.clone();
+    let mut get = parallel(PODS, move |i| {
+        let s = s.clone();
+        async move {
+            s.get(&key(i), None).await.unwrap().kv.unwrap();
+        }
+    })
+    .await;
+    out.push(get.percentile(0.5));
+    out.push(get.percentile(0.99));
+    let s = store.clone();
+    let mut update = parallel(PODS, move |i| {
+        let s = s.clone();
+        async move {
+            let kv = s.get(&key(i), None).await.unwrap().kv.unwrap();
+            s.update(&key(i), body(i), kv.mod_revision, None)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    out.push(update.throughput());
+    out.push(update.percentile(0.99));
+    let mut lists = Run {
+        samples: Vec::new(),
+        wall: Duration::ZERO,
+    };
+    for _ in 0..LISTS {
+        let t = Instant::now();
+        let listed = store
+            .range(RangeRequest::prefix("/bench/pods/bench/"))
+            .await
+            .unwrap();
+        // Decoding is part of a list's cost at any layer.
+        let items: Vec<Value> = listed
+            .kvs
+            .iter()
+            .map(|kv| serde_json::from_slice(&kv.value).unwrap())
+            .collect();
+        lists.samples.push(t.elapsed());
+        assert_eq!(items.len(), PODS);
+    }
+    out.push(lists.percentile(0.5));
+    out.push(lists.percentile(0.99));
+    // Fan-out: 1000 store watches on one key.
+    let k = "/bench/fanout";
+    let mut rev = store
+        .create(k, Bytes::from_static(b"0"), None)
+        .await
+        .unwrap();
+    let mut streams = Vec::new();
+    for _ in 0..WATCHERS {
+        streams.push(store.watch(WatchRequest::key(k, rev)).await.unwrap());
+    }
+    let mut samples = Vec::new();
+    for n in 1..=FANOUT_SAMPLES {
+        let started = Instant::now();
+        rev = store
+            .update(k, Bytes::from(n.to_string()), rev, None)
+            .await
+            .unwrap();
+        for s in streams.iter_mut() {
+            s.next().await.unwrap().unwrap();
+        }
+        samples.push(started.elapsed());
+    }
+    out.push(
+        Run {
+            samples,
+            wall: Duration::ZERO,
+        }
+        .percentile(0.99),
+    );
+    out
+}
+
+fn embedded(dir: &Path) -> Arc<dyn Store> {
+    Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir)).unwrap())
+}
+
+async fn etcd(endpoint: &str, prefix: &str) -> Arc<dyn Store> {
+    Arc::new(
+        EtcdStore::connect(EtcdConfig::new(endpoint, prefix))
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let endpoint = skiff_testenv::shared_etcd(tmp);
+    let nonce: u32 = rand::random();
+    let mut sections = Vec::new();
+    for backend in ["embedded", "etcd"] {
+        eprintln!("apiserver on {backend} ...");
+        let dir = tempfile::tempdir_in(tmp).unwrap();
+        let store = match backend {
+            "embedded" => embedded(&dir.path().join("api")),
+            _ => etcd(&endpoint, &format!("/bench-api-{nonce:x}")).await,
+        };
+        let api = measure_api(store).await;
+        eprintln!("the bare {backend} store ...");
+        let store = match backend {
+            "embedded" => embedded(&dir.path().join("store")),
+            _ => etcd(&endpoint, &format!("/bench-store-{nonce:x}")).await,
+        };
+        let bare = measure_store(store).await;
+        sections.push((backend, api, bare));
+    }
+    report(&sections);
+}
+
+fn report(sections: &[(&str, Figures, Figures)]) {
+    let mut metrics = Vec::new();
+    println!(
+        "\napiserver benchmark: {CLIENTS} kube-rs clients, {PODS} pods; anchor: the same workload straight to the store"
+    );
+    println!(
+        "{:<48} {:>12} {:>12}  unit",
+        "metric", "apiserver", "bare store"
+    );
+    for (backend, api, bare) in sections {
+        for ((name, unit, higher), (ours, anchor)) in FIGURES.iter().zip(api.iter().zip(bare)) {
+            let name = format!("{name} ({backend})");
+            println!("{name:<48} {ours:>12.2} {anchor:>12.2}  {unit}");
+            metrics.push(json!({
+                "name": name, "ours": ours, "anchor": anchor,
+                "anchor_name": format!("the same workload sent straight to the {backend} store"),
+                "unit": unit, "better": if *higher { "higher" } else { "lower" },
+            }));
+        }
+    }
+    // Kubernetes' API call latency SLOs, against the embedded-store figures.
+    let (_, embedded, _) = &sections[0];
+    let slos = [
+        ("mutating call p99 vs SLO (embedded)", embedded[5], 1000.0),
+        ("single get p99 vs SLO (embedded)", embedded[3], 1000.0),
+        ("namespace list p99 vs SLO (embedded)", embedded[7], 5000.0),
+    ];
+    println!("\nagainst Kubernetes' SLOs:");
+    for (name, ours, slo) in slos {
+        println!("{name:<48} {ours:>12.2} {slo:>12.2}  ms");
+        metrics.push(json!({
+            "name": name, "ours": ours, "anchor": slo,
+            "anchor_name": "Kubernetes API call latency SLO", "unit": "ms", "better": "lower",
+        }));
+    }
+    let out = std::env::var("SKIFF_BENCH_OUT").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../target/bench/apiserver.json"
+        )
+        .to_owned()
+    });
+    let out = std::path::PathBuf::from(out);
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let doc = json!({ "area": "apiserver", "metrics": metrics });
+    std::fs::write(&out, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    println!("\nwrote {}", out.display());
+}
