@@ -127,7 +127,7 @@ pub async fn serve(
         return crate::watch::serve(&ctx).await;
     }
     if matches!(request.verb, "create" | "update")
-        && let Err(err) = check_json(&ctx)
+        && let Err(err) = check_encoding(&ctx)
     {
         return err.into_response();
     }
@@ -370,13 +370,27 @@ fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-/// Checks that a write's body is JSON: protobuf gets 415, which makes client-go retry in JSON.
-fn check_json(ctx: &Ctx<'_>) -> ApiResult<()> {
+/// Checks that a write's body is in an encoding the server reads: JSON, or Kubernetes protobuf
+/// (what kubectl's typed clients send for `kubectl create ...`).
+fn check_encoding(ctx: &Ctx<'_>) -> ApiResult<()> {
     match content_type(ctx.headers).as_str() {
         "" | "application/json" | "*/*" => Ok(()),
+        ct if skiff_protobuf::is_protobuf(ct) => Ok(()),
         other if matches!(ctx.request.verb, "patch") && other.ends_with("+json") => Ok(()),
         other => Err(ApiError::unsupported_media_type(other)),
     }
+}
+
+/// Reads a create/update body as JSON, decoding protobuf first when that is what was sent.
+fn parse_body(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Value> {
+    if skiff_protobuf::is_protobuf(&content_type(ctx.headers)) {
+        return skiff_protobuf::decode(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the request body is not valid Kubernetes protobuf: {e}"
+            ))
+        });
+    }
+    parse_json(body)
 }
 
 /// Parses a JSON body.
@@ -488,7 +502,7 @@ fn validate(ctx: &Ctx<'_>, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
 
 async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
     let mut warnings = Vec::new();
-    let raw = parse_json(body)?;
+    let raw = parse_body(ctx, body)?;
     let mut obj = decode(ctx, &raw, &mut warnings)?;
     let info = ctx.info();
     if info.namespaced {
@@ -811,7 +825,7 @@ async fn put(ctx: &Ctx<'_>, body: &[u8], part: Part) -> ApiResult<Answer> {
     let name = name_of(ctx)?;
     let info = ctx.info();
     let mut warnings = Vec::new();
-    let raw = parse_json(body)?;
+    let raw = parse_body(ctx, body)?;
     let view = part.decode(ctx, &raw, &mut warnings)?;
     if let Some(given) = meta::name(&view)
         && given != name
@@ -931,7 +945,7 @@ async fn patch(ctx: &Ctx<'_>, body: &[u8], part: Part) -> ApiResult<Answer> {
 /// `POST pods/<name>/binding`: assigns the pod to a node, once.
 async fn bind(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
     let name = name_of(ctx)?;
-    let binding = parse_json(body)?;
+    let binding = parse_body(ctx, body)?;
     let node = binding["target"]["name"]
         .as_str()
         .filter(|n| !n.is_empty())
@@ -1006,7 +1020,7 @@ fn delete_options(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<DeleteOptions> {
     let opts = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        parse_json(body)?
+        parse_body(ctx, body)?
     };
     let query_grace = ctx.param("gracePeriodSeconds").and_then(|g| g.parse().ok());
     Ok(DeleteOptions {

@@ -69,6 +69,8 @@ pub struct Server {
     pub allocator: allocator::Allocator,
     /// Set when the server stops: long-running requests (watches) end so connections close.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// The OpenAPI documents, built on first use.
+    openapi: std::sync::OnceLock<skiff_openapi::OpenApi>,
 }
 
 impl Server {
@@ -98,6 +100,7 @@ impl Server {
                 allocator::AllocatorConfig::default(),
             ),
             stopping: tokio::sync::watch::channel(false).0,
+            openapi: std::sync::OnceLock::new(),
         })
     }
 
@@ -159,6 +162,20 @@ impl Server {
                 .await,
         )?;
         Ok(())
+    }
+
+    /// The OpenAPI documents of every served kind.
+    pub fn openapi(&self) -> &skiff_openapi::OpenApi {
+        self.openapi.get_or_init(|| {
+            let resources: Vec<_> = self.registry.all().map(|k| k.openapi()).collect();
+            skiff_openapi::OpenApi::with_version(
+                &resources,
+                &discovery::version()["gitVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
     }
 
     /// The HTTP application.
@@ -226,6 +243,32 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
                 .unwrap_or_else(|| ApiError::not_found_path(parts.uri.path()).into_response())
         }
         Target::Version => ok(&discovery::version()),
+        Target::OpenApiV2 => {
+            let accept = parts
+                .headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .unwrap_or("");
+            if accept.contains(skiff_openapi::V2_PROTOBUF_MEDIA_TYPE) {
+                bytes_response(
+                    server.openapi().v2_protobuf().to_vec(),
+                    "application/octet-stream",
+                )
+            } else {
+                bytes_response(
+                    server.openapi().v2_document().json().to_vec(),
+                    "application/json",
+                )
+            }
+        }
+        Target::OpenApiV3(None) => bytes_response(
+            server.openapi().v3_root_document().json().to_vec(),
+            "application/json",
+        ),
+        Target::OpenApiV3(Some(path)) => match server.openapi().v3_document(&path) {
+            Some(doc) => bytes_response(doc.json().to_vec(), "application/json"),
+            None => ApiError::not_found_path(parts.uri.path()).into_response(),
+        },
         Target::Health => (StatusCode::OK, "ok").into_response(),
         Target::Unknown => ApiError::not_found_path(parts.uri.path()).into_response(),
     }
@@ -237,6 +280,15 @@ fn ignore_exists(result: Result<serde_json::Value, ApiError>) -> Result<(), ApiE
         Err(err) if err.reason != "AlreadyExists" => Err(err),
         _ => Ok(()),
     }
+}
+
+fn bytes_response(body: Vec<u8>, content_type: &'static str) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(content_type),
+    );
+    response
 }
 
 fn ok(body: &serde_json::Value) -> Response {

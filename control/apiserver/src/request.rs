@@ -47,6 +47,10 @@ pub enum Target {
     Version,
     /// `/healthz`, `/livez`, `/readyz` (and their sub-checks).
     Health,
+    /// `/openapi/v2`.
+    OpenApiV2,
+    /// `/openapi/v3` (`None`) or one group-version document (`api/v1`, `apis/apps/v1`).
+    OpenApiV3(Option<String>),
     /// Anything else.
     Unknown,
 }
@@ -80,6 +84,9 @@ pub fn parse(method: &Method, path: &str, query: &HashMap<String, String>) -> Ta
         ["api", version, rest @ ..] => ("", *version, rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         ["version"] => return Target::Version,
+        ["openapi", "v2"] => return Target::OpenApiV2,
+        ["openapi", "v3"] => return Target::OpenApiV3(None),
+        ["openapi", "v3", rest @ ..] => return Target::OpenApiV3(Some(rest.join("/"))),
         [health, ..] if matches!(*health, "healthz" | "livez" | "readyz") => return Target::Health,
         _ => return Target::Unknown,
     };

@@ -304,6 +304,20 @@ async fn discovery_lists_the_built_in_resources(s: &TestServer) {
             "{namespaces}"
         );
     }
+    let explained = s.kubectl(&["explain", "deployment.spec.strategy"]).await;
+    assert!(
+        explained.contains("rollingUpdate") && explained.contains("DESCRIPTION"),
+        "{explained}"
+    );
+    let explained = s
+        .kubectl(&[
+            "explain",
+            "pods.spec.containers.image",
+            "--output",
+            "plaintext-openapiv2",
+        ])
+        .await;
+    assert!(explained.contains("image"), "{explained}");
     let version = s.kubectl(&["version", "-o", "json"]).await;
     let version: serde_json::Value = serde_json::from_str(&version).unwrap();
     assert_eq!(version["serverVersion"]["minor"], "37");

@@ -15,11 +15,23 @@
 //! standard query parameters. Schemas come from k8s-openapi's `schemars` support (see
 //! [`Resource::of`]) and are translated from JSON Schema into the OpenAPI dialects.
 //!
-//! Everything is built once by [`OpenApi::new`]; the accessors only borrow.
+//! Everything is built once by [`OpenApi::new`]; the accessors only borrow. Serving them:
+//!
+//! | request | body | `Content-Type` |
+//! | --- | --- | --- |
+//! | `GET /openapi/v3` | [`OpenApi::v3_root_document`] | `application/json` |
+//! | `GET /openapi/v3/<path>?hash=…` | [`OpenApi::v3_document`]`(path)`, 404 if `None` | `application/json` |
+//! | `GET /openapi/v2`, `Accept` containing [`V2_PROTOBUF_MEDIA_TYPE`] | [`OpenApi::v2_protobuf`] | `application/octet-stream` |
+//! | `GET /openapi/v2` otherwise | [`OpenApi::v2_document`] | `application/json` |
+//!
+//! The `hash` query parameter only makes URLs change when documents do; the document is the same
+//! whatever its value. [`Document::hash`] can serve as an ETag. (kubectl rejects the protobuf
+//! media type itself as a `Content-Type`, hence `application/octet-stream`.)
 
 #![deny(missing_docs)]
 
 mod paths;
+mod proto;
 mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +43,10 @@ use serde_json::{Map, Value, json};
 pub use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use paths::{Gvk, PathItem, ResourceOps};
+
+/// The media type of [`OpenApi::v2_protobuf`], which kubectl and client-go send in `Accept`
+/// when they fetch `/openapi/v2`.
+pub const V2_PROTOBUF_MEDIA_TYPE: &str = proto::MEDIA_TYPE;
 
 /// The title of every document's `info`.
 const TITLE: &str = "Kubernetes";
@@ -150,6 +166,7 @@ fn hash_hex(bytes: &[u8]) -> String {
 #[derive(Debug, Clone)]
 pub struct OpenApi {
     v2: Document,
+    v2_protobuf: Vec<u8>,
     v3_root: Document,
     v3: BTreeMap<String, Document>,
 }
@@ -162,7 +179,7 @@ impl OpenApi {
 
     /// Builds every document for `resources`; `version` goes into each document's `info`.
     pub fn with_version(resources: &[Resource], version: &str) -> OpenApi {
-        Builder::build(resources, version)
+        build(resources, version)
     }
 
     /// `GET /openapi/v2`: the Swagger 2.0 document of every resource.
@@ -184,6 +201,14 @@ impl OpenApi {
     /// The Swagger 2.0 document with its bytes and hash.
     pub fn v2_document(&self) -> &Document {
         &self.v2
+    }
+
+    /// `GET /openapi/v2` with `Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf`
+    /// ([`V2_PROTOBUF_MEDIA_TYPE`]): the Swagger 2.0 document as the gnostic `openapi.v2.Document`
+    /// protocol-buffer message. This, not the JSON form, is what kubectl and client-go read; its
+    /// ETag can be the JSON document's hash.
+    pub fn v2_protobuf(&self) -> &[u8] {
+        &self.v2_protobuf
     }
 
     /// The v3 root with its bytes and hash.
@@ -227,74 +252,77 @@ impl Named<'_> {
     }
 }
 
-struct Builder;
+/// Builds every document.
+fn build(resources: &[Resource], version: &str) -> OpenApi {
+    let (definitions, named) = definitions(resources);
 
-impl Builder {
-    fn build(resources: &[Resource], version: &str) -> OpenApi {
-        let (definitions, named) = definitions(resources);
+    // Paths per group-version.
+    let mut groups: BTreeMap<(String, String), Vec<PathItem>> = BTreeMap::new();
+    for n in &named {
+        let r = n.resource;
+        let items = groups
+            .entry((r.group.to_string(), r.version.to_string()))
+            .or_insert_with(|| vec![paths::discovery_item(r.group, r.version)]);
+        items.extend(paths::resource_items(&n.ops()));
+    }
 
-        // Paths per group-version.
-        let mut groups: BTreeMap<(String, String), Vec<PathItem>> = BTreeMap::new();
-        for n in &named {
-            let r = n.resource;
-            let items = groups
-                .entry((r.group.to_string(), r.version.to_string()))
-                .or_insert_with(|| vec![paths::discovery_item(r.group, r.version)]);
-            items.extend(paths::resource_items(&n.ops()));
+    let info = json!({ "title": TITLE, "version": version });
+    let mut v2_paths = Map::new();
+    let mut v3 = BTreeMap::new();
+    for ((group, version), items) in &groups {
+        let tag = paths::tag(group, version);
+        let mut v3_paths = Map::new();
+        for item in items {
+            v3_paths.insert(item.path.clone(), item.v3(&tag));
+            v2_paths.insert(item.path.clone(), item.v2(&tag));
         }
-
-        let info = json!({ "title": TITLE, "version": version });
-        let mut v2_paths = Map::new();
-        let mut v3 = BTreeMap::new();
-        for ((group, version), items) in &groups {
-            let tag = paths::group_version_tag(group, version);
-            let mut v3_paths = Map::new();
-            for item in items {
-                v3_paths.insert(item.path.clone(), item.v3(&tag));
-                v2_paths.insert(item.path.clone(), item.v2(&tag));
-            }
-            let v3_paths = Value::Object(v3_paths);
-            let mut roots = BTreeSet::new();
-            schema::referenced_names(&v3_paths, &mut roots);
-            let schemas: Map<String, Value> = schema::closure(roots, &definitions)
-                .into_iter()
-                .filter_map(|name| definitions.get(&name).map(|s| (name, s.clone())))
-                .collect();
-            let document = json!({
-                "openapi": "3.0.0",
-                "info": info,
-                "paths": v3_paths,
-                "components": {
-                    "schemas": schemas,
-                    "securitySchemes": security_schemes(),
-                },
-                "security": [{ "BearerToken": [] }],
-            });
-            v3.insert(group_version_path(group, version), Document::new(document));
-        }
-
-        let v3_root = Document::new(json!({
-            "paths": v3
-                .iter()
-                .map(|(path, doc)| {
-                    (
-                        path.clone(),
-                        json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.hash()) }),
-                    )
-                })
-                .collect::<Map<String, Value>>(),
-        }));
-
-        let v2 = Document::new(json!({
-            "swagger": "2.0",
+        let v3_paths = Value::Object(v3_paths);
+        let mut roots = BTreeSet::new();
+        schema::referenced_names(&v3_paths, &mut roots);
+        let schemas: Map<String, Value> = schema::closure(roots, &definitions)
+            .into_iter()
+            .filter_map(|name| definitions.get(&name).map(|s| (name, s.clone())))
+            .collect();
+        let document = json!({
+            "openapi": "3.0.0",
             "info": info,
-            "paths": v2_paths,
-            "definitions": v2_definitions(&definitions),
-            "securityDefinitions": security_schemes(),
+            "paths": v3_paths,
+            "components": {
+                "schemas": schemas,
+                "securitySchemes": security_schemes(),
+            },
             "security": [{ "BearerToken": [] }],
-        }));
+        });
+        v3.insert(group_version_path(group, version), Document::new(document));
+    }
 
-        OpenApi { v2, v3_root, v3 }
+    let v3_root = Document::new(json!({
+        "paths": v3
+            .iter()
+            .map(|(path, doc)| {
+                (
+                    path.clone(),
+                    json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.hash()) }),
+                )
+            })
+            .collect::<Map<String, Value>>(),
+    }));
+
+    let v2 = Document::new(json!({
+        "swagger": "2.0",
+        "info": info,
+        "paths": v2_paths,
+        "definitions": v2_definitions(&definitions),
+        "securityDefinitions": security_schemes(),
+        "security": [{ "BearerToken": [] }],
+    }));
+
+    let v2_protobuf = proto::document(v2.value());
+    OpenApi {
+        v2,
+        v2_protobuf,
+        v3_root,
+        v3,
     }
 }
 
@@ -367,7 +395,11 @@ fn definitions(resources: &[Resource]) -> (Map<String, Value>, Vec<Named<'_>>) {
     let mut group_versions = BTreeSet::new();
     for (r, schema_name) in resources.iter().zip(kind_names) {
         group_versions.insert((r.group, r.version));
-        add_gvk(&mut definitions, &schema_name, Gvk::new(r.group, r.version, r.kind));
+        add_gvk(
+            &mut definitions,
+            &schema_name,
+            Gvk::new(r.group, r.version, r.kind),
+        );
         let list_kind = format!("{}List", r.kind);
         let list_schema = match schema_name.rsplit_once('.') {
             Some((package, _)) => format!("{package}.{list_kind}"),
@@ -376,7 +408,11 @@ fn definitions(resources: &[Resource]) -> (Map<String, Value>, Vec<Named<'_>>) {
         definitions
             .entry(list_schema.clone())
             .or_insert_with(|| list_definition(r.kind, &schema_name));
-        add_gvk(&mut definitions, &list_schema, Gvk::new(r.group, r.version, &list_kind));
+        add_gvk(
+            &mut definitions,
+            &list_schema,
+            Gvk::new(r.group, r.version, &list_kind),
+        );
         named.push(Named {
             resource: r,
             schema: schema_name,
@@ -384,11 +420,23 @@ fn definitions(resources: &[Resource]) -> (Map<String, Value>, Vec<Named<'_>>) {
         });
     }
     if resources.iter().any(|r| r.scale) {
-        add_gvk(&mut definitions, paths::SCALE, Gvk::new("autoscaling", "v1", "Scale"));
+        add_gvk(
+            &mut definitions,
+            paths::SCALE,
+            Gvk::new("autoscaling", "v1", "Scale"),
+        );
     }
-    add_gvk(&mut definitions, paths::STATUS, Gvk::new("", "v1", "Status"));
+    add_gvk(
+        &mut definitions,
+        paths::STATUS,
+        Gvk::new("", "v1", "Status"),
+    );
     // DeleteOptions is accepted as the body of deletes in every group-version.
-    add_gvk(&mut definitions, paths::DELETE_OPTIONS, Gvk::new("", "v1", "DeleteOptions"));
+    add_gvk(
+        &mut definitions,
+        paths::DELETE_OPTIONS,
+        Gvk::new("", "v1", "DeleteOptions"),
+    );
     for (group, version) in group_versions {
         add_gvk(
             &mut definitions,
@@ -397,7 +445,9 @@ fn definitions(resources: &[Resource]) -> (Map<String, Value>, Vec<Named<'_>>) {
         );
     }
     describe_int_or_string(&mut definitions);
-    unrequire_metadata(&mut definitions);
+    let kinds: BTreeSet<&str> = named.iter().map(|n| n.schema.as_str()).collect();
+    unrequire_defaulted(&mut definitions, &kinds);
+    annotate_patch_strategies(&mut definitions);
     (definitions, named)
 }
 
@@ -431,30 +481,67 @@ fn describe_int_or_string(definitions: &mut Map<String, Value>) {
     }
 }
 
-/// k8s-openapi lists `metadata` among the required fields of every object (its Rust field is
-/// not optional, though a missing one deserializes to the default). Kubernetes' schemas do not
-/// require it, and `kubectl explain` would print it as `-required-`, so it is dropped wherever
-/// it is object or list metadata.
-fn unrequire_metadata(definitions: &mut Map<String, Value>) {
+/// k8s-openapi lists `metadata` among the required fields of every object, and `spec` among
+/// those of the workload kinds: their Rust fields are not optional, though a missing one
+/// deserializes to the default. Kubernetes' schemas require neither, and `kubectl explain` would
+/// print them as `-required-`, so they are dropped: `metadata` wherever it is object or list
+/// metadata, `spec` from the served kinds (`kinds`).
+fn unrequire_defaulted(definitions: &mut Map<String, Value>, kinds: &BTreeSet<&str>) {
     const METAS: &[&str] = &[
         "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
         "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta",
     ];
-    for schema in definitions.values_mut() {
-        let Some(metadata) = schema.pointer("/properties/metadata") else {
+    for (name, schema) in definitions.iter_mut() {
+        let metadata = schema.pointer("/properties/metadata").is_some_and(|m| {
+            let mut names = BTreeSet::new();
+            schema::referenced_names(m, &mut names);
+            names.iter().any(|n| METAS.contains(&n.as_str()))
+        });
+        let kind = kinds.contains(name.as_str());
+        let Some(object) = schema.as_object_mut() else {
             continue;
         };
-        let mut names = BTreeSet::new();
-        schema::referenced_names(metadata, &mut names);
-        if !names.iter().any(|n| METAS.contains(&n.as_str())) {
-            continue;
-        }
-        if let Some(Value::Array(required)) = schema.get_mut("required") {
-            required.retain(|field| field != "metadata");
-            if required.is_empty()
-                && let Some(object) = schema.as_object_mut()
-            {
+        if let Some(Value::Array(required)) = object.get_mut("required") {
+            required.retain(|field| !(metadata && field == "metadata" || kind && field == "spec"));
+            if required.is_empty() {
                 object.remove("required");
+            }
+        }
+    }
+}
+
+/// Marks list fields with the strategic-merge-patch metadata of the built-in types
+/// (`x-kubernetes-patch-strategy`, `x-kubernetes-patch-merge-key`, and the list types). kubectl
+/// computes `kubectl apply` patches from these: without them every list is atomic, and applying
+/// an unchanged manifest would replace a Deployment's containers with their undefaulted form.
+/// The table is the one the apiserver merges patches with, so both sides agree.
+fn annotate_patch_strategies(definitions: &mut Map<String, Value>) {
+    use skiff_apimachinery::patch::{BuiltinSchema, ListStrategy, PatchSchema};
+    for (name, schema) in definitions.iter_mut() {
+        let type_name = name.rsplit('.').next().unwrap_or(name);
+        let Some(Value::Object(properties)) = schema.get_mut("properties") else {
+            continue;
+        };
+        for (field, property) in properties.iter_mut() {
+            let Some(list) = BuiltinSchema
+                .field(type_name, field)
+                .and_then(|info| info.list)
+            else {
+                continue;
+            };
+            let Some(property) = property.as_object_mut() else {
+                continue;
+            };
+            match list {
+                ListStrategy::MergeByKey(key) => {
+                    property.insert("x-kubernetes-patch-strategy".into(), "merge".into());
+                    property.insert("x-kubernetes-patch-merge-key".into(), key.into());
+                }
+                ListStrategy::MergePrimitives => {
+                    property.insert("x-kubernetes-patch-strategy".into(), "merge".into());
+                    property.insert("x-kubernetes-list-type".into(), "set".into());
+                }
+                ListStrategy::Replace => {}
             }
         }
     }
@@ -475,9 +562,7 @@ fn v2_definitions(definitions: &Map<String, Value>) -> Map<String, Value> {
 
 /// The schema of `<kind>List`, whose items are `kind_schema`.
 fn list_definition(kind: &str, kind_schema: &str) -> Value {
-    let reference = |name: &str| {
-        json!({ "$ref": format!("{}{}", schema::V3_PREFIX, schema::encode_pointer_token(name)) })
-    };
+    let reference = |name: &str| json!({ "$ref": format!("{}{}", schema::V3_PREFIX, schema::encode_pointer_token(name)) });
     json!({
         "description": format!("{kind}List is a list of {kind} objects."),
         "type": "object",

@@ -345,7 +345,7 @@ fn capitalize(word: &str) -> String {
 }
 
 /// The tag of a group-version's operations: `core_v1`, `apps_v1`, `rbacAuthorization_v1`.
-fn tag(group: &str, version: &str) -> String {
+pub fn tag(group: &str, version: &str) -> String {
     let camel = group_camel(group);
     let mut chars = camel.chars();
     let lower: String = match chars.next() {
@@ -419,7 +419,11 @@ pub fn resource_items(r: &ResourceOps<'_>) -> Vec<PathItem> {
     };
     let object_params = |what: &str| {
         let mut params = vec![Param::path("name", format!("The name of the {what}."))];
-        params.extend(common.iter().map(|p| Param::path(p.name, p.description.clone())));
+        params.extend(
+            common
+                .iter()
+                .map(|p| Param::path(p.name, p.description.clone())),
+        );
         with_pretty(params)
     };
     let query = |names: &[&'static str]| names.iter().map(|n| Param::query(n)).collect();
@@ -479,7 +483,12 @@ pub fn resource_items(r: &ResourceOps<'_>) -> Vec<PathItem> {
     };
     items.push(PathItem {
         path: collection.clone(),
-        params: with_pretty(common.iter().map(|p| Param::path(p.name, p.description.clone())).collect()),
+        params: with_pretty(
+            common
+                .iter()
+                .map(|p| Param::path(p.name, p.description.clone()))
+                .collect(),
+        ),
         ops: vec![list, create, delete_collection],
     });
 
@@ -746,11 +755,6 @@ impl PathItem {
     }
 }
 
-/// The tag of a group-version, for [`PathItem::v3`] and [`PathItem::v2`].
-pub fn group_version_tag(group: &str, version: &str) -> String {
-    tag(group, version)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -759,9 +763,15 @@ mod tests {
     fn names_follow_kubernetes_conventions() {
         assert_eq!(group_camel(""), "Core");
         assert_eq!(group_camel("apps"), "Apps");
-        assert_eq!(group_camel("rbac.authorization.k8s.io"), "RbacAuthorization");
+        assert_eq!(
+            group_camel("rbac.authorization.k8s.io"),
+            "RbacAuthorization"
+        );
         assert_eq!(group_camel("stable.example.com"), "StableExampleCom");
-        assert_eq!(tag("rbac.authorization.k8s.io", "v1"), "rbacAuthorization_v1");
+        assert_eq!(
+            tag("rbac.authorization.k8s.io", "v1"),
+            "rbacAuthorization_v1"
+        );
         assert_eq!(tag("", "v1"), "core_v1");
         assert_eq!(group_version_prefix("", "v1"), "/api/v1");
         assert_eq!(group_version_prefix("apps", "v1"), "/apis/apps/v1");

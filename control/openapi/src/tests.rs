@@ -181,7 +181,10 @@ fn deployment_paths_have_the_usual_operations() {
     let collection = &paths["/apis/apps/v1/namespaces/{namespace}/deployments"];
     assert_eq!(collection["get"]["x-kubernetes-action"], "list");
     assert_eq!(collection["post"]["x-kubernetes-action"], "post");
-    assert_eq!(collection["delete"]["x-kubernetes-action"], "deletecollection");
+    assert_eq!(
+        collection["delete"]["x-kubernetes-action"],
+        "deletecollection"
+    );
     assert_eq!(
         collection["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/io.k8s.api.apps.v1.DeploymentList"
@@ -206,7 +209,10 @@ fn deployment_paths_have_the_usual_operations() {
     assert_eq!(path_params, ["name", "namespace", "pretty"]);
 
     let status = &paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/status"];
-    assert_eq!(status["patch"]["operationId"], "patchAppsV1NamespacedDeploymentStatus");
+    assert_eq!(
+        status["patch"]["operationId"],
+        "patchAppsV1NamespacedDeploymentStatus"
+    );
     assert_eq!(
         status["put"]["x-kubernetes-group-version-kind"]["kind"],
         "Deployment"
@@ -234,11 +240,21 @@ fn cluster_scoped_and_core_paths() {
     let core = openapi().v3_group_version("api/v1").expect("core/v1");
     let node = &core["paths"]["/api/v1/nodes/{name}"];
     assert_eq!(node["patch"]["operationId"], "patchCoreV1Node");
-    assert!(node["patch"]["parameters"].as_array().is_some_and(|p| p
-        .iter()
-        .any(|p| p["name"] == "fieldValidation")));
-    assert!(core["paths"].get("/api/v1/namespaces/{namespace}/nodes").is_none());
-    assert!(core["paths"].get("/api/v1/namespaces/{namespace}/pods/{name}/status").is_some());
+    assert!(
+        node["patch"]["parameters"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["name"] == "fieldValidation"))
+    );
+    assert!(
+        core["paths"]
+            .get("/api/v1/namespaces/{namespace}/nodes")
+            .is_none()
+    );
+    assert!(
+        core["paths"]
+            .get("/api/v1/namespaces/{namespace}/pods/{name}/status")
+            .is_some()
+    );
     let rbac = openapi()
         .v3_group_version("/apis/rbac.authorization.k8s.io/v1")
         .expect("rbac");
@@ -256,9 +272,17 @@ fn deployment_schema_explains_spec_strategy() {
         gvk_list(deployment),
         &vec![json!({ "group": "apps", "version": "v1", "kind": "Deployment" })]
     );
-    assert!(deployment["description"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(
+        deployment["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
     let spec_field = &deployment["properties"]["spec"];
-    assert!(spec_field["description"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(
+        spec_field["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
     let spec = deref(doc, spec_field);
     let strategy_field = &spec["properties"]["strategy"];
     assert_eq!(
@@ -276,6 +300,33 @@ fn deployment_schema_explains_spec_strategy() {
     let rolling = deref(doc, &strategy["properties"]["rollingUpdate"]);
     let max_surge = deref(doc, &rolling["properties"]["maxSurge"]);
     assert_eq!(max_surge["format"], "int-or-string");
+    assert_eq!(max_surge["x-kubernetes-int-or-string"], true);
+    // What kubectl shows as the type of maxSurge is then the schema's name, IntOrString.
+    assert!(max_surge.get("type").is_none());
+}
+
+#[test]
+fn only_truly_required_fields_are_required() {
+    let schemas = &apps_v1()["components"]["schemas"];
+    assert_eq!(
+        schemas["io.k8s.api.apps.v1.DeploymentSpec"]["required"],
+        json!(["selector", "template"])
+    );
+    let deployment = &schemas["io.k8s.api.apps.v1.Deployment"]["required"];
+    assert!(
+        deployment
+            .as_array()
+            .is_none_or(|r| !r.contains(&json!("metadata")))
+    );
+    let status = &schemas["io.k8s.apimachinery.pkg.apis.meta.v1.Status"];
+    assert!(status.get("required").is_none());
+    let core = openapi().v3_group_version("api/v1").expect("core");
+    let config_map = &core["components"]["schemas"]["io.k8s.api.core.v1.ConfigMap"];
+    assert!(config_map.get("required").is_none());
+    let event = &core["components"]["schemas"]["io.k8s.api.core.v1.Event"];
+    assert_eq!(event["required"], json!(["involvedObject"]));
+    let container = &core["components"]["schemas"]["io.k8s.api.core.v1.Container"];
+    assert_eq!(container["required"], json!(["name"]));
 }
 
 #[test]
@@ -303,7 +354,10 @@ fn list_and_meta_kinds_are_published() {
         assert!(schemas.get(name).is_some(), "{name}");
     }
     let delete_options = gvk_list(&schemas["io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"]);
-    assert!(delete_options.contains(&json!({ "group": "apps", "version": "v1", "kind": "DeleteOptions" })));
+    assert!(
+        delete_options
+            .contains(&json!({ "group": "apps", "version": "v1", "kind": "DeleteOptions" }))
+    );
     assert_eq!(
         gvk_list(&schemas["io.k8s.api.autoscaling.v1.Scale"]),
         &vec![json!({ "group": "autoscaling", "version": "v1", "kind": "Scale" })]
@@ -336,11 +390,21 @@ fn documents_use_only_their_dialect() {
         }
         let mut refs = Vec::new();
         collect_refs(doc, &mut refs);
-        assert!(refs.iter().all(|r| r.starts_with("#/components/schemas/")), "{path}");
+        assert!(
+            refs.iter().all(|r| r.starts_with("#/components/schemas/")),
+            "{path}"
+        );
     }
     let v2 = docs.v2();
     assert_eq!(v2["swagger"], "2.0");
-    for key in ["nullable", "oneOf", "anyOf", "allOf", "components", "requestBody"] {
+    for key in [
+        "nullable",
+        "oneOf",
+        "anyOf",
+        "allOf",
+        "components",
+        "requestBody",
+    ] {
         assert_eq!(find_key(v2, key, ""), None, "v2: {key}");
     }
     let mut refs = Vec::new();
@@ -373,7 +437,10 @@ fn v2_has_the_same_content() {
     );
     // Field descriptions sit beside the reference, as in Kubernetes' v2 document.
     let spec_field = &deployment["properties"]["spec"];
-    assert_eq!(spec_field["$ref"], "#/definitions/io.k8s.api.apps.v1.DeploymentSpec");
+    assert_eq!(
+        spec_field["$ref"],
+        "#/definitions/io.k8s.api.apps.v1.DeploymentSpec"
+    );
     assert!(spec_field["description"].as_str().is_some());
     let spec = deref(v2, spec_field);
     let strategy = deref(v2, &spec["properties"]["strategy"]);
@@ -382,7 +449,10 @@ fn v2_has_the_same_content() {
     assert!(strategy["properties"]["type"].is_object());
 
     let patch = &v2["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
-    assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Deployment");
+    assert_eq!(
+        patch["x-kubernetes-group-version-kind"]["kind"],
+        "Deployment"
+    );
     let params = patch["parameters"].as_array().expect("parameters");
     assert!(
         params
@@ -395,7 +465,15 @@ fn v2_has_the_same_content() {
         "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"
     );
     assert_eq!(patch["consumes"].as_array().map(Vec::len), Some(4));
-    assert!(v2["paths"].get("/api/v1/namespaces/{namespace}/pods/{name}").is_some());
+    assert_eq!(
+        v2["definitions"]["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["type"],
+        "string"
+    );
+    assert!(
+        v2["paths"]
+            .get("/api/v1/namespaces/{namespace}/pods/{name}")
+            .is_some()
+    );
 }
 
 #[test]
@@ -412,7 +490,10 @@ fn root_lists_group_versions_with_their_hashes() {
     assert_eq!(apps.hash().len(), 32);
     let reparsed: Value = serde_json::from_slice(apps.json()).expect("valid JSON");
     assert_eq!(&reparsed, apps.value());
-    assert_ne!(apps.hash(), docs.v3_document("api/v1").expect("core").hash());
+    assert_ne!(
+        apps.hash(),
+        docs.v3_document("api/v1").expect("core").hash()
+    );
 }
 
 #[test]
@@ -427,7 +508,10 @@ fn building_is_deterministic_and_fast() {
         best = best.min(start.elapsed());
         if let Some(first) = &first {
             assert_eq!(first.v2_document().hash(), docs.v2_document().hash());
-            assert_eq!(first.v3_root_document().json(), docs.v3_root_document().json());
+            assert_eq!(
+                first.v3_root_document().json(),
+                docs.v3_root_document().json()
+            );
         } else {
             first = Some(docs);
         }
@@ -500,7 +584,9 @@ fn foreign_schemas_are_translated() {
         schema: widget_schema,
     };
     let docs = OpenApi::new(&[widget, Resource::of::<core::ConfigMap>(false, false)]);
-    let doc = docs.v3_group_version("apis/example.com/v1alpha1").expect("widgets");
+    let doc = docs
+        .v3_group_version("apis/example.com/v1alpha1")
+        .expect("widgets");
     assert_refs_resolve("widgets", doc);
     assert_refs_resolve("v2", docs.v2());
     let schemas = &doc["components"]["schemas"];
@@ -509,14 +595,63 @@ fn foreign_schemas_are_translated() {
         gvk_list(widget),
         &vec![json!({ "group": "example.com", "version": "v1alpha1", "kind": "Widget" })]
     );
-    assert_eq!(widget["properties"]["size"], json!({ "type": "integer", "format": "int32", "nullable": true }));
+    assert_eq!(
+        widget["properties"]["size"],
+        json!({ "type": "integer", "format": "int32", "nullable": true })
+    );
     assert_eq!(widget["properties"]["mode"], json!({ "enum": ["fast"] }));
     assert!(widget.get("$schema").is_none());
     let spec = deref(doc, &widget["properties"]["spec"]);
     assert_eq!(spec["properties"]["colour"]["description"], "Its colour.");
     assert!(schemas.get("com.example.v1alpha1.WidgetList").is_some());
-    let patch = &doc["paths"]["/apis/example.com/v1alpha1/namespaces/{namespace}/widgets/{name}"]["patch"];
-    assert_eq!(patch["operationId"], "patchExampleComV1alpha1NamespacedWidget");
+    let patch =
+        &doc["paths"]["/apis/example.com/v1alpha1/namespaces/{namespace}/widgets/{name}"]["patch"];
+    assert_eq!(
+        patch["operationId"],
+        "patchExampleComV1alpha1NamespacedWidget"
+    );
     // The widget has no scale subresource, so no document carries Scale.
-    assert!(docs.v2()["definitions"].get("io.k8s.api.autoscaling.v1.Scale").is_none());
+    assert!(
+        docs.v2()["definitions"]
+            .get("io.k8s.api.autoscaling.v1.Scale")
+            .is_none()
+    );
+}
+
+#[test]
+fn v2_protobuf_carries_the_document() {
+    use crate::proto::tests::{named, one};
+    let bytes = openapi().v2_protobuf();
+    assert_eq!(one(bytes, 1), b"2.0");
+    assert_eq!(one(one(bytes, 2), 1), b"Kubernetes");
+    let definitions = one(bytes, 9);
+    let deployment = named(definitions, 1, "io.k8s.api.apps.v1.Deployment");
+    let extension = named(deployment, 31, "x-kubernetes-group-version-kind");
+    let gvk: Value = serde_json::from_slice(one(extension, 2)).expect("JSON text");
+    assert_eq!(
+        gvk,
+        json!([{ "group": "apps", "kind": "Deployment", "version": "v1" }])
+    );
+    let spec = named(one(deployment, 25), 1, "spec");
+    assert_eq!(
+        one(spec, 1),
+        b"#/definitions/io.k8s.api.apps.v1.DeploymentSpec"
+    );
+
+    let paths = one(bytes, 8);
+    let object = named(
+        paths,
+        2,
+        "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+    );
+    let patch = one(object, 8);
+    assert_eq!(one(patch, 5), b"patchAppsV1NamespacedDeployment");
+    let has_field_validation = crate::proto::tests::all(patch, 8).into_iter().any(|item| {
+        let parameter = one(item, 1);
+        let non_body = crate::proto::tests::all(parameter, 2);
+        non_body
+            .first()
+            .is_some_and(|nb| one(one(nb, 3), 4) == b"fieldValidation")
+    });
+    assert!(has_field_validation);
 }

@@ -9,12 +9,12 @@ pub(crate) type WireError = &'static str;
 pub(crate) enum Raw<'a> {
     /// Wire type 0.
     Varint(u64),
-    /// Wire type 1 (not used by Kubernetes; kept so it can be skipped or reported).
-    Fixed64(u64),
+    /// Wire type 1 (not used by Kubernetes: skipped).
+    Fixed64,
     /// Wire type 2: strings, bytes, messages, packed repeated scalars.
     Len(&'a [u8]),
-    /// Wire type 5 (not used by Kubernetes).
-    Fixed32(u32),
+    /// Wire type 5 (not used by Kubernetes: skipped).
+    Fixed32,
 }
 
 /// Iterates over the records of a message.
@@ -71,8 +71,8 @@ impl<'a> Iterator for Records<'a> {
             let raw = match key & 7 {
                 0 => Raw::Varint(varint(&mut self.buf)?),
                 1 => {
-                    let b = take(&mut self.buf, 8)?;
-                    Raw::Fixed64(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    take(&mut self.buf, 8)?;
+                    Raw::Fixed64
                 }
                 2 => {
                     let len = varint(&mut self.buf)?;
@@ -80,8 +80,8 @@ impl<'a> Iterator for Records<'a> {
                     Raw::Len(take(&mut self.buf, len)?)
                 }
                 5 => {
-                    let b = take(&mut self.buf, 4)?;
-                    Raw::Fixed32(u32::from_le_bytes(b.try_into().expect("4 bytes")))
+                    take(&mut self.buf, 4)?;
+                    Raw::Fixed32
                 }
                 3 | 4 => return Err("groups are not supported"),
                 _ => return Err("invalid wire type"),

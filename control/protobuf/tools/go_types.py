@@ -1,7 +1,8 @@
+#!/usr/bin/env python3
 """Reads the Go runtime type metadata of a (stripped) Go binary and writes, for every struct type
 of the Kubernetes API packages, its fields with their Go types and struct tags.
 
-Usage: parse2.py KUBECTL_BINARY OUT.json
+Usage: go_types.py KUBECTL_BINARY OUT.json
 """
 import struct, sys, mmap, json
 path = sys.argv[1]

@@ -194,6 +194,9 @@ pub trait Kind: Send + Sync {
 
     /// Cells for the columns.
     fn cells(&self, obj: &Value) -> Vec<Value>;
+
+    /// What the OpenAPI documents publish about this kind.
+    fn openapi(&self) -> skiff_openapi::Resource;
 }
 
 /// A decoded body.

@@ -101,7 +101,8 @@ pub fn unknown_fields(input: &Value, canonical: &Value, path: &str, out: &mut Ve
 
 impl<K, S> Kind for Typed<K, S>
 where
-    K: Resource + Serialize + DeserializeOwned + Send + Sync + 'static,
+    K: Resource + Serialize + DeserializeOwned + skiff_openapi::JsonSchema + Send + Sync + 'static,
+    K::Scope: Scope + skiff_openapi::Scope,
     S: Strategy<K>,
 {
     fn info(&self) -> &ResourceInfo {
@@ -158,6 +159,13 @@ where
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
         Self::typed(obj).map_or_else(Vec::new, |o| self.strategy.cells(&o))
+    }
+
+    fn openapi(&self) -> skiff_openapi::Resource {
+        skiff_openapi::Resource::of::<K>(
+            self.info.has(Subresource::Status),
+            self.info.has(Subresource::Scale),
+        )
     }
 }
 

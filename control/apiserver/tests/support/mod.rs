@@ -166,7 +166,7 @@ impl TestServer {
     /// `kubectl apply -f -` with a manifest.
     pub async fn apply(&self, manifest: &str) -> String {
         let out = self
-            .kubectl_with_input(&["apply", "--validate=false", "-f", "-"], Some(manifest))
+            .kubectl_with_input(&["apply", "-f", "-"], Some(manifest))
             .await;
         assert!(
             out.status.success(),
