@@ -170,10 +170,9 @@ impl Server {
             let resources: Vec<_> = self.registry.all().map(|k| k.openapi()).collect();
             skiff_openapi::OpenApi::with_version(
                 &resources,
-                &discovery::version()["gitVersion"]
+                discovery::version()["gitVersion"]
                     .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
+                    .unwrap_or_default(),
             )
         })
     }
