@@ -77,7 +77,9 @@ fn lint() -> anyhow::Result<()> {
 }
 
 fn unit() -> anyhow::Result<()> {
-    run_command(cargo().args(["test", "--workspace", "--lib", "--bins"]))
+    run_command(cargo().args(["test", "--workspace", "--lib", "--bins"]))?;
+    // Crates whose integration tests need no services.
+    run_command(cargo().args(["test", "-p", "skiff-protobuf", "--tests"]))
 }
 
 /// A real etcd for the duration of one test area.

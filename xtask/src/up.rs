@@ -1,6 +1,7 @@
 //! `cargo xtask up`: installs what is missing, builds skiff and starts a one-node cluster in the
-//! foreground. Today that is the control plane's store; the apiserver, scheduler, controllers
-//! and node agent join it as their issues land.
+//! foreground until SIGINT/SIGTERM. Today that is the control plane's store and apiserver (it
+//! prints `export KUBECONFIG=...` once the API answers); the scheduler, controllers and node
+//! agent join it as their issues land.
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
