@@ -494,7 +494,7 @@ async fn the_seed_story(s: &TestServer) {
         let described = s.kubectl(&args).await;
         let name = reported.rsplit('/').next().unwrap();
         assert!(
-            described.contains(&format!("Name:")) && described.contains(name),
+            described.contains("Name:") && described.contains(name),
             "{described}"
         );
     }
