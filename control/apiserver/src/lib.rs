@@ -225,9 +225,9 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
             if let Err(err) = server.authorizer.authorize(&user, &info) {
                 return err.into_response();
             }
-            let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            let body = match read_body(body).await {
                 Ok(body) => body,
-                Err(_) => return ApiError::too_large(MAX_BODY_BYTES).into_response(),
+                Err(err) => return err.into_response(),
             };
             handlers::serve(&server, info, &query, &parts.headers, body).await
         }
@@ -288,6 +288,31 @@ fn bytes_response(body: Vec<u8>, content_type: &'static str) -> Response {
         axum::http::HeaderValue::from_static(content_type),
     );
     response
+}
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`]. A larger one is still read to its end
+/// (up to a hard cap) before the 413 goes out, so the client gets the answer instead of a
+/// connection reset in the middle of its upload.
+async fn read_body(body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
+    use futures::StreamExt;
+    const DRAIN_CAP: usize = 64 << 20;
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        seen += chunk.len();
+        if seen <= MAX_BODY_BYTES {
+            buf.extend_from_slice(&chunk);
+        } else if seen > DRAIN_CAP {
+            break;
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::too_large(MAX_BODY_BYTES));
+    }
+    Ok(buf.freeze())
 }
 
 fn ok(body: &serde_json::Value) -> Response {
