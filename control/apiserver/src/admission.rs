@@ -5,6 +5,9 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use crate::cache::Caches;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceInfo;
 use crate::request::RequestInfo;
@@ -45,11 +48,12 @@ pub struct Admission {
 
 impl Admission {
     /// The default plugins.
-    pub fn defaults(storage: Storage, namespaces: ResourceInfo) -> Self {
+    pub fn defaults(storage: Storage, caches: Arc<Caches>, namespaces: ResourceInfo) -> Self {
         Admission {
             mutating: Vec::new(),
             validating: vec![Box::new(NamespaceLifecycle {
                 storage,
+                caches,
                 namespaces,
             })],
         }
@@ -67,9 +71,12 @@ impl Admission {
     }
 }
 
-/// Objects cannot be created in a namespace that does not exist or is being deleted.
+/// Objects cannot be created in a namespace that does not exist or is being deleted. The
+/// namespace is looked up in the watch cache, and in the store when the cache has not seen it
+/// (yet): a namespace created a moment ago must not be reported missing.
 pub struct NamespaceLifecycle {
     storage: Storage,
+    caches: Arc<Caches>,
     namespaces: ResourceInfo,
 }
 
@@ -82,7 +89,14 @@ impl ValidatingPlugin for NamespaceLifecycle {
         if attrs.request.verb != "create" || !attrs.info.namespaced {
             return Ok(());
         }
-        let namespace = self.storage.get(&self.namespaces, None, ns).await?;
+        let cached = self
+            .caches
+            .get(self.namespaces.group, self.namespaces.plural)
+            .and_then(|cache| cache.get(&self.namespaces.key(None, ns)));
+        let namespace = match cached {
+            Some(namespace) => namespace.value.clone(),
+            None => self.storage.get(&self.namespaces, None, ns).await?,
+        };
         if namespace["status"]["phase"] == "Terminating" || crate::meta::is_deleting(&namespace) {
             return Err(ApiError::forbidden(format!(
                 "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::Value;
 use skiff_store::{EventKind, RangeRequest, Revision, Store, WatchRequest};
@@ -54,6 +55,32 @@ impl EventType {
     }
 }
 
+/// An object as the cache holds it: the value (for selectors and printing) and its JSON,
+/// serialized once per write rather than once per list or watcher.
+#[derive(Debug)]
+pub struct Cached {
+    /// The object.
+    pub value: Value,
+    /// `value` as JSON.
+    pub json: Bytes,
+}
+
+impl Cached {
+    /// Wraps `value`, serializing it.
+    pub fn new(value: Value) -> Cached {
+        let json = Bytes::from(serde_json::to_vec(&value).expect("JSON values always serialize"));
+        Cached { value, json }
+    }
+}
+
+impl std::ops::Deref for Cached {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.value
+    }
+}
+
 /// One event of a resource.
 #[derive(Debug, Clone)]
 pub struct CacheEvent {
@@ -62,7 +89,7 @@ pub struct CacheEvent {
     /// The store key (empty for bookmarks).
     pub key: String,
     /// The object after the event (for deletions: as it was, with the deletion's revision).
-    pub object: Arc<Value>,
+    pub object: Arc<Cached>,
     /// The object before the event.
     pub prev: Option<Arc<Value>>,
     /// The event's revision.
@@ -76,7 +103,7 @@ struct Watcher {
 
 #[derive(Default)]
 struct State {
-    objects: BTreeMap<String, Arc<Value>>,
+    objects: BTreeMap<String, Arc<Cached>>,
     history: VecDeque<Arc<CacheEvent>>,
     /// Every event after this revision is in `history` (or still to come).
     history_start: Revision,
@@ -100,9 +127,9 @@ pub struct Subscription {
 }
 
 fn in_prefix<'a>(
-    objects: &'a BTreeMap<String, Arc<Value>>,
+    objects: &'a BTreeMap<String, Arc<Cached>>,
     prefix: &'a str,
-) -> impl Iterator<Item = (&'a String, &'a Arc<Value>)> {
+) -> impl Iterator<Item = (&'a String, &'a Arc<Cached>)> {
     objects
         .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
         .take_while(move |(k, _)| k.starts_with(prefix))
@@ -110,12 +137,17 @@ fn in_prefix<'a>(
 
 impl WatchCache {
     /// The objects under `prefix` (a namespace or the whole resource).
-    pub fn list(&self, prefix: &str, revision: &AtomicI64) -> (Vec<Arc<Value>>, Revision) {
+    pub fn list(&self, prefix: &str, revision: &AtomicI64) -> (Vec<Arc<Cached>>, Revision) {
         let state = self.state.lock().unwrap();
         let items = in_prefix(&state.objects, prefix)
             .map(|(_, v)| v.clone())
             .collect();
         (items, revision.load(Ordering::SeqCst))
+    }
+
+    /// One object by store key, if the cache has it.
+    pub fn get(&self, key: &str) -> Option<Arc<Cached>> {
+        self.state.lock().unwrap().objects.get(key).cloned()
     }
 
     /// Registers a watch under `prefix`. With `from`, replays the events after it (410 Gone if
@@ -169,7 +201,7 @@ impl WatchCache {
         })
     }
 
-    fn reset(&self, objects: BTreeMap<String, Arc<Value>>, revision: Revision) {
+    fn reset(&self, objects: BTreeMap<String, Arc<Cached>>, revision: Revision) {
         let mut state = self.state.lock().unwrap();
         // Watchers may have missed events while the dispatcher was away: end them, they
         // re-watch from their last resourceVersion.
@@ -211,7 +243,7 @@ impl WatchCache {
         let event = Arc::new(CacheEvent {
             kind: EventType::Bookmark,
             key: String::new(),
-            object: Arc::new(Value::Null),
+            object: Arc::new(Cached::new(Value::Null)),
             prev: None,
             revision,
         });
@@ -321,14 +353,14 @@ async fn follow(weak: &Weak<Caches>, store: &dyn Store) -> Result<(), String> {
         .range(RangeRequest::prefix("/registry/"))
         .await
         .map_err(|e| e.to_string())?;
-    let mut per_resource: HashMap<(String, String), BTreeMap<String, Arc<Value>>> = HashMap::new();
+    let mut per_resource: HashMap<(String, String), BTreeMap<String, Arc<Cached>>> = HashMap::new();
     for kv in &listed.kvs {
         if let Some((group, plural)) = resource_of(&kv.key) {
             let obj = storage::decode(kv).map_err(|e| e.message)?;
             per_resource
                 .entry((group.to_owned(), plural.to_owned()))
                 .or_default()
-                .insert(kv.key.clone(), Arc::new(obj));
+                .insert(kv.key.clone(), Arc::new(Cached::new(obj)));
         }
     }
     {
@@ -370,7 +402,7 @@ async fn follow(weak: &Weak<Caches>, store: &dyn Store) -> Result<(), String> {
                         }
                     };
                     cache.apply(
-                        CacheEvent { kind, key: event.kv.key, object: Arc::new(object), prev: prev.map(Arc::new), revision },
+                        CacheEvent { kind, key: event.kv.key, object: Arc::new(Cached::new(object)), prev: prev.map(Arc::new), revision },
                         &caches.revision,
                     );
                 }

@@ -88,7 +88,7 @@ impl Server {
             .info()
             .clone();
         Arc::new(Server {
-            admission: Admission::defaults(storage.clone(), namespaces),
+            admission: Admission::defaults(storage.clone(), caches.clone(), namespaces),
             registry,
             storage,
             caches,

@@ -200,11 +200,20 @@ impl WatchStream {
         };
         match &self.table {
             Some(include) => {
-                let rows = table(kind, include, &[object.as_ref()], &json!({}), *first);
+                let rows = table(kind, include, &[&object.value], &json!({}), *first);
                 *first = false;
                 Some(line(kind_str, &rows))
             }
-            None => Some(line(kind_str, object)),
+            // The object's JSON was serialized once by the cache; every watcher reuses it.
+            None => {
+                let mut text = Vec::with_capacity(object.json.len() + 32);
+                text.extend_from_slice(br#"{"type":""#);
+                text.extend_from_slice(kind_str.as_bytes());
+                text.extend_from_slice(br#"","object":"#);
+                text.extend_from_slice(&object.json);
+                text.extend_from_slice(b"}\n");
+                Some(Bytes::from(text))
+            }
         }
     }
 }

@@ -111,11 +111,12 @@ where
 
     fn decode(&self, obj: &Value) -> Result<Decoded, String> {
         let mut typed: K = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
-        let canonical = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
-        let mut unknown_fields_found = Vec::new();
-        unknown_fields(obj, &canonical, "", &mut unknown_fields_found);
         self.strategy.default(&mut typed);
         let object = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+        // Defaulting only adds fields, so what the input has and the canonical form lacks is
+        // exactly what the type does not know.
+        let mut unknown_fields_found = Vec::new();
+        unknown_fields(obj, &object, "", &mut unknown_fields_found);
         Ok(Decoded {
             object,
             unknown_fields: unknown_fields_found,
