@@ -440,7 +440,8 @@ fn parse_json(body: &[u8]) -> ApiResult<Value> {
 }
 
 /// Decodes a body into the kind's canonical form, honouring `fieldValidation`.
-fn decode(ctx: &Ctx<'_>, obj: &Value, warnings: &mut Vec<String>) -> ApiResult<Value> {
+/// Checks that a body's `apiVersion` and `kind`, when given, are the URL's.
+fn check_type_meta(ctx: &Ctx<'_>, obj: &Value) -> ApiResult<()> {
     let info = ctx.info();
     let expected_version = info.api_version();
     if let Some(version) = obj.get("apiVersion").and_then(Value::as_str)
@@ -458,10 +459,38 @@ fn decode(ctx: &Ctx<'_>, obj: &Value, warnings: &mut Vec<String>) -> ApiResult<V
             info.kind
         )));
     }
-    let decoded = ctx.kind.decode(obj).map_err(|e| {
+    if obj
+        .get("metadata")
+        .is_some_and(|m| !m.is_object() && !m.is_null())
+    {
+        return Err(ApiError::bad_request(format!(
+            "error decoding {} {expected_version}: metadata must be an object",
+            info.kind
+        )));
+    }
+    Ok(())
+}
+
+/// Decodes a body into the kind's canonical form, honouring `fieldValidation`. For a new
+/// object (`new`), also prepares and validates it in the same pass; returns the errors found.
+fn decode(
+    ctx: &Ctx<'_>,
+    obj: &Value,
+    new: bool,
+    warnings: &mut Vec<String>,
+) -> ApiResult<(Value, Vec<FieldError>)> {
+    check_type_meta(ctx, obj)?;
+    let info = ctx.info();
+    let decoded = if new {
+        ctx.kind.decode_new(obj)
+    } else {
+        ctx.kind.decode(obj)
+    };
+    let decoded = decoded.map_err(|e| {
         ApiError::bad_request(format!(
             "error decoding {} {}: {e}",
-            info.kind, expected_version
+            info.kind,
+            info.api_version()
         ))
     })?;
     if !decoded.unknown_fields.is_empty() {
@@ -481,7 +510,7 @@ fn decode(ctx: &Ctx<'_>, obj: &Value, warnings: &mut Vec<String>) -> ApiResult<V
             _ => warnings.extend(problems),
         }
     }
-    Ok(decoded.object)
+    Ok((decoded.object, decoded.errors))
 }
 
 /// Which validator names of a resource must pass.
@@ -508,26 +537,34 @@ fn path_segment_name(name: &str) -> Vec<String> {
     problems
 }
 
-fn validate(ctx: &Ctx<'_>, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
+/// The ObjectMeta rules every kind shares.
+fn validate_meta(ctx: &Ctx<'_>, obj: &Value) -> Vec<FieldError> {
     let info = ctx.info();
     let meta: ObjectMeta = serde_json::from_value(obj["metadata"].clone()).unwrap_or_default();
-    let mut errors: Vec<FieldError> = validation::validate_object_meta(
+    validation::validate_object_meta(
         &meta,
         info.namespaced,
         name_rule(info),
         &FieldPath::new("metadata"),
-    );
-    errors.extend(match old {
-        Some(old) => ctx.kind.validate_update(obj, old),
-        None => ctx.kind.validate(obj),
-    });
+    )
+}
+
+/// 422 Invalid if there are errors.
+fn reject(ctx: &Ctx<'_>, obj: &Value, errors: &[FieldError]) -> ApiResult<()> {
     if errors.is_empty() {
         return Ok(());
     }
     let name = meta::name(obj)
         .or(meta::get(obj, "generateName"))
         .unwrap_or("");
-    Err(ApiError::invalid(ctx.kind_subject(name), &errors))
+    Err(ApiError::invalid(ctx.kind_subject(name), errors))
+}
+
+/// Validates an update of `old` to `obj`.
+fn validate_update(ctx: &Ctx<'_>, obj: &Value, old: &Value) -> ApiResult<()> {
+    let mut errors = validate_meta(ctx, obj);
+    errors.extend(ctx.kind.validate_update(obj, old));
+    reject(ctx, obj, &errors)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -536,8 +573,8 @@ fn validate(ctx: &Ctx<'_>, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
 
 async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
     let mut warnings = Vec::new();
-    let raw = parse_body(ctx, body)?;
-    let mut obj = decode(ctx, &raw, &mut warnings)?;
+    let mut obj = parse_body(ctx, body)?;
+    check_type_meta(ctx, &obj)?;
     let info = ctx.info();
     if info.namespaced {
         let ns = ctx.ns().map(str::to_owned).ok_or_else(|| {
@@ -564,14 +601,20 @@ async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
         );
     }
     prepare_for_create(info, &mut obj);
-    ctx.kind.prepare_for_create(&mut obj);
+    // One typed pass: defaults, the kind's own preparation, and its validation.
+    let (mut obj, mut errors) = decode(ctx, &obj, true, &mut warnings)?;
     let attrs = Attributes {
         request: ctx.request,
         info,
         old: None,
     };
     ctx.server.admission.run(&attrs, &mut obj).await?;
-    validate(ctx, &obj, None)?;
+    if !ctx.server.admission.mutating.is_empty() {
+        // A mutating plugin may have changed what was validated.
+        errors = ctx.kind.validate(&obj);
+    }
+    errors.extend(validate_meta(ctx, &obj));
+    reject(ctx, &obj, &errors)?;
     let name = meta::name(&obj).unwrap_or_default().to_owned();
     let stored = if ctx.dry_run() {
         obj
@@ -617,14 +660,31 @@ fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
         map.remove("status");
     }
     if (info.group, info.plural) == ("", "namespaces") {
-        obj["status"] = json!({ "phase": "Active" });
-        if obj["spec"]["finalizers"].is_null() {
-            obj["spec"]["finalizers"] = json!(["kubernetes"]);
-        }
-        let name = meta::name(obj).unwrap_or_default().to_owned();
-        let m = meta::metadata_mut(obj);
-        let labels = m.entry("labels").or_insert_with(|| json!({}));
-        labels["kubernetes.io/metadata.name"] = json!(name);
+        prepare_namespace(obj);
+    }
+}
+
+/// A new namespace is Active, finalized by `kubernetes`, and labelled with its name. This runs
+/// on the request body before it is decoded, so it leaves wrongly-typed fields for the decoder
+/// to reject rather than indexing into them.
+fn prepare_namespace(obj: &mut Value) {
+    let name = meta::name(obj).unwrap_or_default().to_owned();
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    map.insert("status".into(), json!({ "phase": "Active" }));
+    let spec = map.entry("spec").or_insert_with(|| json!({}));
+    if let Some(spec) = spec.as_object_mut() {
+        spec.entry("finalizers")
+            .or_insert_with(|| json!(["kubernetes"]));
+    }
+    let m = meta::metadata_mut(obj);
+    if let Some(labels) = m
+        .entry("labels")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    {
+        labels.insert("kubernetes.io/metadata.name".into(), json!(name));
     }
 }
 
@@ -692,7 +752,7 @@ impl Part {
     /// Decodes a client's full replacement of the view.
     fn decode(self, ctx: &Ctx<'_>, view: &Value, warnings: &mut Vec<String>) -> ApiResult<Value> {
         match self {
-            Part::Main | Part::Status => decode(ctx, view, warnings),
+            Part::Main | Part::Status => decode(ctx, view, false, warnings).map(|(obj, _)| obj),
             Part::Scale => {
                 if view
                     .get("kind")
@@ -793,7 +853,7 @@ async fn write_update(ctx: &Ctx<'_>, current: &Value, mut new: Value) -> ApiResu
         old: Some(current),
     };
     ctx.server.admission.run(&attrs, &mut new).await?;
-    validate(ctx, &new, Some(current))?;
+    validate_update(ctx, &new, current)?;
     let revision = meta::resource_version(current).unwrap_or(0);
     let mut unchanged = current.clone();
     meta::set(&mut unchanged, "resourceVersion", None);

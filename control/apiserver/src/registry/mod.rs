@@ -174,8 +174,10 @@ pub trait Kind: Send + Sync {
     /// dropped and reported, for fieldValidation), then applies defaults.
     fn decode(&self, obj: &Value) -> Result<Decoded, String>;
 
-    /// Kind-specific preparation of a new object (see [`Strategy::prepare_for_create`]).
-    fn prepare_for_create(&self, obj: &mut Value);
+    /// [`decode`](Kind::decode) for a new object, in the same pass through the typed struct:
+    /// defaults, [`Strategy::prepare_for_create`], then validation (into `Decoded::errors`).
+    /// The server-owned metadata (name, uid) must already be set.
+    fn decode_new(&self, obj: &Value) -> Result<Decoded, String>;
 
     /// Kind-specific validation of a new object.
     fn validate(&self, obj: &Value) -> Vec<FieldError>;
@@ -205,6 +207,8 @@ pub struct Decoded {
     pub object: Value,
     /// JSON paths of fields the kind does not have.
     pub unknown_fields: Vec<String>,
+    /// Kind-specific validation errors (only from [`Kind::decode_new`]).
+    pub errors: Vec<FieldError>,
 }
 
 /// Every served resource, found by (group, version, plural) or (group, kind).

@@ -66,10 +66,33 @@ where
 
 impl<K, S> Typed<K, S>
 where
-    K: DeserializeOwned,
+    K: Serialize + DeserializeOwned,
+    S: Strategy<K>,
 {
     fn typed(obj: &Value) -> Option<K> {
         serde_json::from_value(obj.clone()).ok()
+    }
+
+    /// One pass through the typed struct: decode, default, then `more` (which may change the
+    /// object and returns validation errors), and back to JSON.
+    fn decode_with(
+        &self,
+        obj: &Value,
+        more: impl FnOnce(&mut K) -> Vec<FieldError>,
+    ) -> Result<Decoded, String> {
+        let mut typed: K = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+        self.strategy.default(&mut typed);
+        let errors = more(&mut typed);
+        let object = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+        // Defaulting and preparation only add fields, so what the input has and the canonical
+        // form lacks is exactly what the type does not know.
+        let mut unknown = Vec::new();
+        unknown_fields(obj, &object, "", &mut unknown);
+        Ok(Decoded {
+            object,
+            unknown_fields: unknown,
+            errors,
+        })
     }
 }
 
@@ -110,26 +133,14 @@ where
     }
 
     fn decode(&self, obj: &Value) -> Result<Decoded, String> {
-        let mut typed: K = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
-        self.strategy.default(&mut typed);
-        let object = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
-        // Defaulting only adds fields, so what the input has and the canonical form lacks is
-        // exactly what the type does not know.
-        let mut unknown_fields_found = Vec::new();
-        unknown_fields(obj, &object, "", &mut unknown_fields_found);
-        Ok(Decoded {
-            object,
-            unknown_fields: unknown_fields_found,
-        })
+        self.decode_with(obj, |_| Vec::new())
     }
 
-    fn prepare_for_create(&self, obj: &mut Value) {
-        if let Some(mut typed) = Self::typed(obj) {
-            self.strategy.prepare_for_create(&mut typed);
-            if let Ok(value) = serde_json::to_value(&typed) {
-                *obj = value;
-            }
-        }
+    fn decode_new(&self, obj: &Value) -> Result<Decoded, String> {
+        self.decode_with(obj, |typed| {
+            self.strategy.prepare_for_create(typed);
+            self.strategy.validate(typed)
+        })
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
