@@ -95,7 +95,11 @@ const FIGURES: [(&str, &str, bool); 9] = [
     ("create latency p99", "ms", false),
     ("get latency p50", "ms", false),
     ("get latency p99", "ms", false),
-    ("64-client get+replace (read-modify-write) throughput", "pairs/s", true),
+    (
+        "64-client get+replace (read-modify-write) throughput",
+        "pairs/s",
+        true,
+    ),
     ("get+replace (read-modify-write) latency p99", "ms", false),
     ("list 10k pods latency p50", "ms", false),
     ("list 10k pods latency p99", "ms", false),
@@ -387,7 +391,11 @@ fn report(sections: &[(&str, Figures, Figures)]) {
     // Kubernetes' API call latency SLOs, against the embedded-store figures.
     let (_, embedded, _) = &sections[0];
     let slos = [
-        ("mutating call (create) p99 vs SLO (embedded)", embedded[1], 1000.0),
+        (
+            "mutating call (create) p99 vs SLO (embedded)",
+            embedded[1],
+            1000.0,
+        ),
         ("single get p99 vs SLO (embedded)", embedded[3], 1000.0),
         ("namespace list p99 vs SLO (embedded)", embedded[7], 5000.0),
     ];

@@ -279,6 +279,36 @@ async fn create_from_literals_and_reject_bad_input(s: &TestServer) {
     );
     let err = s.kubectl_fails(&["get", "configmap", "typo"], None).await;
     assert!(err.contains("not found"), "{err}");
+
+    // Kind-specific validation, with Kubernetes' field paths and messages.
+    let mismatched = DEPLOYMENT.replace(
+        "    matchLabels:\n      app: web",
+        "    matchLabels:\n      app: db",
+    );
+    let err = s
+        .kubectl_fails(&["apply", "-f", "-"], Some(&mismatched))
+        .await;
+    assert!(
+        err.contains("spec.template.metadata.labels: Invalid value")
+            && err.contains("`selector` does not match template `labels`"),
+        "{err}"
+    );
+    let no_image = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  restartPolicy: Sometimes\n  containers:\n  - name: c\n";
+    let err = s.kubectl_fails(&["apply", "-f", "-"], Some(no_image)).await;
+    assert!(
+        err.contains("spec.containers[0].image: Required value"),
+        "{err}"
+    );
+    assert!(
+        err.contains("spec.restartPolicy: Unsupported value: \"Sometimes\""),
+        "{err}"
+    );
+    let job = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\nspec:\n  template:\n    spec:\n      restartPolicy: Always\n      containers:\n      - name: c\n        image: busybox\n";
+    let err = s.kubectl_fails(&["apply", "-f", "-"], Some(job)).await;
+    assert!(
+        err.contains("spec.template.spec.restartPolicy: Required value"),
+        "{err}"
+    );
 }
 
 async fn discovery_lists_the_built_in_resources(s: &TestServer) {

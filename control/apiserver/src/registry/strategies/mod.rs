@@ -4,6 +4,7 @@
 
 mod core;
 mod pods;
+mod podspec;
 mod services;
 mod workloads;
 

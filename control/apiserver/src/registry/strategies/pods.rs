@@ -4,8 +4,10 @@
 use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
 use serde_json::{Value, json};
 
+use super::podspec::{RESTART_POLICIES, validate_pod_spec};
 use super::{col, int, or_none};
 use crate::registry::{Column, Strategy};
+use skiff_apimachinery::validation::{FieldError, FieldPath};
 
 /// The pod strategy.
 pub struct Pods;
@@ -178,6 +180,41 @@ impl Strategy<Pod> for Pods {
             qos_class: Some(qos.into()),
             ..Default::default()
         });
+    }
+
+    fn validate(&self, pod: &Pod) -> Vec<FieldError> {
+        match &pod.spec {
+            Some(spec) => validate_pod_spec(spec, &FieldPath::new("spec"), &RESTART_POLICIES),
+            None => vec![FieldError::required("spec", "")],
+        }
+    }
+
+    /// A pod's spec is fixed once created, but for what Kubernetes lets change in place:
+    /// container images, the active deadline, added tolerations and the node (binding).
+    fn validate_update(&self, new: &Pod, old: &Pod) -> Vec<FieldError> {
+        let mut errors = self.validate(new);
+        let mutable_masked = |pod: &Pod| {
+            let mut spec = pod.spec.clone().unwrap_or_default();
+            for c in spec
+                .containers
+                .iter_mut()
+                .chain(spec.init_containers.iter_mut().flatten())
+            {
+                c.image = None;
+            }
+            spec.active_deadline_seconds = None;
+            spec.tolerations = None;
+            spec.node_name = None;
+            spec.termination_grace_period_seconds = None;
+            spec
+        };
+        if mutable_masked(new) != mutable_masked(old) {
+            errors.push(FieldError::forbidden(
+                "spec",
+                "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+            ));
+        }
+        errors
     }
 
     fn field_labels(&self) -> &'static [&'static str] {

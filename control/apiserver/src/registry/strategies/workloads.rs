@@ -7,12 +7,31 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::ReplicationController;
+use k8s_openapi::api::core::v1::{ReplicationController, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
+use super::podspec::{validate_pod_spec, validate_replicas, validate_template};
 use super::{col, containers_and_images, default_template, int, or_none, selector_text};
+use skiff_apimachinery::validation::{FieldError, FieldPath};
+
+/// Controllers' pods run until replaced: the only restart policy they may have.
+const ALWAYS: &[&str] = &["Always"];
+/// A Job's pods end: they may not restart forever.
+const RUN_TO_COMPLETION: &[&str] = &["OnFailure", "Never"];
+
+/// `spec.selector` of a controller is immutable once set.
+fn selector_unchanged<T: PartialEq + serde::Serialize>(new: &T, old: &T) -> Vec<FieldError> {
+    if new == old {
+        return Vec::new();
+    }
+    vec![FieldError::invalid(
+        "spec.selector",
+        serde_json::to_value(new).unwrap_or_default(),
+        "field is immutable",
+    )]
+}
 use crate::registry::{Column, Strategy};
 
 /// Deployments.
@@ -83,6 +102,24 @@ impl Strategy<Deployment> for Deployments {
         default_template(&mut spec.template);
     }
 
+    fn validate(&self, d: &Deployment) -> Vec<FieldError> {
+        let path = FieldPath::new("spec");
+        let mut errors = validate_replicas(d.spec.replicas, &path);
+        errors.extend(validate_template(
+            Some(&d.spec.selector),
+            &d.spec.template,
+            &path,
+            ALWAYS,
+        ));
+        errors
+    }
+
+    fn validate_update(&self, new: &Deployment, old: &Deployment) -> Vec<FieldError> {
+        let mut errors = self.validate(new);
+        errors.extend(selector_unchanged(&new.spec.selector, &old.spec.selector));
+        errors
+    }
+
     fn columns(&self) -> &'static [Column] {
         DEPLOYMENT_COLUMNS
     }
@@ -123,6 +160,27 @@ impl Strategy<ReplicaSet> for ReplicaSets {
                 default_template(template);
             }
         }
+    }
+
+    fn validate(&self, rs: &ReplicaSet) -> Vec<FieldError> {
+        let path = FieldPath::new("spec");
+        let mut errors = validate_replicas(rs.spec.replicas, &path);
+        match &rs.spec.template {
+            Some(template) => errors.extend(validate_template(
+                Some(&rs.spec.selector),
+                template,
+                &path,
+                ALWAYS,
+            )),
+            None => errors.push(FieldError::required("spec.template", "")),
+        }
+        errors
+    }
+
+    fn validate_update(&self, new: &ReplicaSet, old: &ReplicaSet) -> Vec<FieldError> {
+        let mut errors = self.validate(new);
+        errors.extend(selector_unchanged(&new.spec.selector, &old.spec.selector));
+        errors
     }
 
     fn field_labels(&self) -> &'static [&'static str] {
@@ -220,6 +278,38 @@ impl Strategy<StatefulSet> for StatefulSets {
         }
     }
 
+    fn validate(&self, sts: &StatefulSet) -> Vec<FieldError> {
+        let path = FieldPath::new("spec");
+        let mut errors = validate_replicas(sts.spec.replicas, &path);
+        // Containers may mount the claims the StatefulSet creates from its templates.
+        let mut template = sts.spec.template.clone();
+        if let Some(pod) = template.spec.as_mut() {
+            let claims = sts.spec.volume_claim_templates.iter().flatten();
+            let volumes = pod.volumes.get_or_insert_with(Vec::new);
+            volumes.extend(
+                claims
+                    .filter_map(|c| c.metadata.name.clone())
+                    .map(|name| Volume {
+                        name,
+                        ..Default::default()
+                    }),
+            );
+        }
+        errors.extend(validate_template(
+            Some(&sts.spec.selector),
+            &template,
+            &path,
+            ALWAYS,
+        ));
+        errors
+    }
+
+    fn validate_update(&self, new: &StatefulSet, old: &StatefulSet) -> Vec<FieldError> {
+        let mut errors = self.validate(new);
+        errors.extend(selector_unchanged(&new.spec.selector, &old.spec.selector));
+        errors
+    }
+
     fn columns(&self) -> &'static [Column] {
         STATEFUL_COLUMNS
     }
@@ -289,6 +379,21 @@ impl Strategy<DaemonSet> for DaemonSets {
             }
             default_template(&mut spec.template);
         }
+    }
+
+    fn validate(&self, ds: &DaemonSet) -> Vec<FieldError> {
+        validate_template(
+            Some(&ds.spec.selector),
+            &ds.spec.template,
+            &FieldPath::new("spec"),
+            ALWAYS,
+        )
+    }
+
+    fn validate_update(&self, new: &DaemonSet, old: &DaemonSet) -> Vec<FieldError> {
+        let mut errors = self.validate(new);
+        errors.extend(selector_unchanged(&new.spec.selector, &old.spec.selector));
+        errors
     }
 
     fn columns(&self) -> &'static [Column] {
@@ -386,6 +491,34 @@ impl Strategy<Job> for Jobs {
         });
     }
 
+    fn validate(&self, job: &Job) -> Vec<FieldError> {
+        let Some(spec) = &job.spec else {
+            return vec![FieldError::required("spec", "")];
+        };
+        let path = FieldPath::new("spec");
+        let mut errors = Vec::new();
+        for (field, value) in [
+            ("parallelism", spec.parallelism),
+            ("completions", spec.completions),
+            ("backoffLimit", spec.backoff_limit),
+        ] {
+            if let Some(v) = value.filter(|v| *v < 0) {
+                errors.push(FieldError::invalid(
+                    path.child(field),
+                    v,
+                    "must be greater than or equal to 0",
+                ));
+            }
+        }
+        errors.extend(validate_template(
+            spec.selector.as_ref(),
+            &spec.template,
+            &path,
+            RUN_TO_COMPLETION,
+        ));
+        errors
+    }
+
     fn field_labels(&self) -> &'static [&'static str] {
         &["status.successful"]
     }
@@ -476,6 +609,38 @@ impl Strategy<CronJob> for CronJobs {
                 default_template(&mut job.template);
             }
         }
+    }
+
+    fn validate(&self, cj: &CronJob) -> Vec<FieldError> {
+        let path = FieldPath::new("spec");
+        let mut errors = Vec::new();
+        if cj.spec.schedule.trim().is_empty() {
+            errors.push(FieldError::required(path.child("schedule"), ""));
+        } else if cj.spec.schedule.split_whitespace().count() != 5
+            && !cj.spec.schedule.starts_with('@')
+        {
+            errors.push(FieldError::invalid(
+                path.child("schedule"),
+                cj.spec.schedule.clone(),
+                "unparseable cron schedule: expected exactly 5 fields",
+            ));
+        }
+        let template = path
+            .child("jobTemplate")
+            .child("spec")
+            .child("template")
+            .child("spec");
+        match cj
+            .spec
+            .job_template
+            .spec
+            .as_ref()
+            .and_then(|j| j.template.spec.as_ref())
+        {
+            Some(pod) => errors.extend(validate_pod_spec(pod, &template, RUN_TO_COMPLETION)),
+            None => errors.push(FieldError::required(template, "")),
+        }
+        errors
     }
 
     fn columns(&self) -> &'static [Column] {
