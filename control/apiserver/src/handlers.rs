@@ -408,7 +408,7 @@ fn content_type(headers: &HeaderMap) -> String {
 /// (what kubectl's typed clients send for `kubectl create ...`).
 fn check_encoding(ctx: &Ctx<'_>) -> ApiResult<()> {
     match content_type(ctx.headers).as_str() {
-        "" | "application/json" | "*/*" => Ok(()),
+        "" | "application/json" | "*/*" | "application/yaml" => Ok(()),
         ct if skiff_protobuf::is_protobuf(ct) => Ok(()),
         other if matches!(ctx.request.verb, "patch") && other.ends_with("+json") => Ok(()),
         other => Err(ApiError::unsupported_media_type(other)),
@@ -417,7 +417,19 @@ fn check_encoding(ctx: &Ctx<'_>) -> ApiResult<()> {
 
 /// Reads a create/update body as JSON, decoding protobuf first when that is what was sent.
 fn parse_body(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Value> {
-    if skiff_protobuf::is_protobuf(&content_type(ctx.headers)) {
+    let content_type = content_type(ctx.headers);
+    if content_type == "application/yaml" {
+        let value: Value = serde_saphyr::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
+        })?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request(
+                "the request body must be a YAML mapping",
+            ));
+        }
+        return Ok(value);
+    }
+    if skiff_protobuf::is_protobuf(&content_type) {
         return skiff_protobuf::decode(body).map_err(|e| {
             ApiError::bad_request(format!(
                 "the request body is not valid Kubernetes protobuf: {e}"

@@ -94,6 +94,31 @@ fn assert_status(response: &(u16, Value), code: u16, reason: &str) {
 async fn each_kind_of_bad_input_gets_its_status(s: &TestServer) {
     let raw = Raw::new(s);
     assert_status(&raw.post(CONFIGMAPS, "{not json").await, 400, "BadRequest");
+    // YAML bodies are accepted, and malformed YAML is a 400 too.
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  a: b\n";
+    let created = raw
+        .send(
+            Method::POST,
+            CONFIGMAPS,
+            "application/yaml",
+            yaml.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (created.0, &created.1["data"]["a"]),
+        (201, &json!("b")),
+        "{}",
+        created.1
+    );
+    let broken = raw
+        .send(
+            Method::POST,
+            CONFIGMAPS,
+            "application/yaml",
+            b"a: [unclosed\n".to_vec(),
+        )
+        .await;
+    assert_status(&broken, 400, "BadRequest");
     assert_status(&raw.post(CONFIGMAPS, "[1, 2]").await, 400, "BadRequest");
     let wrong_kind = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}"#;
     assert_status(&raw.post(CONFIGMAPS, wrong_kind).await, 400, "BadRequest");
@@ -194,7 +219,7 @@ async fn each_kind_of_bad_input_gets_its_status(s: &TestServer) {
         .iter()
         .map(|i| i["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["x"]);
+    assert_eq!(names, ["from-yaml", "x"]);
 }
 
 /// Replaces, removes or retypes random parts of a JSON value.
