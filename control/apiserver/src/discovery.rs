@@ -139,6 +139,84 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
     }))
 }
 
+/// The media type of aggregated discovery documents.
+pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether a request asks for aggregated discovery (kubectl and client-go do first).
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=APIGroupDiscoveryList") && first.contains("v=v2"))
+}
+
+/// Aggregated discovery (`apidiscovery.k8s.io/v2`): every resource of the core group (`core`)
+/// or of every other group, in one document, instead of one request per group-version.
+pub fn aggregated(registry: &Registry, core: bool) -> Value {
+    let mut groups: Vec<(&str, Vec<Value>)> = Vec::new();
+    for kind in registry.all() {
+        let info = kind.info();
+        if info.group.is_empty() != core {
+            continue;
+        }
+        let subresources: Vec<Value> = info
+            .subresources
+            .iter()
+            .map(|sub| {
+                let (group, version, kind, verbs): (&str, &str, &str, &[&str]) = match sub {
+                    Subresource::Status => (
+                        info.group,
+                        info.version,
+                        info.kind,
+                        &["get", "patch", "update"],
+                    ),
+                    Subresource::Scale => {
+                        ("autoscaling", "v1", "Scale", &["get", "patch", "update"])
+                    }
+                    Subresource::Binding => ("", "v1", "Binding", &["create"]),
+                    Subresource::Log => ("", "v1", "Pod", &["get"]),
+                };
+                json!({
+                    "subresource": sub.name(),
+                    "responseKind": { "group": group, "version": version, "kind": kind },
+                    "verbs": verbs,
+                })
+            })
+            .collect();
+        let resource = json!({
+            "resource": info.plural,
+            "responseKind": { "group": info.group, "version": info.version, "kind": info.kind },
+            "scope": if info.namespaced { "Namespaced" } else { "Cluster" },
+            "singularResource": info.singular,
+            "verbs": VERBS,
+            "shortNames": info.short_names,
+            "categories": info.categories,
+            "subresources": subresources,
+        });
+        match groups.iter_mut().find(|(g, _)| *g == info.group) {
+            Some((_, resources)) => resources.push(resource),
+            None => groups.push((info.group, vec![resource])),
+        }
+    }
+    groups.sort_by_key(|(g, _)| *g);
+    let items: Vec<Value> = groups
+        .into_iter()
+        .map(|(group, resources)| {
+            let version = registry.all().find(|k| k.info().group == group).map_or("v1", |k| k.info().version);
+            json!({
+                "metadata": { "name": group },
+                "versions": [{ "version": version, "resources": resources, "freshness": "Current" }],
+            })
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +254,30 @@ mod tests {
             (Some("autoscaling"), Some("Scale"))
         );
         assert!(resources(&registry, "apps", "v2").is_none());
+        let core = aggregated(&registry, true);
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
+        let apis = aggregated(&registry, false);
+        let apps = apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "apps")
+            .unwrap();
+        let deployments = &apps["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "deployments")
+            .unwrap();
+        assert_eq!(deployments["scope"], "Namespaced");
+        assert_eq!(
+            deployments["subresources"][1]["responseKind"]["kind"],
+            "Scale"
+        );
+        assert!(wants_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        ));
+        assert!(!wants_aggregated("application/json"));
         assert!(group(&registry, "nope").is_none());
     }
 }

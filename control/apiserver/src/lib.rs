@@ -231,6 +231,14 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
             };
             handlers::serve(&server, info, &query, &parts.headers, body).await
         }
+        Target::CoreVersions | Target::Groups
+            if discovery::wants_aggregated(accept(&parts.headers)) =>
+        {
+            let core = matches!(target, Target::CoreVersions);
+            let body =
+                serde_json::to_vec(&discovery::aggregated(&server.registry, core)).expect("JSON");
+            bytes_response(body, discovery::AGGREGATED)
+        }
         Target::CoreVersions => ok(&discovery::core_versions(&server.address)),
         Target::Groups => ok(&discovery::groups(&server.registry)),
         Target::Group(group) => discovery::group(&server.registry, &group)
@@ -243,12 +251,7 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
         }
         Target::Version => ok(&discovery::version()),
         Target::OpenApiV2 => {
-            let accept = parts
-                .headers
-                .get(axum::http::header::ACCEPT)
-                .and_then(|a| a.to_str().ok())
-                .unwrap_or("");
-            if accept.contains(skiff_openapi::V2_PROTOBUF_MEDIA_TYPE) {
+            if accept(&parts.headers).contains(skiff_openapi::V2_PROTOBUF_MEDIA_TYPE) {
                 bytes_response(
                     server.openapi().v2_protobuf().to_vec(),
                     "application/octet-stream",
@@ -271,6 +274,13 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
         Target::Health => (StatusCode::OK, "ok").into_response(),
         Target::Unknown => ApiError::not_found_path(parts.uri.path()).into_response(),
     }
+}
+
+fn accept(headers: &axum::http::HeaderMap) -> &str {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .unwrap_or("")
 }
 
 /// Bootstrap objects may exist from an earlier start.
