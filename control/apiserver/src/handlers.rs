@@ -1192,7 +1192,18 @@ async fn delete_one(ctx: &Ctx<'_>, name: &str, options: &DeleteOptions) -> ApiRe
         }
         let grace = graceful_deletion_period(info, &current, options.grace_period);
         let revision = meta::resource_version(&current).unwrap_or(0);
-        let result = if finalizers.is_empty() && grace == 0 {
+        let is_namespace = (info.group, info.plural) == ("", "namespaces");
+        if is_namespace && crate::namespaces::IMMORTAL.contains(&name) {
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
+        // A namespace is held by its `spec.finalizers` until its contents are gone.
+        let held_by_spec = is_namespace
+            && current["spec"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty());
+        let result = if finalizers.is_empty() && grace == 0 && !held_by_spec {
             if ctx.dry_run() {
                 Ok(current.clone())
             } else {
@@ -1216,7 +1227,7 @@ async fn delete_one(ctx: &Ctx<'_>, name: &str, options: &DeleteOptions) -> ApiRe
                 );
             }
             meta::set(&mut marked, "finalizers", Some(json!(finalizers)));
-            if (info.group, info.plural) == ("", "namespaces") {
+            if is_namespace {
                 marked["status"]["phase"] = json!("Terminating");
             }
             meta::set(&mut marked, "resourceVersion", None);
@@ -1233,7 +1244,10 @@ async fn delete_one(ctx: &Ctx<'_>, name: &str, options: &DeleteOptions) -> ApiRe
             Err(err) if err.reason == "Conflict" && options.resource_version.is_none() => continue,
             Err(err) => return Err(err),
             Ok(obj) => {
-                let deleted_now = finalizers.is_empty() && grace == 0;
+                let deleted_now = finalizers.is_empty() && grace == 0 && !held_by_spec;
+                if held_by_spec && !ctx.dry_run() {
+                    ctx.server.namespace_deleted.notify_one();
+                }
                 // Pods answer with the object; other kinds with a Status once gone.
                 let body = if deleted_now && info.plural != "pods" {
                     success(ctx, name, meta::get(&obj, "uid"))

@@ -18,6 +18,7 @@ pub mod error;
 mod handlers;
 pub mod kubeconfig;
 pub mod meta;
+pub mod namespaces;
 pub mod registry;
 pub mod request;
 pub mod storage;
@@ -71,6 +72,8 @@ pub struct Server {
     pub stopping: tokio::sync::watch::Sender<bool>,
     /// The OpenAPI documents, built on first use.
     openapi: std::sync::OnceLock<skiff_openapi::OpenApi>,
+    /// Wakes the namespace finalizer when a namespace is marked for deletion.
+    pub namespace_deleted: Arc<tokio::sync::Notify>,
 }
 
 impl Server {
@@ -87,7 +90,7 @@ impl Server {
             .expect("namespaces are built in")
             .info()
             .clone();
-        Arc::new(Server {
+        let server = Arc::new(Server {
             admission: Admission::defaults(storage.clone(), caches.clone(), namespaces),
             registry,
             storage,
@@ -101,7 +104,10 @@ impl Server {
             ),
             stopping: tokio::sync::watch::channel(false).0,
             openapi: std::sync::OnceLock::new(),
-        })
+            namespace_deleted: Arc::new(tokio::sync::Notify::new()),
+        });
+        namespaces::start(&server);
+        server
     }
 
     /// Creates the namespaces that always exist, if they do not yet.

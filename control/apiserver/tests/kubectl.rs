@@ -43,6 +43,7 @@ on_both_backends!(
     discovery_lists_the_built_in_resources,
     services_get_cluster_ips_and_node_ports,
     pods_are_defaulted_and_printed,
+    namespaces_are_deleted_with_their_contents,
 );
 
 const DEPLOYMENT: &str = r#"
@@ -474,4 +475,47 @@ async fn pods_are_defaulted_and_printed(s: &TestServer) {
     s.kubectl(&["delete", "pod", "p", "--wait=false"]).await;
     let err = s.kubectl_fails(&["get", "pod", "p"], None).await;
     assert!(err.contains("not found"), "{err}");
+}
+
+async fn namespaces_are_deleted_with_their_contents(s: &TestServer) {
+    s.kubectl(&["create", "namespace", "team"]).await;
+    s.kubectl(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "team",
+        "--from-literal",
+        "a=b",
+    ])
+    .await;
+    let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: team\nspec:\n  type: NodePort\n  ports:\n  - port: 80\n    nodePort: 31111\n";
+    s.apply(svc).await;
+    let ns = s.get_json(&["namespace", "team"]).await;
+    assert_eq!(ns["status"]["phase"], "Active");
+    assert_eq!(ns["spec"]["finalizers"], serde_json::json!(["kubernetes"]));
+    assert_eq!(
+        ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "team"
+    );
+
+    // kubectl waits until the namespace is really gone.
+    let out = s
+        .kubectl(&["delete", "namespace", "team", "--timeout=30s"])
+        .await;
+    assert!(out.contains("namespace \"team\" deleted"), "{out}");
+    let err = s.kubectl_fails(&["get", "namespace", "team"], None).await;
+    assert!(err.contains("not found"), "{err}");
+    let left = s
+        .kubectl(&["get", "configmaps,services", "-n", "team", "-o", "name"])
+        .await;
+    assert!(left.trim().is_empty(), "{left}");
+    // The deleted service's node port is free again.
+    s.apply(&svc.replace("namespace: team", "namespace: default"))
+        .await;
+
+    let err = s
+        .kubectl_fails(&["delete", "namespace", "default"], None)
+        .await;
+    assert!(err.contains("this namespace may not be deleted"), "{err}");
 }
