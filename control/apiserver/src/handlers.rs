@@ -753,6 +753,18 @@ fn scale_view(info: &ResourceInfo, obj: &Value) -> Value {
 }
 
 impl Part {
+    /// The answer to a successful write of this part: the stored object, or its Scale view.
+    fn answer(self, info: &ResourceInfo, stored: Value, warnings: Vec<String>) -> Answer {
+        let body = match self {
+            Part::Scale => scale_view(info, &stored),
+            Part::Main | Part::Status => stored,
+        };
+        Answer {
+            warnings,
+            ..Answer::ok(body)
+        }
+    }
+
     /// What a client sees (and patches) of `current`.
     fn view(self, info: &ResourceInfo, current: &Value) -> Value {
         match self {
@@ -958,19 +970,7 @@ async fn put(ctx: &Ctx<'_>, body: &[u8], part: Part) -> ApiResult<Answer> {
         match write_update(ctx, &current, new).await {
             Err(err) if err.reason == "Conflict" && pinned.is_none() => continue,
             Err(err) => return Err(err),
-            Ok(stored) => {
-                let body = if part == Part::Scale {
-                    scale_view(info, &stored)
-                } else {
-                    stored
-                };
-                return Ok(Answer {
-                    raw: None,
-                    code: StatusCode::OK,
-                    body,
-                    warnings,
-                });
-            }
+            Ok(stored) => return Ok(part.answer(info, stored, warnings)),
         }
     }
     Err(ApiError::stale(ctx.subject(name)))
@@ -1033,19 +1033,7 @@ async fn patch(ctx: &Ctx<'_>, body: &[u8], part: Part) -> ApiResult<Answer> {
         match write_update(ctx, &current, new).await {
             Err(err) if err.reason == "Conflict" => continue,
             Err(err) => return Err(err),
-            Ok(stored) => {
-                let body = if part == Part::Scale {
-                    scale_view(info, &stored)
-                } else {
-                    stored
-                };
-                return Ok(Answer {
-                    raw: None,
-                    code: StatusCode::OK,
-                    body,
-                    warnings,
-                });
-            }
+            Ok(stored) => return Ok(part.answer(info, stored, warnings)),
         }
     }
     Err(ApiError::stale(ctx.subject(name)))

@@ -5,27 +5,14 @@
 
 use std::marker::PhantomData;
 
-use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
+use k8s_openapi::Resource;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use skiff_apimachinery::validation::FieldError;
+use skiff_openapi::Scope;
 
 use super::{Column, Decoded, Kind, ResourceInfo, Strategy, Subresource};
-
-/// Whether a k8s-openapi scope marker is namespaced.
-pub trait Scope {
-    /// True for namespaced resources.
-    const NAMESPACED: bool;
-}
-
-impl Scope for NamespaceResourceScope {
-    const NAMESPACED: bool = true;
-}
-
-impl Scope for ClusterResourceScope {
-    const NAMESPACED: bool = false;
-}
 
 /// A kind served through its k8s-openapi type `K` and strategy `S`.
 pub struct Typed<K, S> {
@@ -125,7 +112,7 @@ pub fn unknown_fields(input: &Value, canonical: &Value, path: &str, out: &mut Ve
 impl<K, S> Kind for Typed<K, S>
 where
     K: Resource + Serialize + DeserializeOwned + skiff_openapi::JsonSchema + Send + Sync + 'static,
-    K::Scope: Scope + skiff_openapi::Scope,
+    K::Scope: Scope,
     S: Strategy<K>,
 {
     fn info(&self) -> &ResourceInfo {
