@@ -533,6 +533,32 @@ async fn the_seed_story(s: &TestServer) {
         pv.contains("500Gi") && pv.contains("RWX") && pv.contains("Recycle"),
         "{pv}"
     );
+    let sc = s.kubectl(&["get", "storageclass", "fast"]).await;
+    let header: Vec<&str> = sc.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "PROVISIONER",
+            "RECLAIMPOLICY",
+            "VOLUMEBINDINGMODE",
+            "ALLOWVOLUMEEXPANSION",
+            "AGE"
+        ]
+    );
+    assert!(
+        sc.contains("kubernetes.io/rbd") && sc.contains("Immediate"),
+        "{sc}"
+    );
+    let ingress = s.kubectl(&["get", "ingress"]).await;
+    assert!(ingress.contains("foo.bar.com"), "{ingress}");
+    let binding = s
+        .kubectl(&["get", "clusterrolebinding", "monitor-things", "-o", "wide"])
+        .await;
+    assert!(
+        binding.contains("ClusterRole/monitor-things") && binding.contains("bob"),
+        "{binding}"
+    );
     let job = s.get_json(&["job", "hello"]).await;
     assert_eq!(job["spec"]["backoffLimit"], 4);
     let uid = job["metadata"]["uid"].as_str().unwrap();

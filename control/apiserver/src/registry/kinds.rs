@@ -95,26 +95,33 @@ pub fn builtin() -> Registry {
         &[Status, Scale]
     );
     register!(r, apps::DaemonSet, DaemonSets, &["ds"], ALL, &[Status]);
-    register!(r, apps::ControllerRevision, Generic, NONE, NONE, &[]);
+    register!(
+        r,
+        apps::ControllerRevision,
+        ControllerRevisions,
+        NONE,
+        NONE,
+        &[]
+    );
     // batch/v1
     register!(r, batch::Job, Jobs, NONE, ALL, &[Status]);
     register!(r, batch::CronJob, CronJobs, &["cj"], ALL, &[Status]);
     // discovery.k8s.io/v1, coordination.k8s.io/v1
     register!(r, discovery::EndpointSlice, EndpointSlices, NONE, NONE, &[]);
-    register!(r, coordination::Lease, Generic, NONE, NONE, &[]);
+    register!(r, coordination::Lease, Leases, NONE, NONE, &[]);
     // rbac.authorization.k8s.io/v1
     register!(r, rbac::Role, Generic, NONE, NONE, &[]);
     register!(r, rbac::ClusterRole, Generic, NONE, NONE, &[]);
-    register!(r, rbac::RoleBinding, Generic, NONE, NONE, &[]);
-    register!(r, rbac::ClusterRoleBinding, Generic, NONE, NONE, &[]);
+    register!(r, rbac::RoleBinding, Bindings, NONE, NONE, &[]);
+    register!(r, rbac::ClusterRoleBinding, Bindings, NONE, NONE, &[]);
     // storage.k8s.io/v1, networking.k8s.io/v1
-    register!(r, storage::StorageClass, Generic, &["sc"], NONE, &[]);
-    register!(r, networking::Ingress, Generic, &["ing"], NONE, &[Status]);
-    register!(r, networking::IngressClass, Generic, NONE, NONE, &[]);
+    register!(r, storage::StorageClass, StorageClasses, &["sc"], NONE, &[]);
+    register!(r, networking::Ingress, Ingresses, &["ing"], NONE, &[Status]);
+    register!(r, networking::IngressClass, IngressClasses, NONE, NONE, &[]);
     register!(
         r,
         networking::NetworkPolicy,
-        Generic,
+        NetworkPolicies,
         &["netpol"],
         NONE,
         &[]
@@ -123,7 +130,7 @@ pub fn builtin() -> Registry {
     register!(
         r,
         autoscaling::HorizontalPodAutoscaler,
-        Generic,
+        HorizontalPodAutoscalers,
         &["hpa"],
         ALL,
         &[Status]
@@ -131,11 +138,18 @@ pub fn builtin() -> Registry {
     register!(
         r,
         policy::PodDisruptionBudget,
-        Generic,
+        PodDisruptionBudgets,
         &["pdb"],
         NONE,
         &[Status]
     );
-    register!(r, scheduling::PriorityClass, Generic, &["pc"], NONE, &[]);
+    register!(
+        r,
+        scheduling::PriorityClass,
+        PriorityClasses,
+        &["pc"],
+        NONE,
+        &[]
+    );
     r
 }

@@ -2,6 +2,7 @@
 //! columns as `kubectl get` shows them, and the extra field selector labels each kind supports.
 //! Kinds not listed here use [`Generic`].
 
+mod cluster;
 mod core;
 mod pods;
 mod podspec;
@@ -11,6 +12,10 @@ mod workloads;
 pub use self::core::{
     ConfigMaps, Events, Namespaces, Nodes, PersistentVolumeClaims, PersistentVolumes, Secrets,
     ServiceAccounts,
+};
+pub use cluster::{
+    Bindings, ControllerRevisions, HorizontalPodAutoscalers, IngressClasses, Ingresses, Leases,
+    NetworkPolicies, PodDisruptionBudgets, PriorityClasses, StorageClasses,
 };
 pub use pods::{Pods, default_pod_spec};
 pub use services::{EndpointSlices, Endpoints, Services};
