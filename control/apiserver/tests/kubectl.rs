@@ -475,6 +475,44 @@ async fn pods_are_defaulted_and_printed(s: &TestServer) {
     s.kubectl(&["delete", "pod", "p", "--wait=false"]).await;
     let err = s.kubectl_fails(&["get", "pod", "p"], None).await;
     assert!(err.contains("not found"), "{err}");
+
+    // A scheduled pod waits for its kubelet: marked Terminating with its grace period, gone
+    // once a zero-grace delete (what the kubelet sends when the containers stopped) arrives.
+    s.apply(pod).await;
+    let binding = r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{"kind":"Node","name":"node-1"}}"#;
+    let path = "/api/v1/namespaces/default/pods/p/binding";
+    let out = s
+        .kubectl_with_input(&["create", "--raw", path, "-f", "-"], Some(binding))
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = s
+        .kubectl_with_input(&["create", "--raw", path, "-f", "-"], Some(binding))
+        .await;
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already assigned"),
+        "a pod is bound once"
+    );
+    assert_eq!(
+        s.get_json(&["pod", "p"]).await["spec"]["nodeName"],
+        "node-1"
+    );
+    s.kubectl(&["delete", "pod", "p", "--wait=false"]).await;
+    let p = s.get_json(&["pod", "p"]).await;
+    assert!(p["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(p["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert!(
+        s.kubectl(&["get", "pod", "p"])
+            .await
+            .contains("Terminating")
+    );
+    s.kubectl(&["delete", "pod", "p", "--grace-period=0", "--force"])
+        .await;
+    let err = s.kubectl_fails(&["get", "pod", "p"], None).await;
+    assert!(err.contains("not found"), "{err}");
 }
 
 async fn namespaces_are_deleted_with_their_contents(s: &TestServer) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
     coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
-    networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
     scheduling::v1 as scheduling, storage::v1 as storage,
 };
 
@@ -109,6 +109,8 @@ pub fn builtin() -> Registry {
     // discovery.k8s.io/v1, coordination.k8s.io/v1
     register!(r, discovery::EndpointSlice, EndpointSlices, NONE, NONE, &[]);
     register!(r, coordination::Lease, Leases, NONE, NONE, &[]);
+    // events.k8s.io/v1: the newer Event API (same objects as core/v1 events in Kubernetes).
+    register!(r, events::Event, Generic, &["ev"], NONE, &[]);
     // rbac.authorization.k8s.io/v1
     register!(r, rbac::Role, Generic, NONE, NONE, &[]);
     register!(r, rbac::ClusterRole, Generic, NONE, NONE, &[]);
