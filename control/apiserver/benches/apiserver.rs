@@ -20,6 +20,10 @@ use skiff_store::{
     EmbeddedConfig, EmbeddedStore, EtcdConfig, EtcdStore, RangeRequest, Store, WatchRequest,
 };
 
+/// The allocator the `skiff` binary runs the apiserver with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CLIENTS: usize = 64;
 const PODS: usize = 10_000;
 const LISTS: usize = 10;
