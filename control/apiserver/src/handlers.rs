@@ -1285,6 +1285,8 @@ async fn delete_collection(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
     {
         let name = meta::name(obj).unwrap_or_default();
         match delete_one(ctx, name, &options).await {
+            // The list holds objects (a single delete may answer with a Status instead).
+            Ok(answer) if answer.body["kind"] == "Status" => deleted.push(obj.clone()),
             Ok(answer) => deleted.push(answer.body),
             Err(err) if err.code == 404 => {}
             Err(err) => return Err(err),

@@ -96,6 +96,33 @@ async fn typed_api_calls(server: &TestServer) {
         matches!(err, kube::Error::Api(ref s) if s.code == 404),
         "{err:?}"
     );
+
+    // deletecollection with a selector removes exactly the matching objects.
+    for name in ["keep", "drop-1", "drop-2"] {
+        let mut cm = config_map(name, "x");
+        if name.starts_with("drop") {
+            cm.metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert("drop".into(), "yes".into());
+        }
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("drop=yes"),
+    )
+    .await
+    .unwrap();
+    let names: Vec<_> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(names, ["keep", "one"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
