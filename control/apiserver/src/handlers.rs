@@ -137,9 +137,7 @@ pub async fn serve(
     }
     let result = match (request.verb, sub) {
         ("get", None | Some("status")) => get(&ctx).await,
-        ("get", Some("scale")) => get(&ctx)
-            .await
-            .map(|a| Answer::ok(scale_view(ctx.info(), &a.body))),
+        ("get", Some("scale")) => get(&ctx).await.map(|a| Answer::ok(scale_view(&a.body))),
         ("get", Some("log")) => Err(ApiError::bad_request(
             "pod logs are served by the node agent, which is not running on this cluster yet",
         )),
@@ -716,7 +714,7 @@ pub(crate) enum Part {
 }
 
 /// The `Scale` view of a scalable object.
-fn scale_view(info: &ResourceInfo, obj: &Value) -> Value {
+fn scale_view(obj: &Value) -> Value {
     let selector = obj["spec"]["selector"].clone();
     let selector = match selector
         .get("matchLabels")
@@ -739,7 +737,6 @@ fn scale_view(info: &ResourceInfo, obj: &Value) -> Value {
             .unwrap_or_default(),
     };
     let m = &obj["metadata"];
-    let _ = info;
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -754,9 +751,9 @@ fn scale_view(info: &ResourceInfo, obj: &Value) -> Value {
 
 impl Part {
     /// The answer to a successful write of this part: the stored object, or its Scale view.
-    fn answer(self, info: &ResourceInfo, stored: Value, warnings: Vec<String>) -> Answer {
+    fn answer(self, stored: Value, warnings: Vec<String>) -> Answer {
         let body = match self {
-            Part::Scale => scale_view(info, &stored),
+            Part::Scale => scale_view(&stored),
             Part::Main | Part::Status => stored,
         };
         Answer {
@@ -766,10 +763,10 @@ impl Part {
     }
 
     /// What a client sees (and patches) of `current`.
-    fn view(self, info: &ResourceInfo, current: &Value) -> Value {
+    fn view(self, current: &Value) -> Value {
         match self {
             Part::Main | Part::Status => current.clone(),
-            Part::Scale => scale_view(info, current),
+            Part::Scale => scale_view(current),
         }
     }
 
@@ -970,7 +967,7 @@ async fn put(ctx: &Ctx<'_>, body: &[u8], part: Part) -> ApiResult<Answer> {
         match write_update(ctx, &current, new).await {
             Err(err) if err.reason == "Conflict" && pinned.is_none() => continue,
             Err(err) => return Err(err),
-            Ok(stored) => return Ok(part.answer(info, stored, warnings)),
+            Ok(stored) => return Ok(part.answer(stored, warnings)),
         }
     }
     Err(ApiError::stale(ctx.subject(name)))
@@ -1016,7 +1013,7 @@ async fn patch(ctx: &Ctx<'_>, body: &[u8], part: Part) -> ApiResult<Answer> {
     };
     for _ in 0..MAX_RETRIES {
         let current = ctx.server.storage.get(info, ctx.ns(), name).await?;
-        let view = part.view(info, &current);
+        let view = part.view(&current);
         let patched = apply_patch(view_kind, &content_type, &view, body)?;
         let pinned = pinned_version(&patched).filter(|p| Some(*p) != meta::resource_version(&view));
         if pinned.is_some() {
@@ -1033,7 +1030,7 @@ async fn patch(ctx: &Ctx<'_>, body: &[u8], part: Part) -> ApiResult<Answer> {
         match write_update(ctx, &current, new).await {
             Err(err) if err.reason == "Conflict" => continue,
             Err(err) => return Err(err),
-            Ok(stored) => return Ok(part.answer(info, stored, warnings)),
+            Ok(stored) => return Ok(part.answer(stored, warnings)),
         }
     }
     Err(ApiError::stale(ctx.subject(name)))
