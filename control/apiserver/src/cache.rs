@@ -91,7 +91,7 @@ pub struct CacheEvent {
     /// The object after the event (for deletions: as it was, with the deletion's revision).
     pub object: Arc<Cached>,
     /// The object before the event.
-    pub prev: Option<Arc<Value>>,
+    pub prev: Option<Arc<Cached>>,
     /// The event's revision.
     pub revision: Revision,
 }
@@ -213,18 +213,54 @@ impl WatchCache {
         };
     }
 
-    fn apply(&self, event: CacheEvent, revision: &AtomicI64) {
+    /// Records a write to `key` at `revision`: the new object (`None` for a deletion, where
+    /// `deleted` is the store's copy, used only if the cache lacks the key). The previous object
+    /// comes from the cache itself, so no event needs its predecessor decoded again.
+    fn apply(
+        &self,
+        key: String,
+        object: Option<Cached>,
+        deleted: Option<Value>,
+        revision: Revision,
+        progress: &AtomicI64,
+    ) {
         let mut state = self.state.lock().unwrap();
-        match event.kind {
-            EventType::Deleted => {
-                state.objects.remove(&event.key);
+        let prev = state.objects.get(&key).cloned();
+        let event = match object {
+            Some(object) => {
+                let object = Arc::new(object);
+                state.objects.insert(key.clone(), object.clone());
+                let kind = if prev.is_some() {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                };
+                CacheEvent {
+                    kind,
+                    key,
+                    object,
+                    prev,
+                    revision,
+                }
             }
-            _ => {
-                state
-                    .objects
-                    .insert(event.key.clone(), event.object.clone());
+            None => {
+                state.objects.remove(&key);
+                // A DELETED event carries the object as it was, at the deletion's revision.
+                let mut gone = prev
+                    .as_ref()
+                    .map(|p| p.value.clone())
+                    .or(deleted)
+                    .unwrap_or(Value::Null);
+                crate::meta::set_resource_version(&mut gone, revision);
+                CacheEvent {
+                    kind: EventType::Deleted,
+                    key,
+                    object: Arc::new(Cached::new(gone)),
+                    prev,
+                    revision,
+                }
             }
-        }
+        };
         let event = Arc::new(event);
         state.history.push_back(event.clone());
         if state.history.len() > HISTORY
@@ -232,7 +268,7 @@ impl WatchCache {
         {
             state.history_start = evicted.revision;
         }
-        revision.store(event.revision, Ordering::SeqCst);
+        progress.store(event.revision, Ordering::SeqCst);
         state
             .watchers
             .retain(|w| !event.key.starts_with(&w.prefix) || w.tx.try_send(event.clone()).is_ok());
@@ -378,6 +414,7 @@ async fn follow(weak: &Weak<Caches>, store: &dyn Store) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let mut bookmarks = tokio::time::interval(BOOKMARK_EVERY);
+    let mut handled: u64 = 0;
     loop {
         tokio::select! {
             event = events.next() => {
@@ -389,22 +426,23 @@ async fn follow(weak: &Weak<Caches>, store: &dyn Store) -> Result<(), String> {
                 let Some(caches) = weak.upgrade() else { return Ok(()) };
                 let revision = event.revision();
                 if let Some(cache) = caches.cache_for(&event.kv.key) {
-                    let prev = event.prev.as_ref().map(storage::decode).transpose().map_err(|e| e.message)?;
-                    let (kind, object) = match event.kind {
+                    match event.kind {
                         EventKind::Put => {
-                            let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
-                            (kind, storage::decode(&event.kv).map_err(|e| e.message)?)
+                            // Decoded and serialized once here; every list and watcher reuses it.
+                            let object = Cached::new(storage::decode(&event.kv).map_err(|e| e.message)?);
+                            cache.apply(event.kv.key, Some(object), None, revision, &caches.revision);
                         }
                         EventKind::Delete => {
-                            let mut gone = prev.clone().unwrap_or(Value::Null);
-                            crate::meta::set_resource_version(&mut gone, revision);
-                            (EventType::Deleted, gone)
+                            let deleted = event.prev.as_ref().map(storage::decode).transpose().map_err(|e| e.message)?;
+                            cache.apply(event.kv.key, None, deleted, revision, &caches.revision);
                         }
-                    };
-                    cache.apply(
-                        CacheEvent { kind, key: event.kv.key, object: Arc::new(Cached::new(object)), prev: prev.map(Arc::new), revision },
-                        &caches.revision,
-                    );
+                    }
+                }
+                handled += 1;
+                // A backlog of events is always ready; give the request handlers sharing this
+                // worker thread a turn regularly instead of holding it for the whole backlog.
+                if handled % 32 == 0 {
+                    tokio::task::yield_now().await;
                 }
                 caches.set_revision(revision);
             }

@@ -28,7 +28,7 @@ use crate::request::RequestInfo;
 use crate::storage::{Continue, subject};
 
 /// How long a consistent list waits for the watch cache before reading the store instead.
-const CACHE_WAIT: Duration = Duration::from_millis(500);
+const CACHE_WAIT: Duration = Duration::from_millis(100);
 /// How often a write that lost a race is retried when the request did not pin a version.
 const MAX_RETRIES: usize = 16;
 
