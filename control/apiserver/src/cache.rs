@@ -441,7 +441,7 @@ async fn follow(weak: &Weak<Caches>, store: &dyn Store) -> Result<(), String> {
                 handled += 1;
                 // A backlog of events is always ready; give the request handlers sharing this
                 // worker thread a turn regularly instead of holding it for the whole backlog.
-                if handled % 32 == 0 {
+                if handled.is_multiple_of(32) {
                     tokio::task::yield_now().await;
                 }
                 caches.set_revision(revision);
