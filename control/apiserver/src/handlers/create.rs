@@ -1,0 +1,121 @@
+//! Create: server-owned metadata, one typed pass (defaults, preparation, validation),
+//! admission, ClusterIP/NodePort allocation, storage.
+
+use super::*;
+
+pub(super) async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
+    let mut warnings = Vec::new();
+    let mut obj = parse_body(ctx, body)?;
+    check_type_meta(ctx, &obj)?;
+    let info = ctx.info();
+    if info.namespaced {
+        let ns = ctx.ns().map(str::to_owned).ok_or_else(|| {
+            ApiError::bad_request("a namespace is required to create a namespaced object")
+        })?;
+        if let Some(given) = meta::namespace(&obj)
+            && given != ns
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        meta::set(&mut obj, "namespace", Some(json!(ns)));
+    } else {
+        meta::set(&mut obj, "namespace", None);
+    }
+    if meta::name(&obj).is_none()
+        && let Some(prefix) = meta::get(&obj, "generateName").map(str::to_owned)
+    {
+        meta::set(
+            &mut obj,
+            "name",
+            Some(json!(format!("{prefix}{}", meta::name_suffix()))),
+        );
+    }
+    prepare_for_create(info, &mut obj);
+    // One typed pass: defaults, the kind's own preparation, and its validation.
+    let (mut obj, mut errors) = decode(ctx, &obj, true, &mut warnings)?;
+    let attrs = Attributes {
+        request: ctx.request,
+        info,
+        old: None,
+    };
+    ctx.server.admission.run(&attrs, &mut obj).await?;
+    if !ctx.server.admission.mutating.is_empty() {
+        // A mutating plugin may have changed what was validated.
+        errors = ctx.kind.validate(&obj);
+    }
+    errors.extend(validate_meta(ctx, &obj));
+    reject(ctx, &obj, &errors)?;
+    let name = meta::name(&obj).unwrap_or_default().to_owned();
+    let stored = if ctx.dry_run() {
+        obj
+    } else {
+        let claimed = match is_service(info) {
+            true => ctx.server.allocator.allocate(&mut obj, None).await?,
+            false => Vec::new(),
+        };
+        let created = ctx.server.storage.create(info, ctx.ns(), &name, obj).await;
+        if created.is_err() {
+            ctx.server.allocator.undo(&claimed).await;
+        }
+        created?
+    };
+    Ok(Answer {
+        raw: None,
+        code: StatusCode::CREATED,
+        body: stored,
+        warnings,
+    })
+}
+
+/// Server-owned metadata and status of a new object.
+pub(super) fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
+    let m = meta::metadata_mut(obj);
+    m.insert("uid".into(), json!(meta::new_uid()));
+    m.insert("creationTimestamp".into(), json!(meta::now()));
+    m.insert("generation".into(), json!(1));
+    for field in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
+        m.remove(field);
+    }
+    // The status of a kind with a status subresource is the controllers' to write, not the
+    // creator's; nodes are the exception (the kubelet registers with a status).
+    if info.has(Subresource::Status)
+        && info.plural != "nodes"
+        && let Some(map) = obj.as_object_mut()
+    {
+        map.remove("status");
+    }
+    if (info.group, info.plural) == ("", "namespaces") {
+        prepare_namespace(obj);
+    }
+}
+
+/// A new namespace is Active, finalized by `kubernetes`, and labelled with its name. This runs
+/// on the request body before it is decoded, so it leaves wrongly-typed fields for the decoder
+/// to reject rather than indexing into them.
+pub(super) fn prepare_namespace(obj: &mut Value) {
+    let name = meta::name(obj).unwrap_or_default().to_owned();
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    map.insert("status".into(), json!({ "phase": "Active" }));
+    let spec = map.entry("spec").or_insert_with(|| json!({}));
+    if let Some(spec) = spec.as_object_mut() {
+        spec.entry("finalizers")
+            .or_insert_with(|| json!(["kubernetes"]));
+    }
+    let m = meta::metadata_mut(obj);
+    if let Some(labels) = m
+        .entry("labels")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    {
+        labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+    }
+}

@@ -1,0 +1,210 @@
+//! The generic resource handlers: one implementation of every verb, for every kind.
+//!
+//! Writes follow Kubernetes' order: decode the body into the kind's canonical form (unknown
+//! fields per `fieldValidation`) → fill server-owned metadata → admission → validation →
+//! storage. Updates of every flavour (PUT, PATCH, `/status`, `/scale`) meet in [`write_update`],
+//! which owns the spec/status split, `metadata.generation` and finalizer-driven deletion.
+//!
+//! One module per step: `read` (get, list, selectors), `body` (encodings, decoding,
+//! shared validation), `create`, `update` (PUT, PATCH, status, scale, binding), `delete`, `table`
+//! (server-side printing).
+
+mod body;
+mod create;
+mod delete;
+mod read;
+mod table;
+mod update;
+
+use body::*;
+use create::*;
+use delete::*;
+use read::*;
+use update::*;
+
+pub(crate) use read::Filter;
+pub(crate) use table::{human_duration, table, to_table, wants_table};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{Value, json};
+use skiff_apimachinery::patch;
+use skiff_apimachinery::selector::{FieldSelector, LabelSelector};
+use skiff_apimachinery::validation::{self, FieldError, FieldPath};
+
+use crate::Server;
+use crate::admission::Attributes;
+use crate::encode::json_response;
+use crate::error::{ApiError, ApiResult, Subject};
+use crate::meta;
+use crate::registry::{Column, Kind, ResourceInfo, Subresource};
+use crate::request::RequestInfo;
+use crate::storage::{Continue, subject};
+
+/// How long a consistent list waits for the watch cache before reading the store instead.
+pub(super) const CACHE_WAIT: Duration = Duration::from_millis(100);
+/// How often a write that lost a race is retried when the request did not pin a version.
+pub(super) const MAX_RETRIES: usize = 16;
+
+/// One resource request being served.
+pub(crate) struct Ctx<'a> {
+    pub server: &'a Server,
+    pub kind: &'a Arc<dyn Kind>,
+    pub request: &'a RequestInfo,
+    pub query: &'a HashMap<String, String>,
+    pub headers: &'a HeaderMap,
+}
+
+impl Ctx<'_> {
+    pub fn info(&self) -> &ResourceInfo {
+        self.kind.info()
+    }
+
+    pub fn ns(&self) -> Option<&str> {
+        self.request.namespace.as_deref()
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn dry_run(&self) -> bool {
+        self.param("dryRun") == Some("All")
+    }
+
+    fn subject<'b>(&'b self, name: &'b str) -> Subject<'b> {
+        subject(self.info(), name)
+    }
+
+    fn kind_subject<'b>(&'b self, name: &'b str) -> Subject<'b> {
+        Subject {
+            group: self.info().group,
+            resource: self.info().kind,
+            name,
+        }
+    }
+}
+
+/// A successful answer: status code, body, and warnings for the `Warning` header.
+pub(crate) struct Answer {
+    code: StatusCode,
+    body: Value,
+    /// The body already encoded (lists served from the watch cache's serialized objects);
+    /// when set, `body` is unused.
+    raw: Option<Vec<u8>>,
+    warnings: Vec<String>,
+}
+
+impl Answer {
+    fn ok(body: Value) -> Self {
+        Answer {
+            code: StatusCode::OK,
+            body,
+            raw: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Serves one resource request.
+pub async fn serve(
+    server: &Server,
+    request: RequestInfo,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(kind) = server
+        .registry
+        .lookup(&request.group, &request.version, &request.resource)
+    else {
+        return ApiError::not_found_path(&format!("/{}/{}", request.group, request.resource))
+            .into_response();
+    };
+    if request.namespace.is_some() && !kind.info().namespaced {
+        return ApiError::not_found_path(&request.resource).into_response();
+    }
+    let ctx = Ctx {
+        server,
+        kind,
+        request: &request,
+        query,
+        headers,
+    };
+    let sub = request.subresource.as_deref();
+    if let Some(sub) = sub {
+        let known = kind.info().subresources.iter().any(|s| s.name() == sub);
+        if !known {
+            return ApiError::not_found_path(sub).into_response();
+        }
+    }
+    if request.verb == "watch" && sub.is_none() {
+        return crate::watch::serve(&ctx).await;
+    }
+    if matches!(request.verb, "create" | "update")
+        && let Err(err) = check_encoding(&ctx)
+    {
+        return err.into_response();
+    }
+    let result = match (request.verb, sub) {
+        ("get", None | Some("status")) => get(&ctx).await,
+        ("get", Some("scale")) => get(&ctx).await.map(|a| Answer::ok(scale_view(&a.body))),
+        ("get", Some("log")) => Err(ApiError::bad_request(
+            "pod logs are served by the node agent, which is not running on this cluster yet",
+        )),
+        ("list", None) => list(&ctx).await,
+        ("create", None) => create(&ctx, &body).await,
+        ("create", Some("binding")) => bind(&ctx, &body).await,
+        ("update", None) => put(&ctx, &body, Part::Main).await,
+        ("update", Some("status")) => put(&ctx, &body, Part::Status).await,
+        ("update", Some("scale")) => put(&ctx, &body, Part::Scale).await,
+        ("patch", None) => patch(&ctx, &body, Part::Main).await,
+        ("patch", Some("status")) => patch(&ctx, &body, Part::Status).await,
+        ("patch", Some("scale")) => patch(&ctx, &body, Part::Scale).await,
+        ("delete", None) => delete(&ctx, &body).await,
+        ("deletecollection", None) => delete_collection(&ctx, &body).await,
+        (verb, _) => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({verb})"
+        ))),
+    };
+    match result {
+        Ok(answer) => respond(&ctx, answer),
+        Err(err) => err.into_response(),
+    }
+}
+
+fn respond(ctx: &Ctx<'_>, answer: Answer) -> Response {
+    if let Some(raw) = answer.raw {
+        let mut response = (answer.code, raw).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return response;
+    }
+    let body = if wants_table(ctx.headers)
+        && matches!(ctx.request.verb, "get" | "list")
+        && ctx.request.subresource.is_none()
+    {
+        to_table(ctx, &answer.body)
+    } else {
+        answer.body
+    };
+    let mut response = json_response(answer.code, &body);
+    for warning in answer.warnings {
+        let text = format!("299 - {}", serde_json::Value::String(warning));
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
+}
