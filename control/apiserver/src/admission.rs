@@ -94,7 +94,7 @@ impl ValidatingPlugin for NamespaceLifecycle {
             .get(self.namespaces.group, self.namespaces.plural)
             .and_then(|cache| cache.get(&self.namespaces.key(None, ns)));
         let namespace = match cached {
-            Some(namespace) => namespace.value.clone(),
+            Some(namespace) => namespace.value().clone(),
             None => self.storage.get(&self.namespaces, None, ns).await?,
         };
         if namespace["status"]["phase"] == "Terminating" || crate::meta::is_deleting(&namespace) {

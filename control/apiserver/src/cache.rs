@@ -55,21 +55,42 @@ impl EventType {
     }
 }
 
-/// An object as the cache holds it: the value (for selectors and printing) and its JSON,
-/// serialized once per write rather than once per list or watcher.
+/// An object as the cache holds it: its JSON (served as is by lists and watches) and, decoded
+/// only when something needs to look inside (selectors, printing), its value.
 #[derive(Debug)]
 pub struct Cached {
-    /// The object.
-    pub value: Value,
-    /// `value` as JSON.
+    /// The object as JSON, `metadata.resourceVersion` included.
     pub json: Bytes,
+    value: std::sync::OnceLock<Value>,
 }
 
 impl Cached {
     /// Wraps `value`, serializing it.
     pub fn new(value: Value) -> Cached {
         let json = Bytes::from(serde_json::to_vec(&value).expect("JSON values always serialize"));
-        Cached { value, json }
+        Cached {
+            json,
+            value: std::sync::OnceLock::from(value),
+        }
+    }
+
+    /// The object stored in `kv`, without decoding it: the resourceVersion (never stored) is
+    /// spliced into the stored JSON. Falls back to decode-and-encode if the JSON is not shaped as
+    /// expected.
+    pub fn from_store(kv: &skiff_store::KeyValue) -> Result<Cached, String> {
+        match storage::with_resource_version(&kv.value, kv.mod_revision) {
+            Some(json) => Ok(Cached {
+                json: Bytes::from(json),
+                value: std::sync::OnceLock::new(),
+            }),
+            None => Ok(Cached::new(storage::decode(kv).map_err(|e| e.message)?)),
+        }
+    }
+
+    /// The object's value (decoded on first use).
+    pub fn value(&self) -> &Value {
+        self.value
+            .get_or_init(|| serde_json::from_slice(&self.json).unwrap_or(Value::Null))
     }
 }
 
@@ -77,7 +98,7 @@ impl std::ops::Deref for Cached {
     type Target = Value;
 
     fn deref(&self) -> &Value {
-        &self.value
+        self.value()
     }
 }
 
@@ -248,7 +269,7 @@ impl WatchCache {
                 // A DELETED event carries the object as it was, at the deletion's revision.
                 let mut gone = prev
                     .as_ref()
-                    .map(|p| p.value.clone())
+                    .map(|p| p.value().clone())
                     .or(deleted)
                     .unwrap_or(Value::Null);
                 crate::meta::set_resource_version(&mut gone, revision);
@@ -392,11 +413,11 @@ async fn follow(weak: &Weak<Caches>, store: &dyn Store) -> Result<(), String> {
     let mut per_resource: HashMap<(String, String), BTreeMap<String, Arc<Cached>>> = HashMap::new();
     for kv in &listed.kvs {
         if let Some((group, plural)) = resource_of(&kv.key) {
-            let obj = storage::decode(kv).map_err(|e| e.message)?;
+            let obj = Cached::from_store(kv)?;
             per_resource
                 .entry((group.to_owned(), plural.to_owned()))
                 .or_default()
-                .insert(kv.key.clone(), Arc::new(Cached::new(obj)));
+                .insert(kv.key.clone(), Arc::new(obj));
         }
     }
     {
@@ -429,7 +450,9 @@ async fn follow(weak: &Weak<Caches>, store: &dyn Store) -> Result<(), String> {
                     match event.kind {
                         EventKind::Put => {
                             // Decoded and serialized once here; every list and watcher reuses it.
-                            let object = Cached::new(storage::decode(&event.kv).map_err(|e| e.message)?);
+                            // Only the resourceVersion is spliced in; nothing is decoded unless a
+                            // selector or a printer needs to look inside.
+                            let object = Cached::from_store(&event.kv)?;
                             cache.apply(event.kv.key, Some(object), None, revision, &caches.revision);
                         }
                         EventKind::Delete => {

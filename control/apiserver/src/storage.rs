@@ -37,6 +37,65 @@ pub fn decode(kv: &KeyValue) -> ApiResult<Value> {
     Ok(obj)
 }
 
+/// The stored JSON of an object with `"resourceVersion":"<revision>"` added at the front of its
+/// top-level `metadata`, without decoding it; `None` if there is no such object to add it to.
+/// (Stored objects never carry a resourceVersion: see [`encode`].)
+pub fn with_resource_version(stored: &[u8], revision: skiff_store::Revision) -> Option<Vec<u8>> {
+    let at = top_level_metadata(stored)?;
+    let field = format!("\"resourceVersion\":\"{revision}\"");
+    let rest = &stored[at..];
+    let empty = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+    let mut out = Vec::with_capacity(stored.len() + field.len() + 1);
+    out.extend_from_slice(&stored[..at]);
+    out.extend_from_slice(field.as_bytes());
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
+/// The offset just after the `{` that opens the value of the top-level `"metadata"` key.
+fn top_level_metadata(json: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                // A string: find its end, honouring escapes.
+                let start = i + 1;
+                i += 1;
+                while i < json.len() && json[i] != b'"' {
+                    i += if json[i] == b'\\' { 2 } else { 1 };
+                }
+                let string = json.get(start..i)?;
+                i += 1;
+                if depth == 1 && string == b"metadata" {
+                    // A key at the top level: expect `:` then `{`.
+                    let mut j = i;
+                    while json.get(j)?.is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if json[j] != b':' {
+                        continue;
+                    }
+                    j += 1;
+                    while json.get(j)?.is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    return (json[j] == b'{').then_some(j + 1);
+                }
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.checked_sub(1)?,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 fn encode(obj: &Value) -> Bytes {
     let mut obj = obj.clone();
     meta::set(&mut obj, "resourceVersion", None);
@@ -193,6 +252,26 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_versions_are_spliced_into_the_top_level_metadata() {
+        let cases = [
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"metadata": "{x}"}}),
+            json!({"apiVersion": "v1", "data": {"k\"metadata\"": {"metadata": {}}}, "metadata": {}}),
+            json!({"a": [{"metadata": {"deep": true}}], "metadata": {"name": "b", "labels": {"x": "y"}}}),
+        ];
+        for case in cases {
+            let stored = serde_json::to_vec(&case).unwrap();
+            let spliced = with_resource_version(&stored, 42).unwrap();
+            let value: Value = serde_json::from_slice(&spliced).unwrap();
+            let mut expected = case.clone();
+            expected["metadata"]["resourceVersion"] = json!("42");
+            assert_eq!(value, expected);
+        }
+        assert!(with_resource_version(br#"{"metadata": 5}"#, 1).is_none());
+        assert!(with_resource_version(br#"{"spec": {"metadata": {}}}"#, 1).is_none());
+        assert!(with_resource_version(b"[1,2", 1).is_none());
+    }
 
     #[test]
     fn continue_tokens_round_trip_and_stay_in_their_prefix() {

@@ -200,7 +200,7 @@ impl WatchStream {
         };
         match &self.table {
             Some(include) => {
-                let rows = table(kind, include, &[&object.value], &json!({}), *first);
+                let rows = table(kind, include, &[object.value()], &json!({}), *first);
                 *first = false;
                 Some(line(kind_str, &rows))
             }

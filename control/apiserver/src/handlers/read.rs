@@ -138,7 +138,7 @@ pub(super) async fn list(ctx: &Ctx<'_>) -> ApiResult<Answer> {
                 .iter()
                 .filter(|o| filter.matches(ctx.kind.as_ref(), o));
             if wants_table(ctx.headers) {
-                let items = matching.map(|o| o.value.clone()).collect();
+                let items = matching.map(|o| o.value().clone()).collect();
                 return Ok(Answer::ok(list_body(info, items, revision, None)));
             }
             // Splice the cached JSON of each object into the list: no copy of the values and
