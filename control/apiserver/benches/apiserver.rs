@@ -3,7 +3,8 @@
 //! straight to the store (what the API layer costs). Kubernetes' SLOs (mutating and single-get
 //! p99 ≤ 1 s, namespace list p99 ≤ 5 s) are printed alongside for reference.
 //!
-//! Writes `$SKIFF_BENCH_OUT` (default `target/bench/apiserver.json`).
+//! Writes `$SKIFF_BENCH_OUT` (default `target/bench/apiserver.json`). With `SKIFF_BENCH_VERBOSE`
+//! set, it also prints each list's time.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -180,6 +181,9 @@ async fn measure_api(store: Arc<dyn Store>) -> Figures {
         let listed = api.list(&ListParams::default()).await.unwrap();
         lists.samples.push(t.elapsed());
         assert_eq!(listed.items.len(), PODS);
+        if std::env::var_os("SKIFF_BENCH_VERBOSE").is_some() {
+            eprintln!("list of {PODS} pods: {:?}", t.elapsed());
+        }
     }
     out.push(lists.percentile(0.5));
     out.push(lists.percentile(0.99));
