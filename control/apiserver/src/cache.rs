@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::Value;
-use skiff_store::{EventKind, RangeRequest, Revision, Store, WatchRequest};
+use skiff_store::{EventKind, KeyValue, RangeRequest, Revision, Store, WatchRequest};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{ApiError, ApiResult};
@@ -234,14 +234,15 @@ impl WatchCache {
         };
     }
 
-    /// Records a write to `key` at `revision`: the new object (`None` for a deletion, where
-    /// `deleted` is the store's copy, used only if the cache lacks the key). The previous object
-    /// comes from the cache itself, so no event needs its predecessor decoded again.
+    /// Records a write to `key` at `revision`: the new object, or for a deletion (`None`) the
+    /// object as it was at the deletion's revision (`deleted`, from the store's copy; rebuilt
+    /// from the cache if the store did not send one). The previous object comes from the cache
+    /// itself, so no event needs its predecessor decoded.
     fn apply(
         &self,
         key: String,
         object: Option<Cached>,
-        deleted: Option<Value>,
+        deleted: Option<Cached>,
         revision: Revision,
         progress: &AtomicI64,
     ) {
@@ -267,16 +268,18 @@ impl WatchCache {
             None => {
                 state.objects.remove(&key);
                 // A DELETED event carries the object as it was, at the deletion's revision.
-                let mut gone = prev
-                    .as_ref()
-                    .map(|p| p.value().clone())
-                    .or(deleted)
-                    .unwrap_or(Value::Null);
-                crate::meta::set_resource_version(&mut gone, revision);
+                let gone = deleted.unwrap_or_else(|| {
+                    let mut gone = prev
+                        .as_ref()
+                        .map(|p| p.value().clone())
+                        .unwrap_or(Value::Null);
+                    crate::meta::set_resource_version(&mut gone, revision);
+                    Cached::new(gone)
+                });
                 CacheEvent {
                     kind: EventType::Deleted,
                     key,
-                    object: Arc::new(Cached::new(gone)),
+                    object: Arc::new(gone),
                     prev,
                     revision,
                 }
@@ -456,7 +459,12 @@ async fn follow(weak: &Weak<Caches>, store: &dyn Store) -> Result<(), String> {
                             cache.apply(event.kv.key, Some(object), None, revision, &caches.revision);
                         }
                         EventKind::Delete => {
-                            let deleted = event.prev.as_ref().map(storage::decode).transpose().map_err(|e| e.message)?;
+                            // The stored copy with the deletion's revision spliced in.
+                            let deleted = event
+                                .prev
+                                .as_ref()
+                                .map(|prev| Cached::from_store(&KeyValue { mod_revision: revision, ..prev.clone() }))
+                                .transpose()?;
                             cache.apply(event.kv.key, None, deleted, revision, &caches.revision);
                         }
                     }

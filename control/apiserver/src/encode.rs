@@ -1,4 +1,5 @@
-//! Response encoding: JSON objects, and the `Table` form kubectl asks for when it prints.
+//! Response encoding: bodies with their `Content-Type`. (The `Table` form kubectl prints is
+//! built in `handlers/table.rs`.)
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -7,10 +8,18 @@ use serde_json::Value;
 /// A JSON response.
 pub fn json_response(code: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).expect("JSON values always serialize");
-    let mut response = (code, bytes).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    bytes_response(code, bytes, "application/json")
+}
+
+/// A response of already-encoded bytes.
+pub fn bytes_response(
+    code: StatusCode,
+    body: impl Into<axum::body::Body>,
+    content_type: &'static str,
+) -> Response {
+    let mut response = (code, body.into()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }

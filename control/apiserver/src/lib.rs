@@ -37,7 +37,7 @@ use skiff_store::Store;
 use crate::admission::Admission;
 use crate::auth::{AdminForEveryone, AlwaysAllow, Authenticator, Authorizer};
 use crate::cache::Caches;
-use crate::encode::json_response;
+use crate::encode::{bytes_response, json_response};
 use crate::error::ApiError;
 use crate::registry::Registry;
 use crate::request::Target;
@@ -83,8 +83,7 @@ impl Server {
         let storage = Storage {
             store: store.clone(),
         };
-        let store_for_allocator = store.clone();
-        let caches = Caches::start(store, &registry);
+        let caches = Caches::start(store.clone(), &registry);
         let namespaces = registry
             .lookup("", "v1", "namespaces")
             .expect("namespaces are built in")
@@ -98,10 +97,7 @@ impl Server {
             authenticator: Box::new(AdminForEveryone),
             authorizer: Box::new(AlwaysAllow),
             address: address.to_string(),
-            allocator: allocator::Allocator::new(
-                store_for_allocator,
-                allocator::AllocatorConfig::default(),
-            ),
+            allocator: allocator::Allocator::new(store, allocator::AllocatorConfig::default()),
             stopping: tokio::sync::watch::channel(false).0,
             openapi: std::sync::OnceLock::new(),
             namespace_deleted: Arc::new(tokio::sync::Notify::new()),
@@ -243,7 +239,7 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
             let core = matches!(target, Target::CoreVersions);
             let body =
                 serde_json::to_vec(&discovery::aggregated(&server.registry, core)).expect("JSON");
-            bytes_response(body, discovery::AGGREGATED)
+            bytes_response(StatusCode::OK, body, discovery::AGGREGATED)
         }
         Target::CoreVersions => ok(&discovery::core_versions(&server.address)),
         Target::Groups => ok(&discovery::groups(&server.registry)),
@@ -259,22 +255,25 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
         Target::OpenApiV2 => {
             if accept(&parts.headers).contains(skiff_openapi::V2_PROTOBUF_MEDIA_TYPE) {
                 bytes_response(
+                    StatusCode::OK,
                     server.openapi().v2_protobuf().to_vec(),
                     "application/octet-stream",
                 )
             } else {
                 bytes_response(
+                    StatusCode::OK,
                     server.openapi().v2_document().json().to_vec(),
                     "application/json",
                 )
             }
         }
         Target::OpenApiV3(None) => bytes_response(
+            StatusCode::OK,
             server.openapi().v3_root_document().json().to_vec(),
             "application/json",
         ),
         Target::OpenApiV3(Some(path)) => match server.openapi().v3_document(&path) {
-            Some(doc) => bytes_response(doc.json().to_vec(), "application/json"),
+            Some(doc) => bytes_response(StatusCode::OK, doc.json().to_vec(), "application/json"),
             None => ApiError::not_found_path(parts.uri.path()).into_response(),
         },
         Target::Health => (StatusCode::OK, "ok").into_response(),
@@ -295,15 +294,6 @@ fn ignore_exists(result: Result<serde_json::Value, ApiError>) -> Result<(), ApiE
         Err(err) if err.reason != "AlreadyExists" => Err(err),
         _ => Ok(()),
     }
-}
-
-fn bytes_response(body: Vec<u8>, content_type: &'static str) -> Response {
-    let mut response = (StatusCode::OK, body).into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static(content_type),
-    );
-    response
 }
 
 /// Reads a request body of at most [`MAX_BODY_BYTES`]. A larger one is still read to its end

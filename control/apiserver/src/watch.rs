@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -36,14 +36,7 @@ struct WatchStream {
 /// Serves a watch request.
 pub async fn serve(ctx: &Ctx<'_>) -> Response {
     match start(ctx) {
-        Ok(body) => {
-            let mut response = (StatusCode::OK, body).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
+        Ok(body) => crate::encode::bytes_response(StatusCode::OK, body, "application/json"),
         Err(err) => err.into_response(),
     }
 }

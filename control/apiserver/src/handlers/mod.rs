@@ -184,12 +184,7 @@ pub async fn serve(
 
 fn respond(ctx: &Ctx<'_>, answer: Answer) -> Response {
     if let Some(raw) = answer.raw {
-        let mut response = (answer.code, raw).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return response;
+        return crate::encode::bytes_response(answer.code, raw, "application/json");
     }
     let body = if wants_table(ctx.headers)
         && matches!(ctx.request.verb, "get" | "list")
