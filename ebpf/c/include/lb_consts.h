@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Constants of the service load balancer: flags, limits and the few kernel macros that the
+ * uapi headers do not carry. */
+#pragma once
+
+#ifndef TC_ACT_OK
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+#define TC_ACT_REDIRECT 7
+#endif
+
+#define ETH_P_IP_BE 0x0008 /* htons(ETH_P_IP) on little-endian */
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1FFF
+
+/* Service flags (lb4_service.flags, on slot 0). */
+#define SVC_F_NODEPORT (1 << 0)     /* key address 0: any local address (node_addresses) */
+#define SVC_F_EXTERNAL (1 << 1)     /* ExternalIP or LoadBalancer IP: reachable from outside */
+#define SVC_F_AFFINITY (1 << 2)     /* sessionAffinity ClientIP, timeout in affinity_timeout */
+#define SVC_F_SOURCE_RANGES (1 << 3) /* loadBalancerSourceRanges: lb4_source_ranges decides */
+#define SVC_F_MAGLEV (1 << 4)       /* per-packet paths pick through lb4_maglev */
+#define SVC_F_LOCAL_ONLY (1 << 5)   /* traffic policy Local: backends are this node's only */
+
+/* Backend states (lb4_backend.state). */
+#define BACKEND_ACTIVE 0
+#define BACKEND_TERMINATING 1
+
+/* Slots per service, including slot 0 (the service entry itself). */
+#define LB_MAX_BACKENDS 4096
+
+/* Maglev lookup table size per service: a prime well above LB_MAX_BACKENDS' typical use. */
+#define LB_MAGLEV_SIZE 1021
+
+/* Counter indexes in lb_stats (per CPU). */
+enum lb_stat {
+	LB_STAT_SOCK_TRANSLATED = 0, /* connect/sendmsg sent to a backend */
+	LB_STAT_SOCK_NO_BACKEND,     /* connect/sendmsg to a service without backends: refused */
+	LB_STAT_PKT_TRANSLATED,      /* packets DNATed to a backend */
+	LB_STAT_PKT_REVERSED,        /* reply packets reverse-NATed to the service address */
+	LB_STAT_PKT_NO_BACKEND,      /* packets to a service without backends */
+	LB_STAT_PKT_SOURCE_DENIED,   /* packets outside loadBalancerSourceRanges */
+	LB_STAT_PKT_MALFORMED,       /* truncated or otherwise unparseable packets */
+	LB_STAT_CT_FULL,             /* conntrack inserts that failed */
+	LB_STAT_MAX,
+};

@@ -1,0 +1,310 @@
+//! The service load balancer's maps and its socket-level programs.
+//!
+//! [`LbMaps`] opens the pinned maps for the agent's map sync; [`SocketLb::attach`] loads the
+//! `cgroup/{connect,sendmsg,recvmsg,getpeername}4` programs of `c/lb_sock.bpf.c` on a cgroup.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle};
+
+use crate::object::{self, PinDir};
+use crate::plain::{Plain, bytes_of, from_bytes};
+use crate::{Context, Error, Result};
+
+#[allow(
+    clippy::all,
+    missing_docs,
+    dead_code,
+    non_camel_case_types,
+    unsafe_op_in_unsafe_fn,
+    unused_imports
+)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/lb_sock.skel.rs"));
+}
+
+/// The map key and value types, generated from `c/include/lb_structs.h`.
+pub mod types {
+    pub use super::skel::types::{
+        lb_traffic, lb4_affinity, lb4_affinity_key, lb4_backend, lb4_ct_entry, lb4_ct_key,
+        lb4_key, lb4_maglev, lb4_reverse_nat, lb4_service, lb4_sock_key, lb4_sock_rev,
+        lb4_source_range_key,
+    };
+}
+use types::*;
+
+// SAFETY: generated from C structs whose padding is spelled out as fields; all integers.
+unsafe impl Plain for lb4_key {}
+unsafe impl Plain for lb4_service {}
+unsafe impl Plain for lb4_backend {}
+unsafe impl Plain for lb4_reverse_nat {}
+unsafe impl Plain for lb4_affinity_key {}
+unsafe impl Plain for lb4_affinity {}
+unsafe impl Plain for lb4_sock_key {}
+unsafe impl Plain for lb4_sock_rev {}
+unsafe impl Plain for lb4_ct_key {}
+unsafe impl Plain for lb4_ct_entry {}
+unsafe impl Plain for lb4_source_range_key {}
+unsafe impl Plain for lb4_maglev {}
+unsafe impl Plain for lb_traffic {}
+unsafe impl Plain for u32 {}
+unsafe impl Plain for u8 {}
+
+/// The socket programs' object, compiled by `build.rs`.
+static LB_SOCK_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lb_sock.bpf.o"));
+
+/// Flags of a service entry (`lb4_service.flags`), as `c/include/lb_consts.h` defines them.
+pub mod flags {
+    /// Key address 0: the port answers on every node address.
+    pub const NODEPORT: u8 = 1 << 0;
+    /// An ExternalIP or LoadBalancer IP.
+    pub const EXTERNAL: u8 = 1 << 1;
+    /// sessionAffinity ClientIP.
+    pub const AFFINITY: u8 = 1 << 2;
+    /// loadBalancerSourceRanges apply.
+    pub const SOURCE_RANGES: u8 = 1 << 3;
+    /// The per-packet paths choose through the service's Maglev table.
+    pub const MAGLEV: u8 = 1 << 4;
+    /// Traffic policy Local: the backends are this node's only.
+    pub const LOCAL_ONLY: u8 = 1 << 5;
+}
+
+/// Backend states (`lb4_backend.state`).
+pub mod backend_state {
+    /// Serving.
+    pub const ACTIVE: u8 = 0;
+    /// Terminating, still used while a service has nothing else.
+    pub const TERMINATING: u8 = 1;
+}
+
+/// The size of a service's Maglev table (`LB_MAGLEV_SIZE`).
+pub const MAGLEV_SIZE: usize = 1021;
+
+/// Counter indexes of `lb_stats` (`enum lb_stat`).
+pub const STAT_NAMES: [&str; 8] = [
+    "sock_translated",
+    "sock_no_backend",
+    "pkt_translated",
+    "pkt_reversed",
+    "pkt_no_backend",
+    "pkt_source_denied",
+    "pkt_malformed",
+    "ct_full",
+];
+
+/// An IPv4 address as the maps hold it (network byte order in memory).
+pub fn be_addr(address: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(address.octets())
+}
+
+/// The address in a map field.
+pub fn addr_of(field: u32) -> Ipv4Addr {
+    Ipv4Addr::from(field.to_ne_bytes())
+}
+
+/// A port as the maps hold it.
+pub fn be_port(port: u16) -> u16 {
+    port.to_be()
+}
+
+/// A frontend key: `(address, port, proto)` and the slot (0: the service entry).
+pub fn frontend_key(address: Ipv4Addr, port: u16, proto: u8, slot: u16) -> lb4_key {
+    lb4_key {
+        address: be_addr(address),
+        port: be_port(port),
+        slot,
+        proto,
+        pad: [0; 3],
+    }
+}
+
+/// Map sizes for maps created by a load; maps that already exist keep theirs.
+#[derive(Clone, Debug)]
+pub struct Sizes {
+    /// Frontend entries: one per (frontend, slot), so services x (1 + backends).
+    pub services: u32,
+    /// Backends (and their traffic counters).
+    pub backends: u32,
+    /// Reverse NAT entries, Maglev tables and traffic counters, one per service.
+    pub service_ids: u32,
+    /// Per-packet conntrack entries (LRU).
+    pub conntrack: u32,
+    /// Session affinity and socket reverse NAT entries (LRU).
+    pub affinity: u32,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Sizes {
+            services: 1 << 20,
+            backends: 1 << 18,
+            service_ids: 1 << 17,
+            conntrack: 1 << 18,
+            affinity: 1 << 16,
+        }
+    }
+}
+
+impl Sizes {
+    fn for_map(&self, name: &str) -> Option<u32> {
+        Some(match name {
+            "lb4_services" => self.services,
+            "lb4_backends" | "lb4_backend_traffic" => self.backends,
+            "lb4_reverse_nat" | "lb4_service_traffic" => self.service_ids,
+            "lb4_ct" => self.conntrack,
+            "lb4_affinity" | "lb4_sock_rev" => self.affinity,
+            _ => return None,
+        })
+    }
+}
+
+/// The load balancer's pinned maps, for the agent's sync.
+#[derive(Debug)]
+pub struct LbMaps {
+    /// `lb4_services`: frontend slots.
+    pub services: MapHandle,
+    /// `lb4_backends`: backend id -> address.
+    pub backends: MapHandle,
+    /// `lb4_reverse_nat`: service id -> frontend.
+    pub reverse_nat: MapHandle,
+    /// `lb4_node_addresses`: where NodePorts answer.
+    pub node_addresses: MapHandle,
+    /// `lb4_affinity`: session affinity (LRU).
+    pub affinity: MapHandle,
+    /// `lb4_sock_rev`: socket reverse NAT (LRU).
+    pub sock_rev: MapHandle,
+    /// `lb4_ct`: per-packet conntrack (LRU).
+    pub conntrack: MapHandle,
+    /// `lb4_source_ranges`: loadBalancerSourceRanges (LPM trie).
+    pub source_ranges: MapHandle,
+    /// `lb4_maglev`: Maglev tables by service id.
+    pub maglev: MapHandle,
+    /// `lb4_service_traffic`: packets and bytes per service, per CPU.
+    pub service_traffic: MapHandle,
+    /// `lb4_backend_traffic`: packets and bytes per backend, per CPU.
+    pub backend_traffic: MapHandle,
+    /// `lb_stats`: datapath counters, per CPU.
+    pub stats: MapHandle,
+}
+
+impl LbMaps {
+    /// Opens the maps pinned under `pins` (a program object must have been loaded there).
+    pub fn open(pins: &PinDir) -> Result<LbMaps> {
+        let open = |name: &str| {
+            let path = pins.map(name);
+            MapHandle::from_pinned_path(&path).context(|| format!("opening {}", path.display()))
+        };
+        Ok(LbMaps {
+            services: open("lb4_services")?,
+            backends: open("lb4_backends")?,
+            reverse_nat: open("lb4_reverse_nat")?,
+            node_addresses: open("lb4_node_addresses")?,
+            affinity: open("lb4_affinity")?,
+            sock_rev: open("lb4_sock_rev")?,
+            conntrack: open("lb4_ct")?,
+            source_ranges: open("lb4_source_ranges")?,
+            maglev: open("lb4_maglev")?,
+            service_traffic: open("lb4_service_traffic")?,
+            backend_traffic: open("lb4_backend_traffic")?,
+            stats: open("lb_stats")?,
+        })
+    }
+
+    /// Creates the maps under `pins` (or adopts those already there) without attaching
+    /// anything, then opens them.
+    pub fn create(pins: &PinDir, sizes: &Sizes) -> Result<LbMaps> {
+        object::load(LB_SOCK_OBJECT, pins, &|name| sizes.for_map(name))?;
+        LbMaps::open(pins)
+    }
+}
+
+/// Writes `value` at `key` in `map`.
+pub fn put<K: Plain, V: Plain>(map: &MapHandle, key: &K, value: &V) -> Result<()> {
+    map.update(bytes_of(key), bytes_of(value), MapFlags::ANY)
+        .map_err(|err| full_or(map, err))
+}
+
+/// Removes `key` from `map`; a missing key is not an error.
+pub fn remove<K: Plain>(map: &MapHandle, key: &K) -> Result<()> {
+    match map.delete(bytes_of(key)) {
+        Err(err) if err.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+        other => other.context(|| format!("deleting from {}", map.name().to_string_lossy())),
+    }
+}
+
+/// The value at `key` in `map`.
+pub fn get<K: Plain, V: Plain>(map: &MapHandle, key: &K) -> Result<Option<V>> {
+    let value = map
+        .lookup(bytes_of(key), MapFlags::ANY)
+        .context(|| format!("reading {}", map.name().to_string_lossy()))?;
+    Ok(value.and_then(|bytes| from_bytes(&bytes)))
+}
+
+/// Every entry of `map` (keys and values), read one by one.
+pub fn entries<K: Plain, V: Plain>(map: &MapHandle) -> Vec<(K, V)> {
+    map.keys()
+        .filter_map(|key| {
+            let value = map.lookup(&key, MapFlags::ANY).ok()??;
+            Some((from_bytes(&key)?, from_bytes(&value)?))
+        })
+        .collect()
+}
+
+/// The sum over CPUs of a per-CPU `u64` counter.
+pub fn percpu_sum<K: Plain>(map: &MapHandle, key: &K) -> Result<u64> {
+    let values = map
+        .lookup_percpu(bytes_of(key), MapFlags::ANY)
+        .context(|| format!("reading {}", map.name().to_string_lossy()))?;
+    Ok(values
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| from_bytes::<u64>(&v[..8.min(v.len())]))
+        .sum())
+}
+
+// SAFETY: an integer.
+unsafe impl Plain for u64 {}
+
+fn full_or(map: &MapHandle, err: libbpf_rs::Error) -> Error {
+    let name = map.name().to_string_lossy().into_owned();
+    if err.kind() == libbpf_rs::ErrorKind::OutOfMemory
+        || err.to_string().contains("No space left") // E2BIG from a full hash map
+        || err.to_string().contains("Argument list too long")
+    {
+        return Error::MapFull {
+            map: Box::leak(name.into_boxed_str()),
+        };
+    }
+    Error::Bpf {
+        what: format!("writing {name}"),
+        source: err,
+    }
+}
+
+/// The socket-level load balancer attached to one cgroup (the cgroup2 root on a node).
+pub struct SocketLb {
+    _links: Vec<Link>,
+}
+
+impl SocketLb {
+    /// The programs, in attach order.
+    const PROGRAMS: [&'static str; 4] =
+        ["lb4_connect", "lb4_sendmsg", "lb4_recvmsg", "lb4_getpeername"];
+
+    /// Loads the socket programs (creating or adopting the maps under `pins`) and attaches
+    /// them to `cgroup`, or switches the links already pinned there to the new programs.
+    pub fn attach(pins: &PinDir, cgroup: &Path, sizes: &Sizes) -> Result<SocketLb> {
+        let object = object::load(LB_SOCK_OBJECT, pins, &|name| sizes.for_map(name))?;
+        let dir = std::fs::File::open(cgroup).context(|| format!("opening {}", cgroup.display()))?;
+        let mut links = Vec::new();
+        for name in Self::PROGRAMS {
+            let prog = object::program(&object, name).expect("lb_sock.bpf.c defines it");
+            links.push(object::attach_pinned(pins, name, &prog, |p| {
+                p.attach_cgroup(dir.as_raw_fd())
+            })?);
+        }
+        Ok(SocketLb { _links: links })
+    }
+}
