@@ -7,8 +7,9 @@
 
 pub mod lb;
 pub mod object;
-mod plain;
+pub mod plain;
 
+pub use libbpf_rs;
 pub use object::PinDir;
 
 /// What can go wrong loading, attaching or programming BPF objects.

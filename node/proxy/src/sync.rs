@@ -1,0 +1,501 @@
+//! Applying a [`Desired`] state to the load balancer's pinned maps by difference: a changed
+//! EndpointSlice costs the entries of the frontends it touches, never a rewrite of the rest.
+//!
+//! Write order keeps every packet and connect() consistent while a change is half applied:
+//! backends before the slots that name them, slots before the service entry that counts them,
+//! and removals the other way round. Removing a backend from a service also removes its
+//! affinity and conntrack entries at once, so no flow (UDP above all) keeps going to it.
+//!
+//! A new [`MapSync`] adopts what is already in the maps (an agent restart), so its first
+//! `apply` writes only what changed while the agent was away.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::Ipv4Addr;
+
+use skiff_ebpf::lb::{self, LbMaps, MAGLEV_SIZE, addr_of, be_addr, be_port, types::*};
+use skiff_ebpf::libbpf_rs::{self, MapCore, MapFlags};
+use skiff_ebpf::plain::from_bytes;
+
+use crate::maglev;
+use crate::model::{Backend, Desired, Frontend, FrontendSpec};
+
+/// What one `apply` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Frontends created or changed.
+    pub frontends_written: usize,
+    /// Frontends removed.
+    pub frontends_removed: usize,
+    /// Backends created.
+    pub backends_added: usize,
+    /// Backends removed.
+    pub backends_removed: usize,
+    /// Map entries written or deleted.
+    pub map_operations: usize,
+    /// Frontends that could not be written (a full map, ...): they stay as they were and the
+    /// next `apply` tries again.
+    pub errors: Vec<String>,
+}
+
+/// One frontend as it is in the maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Applied {
+    service_id: u32,
+    flags: u8,
+    affinity_timeout: u32,
+    backend_ids: Vec<u32>,
+    source_ranges: Vec<(Ipv4Addr, u8)>,
+}
+
+/// The agent's view of the maps, kept in step with them.
+pub struct MapSync {
+    maps: LbMaps,
+    frontends: BTreeMap<Frontend, Applied>,
+    backend_ids: HashMap<Backend, u32>,
+    backends: HashMap<u32, Backend>,
+    next_backend_id: u32,
+    free_service_ids: Vec<u32>,
+    next_service_id: u32,
+    node_addresses: BTreeSet<Ipv4Addr>,
+}
+
+impl MapSync {
+    /// Takes over `maps`, adopting the frontends and backends already in them.
+    pub fn new(maps: LbMaps) -> MapSync {
+        let mut sync = MapSync {
+            maps,
+            frontends: BTreeMap::new(),
+            backend_ids: HashMap::new(),
+            backends: HashMap::new(),
+            next_backend_id: 1,
+            free_service_ids: Vec::new(),
+            next_service_id: 1,
+            node_addresses: BTreeSet::new(),
+        };
+        sync.adopt();
+        sync
+    }
+
+    /// The maps.
+    pub fn maps(&self) -> &LbMaps {
+        &self.maps
+    }
+
+    /// How many frontends and backends are programmed.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.frontends.len(), self.backends.len())
+    }
+
+    fn adopt(&mut self) {
+        for (id, backend) in lb::entries::<u32, lb4_backend>(&self.maps.backends) {
+            let b = Backend {
+                address: addr_of(backend.address),
+                port: u16::from_be(backend.port),
+                proto: backend.proto,
+            };
+            self.backend_ids.insert(b, id);
+            self.backends.insert(id, b);
+            self.next_backend_id = self.next_backend_id.max(id + 1);
+        }
+        let entries = lb::entries::<lb4_key, lb4_service>(&self.maps.services);
+        let mut slots: HashMap<(u32, u16, u8), BTreeMap<u16, u32>> = HashMap::new();
+        for (key, value) in &entries {
+            if key.slot != 0 {
+                slots
+                    .entry((key.address, key.port, key.proto))
+                    .or_default()
+                    .insert(key.slot, value.backend_id);
+            }
+        }
+        let mut ranges: HashMap<u32, Vec<(Ipv4Addr, u8)>> = HashMap::new();
+        for key in self.maps.source_ranges.keys() {
+            if let Some(k) = from_bytes::<lb4_source_range_key>(&key) {
+                ranges
+                    .entry(k.service_id)
+                    .or_default()
+                    .push((addr_of(k.address), (k.prefixlen - 32) as u8));
+            }
+        }
+        let mut used_ids = HashSet::new();
+        for (key, value) in entries.iter().filter(|(k, _)| k.slot == 0) {
+            let frontend = Frontend {
+                address: addr_of(key.address),
+                port: u16::from_be(key.port),
+                proto: key.proto,
+            };
+            let slots = slots.remove(&(key.address, key.port, key.proto));
+            let backend_ids = (1..=value.count)
+                .map(|s| slots.as_ref().and_then(|m| m.get(&s).copied()).unwrap_or(0))
+                .collect();
+            let mut source_ranges = ranges.remove(&value.service_id).unwrap_or_default();
+            source_ranges.sort();
+            used_ids.insert(value.service_id);
+            self.next_service_id = self.next_service_id.max(value.service_id + 1);
+            self.frontends.insert(
+                frontend,
+                Applied {
+                    service_id: value.service_id,
+                    flags: value.flags,
+                    affinity_timeout: value.affinity_timeout,
+                    backend_ids,
+                    source_ranges,
+                },
+            );
+        }
+        self.free_service_ids = (1..self.next_service_id)
+            .filter(|id| !used_ids.contains(id))
+            .collect();
+        for key in self.maps.node_addresses.keys() {
+            if let Some(k) = from_bytes::<u32>(&key) {
+                self.node_addresses.insert(addr_of(k));
+            }
+        }
+        // Slots without a service entry are leftovers of an interrupted removal.
+        for ((address, port, proto), slots) in slots {
+            for slot in slots.keys() {
+                let key = lb4_key {
+                    address,
+                    port,
+                    slot: *slot,
+                    proto,
+                    pad: [0; 3],
+                };
+                let _ = lb::remove(&self.maps.services, &key);
+            }
+        }
+    }
+
+    /// Makes NodePorts answer on exactly `addresses`.
+    pub fn set_node_addresses(&mut self, addresses: &BTreeSet<Ipv4Addr>) -> skiff_ebpf::Result<()> {
+        for added in addresses.difference(&self.node_addresses) {
+            lb::put(&self.maps.node_addresses, &be_addr(*added), &1u8)?;
+        }
+        for removed in self.node_addresses.difference(addresses) {
+            lb::remove(&self.maps.node_addresses, &be_addr(*removed))?;
+        }
+        self.node_addresses = addresses.clone();
+        Ok(())
+    }
+
+    /// Brings the maps to `desired`, touching only what differs.
+    pub fn apply(&mut self, desired: &Desired) -> SyncStats {
+        let mut stats = SyncStats::default();
+        // Backends (service, backend) that lost a frontend: their affinity and conntrack go.
+        let mut dropped: HashSet<(u32, u32)> = HashSet::new();
+        for (frontend, spec) in &desired.frontends {
+            let current = self.frontends.get(frontend);
+            if current.is_some_and(|c| self.matches(c, spec)) {
+                continue;
+            }
+            match self.write_frontend(frontend, spec, &mut stats) {
+                Ok((applied, lost)) => {
+                    dropped.extend(lost.into_iter().map(|b| (applied.service_id, b)));
+                    self.frontends.insert(*frontend, applied);
+                    stats.frontends_written += 1;
+                }
+                Err(err) => stats
+                    .errors
+                    .push(format!("{} ({frontend:?}): {err}", spec.service)),
+            }
+        }
+        let gone: Vec<Frontend> = self
+            .frontends
+            .keys()
+            .filter(|f| !desired.frontends.contains_key(f))
+            .copied()
+            .collect();
+        for frontend in gone {
+            let applied = self.frontends.remove(&frontend).expect("listed above");
+            dropped.extend(applied.backend_ids.iter().map(|b| (applied.service_id, *b)));
+            self.remove_frontend(&frontend, &applied, &mut stats);
+            stats.frontends_removed += 1;
+        }
+        self.collect_backends(&dropped, &mut stats);
+        stats
+    }
+
+    fn matches(&self, applied: &Applied, spec: &FrontendSpec) -> bool {
+        applied.flags == spec.flags
+            && applied.affinity_timeout == spec.affinity_timeout
+            && applied.source_ranges == sorted(&spec.source_ranges)
+            && applied.backend_ids.len() == spec.backends.len()
+            && applied
+                .backend_ids
+                .iter()
+                .zip(&spec.backends)
+                .all(|(id, b)| self.backend_ids.get(b) == Some(id))
+    }
+
+    fn backend_id(&mut self, backend: &Backend, stats: &mut SyncStats) -> skiff_ebpf::Result<u32> {
+        if let Some(id) = self.backend_ids.get(backend) {
+            return Ok(*id);
+        }
+        let id = self.next_backend_id;
+        let value = lb4_backend {
+            address: be_addr(backend.address),
+            port: be_port(backend.port),
+            proto: backend.proto,
+            state: lb::backend_state::ACTIVE,
+        };
+        lb::put(&self.maps.backends, &id, &value)?;
+        zero_counter(&self.maps.backend_traffic, id);
+        stats.map_operations += 2;
+        stats.backends_added += 1;
+        self.next_backend_id += 1;
+        self.backend_ids.insert(*backend, id);
+        self.backends.insert(id, *backend);
+        Ok(id)
+    }
+
+    /// Writes one frontend; returns what is now applied and the backend ids it no longer has.
+    fn write_frontend(
+        &mut self,
+        frontend: &Frontend,
+        spec: &FrontendSpec,
+        stats: &mut SyncStats,
+    ) -> skiff_ebpf::Result<(Applied, Vec<u32>)> {
+        let old = self.frontends.get(frontend).cloned();
+        let service_id = match &old {
+            Some(a) => a.service_id,
+            None => self.free_service_ids.pop().unwrap_or_else(|| {
+                self.next_service_id += 1;
+                self.next_service_id - 1
+            }),
+        };
+        let mut ids = Vec::with_capacity(spec.backends.len());
+        for backend in &spec.backends {
+            ids.push(self.backend_id(backend, stats)?);
+        }
+        let old_ids = old
+            .as_ref()
+            .map(|a| a.backend_ids.clone())
+            .unwrap_or_default();
+        let key = |slot: u16| {
+            let mut k = lb::frontend_key(frontend.address, frontend.port, frontend.proto, slot);
+            k.slot = slot;
+            k
+        };
+        let new_ranges = sorted(&spec.source_ranges);
+        let old_ranges = old
+            .as_ref()
+            .map(|a| a.source_ranges.clone())
+            .unwrap_or_default();
+        // 1. What the service entry will point at: slots, Maglev table, source ranges.
+        for (i, id) in ids.iter().enumerate() {
+            if old_ids.get(i) != Some(id) {
+                let value = lb4_service {
+                    backend_id: *id,
+                    service_id,
+                    ..Default::default()
+                };
+                lb::put(&self.maps.services, &key(i as u16 + 1), &value)?;
+                stats.map_operations += 1;
+            }
+        }
+        if spec.flags & lb::flags::MAGLEV != 0 && (ids != old_ids || old.is_none()) {
+            let names: Vec<String> = spec
+                .backends
+                .iter()
+                .map(|b| format!("{}:{}", b.address, b.port))
+                .collect();
+            let table = maglev::table(&names, MAGLEV_SIZE);
+            let mut value = lb4_maglev::default();
+            for (entry, index) in value.backends.iter_mut().zip(&table) {
+                *entry = ids[*index as usize];
+            }
+            lb::put(&self.maps.maglev, &service_id, &value)?;
+            stats.map_operations += 1;
+        }
+        for range in new_ranges.iter().filter(|r| !old_ranges.contains(r)) {
+            lb::put(
+                &self.maps.source_ranges,
+                &range_key(service_id, *range),
+                &1u8,
+            )?;
+            stats.map_operations += 1;
+        }
+        // 2. The service entry: from here on the new backends are used.
+        let entry = lb4_service {
+            backend_id: 0,
+            service_id,
+            count: ids.len() as u16,
+            flags: spec.flags,
+            pad: 0,
+            affinity_timeout: spec.affinity_timeout,
+        };
+        lb::put(&self.maps.services, &key(0), &entry)?;
+        stats.map_operations += 1;
+        if old.is_none() {
+            let rev = lb4_reverse_nat {
+                address: be_addr(frontend.address),
+                port: be_port(frontend.port),
+                pad: 0,
+            };
+            lb::put(&self.maps.reverse_nat, &service_id, &rev)?;
+            zero_counter(&self.maps.service_traffic, service_id);
+            stats.map_operations += 2;
+        }
+        // 3. What nothing points at any more.
+        for slot in ids.len()..old_ids.len() {
+            lb::remove(&self.maps.services, &key(slot as u16 + 1))?;
+            stats.map_operations += 1;
+        }
+        for range in old_ranges.iter().filter(|r| !new_ranges.contains(r)) {
+            lb::remove(&self.maps.source_ranges, &range_key(service_id, *range))?;
+            stats.map_operations += 1;
+        }
+        if spec.flags & lb::flags::MAGLEV == 0
+            && old
+                .as_ref()
+                .is_some_and(|a| a.flags & lb::flags::MAGLEV != 0)
+        {
+            lb::remove(&self.maps.maglev, &service_id)?;
+            stats.map_operations += 1;
+        }
+        let kept: HashSet<u32> = ids.iter().copied().collect();
+        let lost = old_ids
+            .into_iter()
+            .filter(|id| !kept.contains(id))
+            .collect();
+        Ok((
+            Applied {
+                service_id,
+                flags: spec.flags,
+                affinity_timeout: spec.affinity_timeout,
+                backend_ids: ids,
+                source_ranges: new_ranges,
+            },
+            lost,
+        ))
+    }
+
+    fn remove_frontend(&mut self, frontend: &Frontend, applied: &Applied, stats: &mut SyncStats) {
+        let key =
+            |slot: u16| lb::frontend_key(frontend.address, frontend.port, frontend.proto, slot);
+        // The service entry first: from then on nothing reads the rest.
+        let mut results = vec![lb::remove(&self.maps.services, &key(0))];
+        for slot in 1..=applied.backend_ids.len() {
+            results.push(lb::remove(&self.maps.services, &key(slot as u16)));
+        }
+        for range in &applied.source_ranges {
+            results.push(lb::remove(
+                &self.maps.source_ranges,
+                &range_key(applied.service_id, *range),
+            ));
+        }
+        results.push(lb::remove(&self.maps.maglev, &applied.service_id));
+        results.push(lb::remove(&self.maps.reverse_nat, &applied.service_id));
+        results.push(lb::remove(&self.maps.service_traffic, &applied.service_id));
+        stats.map_operations += results.len();
+        for err in results.into_iter().filter_map(Result::err) {
+            stats.errors.push(format!("removing {frontend:?}: {err}"));
+        }
+        self.free_service_ids.push(applied.service_id);
+    }
+
+    /// Removes the affinity and conntrack state of dropped (service, backend) pairs, and the
+    /// backends no frontend uses any more.
+    fn collect_backends(&mut self, dropped: &HashSet<(u32, u32)>, stats: &mut SyncStats) {
+        if dropped.is_empty() {
+            return;
+        }
+        let used: HashSet<u32> = self
+            .frontends
+            .values()
+            .flat_map(|a| a.backend_ids.iter().copied())
+            .collect();
+        let unused: HashSet<u32> = dropped
+            .iter()
+            .map(|(_, b)| *b)
+            .filter(|b| !used.contains(b))
+            .collect();
+        // Affinity: entries of a dropped pair.
+        let stale: Vec<Vec<u8>> = self
+            .maps
+            .affinity
+            .keys()
+            .filter(|k| {
+                let Some(key) = from_bytes::<lb4_affinity_key>(k) else {
+                    return false;
+                };
+                let value = lb::get::<lb4_affinity_key, lb4_affinity>(&self.maps.affinity, &key);
+                matches!(value, Ok(Some(v)) if dropped.contains(&(key.service_id, v.backend_id)))
+            })
+            .collect();
+        // Conntrack: flows to a dropped pair, and replies from a backend that is gone.
+        let gone_addresses: HashSet<(u32, u16)> = unused
+            .iter()
+            .filter_map(|id| self.backends.get(id))
+            .map(|b| (be_addr(b.address), be_port(b.port)))
+            .collect();
+        let stale_ct: Vec<Vec<u8>> = self
+            .maps
+            .conntrack
+            .keys()
+            .filter(|k| {
+                let Some(key) = from_bytes::<lb4_ct_key>(k) else {
+                    return false;
+                };
+                if key.reply != 0 && gone_addresses.contains(&(key.saddr, key.sport)) {
+                    return true;
+                }
+                let value = lb::get::<lb4_ct_key, lb4_ct_entry>(&self.maps.conntrack, &key);
+                matches!(value, Ok(Some(v)) if dropped.contains(&(v.service_id, v.backend_id)))
+            })
+            .collect();
+        // Socket reverse NAT of sockets talking to a backend that is gone.
+        let stale_sock: Vec<Vec<u8>> = self
+            .maps
+            .sock_rev
+            .keys()
+            .filter(|k| {
+                from_bytes::<lb4_sock_key>(k)
+                    .is_some_and(|key| gone_addresses.contains(&(key.address, key.port)))
+            })
+            .collect();
+        for (map, keys) in [
+            (&self.maps.affinity, stale),
+            (&self.maps.conntrack, stale_ct),
+            (&self.maps.sock_rev, stale_sock),
+        ] {
+            for key in keys {
+                let _ = map.delete(&key);
+                stats.map_operations += 1;
+            }
+        }
+        for id in unused {
+            let mut ok = lb::remove(&self.maps.backends, &id).is_ok();
+            ok &= lb::remove(&self.maps.backend_traffic, &id).is_ok();
+            stats.map_operations += 2;
+            if !ok {
+                stats.errors.push(format!("removing backend {id}"));
+            }
+            if let Some(backend) = self.backends.remove(&id) {
+                self.backend_ids.remove(&backend);
+            }
+            stats.backends_removed += 1;
+        }
+    }
+}
+
+fn sorted(ranges: &[(Ipv4Addr, u8)]) -> Vec<(Ipv4Addr, u8)> {
+    let mut r = ranges.to_vec();
+    r.sort();
+    r.dedup();
+    r
+}
+
+fn range_key(service_id: u32, (address, len): (Ipv4Addr, u8)) -> lb4_source_range_key {
+    lb4_source_range_key {
+        prefixlen: 32 + u32::from(len),
+        service_id,
+        address: be_addr(address),
+    }
+}
+
+/// Starts a per-CPU traffic counter at zero, so the datapath only has to add to it.
+fn zero_counter(map: &libbpf_rs::MapHandle, id: u32) {
+    let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1);
+    let zero = vec![vec![0u8; size_of::<lb_traffic>()]; cpus];
+    let _ = map.update_percpu(&id.to_ne_bytes(), &zero, MapFlags::ANY);
+}
