@@ -29,6 +29,11 @@ const AREAS: &[Area] = &[
         run: apiserver,
     },
     Area {
+        name: "ebpf",
+        about: "BPF programs (root): golden packets through BPF_PROG_TEST_RUN, socket-LB with real connect()",
+        run: ebpf,
+    },
+    Area {
         name: "store",
         about: "store conformance on the embedded store and real etcd, recovery, SIGKILL crash safety",
         run: store,
@@ -106,4 +111,9 @@ fn store() -> anyhow::Result<()> {
             .args(["test", "-p", "skiff-store", "--test", "*"])
             .env("SKIFF_TEST_ETCD", etcd.endpoint()),
     )
+}
+
+fn ebpf() -> anyhow::Result<()> {
+    run_command(cargo().args(["test", "-p", "skiff-ebpf", "--tests"]))?;
+    run_command(cargo().args(["test", "-p", "skiff-proxy", "--tests"]))
 }
