@@ -12,6 +12,8 @@ use anyhow::Context;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Args, Parser, Subcommand};
+
+mod agent;
 use skiff_store::{EmbeddedConfig, EmbeddedStore, EtcdConfig, EtcdStore, Store};
 
 #[derive(Parser)]
@@ -29,8 +31,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (today: the store and the apiserver).
     Server(StoreArgs),
-    /// Run the node agent (not there yet).
-    Agent,
+    /// Run the node agent (today: the eBPF service proxy).
+    Agent(agent::AgentArgs),
     /// Run the control plane and a node agent on this machine.
     Up(StoreArgs),
 }
@@ -129,6 +131,6 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Server(args) | Command::Up(args) => serve(args).await,
-        Command::Agent => anyhow::bail!("the node agent is not implemented yet"),
+        Command::Agent(args) => agent::run(args, shutdown_signal()).await,
     }
 }

@@ -30,7 +30,7 @@ const AREAS: &[Area] = &[
     },
     Area {
         name: "ebpf",
-        about: "BPF programs (root): golden packets through BPF_PROG_TEST_RUN, socket-LB with real connect()",
+        about: "eBPF dataplane (root): golden packets, socket-LB with real connect(), `skiff agent` against the API across SIGKILL",
         run: ebpf,
     },
     Area {
@@ -115,5 +115,6 @@ fn store() -> anyhow::Result<()> {
 
 fn ebpf() -> anyhow::Result<()> {
     run_command(cargo().args(["test", "-p", "skiff-ebpf", "--tests"]))?;
-    run_command(cargo().args(["test", "-p", "skiff-proxy", "--tests"]))
+    run_command(cargo().args(["test", "-p", "skiff-proxy", "--tests"]))?;
+    run_command(cargo().args(["test", "-p", "skiff", "--test", "agent"]))
 }

@@ -5,5 +5,7 @@
 //! pinned BPF maps ([`sync`]). The programs themselves live in `skiff-ebpf`.
 
 pub mod maglev;
+pub mod metrics;
 pub mod model;
+pub mod proxy;
 pub mod sync;

@@ -131,6 +131,16 @@ impl Desired {
         desired
     }
 
+    /// The frontends of one Service, given its EndpointSlices (what an incremental sync
+    /// recomputes when that Service or one of its slices changes).
+    pub fn for_service(service: &Service, slices: &[&EndpointSlice], node: &NodeView) -> Desired {
+        let mut desired = Desired::default();
+        let ns = service.metadata.namespace.as_deref().unwrap_or_default();
+        let name = service.metadata.name.as_deref().unwrap_or_default();
+        desired.add_service(&format!("{ns}/{name}"), service, slices, node);
+        desired
+    }
+
     fn add_service(
         &mut self,
         id: &str,

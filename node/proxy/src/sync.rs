@@ -86,6 +86,16 @@ impl MapSync {
         (self.frontends.len(), self.backends.len())
     }
 
+    /// Each programmed frontend and its service id (the key of its traffic counters).
+    pub fn service_ids(&self) -> impl Iterator<Item = (&Frontend, u32)> {
+        self.frontends.iter().map(|(f, a)| (f, a.service_id))
+    }
+
+    /// Each programmed backend and its id.
+    pub fn backend_ids(&self) -> impl Iterator<Item = (&Backend, u32)> {
+        self.backend_ids.iter().map(|(b, id)| (b, *id))
+    }
+
     fn adopt(&mut self) {
         for (id, backend) in lb::entries::<u32, lb4_backend>(&self.maps.backends) {
             let b = Backend {
@@ -177,38 +187,65 @@ impl MapSync {
         Ok(())
     }
 
-    /// Brings the maps to `desired`, touching only what differs.
+    /// Brings the maps to `desired`, touching only what differs. Comparing costs a walk over
+    /// every frontend; a caller that knows what changed uses [`MapSync::apply_changes`].
     pub fn apply(&mut self, desired: &Desired) -> SyncStats {
-        let mut stats = SyncStats::default();
-        // Backends (service, backend) that lost a frontend: their affinity and conntrack go.
-        let mut dropped: HashSet<(u32, u32)> = HashSet::new();
+        let mut changes: BTreeMap<Frontend, Option<&FrontendSpec>> = BTreeMap::new();
         for (frontend, spec) in &desired.frontends {
-            let current = self.frontends.get(frontend);
-            if current.is_some_and(|c| self.matches(c, spec)) {
-                continue;
-            }
-            match self.write_frontend(frontend, spec, &mut stats) {
-                Ok((applied, lost)) => {
-                    dropped.extend(lost.into_iter().map(|b| (applied.service_id, b)));
-                    self.frontends.insert(*frontend, applied);
-                    stats.frontends_written += 1;
-                }
-                Err(err) => stats
-                    .errors
-                    .push(format!("{} ({frontend:?}): {err}", spec.service)),
+            if !self
+                .frontends
+                .get(frontend)
+                .is_some_and(|c| self.matches(c, spec))
+            {
+                changes.insert(*frontend, Some(spec));
             }
         }
-        let gone: Vec<Frontend> = self
-            .frontends
-            .keys()
-            .filter(|f| !desired.frontends.contains_key(f))
-            .copied()
-            .collect();
-        for frontend in gone {
-            let applied = self.frontends.remove(&frontend).expect("listed above");
-            dropped.extend(applied.backend_ids.iter().map(|b| (applied.service_id, *b)));
-            self.remove_frontend(&frontend, &applied, &mut stats);
-            stats.frontends_removed += 1;
+        for frontend in self.frontends.keys() {
+            if !desired.frontends.contains_key(frontend) {
+                changes.insert(*frontend, None);
+            }
+        }
+        self.apply_changes(changes)
+    }
+
+    /// Writes the given frontends (`None`: remove it), skipping those already as asked.
+    pub fn apply_changes<'a>(
+        &mut self,
+        changes: impl IntoIterator<Item = (Frontend, Option<&'a FrontendSpec>)>,
+    ) -> SyncStats {
+        let mut stats = SyncStats::default();
+        // (service, backend) pairs that ended: their affinity and conntrack go.
+        let mut dropped: HashSet<(u32, u32)> = HashSet::new();
+        for (frontend, spec) in changes {
+            match spec {
+                Some(spec) => {
+                    if self
+                        .frontends
+                        .get(&frontend)
+                        .is_some_and(|c| self.matches(c, spec))
+                    {
+                        continue;
+                    }
+                    match self.write_frontend(&frontend, spec, &mut stats) {
+                        Ok((applied, lost)) => {
+                            dropped.extend(lost.into_iter().map(|b| (applied.service_id, b)));
+                            self.frontends.insert(frontend, applied);
+                            stats.frontends_written += 1;
+                        }
+                        Err(err) => stats
+                            .errors
+                            .push(format!("{} ({frontend:?}): {err}", spec.service)),
+                    }
+                }
+                None => {
+                    let Some(applied) = self.frontends.remove(&frontend) else {
+                        continue;
+                    };
+                    dropped.extend(applied.backend_ids.iter().map(|b| (applied.service_id, *b)));
+                    self.remove_frontend(&frontend, &applied, &mut stats);
+                    stats.frontends_removed += 1;
+                }
+            }
         }
         self.collect_backends(&dropped, &mut stats);
         stats

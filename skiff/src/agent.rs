@@ -1,0 +1,83 @@
+//! `skiff agent`: the node agent. Today that is the eBPF service proxy (kube-proxy's job); the
+//! kubelet, CNI and DNS join it as their issues land.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use skiff_ebpf::PinDir;
+use skiff_ebpf::lb::Sizes;
+
+/// The node agent's flags (named like kube-proxy's where they mean the same).
+#[derive(Args, Clone, Debug)]
+pub struct AgentArgs {
+    /// Kubeconfig to reach the apiserver with.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    pub hostname_override: Option<String>,
+    /// Addresses NodePorts answer on (default: 127.0.0.1 only).
+    #[arg(long, value_delimiter = ',')]
+    pub nodeport_addresses: Vec<Ipv4Addr>,
+    /// The cgroup2 directory whose processes get the socket-level load balancer.
+    #[arg(long, default_value = "/sys/fs/cgroup/unified")]
+    pub cgroup_root: PathBuf,
+    /// Where the dataplane's maps and links are pinned (under bpffs).
+    #[arg(long, default_value = "/sys/fs/bpf/skiff")]
+    pub bpf_pin_dir: PathBuf,
+    /// The health server (`/healthz`, `/livez`).
+    #[arg(long, default_value = "0.0.0.0:10256")]
+    pub healthz_bind_address: SocketAddr,
+    /// The metrics server (`/metrics`).
+    #[arg(long, default_value = "127.0.0.1:10249")]
+    pub metrics_bind_address: SocketAddr,
+    /// Remove the pinned dataplane (programs detach, maps go) and exit, like
+    /// `kube-proxy --cleanup`.
+    #[arg(long)]
+    pub cleanup: bool,
+}
+
+/// Runs the agent until `shutdown`. The dataplane stays pinned afterwards.
+pub async fn run(
+    args: AgentArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let pins = PinDir::new(&args.bpf_pin_dir);
+    if args.cleanup {
+        pins.remove()?;
+        tracing::info!(pins = %args.bpf_pin_dir.display(), "dataplane removed");
+        return Ok(());
+    }
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    let client = kube::Client::try_from(config)?;
+    let node_name = match args.hostname_override {
+        Some(name) => name,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_lowercase())
+            .unwrap_or_else(|_| "localhost".into()),
+    };
+    let node_addresses = if args.nodeport_addresses.is_empty() {
+        vec![Ipv4Addr::LOCALHOST]
+    } else {
+        args.nodeport_addresses
+    };
+    let config = skiff_proxy::proxy::Config {
+        node_name,
+        node_addresses,
+        pins,
+        cgroup: args.cgroup_root,
+        sizes: Sizes::default(),
+        health_bind: args.healthz_bind_address,
+        metrics_bind: args.metrics_bind_address,
+    };
+    skiff_proxy::proxy::run(client, config, shutdown).await
+}

@@ -1,0 +1,321 @@
+//! `skiff agent` (the eBPF service proxy) against a real apiserver, as separate processes
+//! (root): Services and EndpointSlices created through the API become connections to their
+//! backends, and killing the agent with SIGKILL and starting it again fails no request, even
+//! with an endpoint change made while it was down.
+//!
+//! The test process moves itself into a cgroup of its own, which the agent's socket-level
+//! load balancer is attached to; the "pods" are servers on loopback addresses. Every pin,
+//! cgroup and process is removed at the end.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+use skiff_ebpf::lb;
+
+const CGROUP2: &str = "/sys/fs/cgroup/unified";
+
+/// A cgroup this process moved into; moving back and removing it happen on drop.
+struct TestCgroup {
+    path: PathBuf,
+    original: PathBuf,
+}
+
+impl TestCgroup {
+    fn enter(name: &str) -> TestCgroup {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let relative = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .expect("a cgroup2 entry")
+            .trim_start_matches('/')
+            .to_owned();
+        let original = PathBuf::from(CGROUP2).join(relative);
+        let path = PathBuf::from(CGROUP2).join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join("cgroup.procs"), std::process::id().to_string()).unwrap();
+        TestCgroup { path, original }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(
+            self.original.join("cgroup.procs"),
+            std::process::id().to_string(),
+        );
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// The agent process; killed (by PID) on drop, and its pinned dataplane removed.
+struct Agent {
+    child: Option<Child>,
+    pins: PathBuf,
+}
+
+impl Agent {
+    fn start(&mut self, kubeconfig: &Path, cgroup: &Path, health: SocketAddr) {
+        let child = Command::new(env!("CARGO_BIN_EXE_skiff"))
+            .args(["agent", "--hostname-override", "node-1"])
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--cgroup-root")
+            .arg(cgroup)
+            .arg("--bpf-pin-dir")
+            .arg(&self.pins)
+            .arg("--healthz-bind-address")
+            .arg(health.to_string())
+            .arg("--metrics-bind-address")
+            .arg("127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.pins);
+    }
+}
+
+/// A TCP "pod" answering each connection with its name.
+fn backend(listener: TcpListener, name: &'static str) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let _ = stream.write_all(name.as_bytes());
+        }
+    });
+}
+
+fn ask(to: SocketAddr) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut name = String::new();
+    stream.read_to_string(&mut name)?;
+    Ok(name)
+}
+
+fn http_status(to: SocketAddr, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&to, Duration::from_millis(500)).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn slice(port: u16, addresses: &[&str]) -> EndpointSlice {
+    let endpoints: Vec<_> = addresses
+        .iter()
+        .map(|a| json!({ "addresses": [a], "nodeName": "node-1" }))
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": { "name": "web-1", "namespace": "default",
+                      "labels": { "kubernetes.io/service-name": "web" } },
+        "addressType": "IPv4",
+        "ports": [{ "name": "http", "port": port, "protocol": "TCP" }],
+        "endpoints": endpoints,
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_programs_services_and_survives_sigkill() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the agent test needs root (run it through `cargo xtask test ebpf`)"
+    );
+    let id = std::process::id();
+    let dir = tempfile::tempdir().unwrap();
+
+    // The control plane, in this process.
+    let store = Arc::new(
+        skiff_store::EmbeddedStore::open(skiff_store::EmbeddedConfig::new(
+            dir.path().join("store"),
+        ))
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = skiff_apiserver::Server::new(store, address);
+    server.bootstrap().await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(skiff_apiserver::serve(server, listener, async {
+        let _ = stopped.await;
+    }));
+    let kubeconfig = dir.path().join("admin.kubeconfig");
+    skiff_apiserver::kubeconfig::write_admin(&kubeconfig, &format!("http://{address}")).unwrap();
+    let client = kube::Client::try_from(kube::Config::new(
+        format!("http://{address}").parse().unwrap(),
+    ))
+    .unwrap();
+
+    // Two "pods" on one port, as an EndpointSlice port applies to all its endpoints.
+    let a = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).unwrap();
+    let port = a.local_addr().unwrap().port();
+    let b = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 3), port)).unwrap();
+    backend(a, "a");
+    backend(b, "b");
+
+    let cgroup = TestCgroup::enter(&format!("skiff-test-agent-{id}"));
+    let mut agent = Agent {
+        child: None,
+        pins: PathBuf::from(format!("/sys/fs/bpf/skiff-test-agent-{id}")),
+    };
+    let health = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    agent.start(&kubeconfig, &cgroup.path, health);
+
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": { "name": "web", "namespace": "default" },
+        "spec": { "selector": { "app": "web" },
+                  "ports": [{ "name": "http", "port": 80, "targetPort": port }] },
+    }))
+    .unwrap();
+    let svc = services.create(&PostParams::default(), &svc).await.unwrap();
+    let cluster_ip: Ipv4Addr = svc.spec.unwrap().cluster_ip.unwrap().parse().unwrap();
+    let service = SocketAddr::from((cluster_ip, 80));
+    slices
+        .create(
+            &PostParams::default(),
+            &slice(port, &["127.0.0.2", "127.0.0.3"]),
+        )
+        .await
+        .unwrap();
+
+    tokio::task::spawn_blocking(move || {
+        wait_for("the agent's health", || {
+            http_status(health, "/healthz") == Some(200)
+        });
+        wait_for("the service to answer", || ask(service).is_ok());
+    })
+    .await
+    .unwrap();
+    assert_eq!(http_status(health, "/livez"), Some(200));
+
+    // Continuous traffic from here on.
+    let running = Arc::new(AtomicBool::new(true));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let traffic = {
+        let (running, ok, failed) = (running.clone(), ok.clone(), failed.clone());
+        std::thread::spawn(move || {
+            let mut last = String::new();
+            while running.load(Ordering::Relaxed) {
+                match ask(service) {
+                    Ok(name) if !name.is_empty() => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        last = name;
+                    }
+                    Ok(_) | Err(_) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            last
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // SIGKILL the agent; traffic keeps flowing through the pinned dataplane.
+    agent.kill();
+    let before = ok.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        ok.load(Ordering::Relaxed) > before,
+        "connections succeed while no agent runs"
+    );
+    // An endpoint change while the agent is away: backend b goes.
+    slices
+        .replace("web-1", &PostParams::default(), &{
+            let mut s = slice(port, &["127.0.0.2"]);
+            s.metadata.resource_version =
+                slices.get("web-1").await.unwrap().metadata.resource_version;
+            s
+        })
+        .await
+        .unwrap();
+    agent.start(&kubeconfig, &cgroup.path, health);
+    tokio::task::spawn_blocking(move || {
+        wait_for("the restarted agent's health", || {
+            http_status(health, "/healthz") == Some(200)
+        });
+        // The restarted agent catches up: only a answers.
+        wait_for("the change made while the agent was down", || {
+            (0..20).all(|_| ask(service).is_ok_and(|n| n == "a"))
+        });
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.store(false, Ordering::Relaxed);
+    let last = tokio::task::spawn_blocking(move || traffic.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(last, "a");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no request failed across the restart ({} succeeded)",
+        ok.load(Ordering::Relaxed)
+    );
+
+    // Deleting the Service removes its frontend from the maps.
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    let pins = skiff_ebpf::PinDir::new(&agent.pins);
+    tokio::task::spawn_blocking(move || {
+        let maps = lb::LbMaps::open(&pins).unwrap();
+        wait_for("the frontend's removal", || {
+            // (The `kubernetes` Service's frontend stays.)
+            lb::entries::<lb::types::lb4_key, lb::types::lb4_service>(&maps.services)
+                .iter()
+                .all(|(key, _)| lb::addr_of(key.address) != cluster_ip)
+        });
+    })
+    .await
+    .unwrap();
+
+    drop(agent);
+    drop(cgroup);
+    let _ = stop.send(());
+    let _ = serving.await;
+}
