@@ -29,7 +29,8 @@ mod skel {
 pub mod types {
     pub use super::skel::types::{
         lb_traffic, lb4_affinity, lb4_affinity_key, lb4_backend, lb4_ct_entry, lb4_ct_key, lb4_key,
-        lb4_maglev, lb4_reverse_nat, lb4_service, lb4_sock_key, lb4_sock_rev, lb4_source_range_key,
+        lb4_maglev, lb4_reap_key, lb4_reverse_nat, lb4_service, lb4_sock_key, lb4_sock_rev,
+        lb4_source_range_key,
     };
 }
 use types::*;
@@ -48,11 +49,14 @@ unsafe impl Plain for lb4_ct_entry {}
 unsafe impl Plain for lb4_source_range_key {}
 unsafe impl Plain for lb4_maglev {}
 unsafe impl Plain for lb_traffic {}
+unsafe impl Plain for lb4_reap_key {}
 unsafe impl Plain for u32 {}
 unsafe impl Plain for u8 {}
 
 /// The socket programs' object, compiled by `build.rs`.
 static LB_SOCK_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lb_sock.bpf.o"));
+/// The socket reaper's object.
+static LB_SOCK_REAP_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lb_sock_reap.bpf.o"));
 
 /// Flags of a service entry (`lb4_service.flags`), as `c/include/lb_consts.h` defines them.
 pub mod flags {
@@ -186,6 +190,8 @@ pub struct LbMaps {
     pub backend_traffic: MapHandle,
     /// `lb_stats`: datapath counters, per CPU.
     pub stats: MapHandle,
+    /// `lb4_reap`: removed backends whose connected UDP sockets the reaper closes.
+    pub reap: MapHandle,
 }
 
 impl LbMaps {
@@ -208,6 +214,7 @@ impl LbMaps {
             service_traffic: open("lb4_service_traffic")?,
             backend_traffic: open("lb4_backend_traffic")?,
             stats: open("lb_stats")?,
+            reap: open("lb4_reap")?,
         })
     }
 
@@ -310,5 +317,56 @@ impl SocketLb {
             })?);
         }
         Ok(SocketLb { _links: links })
+    }
+}
+
+/// Closes this node's UDP sockets that are connected to removed backends (see
+/// `c/lb_sock_reap.bpf.c`): the socket-level counterpart of deleting stale conntrack entries.
+pub struct SocketReaper {
+    _object: libbpf_rs::Object,
+    link: Link,
+}
+
+impl SocketReaper {
+    /// Loads the reaper against the maps under `pins`.
+    pub fn load(pins: &PinDir, sizes: &Sizes) -> Result<SocketReaper> {
+        let object = object::load(LB_SOCK_REAP_OBJECT, pins, &|name| sizes.for_map(name))?;
+        let prog = object::program(&object, "lb4_reap_udp").expect("lb_sock_reap.bpf.c defines it");
+        let link = prog
+            .attach()
+            .context(|| "attaching the UDP socket iterator".into())?;
+        Ok(SocketReaper {
+            _object: object,
+            link,
+        })
+    }
+
+    /// Closes every UDP socket connected to one of `backends` (address, port).
+    pub fn reap(&self, maps: &LbMaps, backends: &[(Ipv4Addr, u16)]) -> Result<()> {
+        if backends.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<lb4_reap_key> = backends
+            .iter()
+            .map(|(address, port)| lb4_reap_key {
+                address: be_addr(*address),
+                port: be_port(*port),
+                pad: 0,
+            })
+            .collect();
+        for key in &keys {
+            put(&maps.reap, key, &1u8)?;
+        }
+        // Reading the iterator to its end runs the program over every UDP socket.
+        let run = libbpf_rs::Iter::new(&self.link)
+            .context(|| "starting the UDP socket iterator".into())
+            .and_then(|mut iter| {
+                std::io::copy(&mut iter, &mut std::io::sink())
+                    .context(|| "running the UDP socket iterator".into())
+            });
+        for key in &keys {
+            remove(&maps.reap, key)?;
+        }
+        run.map(|_| ())
     }
 }

@@ -112,3 +112,12 @@ struct {
 	__uint(max_entries, LB_STAT_MAX);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb_stats SEC(".maps");
+
+/* Backends just removed: the socket reaper closes UDP sockets connected to them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct lb4_reap_key);
+	__type(value, __u8);
+	__uint(max_entries, 4096);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb4_reap SEC(".maps");

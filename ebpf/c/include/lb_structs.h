@@ -112,3 +112,10 @@ struct lb_traffic {
 struct lb4_maglev {
 	__u32 backends[LB_MAGLEV_SIZE];
 };
+
+/* A backend whose connected UDP sockets must be closed (the socket reaper's input). */
+struct lb4_reap_key {
+	__be32 address;
+	__be16 port;
+	__u16 pad;
+};

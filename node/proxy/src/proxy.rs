@@ -18,7 +18,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, ResourceExt};
 use skiff_ebpf::PinDir;
-use skiff_ebpf::lb::{LbMaps, Sizes, SocketLb};
+use skiff_ebpf::lb::{LbMaps, Sizes, SocketLb, SocketReaper};
 
 use crate::metrics::Metrics;
 use crate::model::{Desired, Frontend, FrontendSpec, NodeView, SERVICE_NAME_LABEL};
@@ -345,6 +345,12 @@ pub async fn run(
                         Ok(lb) => {
                             tracing::info!(cgroup = %config.cgroup.display(), "socket-level load balancer attached");
                             socket_lb = Some(lb);
+                            match SocketReaper::load(&config.pins, &config.sizes) {
+                                Ok(reaper) => syncer.lock().unwrap().sync.set_reaper(reaper),
+                                Err(err) => {
+                                    tracing::warn!(error = %err, "no UDP socket reaper: connected UDP sockets keep a removed backend until they reconnect")
+                                }
+                            }
                         }
                         Err(err) => {
                             tracing::error!(error = %err, "attaching the socket-level load balancer");

@@ -12,7 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
-use skiff_ebpf::lb::{self, LbMaps, MAGLEV_SIZE, addr_of, be_addr, be_port, types::*};
+use skiff_ebpf::lb::{
+    self, LbMaps, MAGLEV_SIZE, SocketReaper, addr_of, be_addr, be_port, types::*,
+};
 use skiff_ebpf::libbpf_rs::{self, MapCore, MapFlags};
 use skiff_ebpf::plain::from_bytes;
 
@@ -57,6 +59,7 @@ pub struct MapSync {
     free_service_ids: Vec<u32>,
     next_service_id: u32,
     node_addresses: BTreeSet<Ipv4Addr>,
+    reaper: Option<SocketReaper>,
 }
 
 impl MapSync {
@@ -71,9 +74,16 @@ impl MapSync {
             free_service_ids: Vec::new(),
             next_service_id: 1,
             node_addresses: BTreeSet::new(),
+            reaper: None,
         };
         sync.adopt();
         sync
+    }
+
+    /// From now on, UDP sockets connected to a backend that goes are closed (see
+    /// [`SocketReaper`]), so connected UDP clients move to a live backend.
+    pub fn set_reaper(&mut self, reaper: SocketReaper) {
+        self.reaper = Some(reaper);
     }
 
     /// The maps.
@@ -499,6 +509,19 @@ impl MapSync {
                 let _ = map.delete(&key);
                 stats.map_operations += 1;
             }
+        }
+        let udp_gone: Vec<(Ipv4Addr, u16)> = unused
+            .iter()
+            .filter_map(|id| self.backends.get(id))
+            .filter(|b| b.proto == crate::model::proto::UDP)
+            .map(|b| (b.address, b.port))
+            .collect();
+        if let Some(reaper) = &self.reaper
+            && let Err(err) = reaper.reap(&self.maps, &udp_gone)
+        {
+            stats
+                .errors
+                .push(format!("closing UDP sockets of removed backends: {err}"));
         }
         for id in unused {
             let mut ok = lb::remove(&self.maps.backends, &id).is_ok();
