@@ -39,6 +39,22 @@ pub struct AgentArgs {
     pub cleanup: bool,
 }
 
+impl AgentArgs {
+    /// The agent of `skiff up`: this machine, the local API, servers on loopback.
+    pub fn local(kubeconfig: PathBuf) -> AgentArgs {
+        AgentArgs {
+            kubeconfig: Some(kubeconfig),
+            hostname_override: None,
+            nodeport_addresses: Vec::new(),
+            cgroup_root: "/sys/fs/cgroup/unified".into(),
+            bpf_pin_dir: "/sys/fs/bpf/skiff".into(),
+            healthz_bind_address: ([127, 0, 0, 1], 10256).into(),
+            metrics_bind_address: ([127, 0, 0, 1], 10249).into(),
+            cleanup: false,
+        }
+    }
+}
+
 /// Runs the agent until `shutdown`. The dataplane stays pinned afterwards.
 pub async fn run(
     args: AgentArgs,

@@ -79,7 +79,7 @@ impl StoreArgs {
 const NOT_YET: &[&str] = &[
     "scheduler",
     "controllers",
-    "node agent (kubelet, eBPF service proxy, CNI, DNS)",
+    "node agent's kubelet, CNI and DNS",
 ];
 
 /// Resolves when the process gets SIGINT or SIGTERM.
@@ -92,7 +92,8 @@ async fn shutdown_signal() {
     }
 }
 
-async fn serve(args: StoreArgs) -> anyhow::Result<()> {
+/// Runs the control plane; with `with_agent`, also this machine's node agent (`skiff up`).
+async fn serve(args: StoreArgs, with_agent: bool) -> anyhow::Result<()> {
     let store = args.open().await?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
@@ -115,7 +116,21 @@ async fn serve(args: StoreArgs) -> anyhow::Result<()> {
         tracing::warn!(component = missing, "not implemented yet");
     }
     println!("export KUBECONFIG={}", kubeconfig.display());
+    let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
+    if with_agent {
+        let args = agent::AgentArgs::local(kubeconfig.clone());
+        tokio::spawn(async move {
+            let stopped = async {
+                let _ = agent_stopped.await;
+            };
+            if let Err(err) = agent::run(args, stopped).await {
+                // The API stays useful without the dataplane (e.g. when not root).
+                tracing::error!(error = format!("{err:#}"), "the node agent stopped");
+            }
+        });
+    }
     skiff_apiserver::serve(server, listener, shutdown_signal()).await?;
+    let _ = stop_agent.send(());
     tracing::info!("stopped");
     // Dropping the store finishes in-flight writes and releases its directory.
     drop(store);
@@ -130,7 +145,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Server(args) | Command::Up(args) => serve(args).await,
+        Command::Server(args) => serve(args, false).await,
+        Command::Up(args) => serve(args, true).await,
         Command::Agent(args) => agent::run(args, shutdown_signal()).await,
     }
 }
