@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use libbpf_rs::{MapCore, MapFlags, Object};
 use skiff_ebpf::PinDir;
 use skiff_ebpf::lb::{self, LbMaps, Sizes, be_addr, be_port, flags, frontend_key, types::*};
-use skiff_ebpf::packet_lb::{self, programs, verdict};
+use skiff_ebpf::packet_lb::{self, PacketLb, programs, verdict};
 
 // ---------------------------------------------------------------------------------------------
 // Addresses of the scenarios.
@@ -473,7 +473,7 @@ struct Env {
     object: Object,
     /// The tc object, for the reply hook when the case runs on XDP.
     tc: Option<Object>,
-    _pins: PinGuard,
+    pins: PinGuard,
 }
 
 struct PinGuard(PinDir);
@@ -525,7 +525,7 @@ impl Env {
             maps,
             object,
             tc,
-            _pins: pins,
+            pins,
         }
     }
 
@@ -1357,4 +1357,254 @@ fn bench_helper_times_packets() {
     let frame = tcp(CLIENT, 40000, B2, 80).build();
     let ns = packet_lb::ns_per_packet(&object, programs::TC_INGRESS, &frame, 1000).unwrap();
     assert!(ns > 0.0 && ns < 100_000.0, "{ns} ns per packet");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attached for real, inside a network namespace of the test's own (its loopback and veth
+// devices only; nothing leaves it). The namespace goes away with the test's thread.
+
+/// Runs `f` on a thread of its own in a new, empty network namespace.
+fn in_private_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let thread = std::thread::spawn(move || {
+        // SAFETY: a plain syscall; it moves only this thread.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+        f()
+    });
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Runs a command (`ip`, `sysctl`) in the calling thread's network namespace.
+fn sh(cmd: &str) {
+    let mut parts = cmd.split_whitespace();
+    let status = std::process::Command::new(parts.next().unwrap())
+        .args(parts)
+        .status()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(status.success(), "{cmd}: {status}");
+}
+
+fn ifindex(name: &str) -> u32 {
+    let c = std::ffi::CString::new(name).unwrap();
+    // SAFETY: a valid C string.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert_ne!(index, 0, "no interface {name}");
+    index
+}
+
+/// tcx links on loopback: a TCP connection and a UDP exchange to a ClusterIP reach their
+/// backend and the replies come back from the ClusterIP; services without endpoints refuse
+/// (RST for TCP, ICMP port unreachable for UDP); attaching again replaces the programs in
+/// the pinned links; detach removes them.
+#[test]
+fn tc_attached_on_loopback_translates_real_traffic() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream, UdpSocket};
+    use std::time::Duration;
+
+    in_private_netns(|| {
+        let pins = pin_guard("attach-tc");
+        sh("ip link set lo up");
+        sh("ip addr add 10.96.0.10/32 dev lo");
+        sh("ip addr add 10.96.0.11/32 dev lo");
+        let lo = ifindex("lo");
+        let sizes = small_sizes();
+        let attached = PacketLb::attach_tc(&pins.0, lo, &sizes).unwrap();
+        for name in ["lb4_tc_ingress", "lb4_tc_egress"] {
+            let path = pins.0.link(&format!("{name}-if{lo}"));
+            let link = libbpf_rs::Link::open(&path).unwrap();
+            match link.info().unwrap().info {
+                libbpf_rs::query::LinkTypeInfo::Tcx(info) => assert_eq!(info.ifindex, lo),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        // A second agent generation: same links, new programs.
+        drop(attached);
+        let _attached = PacketLb::attach_tc(&pins.0, lo, &sizes).unwrap();
+
+        let env_maps = LbMaps::open(&pins.0).unwrap();
+        let put_backend = |id: u32, port: u16, proto: u8| {
+            let value = lb4_backend {
+                address: be_addr(Ipv4Addr::LOCALHOST),
+                port: be_port(port),
+                proto,
+                state: 0,
+            };
+            lb::put(&env_maps.backends, &id, &value).unwrap();
+        };
+        let put_service = |port: u16, proto: u8, backends: &[u32]| {
+            let head = lb4_service {
+                service_id: u32::from(port),
+                count: backends.len() as u16,
+                ..Default::default()
+            };
+            let addr = ip("10.96.0.10");
+            lb::put(
+                &env_maps.services,
+                &frontend_key(addr, port, proto, 0),
+                &head,
+            )
+            .unwrap();
+            for (i, b) in backends.iter().enumerate() {
+                let slot = lb4_service {
+                    backend_id: *b,
+                    service_id: u32::from(port),
+                    ..Default::default()
+                };
+                let key = frontend_key(addr, port, proto, i as u16 + 1);
+                lb::put(&env_maps.services, &key, &slot).unwrap();
+            }
+        };
+
+        // TCP: 10.96.0.10:80 -> 127.0.0.1:8080.
+        let listener = TcpListener::bind("0.0.0.0:8080").unwrap();
+        put_backend(1, 8080, TCP);
+        put_service(80, TCP, &[1]);
+        let server = std::thread::spawn(move || {
+            let (mut conn, peer) = listener.accept().unwrap();
+            let mut buf = [0u8; 4];
+            conn.read_exact(&mut buf).unwrap();
+            conn.write_all(b"pong").unwrap();
+            (buf, peer)
+        });
+        let mut client =
+            TcpStream::connect_timeout(&"10.96.0.10:80".parse().unwrap(), Duration::from_secs(3))
+                .unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        assert_eq!(
+            client.peer_addr().unwrap(),
+            "10.96.0.10:80".parse().unwrap()
+        );
+        client.write_all(b"ping").unwrap();
+        let mut answer = [0u8; 4];
+        client.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer, b"pong");
+        let (got, peer) = server.join().unwrap();
+        assert_eq!(&got, b"ping");
+        assert_eq!(peer.port(), client.local_addr().unwrap().port());
+
+        // UDP: 10.96.0.10:53 -> 127.0.0.1:5353.
+        // Bound to the backend address: an unbound server would answer from the address the
+        // route picks (10.96.0.10 here, all being local), which no conntrack entry knows.
+        let udp_server = UdpSocket::bind("127.0.0.1:5353").unwrap();
+        udp_server
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        put_backend(2, 5353, UDP);
+        put_service(53, UDP, &[2]);
+        let udp_client = UdpSocket::bind("0.0.0.0:0").unwrap();
+        udp_client
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        udp_client.connect("10.96.0.10:53").unwrap();
+        udp_client.send(b"query").unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = udp_server.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"query");
+        udp_server.send_to(b"answer", from).unwrap();
+        let n = udp_client.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"answer");
+
+        // No endpoints: refused at once, not timed out.
+        put_service(81, TCP, &[]);
+        let err =
+            TcpStream::connect_timeout(&"10.96.0.10:81".parse().unwrap(), Duration::from_secs(3))
+                .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+        put_service(54, UDP, &[]);
+        let refused = UdpSocket::bind("0.0.0.0:0").unwrap();
+        refused
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        refused.connect("10.96.0.10:54").unwrap();
+        refused.send(b"query").unwrap();
+        let err = refused.recv(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+
+        let stat = |i: u32| lb::percpu_sum(&env_maps.stats, &i).unwrap();
+        assert!(stat(TRANSLATED) >= 4, "translated {}", stat(TRANSLATED));
+        assert!(stat(REVERSED) >= 3, "reversed {}", stat(REVERSED));
+        assert_eq!(stat(NO_BACKEND), 2);
+
+        PacketLb::detach(&pins.0, lo).unwrap();
+        assert!(!pins.0.link(&format!("lb4_tc_ingress-if{lo}")).exists());
+    });
+}
+
+/// XDP: attached through a pinned link; a translated packet whose backend the FIB puts
+/// behind the interface it came in on leaves at once (XDP_TX) with the neighbour's MAC, the
+/// interface's MAC and TTL - 1; a backend behind another interface, or without a resolved
+/// neighbour, goes to the stack (XDP_PASS), translated.
+#[test]
+fn xdp_transmits_when_the_fib_says_same_interface() {
+    in_private_netns(|| {
+        sh("sysctl -q -w net.ipv4.conf.all.forwarding=1");
+        sh("ip link add d0 address 02:00:00:00:00:d0 type veth peer name d0p");
+        sh("ip link add d1 address 02:00:00:00:00:d1 type veth peer name d1p");
+        for dev in ["d0", "d0p", "d1", "d1p"] {
+            sh(&format!("ip link set {dev} up"));
+        }
+        sh("ip addr add 10.244.0.1/16 dev d0");
+        sh("ip addr add 10.245.0.1/16 dev d1");
+        sh("ip neigh add 10.244.1.11 lladdr 02:00:00:00:00:b1 dev d0 nud permanent");
+        sh("ip neigh add 10.245.1.11 lladdr 02:00:00:00:00:b2 dev d1 nud permanent");
+        let d0 = ifindex("d0");
+        let env = Env::new(Hook::Xdp, "xdp-fib");
+        let _link = PacketLb::attach_xdp(&env.pins.0, d0, &small_sizes()).unwrap();
+        assert!(env.pins.0.link(&format!("lb4_xdp-if{d0}")).exists());
+
+        env.backend(1, B1, 8080, TCP); // 10.244.1.11: behind d0, neighbour known
+        env.backend(2, "10.245.1.11", 8080, TCP); // behind d1
+        env.backend(3, "10.244.9.9", 8080, TCP); // behind d0, no neighbour
+        env.service((CLUSTER_IP, 80, TCP), 1, 0, &[1]);
+        env.service((CLUSTER_IP, 81, TCP), 2, 0, &[2]);
+        env.service((CLUSTER_IP, 82, TCP), 3, 0, &[3]);
+
+        let run = |frame: &[u8]| {
+            let prog = skiff_ebpf::object::program(&env.object, programs::XDP).unwrap();
+            // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, ...
+            let mut ctx = [0u32; 6];
+            ctx[1] = frame.len() as u32;
+            ctx[3] = d0;
+            let mut ctx_bytes: Vec<u8> = ctx.iter().flat_map(|w| w.to_ne_bytes()).collect();
+            let mut out = vec![0u8; frame.len() + 64];
+            let input = libbpf_rs::ProgramInput {
+                context_in: Some(&mut ctx_bytes),
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ..Default::default()
+            };
+            let output = prog.test_run(input).unwrap();
+            let len = output.data.as_ref().unwrap().len();
+            let verdict = output.return_value as i32;
+            out.truncate(len);
+            (verdict, out)
+        };
+
+        let p = tcp(CLIENT, 40000, CLUSTER_IP, 80);
+        let (verdict, out) = run(&p.build());
+        let mut want = p.to(B1, 8080);
+        want.ttl -= 1;
+        want.dst_mac = [2, 0, 0, 0, 0, 0xb1];
+        want.src_mac = [2, 0, 0, 0, 0, 0xd0];
+        assert_eq!(out, want.build(), "\n{}", diff(&want.build(), &out));
+        assert_eq!(verdict, verdict::XDP_TX);
+
+        let p = tcp(CLIENT, 40000, CLUSTER_IP, 81);
+        let (verdict, out) = run(&p.build());
+        assert_eq!(verdict, verdict::XDP_PASS);
+        assert_eq!(out, p.to("10.245.1.11", 8080).build());
+
+        let p = tcp(CLIENT, 40000, CLUSTER_IP, 82);
+        let (verdict, out) = run(&p.build());
+        assert_eq!(verdict, verdict::XDP_PASS);
+        assert_eq!(out, p.to("10.244.9.9", 8080).build());
+
+        PacketLb::detach(&env.pins.0, d0).unwrap();
+        assert!(!env.pins.0.link(&format!("lb4_xdp-if{d0}")).exists());
+    });
 }
