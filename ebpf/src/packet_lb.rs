@@ -201,8 +201,9 @@ pub fn run(object: &Object, program: &str, packet: &[u8], repeat: u32) -> Result
     })
 }
 
-/// Nanoseconds per packet of `program` on `packet` over `repeat` runs (a micro-benchmark;
-/// mind that a rewriting program sees its own output after the first run).
+/// Nanoseconds per packet of `program` on `packet` over `repeat` runs, as the kernel times
+/// them. A rewriting program sees its own output from the second repetition on (a DNAT turns
+/// into a miss): to time the translation itself, average many calls with `repeat` 1.
 pub fn ns_per_packet(object: &Object, program: &str, packet: &[u8], repeat: u32) -> Result<f64> {
     let output = run(object, program, packet, repeat)?;
     Ok(output.per_packet.as_secs_f64() * 1e9)

@@ -1608,3 +1608,61 @@ fn xdp_transmits_when_the_fib_says_same_interface() {
         assert!(!env.pins.0.link(&format!("lb4_xdp-if{d0}")).exists());
     });
 }
+
+/// Prints ns per packet of the main paths (`cargo test ... -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn print_timings() {
+    let env = Env::new(Hook::Xdp, "timings");
+    clusterip_tcp(&env);
+    env.node_address(NODE);
+    let tc = env.tc.as_ref().unwrap();
+    let miss = tcp(CLIENT, 40000, B2, 80).build();
+    let to_node = tcp(CLIENT, 40000, NODE, 22).build();
+    let service = tcp(CLIENT, 40000, CLUSTER_IP, 80).build();
+    for (what, object, program, frame, repeat) in [
+        (
+            "tc ingress, not a service",
+            tc,
+            programs::TC_INGRESS,
+            &miss,
+            1_000_000,
+        ),
+        (
+            "tc ingress, node address",
+            tc,
+            programs::TC_INGRESS,
+            &to_node,
+            1_000_000,
+        ),
+        (
+            "tc egress, not a reply",
+            tc,
+            programs::TC_EGRESS,
+            &miss,
+            1_000_000,
+        ),
+        (
+            "xdp, not a service",
+            &env.object,
+            programs::XDP,
+            &miss,
+            1_000_000,
+        ),
+    ] {
+        let ns = packet_lb::ns_per_packet(object, program, frame, repeat).unwrap();
+        eprintln!("{what:<28} {ns:>8.1} ns");
+    }
+    // A rewriting program sees its own output on repeats: time single runs of a fresh copy
+    // instead (an existing flow: conntrack hit, DNAT, checksums).
+    for (what, object, program) in [
+        ("tc ingress, DNAT of a flow", tc, programs::TC_INGRESS),
+        ("xdp, DNAT of a flow", &env.object, programs::XDP),
+    ] {
+        let runs = 20_000;
+        let total: f64 = (0..runs)
+            .map(|_| packet_lb::ns_per_packet(object, program, &service, 1).unwrap())
+            .sum();
+        eprintln!("{what:<28} {:>8.1} ns", total / f64::from(runs));
+    }
+}
