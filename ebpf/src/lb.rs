@@ -28,8 +28,9 @@ mod skel {
 /// The map key and value types, generated from `c/include/lb_structs.h`.
 pub mod types {
     pub use super::skel::types::{
-        lb_traffic, lb4_affinity, lb4_affinity_key, lb4_backend, lb4_ct_entry, lb4_ct_key, lb4_key,
-        lb4_maglev, lb4_reverse_nat, lb4_service, lb4_sock_key, lb4_sock_rev, lb4_source_range_key,
+        lb_traffic, lb4_affinity, lb4_affinity_key, lb4_backend, lb4_ct_entry, lb4_ct_key,
+        lb4_key, lb4_maglev, lb4_reverse_nat, lb4_service, lb4_sock_key, lb4_sock_rev,
+        lb4_source_range_key,
     };
 }
 use types::*;
@@ -289,19 +290,14 @@ pub struct SocketLb {
 
 impl SocketLb {
     /// The programs, in attach order.
-    const PROGRAMS: [&'static str; 4] = [
-        "lb4_connect",
-        "lb4_sendmsg",
-        "lb4_recvmsg",
-        "lb4_getpeername",
-    ];
+    const PROGRAMS: [&'static str; 4] =
+        ["lb4_connect", "lb4_sendmsg", "lb4_recvmsg", "lb4_getpeername"];
 
     /// Loads the socket programs (creating or adopting the maps under `pins`) and attaches
     /// them to `cgroup`, or switches the links already pinned there to the new programs.
     pub fn attach(pins: &PinDir, cgroup: &Path, sizes: &Sizes) -> Result<SocketLb> {
         let object = object::load(LB_SOCK_OBJECT, pins, &|name| sizes.for_map(name))?;
-        let dir =
-            std::fs::File::open(cgroup).context(|| format!("opening {}", cgroup.display()))?;
+        let dir = std::fs::File::open(cgroup).context(|| format!("opening {}", cgroup.display()))?;
         let mut links = Vec::new();
         for name in Self::PROGRAMS {
             let prog = object::program(&object, name).expect("lb_sock.bpf.c defines it");
