@@ -151,7 +151,7 @@ impl Default for Sizes {
 }
 
 impl Sizes {
-    fn for_map(&self, name: &str) -> Option<u32> {
+    pub(crate) fn for_map(&self, name: &str) -> Option<u32> {
         Some(match name {
             "lb4_services" => self.services,
             "lb4_backends" | "lb4_backend_traffic" => self.backends,

@@ -7,6 +7,7 @@
 
 pub mod lb;
 pub mod object;
+pub mod packet_lb;
 pub mod plain;
 
 pub use libbpf_rs;

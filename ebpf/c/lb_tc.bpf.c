@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Per-packet service load balancing on tc (tcx links): packets to a service frontend that no
+ * local socket sent (NodePorts, ExternalIPs, LoadBalancer IPs, ClusterIPs reached by packets)
+ * are DNATed to a backend on ingress; replies get their source restored on egress (or on the
+ * ingress of a pod's host-side veth). The socket programs (lb_sock.bpf.c) handle local
+ * sockets before any packet exists; these handle everything else.
+ *
+ * Verdicts: LB_TC_NEXT for everything passed on, translated or not (tcx runs the next program
+ * of the chain, then the stack); TC_ACT_SHOT for denied or dropped packets; TC_ACT_REDIRECT
+ * (back out of the interface the packet came in on) for the reject answers. */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "lb_packet.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Parses the skb, pulling headers into the linear data once when they are not there. */
+static __always_inline int lb4_parse_skb(struct __sk_buff *skb, struct lb4_pkt *p)
+{
+	int rc = lb4_parse((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, p);
+
+	if (rc != LB_PARSE_SHORT)
+		return rc;
+	if (bpf_skb_pull_data(skb, skb->len < LB_PULL_LEN ? skb->len : LB_PULL_LEN))
+		return LB_PARSE_MALFORMED;
+	rc = lb4_parse((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, p);
+	return rc == LB_PARSE_SHORT ? LB_PARSE_MALFORMED : rc;
+}
+
+/* Parses and, for a later fragment, finds its ports. 0 when the packet is not for us. */
+static __always_inline int lb4_tc_packet(struct __sk_buff *skb, struct lb4_pkt *p)
+{
+	int rc = lb4_parse_skb(skb, p);
+
+	if (rc == LB_PARSE_MALFORMED)
+		lb_count(LB_STAT_PKT_MALFORMED);
+	if (rc != LB_PARSE_OK)
+		return 0;
+	if (p->frag == LB_FRAG_LATER && !lb4_frag_ports(p))
+		return 0;
+	return 1;
+}
+
+/* Turns the packet into its reject answer and sends it back where it came from. */
+static __always_inline int lb4_tc_reject(struct __sk_buff *skb, const struct lb4_pkt *p)
+{
+	struct lb4_reject r = {};
+
+	if (lb4_reject_prepare((void *)(long)skb->data, (void *)(long)skb->data_end, p, &r))
+		return TC_ACT_SHOT;
+	if (r.proto == IPPROTO_TCP) {
+		if (bpf_skb_change_tail(skb, LB_RST_LEN, 0))
+			return TC_ACT_SHOT;
+	} else {
+		/* Room in front for the new IP and ICMP headers: the old IP header then sits
+		 * where the ICMP message quotes it. */
+		if (bpf_skb_change_head(skb, LB_ICMP_GROW, 0))
+			return TC_ACT_SHOT;
+		if (bpf_skb_change_tail(skb, LB_ICMP_LEN, 0))
+			return TC_ACT_SHOT;
+	}
+	if (bpf_skb_pull_data(skb, skb->len))
+		return TC_ACT_SHOT;
+	if (lb4_reject_write((void *)(long)skb->data, (void *)(long)skb->data_end, &r))
+		return TC_ACT_SHOT;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+SEC("tcx/ingress")
+int lb4_tc_ingress(struct __sk_buff *skb)
+{
+	struct lb4_service *svc;
+	struct lb4_nat nat = {};
+	struct lb4_key key;
+	struct lb4_pkt p;
+
+	if (!lb4_tc_packet(skb, &p))
+		return LB_TC_NEXT;
+	svc = lb4_lookup_service(&key, p.daddr, p.dport, p.proto);
+	if (!svc)
+		return LB_TC_NEXT;
+	switch (lb4_forward(&key, svc, &p, &nat)) {
+	case LB4_DNAT:
+		break;
+	case LB4_DENY:
+		lb_count(LB_STAT_PKT_SOURCE_DENIED);
+		return TC_ACT_SHOT;
+	case LB4_REJECT:
+		lb_count(LB_STAT_PKT_NO_BACKEND);
+		return lb4_tc_reject(skb, &p);
+	case LB4_DROP:
+		lb_count(LB_STAT_PKT_NO_BACKEND);
+		return TC_ACT_SHOT;
+	default:
+		return LB_TC_NEXT;
+	}
+	if (lb4_skb_rewrite(skb, &p, 1, nat.address, nat.port))
+		return TC_ACT_SHOT;
+	lb4_frag_remember(&p);
+	lb4_account(&nat, skb->len);
+	return LB_TC_NEXT;
+}
+
+/* Reverse NAT: a backend's reply leaves with the frontend as its source. */
+static __always_inline int lb4_tc_reverse(struct __sk_buff *skb)
+{
+	struct lb4_ct_entry *ct;
+	struct lb4_pkt p;
+	__be32 address;
+	__be16 port;
+
+	if (!lb4_tc_packet(skb, &p))
+		return LB_TC_NEXT;
+	ct = lb4_reverse_lookup(&p);
+	if (!ct)
+		return LB_TC_NEXT;
+	address = ct->nat_address;
+	port = ct->nat_port;
+	if (lb4_skb_rewrite(skb, &p, 0, address, port))
+		return TC_ACT_SHOT;
+	lb4_frag_remember(&p);
+	lb_count(LB_STAT_PKT_REVERSED);
+	return LB_TC_NEXT;
+}
+
+/* On a node interface's egress: replies of backends leaving the node. */
+SEC("tcx/egress")
+int lb4_tc_egress(struct __sk_buff *skb)
+{
+	return lb4_tc_reverse(skb);
+}
+
+/* On a pod's host-side veth ingress: replies of a local backend entering the host. */
+SEC("tcx/ingress")
+int lb4_tc_reply(struct __sk_buff *skb)
+{
+	return lb4_tc_reverse(skb);
+}
