@@ -33,6 +33,13 @@ pub struct AgentArgs {
     /// The metrics server (`/metrics`).
     #[arg(long, default_value = "127.0.0.1:10249")]
     pub metrics_bind_address: SocketAddr,
+    /// Interfaces that get the per-packet load balancer at tc (NodePort/ExternalIP/LoadBalancer
+    /// traffic from outside the node), e.g. the node's uplink.
+    #[arg(long, value_delimiter = ',')]
+    pub packet_lb_interfaces: Vec<String>,
+    /// Also attach the XDP program to those interfaces.
+    #[arg(long)]
+    pub xdp: bool,
     /// Remove the pinned dataplane (programs detach, maps go) and exit, like
     /// `kube-proxy --cleanup`.
     #[arg(long)]
@@ -50,6 +57,8 @@ impl AgentArgs {
             bpf_pin_dir: "/sys/fs/bpf/skiff".into(),
             healthz_bind_address: ([127, 0, 0, 1], 10256).into(),
             metrics_bind_address: ([127, 0, 0, 1], 10249).into(),
+            packet_lb_interfaces: Vec::new(),
+            xdp: false,
             cleanup: false,
         }
     }
@@ -94,6 +103,8 @@ pub async fn run(
         sizes: Sizes::default(),
         health_bind: args.healthz_bind_address,
         metrics_bind: args.metrics_bind_address,
+        packet_interfaces: args.packet_lb_interfaces,
+        xdp: args.xdp,
     };
     skiff_proxy::proxy::run(client, config, shutdown).await
 }

@@ -225,7 +225,9 @@ impl Desired {
             let mut add = |address: Ipv4Addr, port: u16, extra: u8, local: bool, ranges: bool| {
                 let mut spec = base.clone();
                 spec.flags |= extra;
-                if local {
+                // Local with endpoints elsewhere only drops; with none anywhere the frontend
+                // rejects like any Service without endpoints.
+                if local && endpoints.iter().any(|e| e.serving || e.terminating) {
                     spec.flags |= flags::LOCAL_ONLY;
                 }
                 if ranges && !source_ranges.is_empty() {

@@ -19,6 +19,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, ResourceExt};
 use skiff_ebpf::PinDir;
 use skiff_ebpf::lb::{LbMaps, Sizes, SocketLb, SocketReaper};
+use skiff_ebpf::packet_lb::PacketLb;
 
 use crate::metrics::Metrics;
 use crate::model::{Desired, Frontend, FrontendSpec, NodeView, SERVICE_NAME_LABEL};
@@ -41,6 +42,30 @@ pub struct Config {
     pub health_bind: SocketAddr,
     /// `/metrics` (kube-proxy's 10249).
     pub metrics_bind: SocketAddr,
+    /// Interfaces that get the per-packet LB at tc (NodePort, ExternalIP and LoadBalancer
+    /// traffic arriving from outside the node).
+    pub packet_interfaces: Vec<String>,
+    /// Also attach the XDP program to those interfaces.
+    pub xdp: bool,
+}
+
+/// Attaches the per-packet programs to the configured interfaces.
+fn attach_packet_lb(config: &Config) -> anyhow::Result<Vec<PacketLb>> {
+    let mut attached = Vec::new();
+    for name in &config.packet_interfaces {
+        let c_name = std::ffi::CString::new(name.as_str())?;
+        // SAFETY: a valid C string.
+        let ifindex = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+        if ifindex == 0 {
+            anyhow::bail!("no interface named {name}");
+        }
+        attached.push(PacketLb::attach_tc(&config.pins, ifindex, &config.sizes)?);
+        if config.xdp {
+            attached.push(PacketLb::attach_xdp(&config.pins, ifindex, &config.sizes)?);
+        }
+        tracing::info!(interface = %name, xdp = config.xdp, "per-packet load balancer attached");
+    }
+    Ok(attached)
 }
 
 type Key = (String, String);
@@ -345,6 +370,14 @@ pub async fn run(
                         Ok(lb) => {
                             tracing::info!(cgroup = %config.cgroup.display(), "socket-level load balancer attached");
                             socket_lb = Some(lb);
+                            match attach_packet_lb(&config) {
+                                // The links are pinned: they stay attached without a handle.
+                                Ok(_attached) => {}
+                                Err(err) => tracing::error!(
+                                    error = format!("{err:#}"),
+                                    "attaching the per-packet load balancer"
+                                ),
+                            }
                             match SocketReaper::load(&config.pins, &config.sizes) {
                                 Ok(reaper) => syncer.lock().unwrap().sync.set_reaper(reaper),
                                 Err(err) => {
