@@ -225,6 +225,7 @@ mod agent {
         pub took_ms: f64,
         pub rss_kib: u64,
         pub kernel_kib: u64,
+        pub kernel_services_kib: u64,
         pub errors: Vec<String>,
     }
 
@@ -303,10 +304,12 @@ mod agent {
     }
 
     fn told(took: Duration, errors: Vec<String>) -> Told {
+        let (kernel_kib, kernel_services_kib) = maps_memlock_kib();
         Told {
             took_ms: took.as_secs_f64() * 1e3,
             rss_kib: status_kib("VmRSS:"),
-            kernel_kib: maps_memlock_kib(),
+            kernel_kib,
+            kernel_services_kib,
             errors,
         }
     }
@@ -320,9 +323,12 @@ mod agent {
             .unwrap_or(0)
     }
 
-    /// The kernel memory of every BPF map this process holds (`memlock` in fdinfo: the
-    /// kernel's own accounting of each map), each map counted once.
-    fn maps_memlock_kib() -> u64 {
+    /// The kernel memory of the BPF maps this process holds (`memlock` in fdinfo: the
+    /// kernel's own accounting of each map), each map counted once: all of them, and those
+    /// that grow with the services (not the preallocated LRU tables of flows and sockets).
+    fn maps_memlock_kib() -> (u64, u64) {
+        const LRU_HASH: u64 = 9;
+        const LRU_PERCPU_HASH: u64 = 10;
         let mut seen = std::collections::HashMap::new();
         for entry in std::fs::read_dir("/proc/self/fdinfo")
             .into_iter()
@@ -335,11 +341,19 @@ mod agent {
                     .find_map(|l| l.strip_prefix(name))
                     .and_then(|v| v.trim().parse::<u64>().ok())
             };
-            if let (Some(id), Some(bytes)) = (field("map_id:"), field("memlock:")) {
-                seen.insert(id, bytes);
+            if let (Some(id), Some(bytes), Some(kind)) =
+                (field("map_id:"), field("memlock:"), field("map_type:"))
+            {
+                seen.insert(id, (bytes, kind));
             }
         }
-        seen.values().sum::<u64>() / 1024
+        let all = seen.values().map(|(b, _)| b).sum::<u64>();
+        let services = seen
+            .values()
+            .filter(|(_, k)| *k != LRU_HASH && *k != LRU_PERCPU_HASH)
+            .map(|(b, _)| b)
+            .sum::<u64>();
+        (all / 1024, services / 1024)
     }
 }
 
@@ -437,6 +451,21 @@ struct Programmed {
     user_kib: u64,
     /// The kernel state's memory, KiB (approximate for netfilter).
     kernel_kib: u64,
+    /// The part of it that grows with services (skiff: without the preallocated LRU maps).
+    kernel_services_kib: u64,
+}
+
+impl Programmed {
+    /// A netfilter load by a command; `before` is [`kernel_kib`] before it ran.
+    fn loaded(timed: &process::Timed, before: u64) -> Programmed {
+        let kernel = kernel_kib().saturating_sub(before);
+        Programmed {
+            took: timed.elapsed,
+            user_kib: timed.max_rss_kib,
+            kernel_kib: kernel,
+            kernel_services_kib: kernel,
+        }
+    }
 }
 
 /// One way of load balancing services, programmed into a bed.
@@ -512,6 +541,7 @@ impl Mechanism for Skiff {
             took: Duration::from_secs_f64(told.took_ms / 1e3),
             user_kib: told.rss_kib,
             kernel_kib: told.kernel_kib,
+            kernel_services_kib: told.kernel_services_kib,
         })
     }
 
@@ -570,11 +600,7 @@ impl Mechanism for Iptables {
         let text = kubeproxy::iptables_restore(services, CLUSTER_CIDR, IptablesSync::Full);
         let before = kernel_kib();
         let timed = Self::restore(bed, &text, false)?;
-        Ok(Programmed {
-            took: timed.elapsed,
-            user_kib: timed.max_rss_kib,
-            kernel_kib: kernel_kib().saturating_sub(before),
-        })
+        Ok(Programmed::loaded(&timed, before))
     }
 
     fn change(
@@ -639,11 +665,7 @@ impl Mechanism for Nftables {
         let text = kubeproxy::nft_ruleset(services, CLUSTER_CIDR, SERVICE_CIDR);
         let before = kernel_kib();
         let timed = Self::nft(bed, &text)?;
-        Ok(Programmed {
-            took: timed.elapsed,
-            user_kib: timed.max_rss_kib,
-            kernel_kib: kernel_kib().saturating_sub(before),
-        })
+        Ok(Programmed::loaded(&timed, before))
     }
 
     fn change(
@@ -981,6 +1003,15 @@ fn rows_for(
         "MiB",
         false,
         &|m| m.program.kernel_kib as f64 / 1024.0,
+        None,
+    ));
+    rows.push(row(
+        format!(
+            "{n} services: kernel memory that grows with services (skiff: without LRU flow tables)"
+        ),
+        "MiB",
+        false,
+        &|m| m.program.kernel_services_kib as f64 / 1024.0,
         None,
     ));
     rows

@@ -148,6 +148,12 @@ pub fn iptables_restore(
             let _ = writeln!(out, ":{} - [0:0]", service.sep_chain(endpoint));
         }
     }
+    // A stale chain is declared (which flushes it) before its `-X`, as kube-proxy does.
+    if let IptablesSync::Changed { service, removed } = sync {
+        for endpoint in removed {
+            let _ = writeln!(out, ":{} - [0:0]", service.sep_chain(endpoint));
+        }
+    }
     if full {
         out.push_str(
             "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n\
