@@ -9,17 +9,26 @@ use crate::util::{cargo, run_command, target_dir};
 pub fn run(area: &str) -> anyhow::Result<()> {
     crate::setup::run()?;
     let out = target_dir().join("bench").join(format!("{area}.json"));
-    // The anchors need a real etcd on this machine's disk, like the embedded store's data.
-    let etcd = skiff_testenv::Etcd::start(&target_dir().join(format!("xtask/etcd-bench-{area}")))?;
     let package = match area {
         "store" => "skiff-store",
         "apiserver" => "skiff-apiserver",
-        other => bail!("unknown benchmark area {other:?}; known: store, apiserver"),
+        // Root only: network namespaces, a cgroup and BPF programs of its own.
+        "dataplane" => "skiff-netlab",
+        other => bail!("unknown benchmark area {other:?}; known: store, apiserver, dataplane"),
     };
-    run_command(
-        cargo()
-            .args(["bench", "-p", package, "--bench", area])
-            .env("SKIFF_TEST_ETCD", etcd.endpoint())
-            .env("SKIFF_BENCH_OUT", &out),
-    )
+    let mut command = cargo();
+    command
+        .args(["bench", "-p", package, "--bench", area])
+        .env("SKIFF_BENCH_OUT", &out);
+    // The store and API anchors need a real etcd on this machine's disk, like the embedded
+    // store's data.
+    let _etcd = if area == "dataplane" {
+        None
+    } else {
+        let etcd =
+            skiff_testenv::Etcd::start(&target_dir().join(format!("xtask/etcd-bench-{area}")))?;
+        command.env("SKIFF_TEST_ETCD", etcd.endpoint());
+        Some(etcd)
+    };
+    run_command(&mut command)
 }

@@ -1,0 +1,1114 @@
+//! `cargo xtask bench dataplane`: skiff's eBPF service load balancer beside kube-proxy-shaped
+//! iptables and nftables rule sets, measured in the same run on the same lab (root only).
+//!
+//! The lab (`skiff_netlab::ServiceLab`): a client pod, a node that routes pod traffic (where
+//! kube-proxy's rules sit, in PREROUTING as for pod traffic), and 11 backend pod addresses
+//! serving a TCP echo. N services (ClusterIPs from 10.96.0.10, port 80) x 10 endpoints each.
+//! skiff: the socket-level LB attached to the client's cgroup, programmed by `MapSync` in a
+//! separate agent process. For each mechanism and N:
+//! - new connections/s (connect, one 32-byte request and its echo, close; `CLIENTS` threads in
+//!   one client process for `SECONDS`), cycling over every ClusterIP, and p50/p99 latency;
+//! - the same straight to the backend pods with all N services loaded (a non-service address);
+//! - the time to program all N services from nothing, and to apply one endpoint change;
+//! - the memory of the agent (or the loader command) and of the kernel's state.
+//!
+//! The baseline is connecting straight to the pods in a lab with no service at all. The client
+//! process runs on CPU 0 and the servers on CPU 1. IPVS is not in this kernel: not measured.
+//!
+//! Environment: `SKIFF_BENCH_SECONDS` (connection test length, default 2),
+//! `SKIFF_BENCH_CLIENTS` (default 8), `SKIFF_BENCH_SERVICES` (default `100,1000,10000,100000`),
+//! `SKIFF_BENCH_ANCHOR_MAX` (largest N for iptables/nftables, default 10000),
+//! `SKIFF_BENCH_NFT_BUDGET` (seconds an nftables load may be predicted to take, default 240),
+//! `SKIFF_BENCH_OUT` (default `target/bench/dataplane.json`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use skiff_netlab::kubeproxy::{self, IptablesSync, ServicePort};
+use skiff_netlab::serve::TcpServer;
+use skiff_netlab::topology::CLUSTER_CIDR;
+use skiff_netlab::{Cgroup, Guarded, ServiceLab, process};
+
+/// Endpoints per service (and backend pods serving them).
+const ENDPOINTS: usize = 10;
+/// The service port and the pods' port.
+const SERVICE_PORT: u16 = 80;
+const POD_PORT: u16 = 8080;
+const SERVICE_CIDR: &str = "10.96.0.0/12";
+const FIRST_CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
+/// The role a re-executed bench binary plays.
+const ROLE_ENV: &str = "SKIFF_DATAPLANE_ROLE";
+const CLIENT_CPU: usize = 0;
+const SERVER_CPU: usize = 1;
+
+fn main() -> anyhow::Result<()> {
+    match std::env::var(ROLE_ENV).as_deref() {
+        Ok("client") => client::main(),
+        Ok("agent") => agent::main(),
+        _ => driver(),
+    }
+}
+
+/// The services of a run: service `i` has ClusterIP `FIRST_CLUSTER_IP + i` and the pods
+/// 10.244.0.10-19 as endpoints.
+fn services(n: usize) -> Vec<ServicePort> {
+    (0..n)
+        .map(|i| ServicePort {
+            namespace: "bench".into(),
+            name: format!("svc-{i}"),
+            port_name: "http".into(),
+            cluster_ip: nth(FIRST_CLUSTER_IP, i),
+            port: SERVICE_PORT,
+            endpoints: (0..ENDPOINTS)
+                .map(|e| SocketAddrV4::new(pod(e), POD_PORT))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The one endpoint change: service `n / 2` swaps its first endpoint for the spare pod.
+fn changed(services: &[ServicePort]) -> (Vec<ServicePort>, usize) {
+    let k = services.len() / 2;
+    let mut after = services.to_vec();
+    after[k].endpoints[0] = SocketAddrV4::new(pod(ENDPOINTS), POD_PORT);
+    (after, k)
+}
+
+fn pod(i: usize) -> Ipv4Addr {
+    nth(Ipv4Addr::new(10, 244, 0, 10), i)
+}
+
+fn nth(first: Ipv4Addr, i: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(first) + i as u32)
+}
+
+/// What the client process is asked to do: connections to `count` addresses from `first`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Load {
+    first: Ipv4Addr,
+    count: usize,
+    port: u16,
+    threads: usize,
+    millis: u64,
+}
+
+/// What one connection test gave.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Rate {
+    connections: u64,
+    errors: u64,
+    secs: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    first_error: Option<String>,
+}
+
+impl Rate {
+    fn per_sec(&self) -> f64 {
+        self.connections as f64 / self.secs
+    }
+}
+
+/// The load generator, run as its own process so it can sit in the lab's client namespace and
+/// in the cgroup the socket-level LB is attached to from its first socket on.
+mod client {
+    use super::*;
+
+    pub fn main() -> anyhow::Result<()> {
+        let stdin = std::io::stdin();
+        let mut stdout = std::io::stdout();
+        for line in stdin.lock().lines() {
+            let load: Load = serde_json::from_str(&line?)?;
+            writeln!(stdout, "{}", serde_json::to_string(&run(&load))?)?;
+            stdout.flush()?;
+        }
+        Ok(())
+    }
+
+    fn run(load: &Load) -> Rate {
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(load.millis);
+        let results: Vec<(Vec<u32>, u64, Option<String>)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..load.threads)
+                .map(|t| s.spawn(move || worker(load, t, deadline)))
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let secs = started.elapsed().as_secs_f64();
+        let mut samples: Vec<u32> = Vec::new();
+        let mut rate = Rate {
+            secs,
+            ..Rate::default()
+        };
+        for (s, errors, first) in results {
+            samples.extend(s);
+            rate.errors += errors;
+            rate.first_error = rate.first_error.or(first);
+        }
+        samples.sort_unstable();
+        rate.connections = samples.len() as u64;
+        let pct = |p: f64| {
+            if samples.is_empty() {
+                return 0.0;
+            }
+            let i = ((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1;
+            f64::from(samples[i]) / 1e3
+        };
+        rate.p50_ms = pct(0.50);
+        rate.p99_ms = pct(0.99);
+        rate
+    }
+
+    /// One client thread: connection after connection until the deadline, each to the next
+    /// address (threads start apart, so together they cycle over all of them).
+    fn worker(load: &Load, t: usize, deadline: Instant) -> (Vec<u32>, u64, Option<String>) {
+        let request = [b'x'; 32];
+        let mut response = [0u8; 32];
+        let mut samples = Vec::with_capacity(1 << 16);
+        let (mut errors, mut first_error) = (0, None);
+        let mut i = t * load.count / load.threads.max(1);
+        while Instant::now() < deadline {
+            let to = SocketAddr::from((nth(load.first, i % load.count), load.port));
+            i += 1;
+            let began = Instant::now();
+            let mut exchange = || -> std::io::Result<()> {
+                let mut stream = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
+                stream.set_nodelay(true)?;
+                stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+                std::io::Write::write_all(&mut stream, &request)?;
+                std::io::Read::read_exact(&mut stream, &mut response)?;
+                Ok(())
+            };
+            match exchange() {
+                Ok(()) => samples.push(began.elapsed().as_micros() as u32),
+                Err(err) => {
+                    errors += 1;
+                    first_error.get_or_insert_with(|| format!("{to}: {err}"));
+                }
+            }
+        }
+        (samples, errors, first_error)
+    }
+}
+
+/// The skiff node agent's part, as its own process so its memory is its own: it attaches the
+/// socket-level LB to the client cgroup and programs the maps with `MapSync`. Pins stay when
+/// it exits; the driver removes them.
+mod agent {
+    use super::*;
+    use skiff_ebpf::PinDir;
+    use skiff_ebpf::lb::{LbMaps, Sizes, SocketLb};
+    use skiff_proxy::model::{Backend, Desired, Frontend, FrontendSpec, proto};
+    use skiff_proxy::sync::MapSync;
+
+    /// A command from the driver.
+    #[derive(Serialize, Deserialize)]
+    pub enum Ask {
+        /// Attach to `cgroup` with maps pinned in `pins`, and program `n` services.
+        Program {
+            n: usize,
+            pins: PathBuf,
+            cgroup: PathBuf,
+        },
+        /// Apply the one endpoint change.
+        Change,
+    }
+
+    /// What the agent measured.
+    #[derive(Serialize, Deserialize)]
+    pub struct Told {
+        pub took_ms: f64,
+        pub rss_kib: u64,
+        pub kernel_kib: u64,
+        pub kernel_services_kib: u64,
+        pub errors: Vec<String>,
+    }
+
+    fn desired(services: &[ServicePort]) -> Desired {
+        let mut desired = Desired::default();
+        for service in services {
+            let mut backends: Vec<Backend> = service
+                .endpoints
+                .iter()
+                .map(|e| Backend {
+                    address: *e.ip(),
+                    port: e.port(),
+                    proto: proto::TCP,
+                })
+                .collect();
+            backends.sort();
+            desired.frontends.insert(
+                Frontend {
+                    address: service.cluster_ip,
+                    port: service.port,
+                    proto: proto::TCP,
+                },
+                FrontendSpec {
+                    service: service.port_name(),
+                    flags: 0,
+                    affinity_timeout: 0,
+                    backends,
+                    terminating: Default::default(),
+                    source_ranges: Vec::new(),
+                },
+            );
+        }
+        desired
+    }
+
+    pub fn main() -> anyhow::Result<()> {
+        let mut stdout = std::io::stdout();
+        let mut state: Option<(SocketLb, MapSync, Vec<ServicePort>)> = None;
+        for line in std::io::stdin().lock().lines() {
+            let told = match serde_json::from_str(&line?)? {
+                Ask::Program { n, pins, cgroup } => {
+                    let pins = PinDir::new(pins);
+                    pins.ensure()?;
+                    // Sized for N (the defaults hold about 95,000 services of 10 endpoints).
+                    let defaults = Sizes::default();
+                    let sizes = Sizes {
+                        services: defaults.services.max((n * (ENDPOINTS + 1) + 1024) as u32),
+                        service_ids: defaults.service_ids.max(2 * n as u32),
+                        ..defaults
+                    };
+                    let lb = SocketLb::attach(&pins, &cgroup, &sizes)?;
+                    let mut sync = MapSync::new(LbMaps::open(&pins)?);
+                    let all = services(n);
+                    let wanted = desired(&all);
+                    let began = Instant::now();
+                    let stats = sync.apply(&wanted);
+                    let took = began.elapsed();
+                    state = Some((lb, sync, all));
+                    told(took, stats.errors)
+                }
+                Ask::Change => {
+                    let (_, sync, all) = state.as_mut().context("change before program")?;
+                    let (after, _) = changed(all);
+                    let wanted = desired(&after);
+                    let began = Instant::now();
+                    let stats = sync.apply(&wanted);
+                    let took = began.elapsed();
+                    anyhow::ensure!(stats.frontends_written == 1, "one frontend changes");
+                    told(took, stats.errors)
+                }
+            };
+            writeln!(stdout, "{}", serde_json::to_string(&told)?)?;
+            stdout.flush()?;
+        }
+        Ok(())
+    }
+
+    fn told(took: Duration, errors: Vec<String>) -> Told {
+        let (kernel_kib, kernel_services_kib) = maps_memlock_kib();
+        Told {
+            took_ms: took.as_secs_f64() * 1e3,
+            rss_kib: status_kib("VmRSS:"),
+            kernel_kib,
+            kernel_services_kib,
+            errors,
+        }
+    }
+
+    fn status_kib(field: &str) -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The kernel memory of the BPF maps this process holds (`memlock` in fdinfo: the
+    /// kernel's own accounting of each map), each map counted once: all of them, and those
+    /// that grow with the services (not the preallocated LRU tables of flows and sockets).
+    fn maps_memlock_kib() -> (u64, u64) {
+        const LRU_HASH: u64 = 9;
+        const LRU_PERCPU_HASH: u64 = 10;
+        let mut seen = std::collections::HashMap::new();
+        for entry in std::fs::read_dir("/proc/self/fdinfo")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            if let (Some(id), Some(bytes), Some(kind)) =
+                (field("map_id:"), field("memlock:"), field("map_type:"))
+            {
+                seen.insert(id, (bytes, kind));
+            }
+        }
+        let all = seen.values().map(|(b, _)| b).sum::<u64>();
+        let services = seen
+            .values()
+            .filter(|(_, k)| *k != LRU_HASH && *k != LRU_PERCPU_HASH)
+            .map(|(b, _)| b)
+            .sum::<u64>();
+        (all / 1024, services / 1024)
+    }
+}
+
+/// A lab with its pods serving and a client process in the test cgroup.
+struct Bed {
+    client: Worker,
+    _servers: TcpServer,
+    lab: ServiceLab,
+}
+
+impl Bed {
+    fn create(cgroup: &Cgroup, settings: &Settings) -> anyhow::Result<Bed> {
+        let lab = ServiceLab::create(ENDPOINTS + 1)?;
+        let servers = TcpServer::start(
+            &lab.pods,
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, POD_PORT)),
+            settings.clients,
+            Some(SERVER_CPU),
+        )?;
+        let mut command = Command::new(std::env::current_exe()?);
+        command.env(ROLE_ENV, "client");
+        lab.client.enter_in(&mut command)?;
+        cgroup.enter_in(&mut command)?;
+        process::pin_in(&mut command, CLIENT_CPU);
+        let client = Worker::spawn(&mut command)?;
+        Ok(Bed {
+            client,
+            _servers: servers,
+            lab,
+        })
+    }
+
+    /// New connections to `count` addresses from `first`.
+    fn load(
+        &mut self,
+        first: Ipv4Addr,
+        count: usize,
+        port: u16,
+        s: &Settings,
+    ) -> anyhow::Result<Rate> {
+        let rate: Rate = self.client.ask(&Load {
+            first,
+            count,
+            port,
+            threads: s.clients,
+            millis: (s.seconds * 1e3) as u64,
+        })?;
+        if rate.connections == 0 {
+            bail!("no connection succeeded: {:?}", rate.first_error);
+        }
+        Ok(rate)
+    }
+
+    fn via_services(&mut self, n: usize, s: &Settings) -> anyhow::Result<Rate> {
+        self.load(FIRST_CLUSTER_IP, n, SERVICE_PORT, s)
+    }
+
+    fn straight_to_pods(&mut self, s: &Settings) -> anyhow::Result<Rate> {
+        self.load(pod(0), ENDPOINTS, POD_PORT, s)
+    }
+}
+
+/// A re-executed bench binary answering one JSON line per JSON line.
+struct Worker {
+    process: Guarded,
+}
+
+impl Worker {
+    fn spawn(command: &mut Command) -> anyhow::Result<Worker> {
+        Ok(Worker {
+            process: Guarded::spawn(command)?,
+        })
+    }
+
+    fn ask<Q: Serialize, A: for<'de> Deserialize<'de>>(
+        &mut self,
+        question: &Q,
+    ) -> anyhow::Result<A> {
+        let (stdin, stdout) = self.process.pipes();
+        writeln!(stdin, "{}", serde_json::to_string(question)?)?;
+        stdin.flush()?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        if line.is_empty() {
+            bail!("the worker process {} exited", self.process.pid());
+        }
+        Ok(serde_json::from_str(&line)?)
+    }
+}
+
+/// What programming a mechanism cost.
+struct Programmed {
+    took: Duration,
+    /// The agent's RSS, or the loader command's peak RSS, KiB.
+    user_kib: u64,
+    /// The kernel state's memory, KiB (approximate for netfilter).
+    kernel_kib: u64,
+    /// The part of it that grows with services (skiff: without the preallocated LRU maps).
+    kernel_services_kib: u64,
+}
+
+impl Programmed {
+    /// A netfilter load by a command; `before` is [`kernel_kib`] before it ran.
+    fn loaded(timed: &process::Timed, before: u64) -> Programmed {
+        let kernel = kernel_kib().saturating_sub(before);
+        Programmed {
+            took: timed.elapsed,
+            user_kib: timed.max_rss_kib,
+            kernel_kib: kernel,
+            kernel_services_kib: kernel,
+        }
+    }
+}
+
+/// One way of load balancing services, programmed into a bed.
+trait Mechanism {
+    fn name(&self) -> &'static str;
+    /// The largest N this mechanism is measured at.
+    fn max_services(&self) -> usize;
+    /// Programs `services` from nothing.
+    fn program(&mut self, bed: &Bed, services: &[ServicePort]) -> anyhow::Result<Programmed>;
+    /// Applies the one endpoint change (`after[k]` differs from `before[k]`); one or more
+    /// ways of doing it, named.
+    fn change(
+        &mut self,
+        bed: &Bed,
+        before: &[ServicePort],
+        after: &[ServicePort],
+        k: usize,
+    ) -> anyhow::Result<Vec<(&'static str, Duration)>>;
+    /// Removes what `program` created (also on drop, where that matters).
+    fn clear(&mut self, bed: &Bed) -> anyhow::Result<()>;
+}
+
+/// skiff: the agent process attaches the socket LB to the client cgroup and runs `MapSync`.
+struct Skiff {
+    cgroup: PathBuf,
+    pins: Option<Pins>,
+    agent: Option<Worker>,
+}
+
+/// The bench's bpffs directory, removed on drop (which detaches the programs).
+struct Pins(skiff_ebpf::PinDir);
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        if let Err(err) = self.0.remove() {
+            eprintln!("removing {}: {err}", self.0.path().display());
+        }
+    }
+}
+
+impl Mechanism for Skiff {
+    fn name(&self) -> &'static str {
+        "skiff"
+    }
+
+    fn max_services(&self) -> usize {
+        usize::MAX
+    }
+
+    fn program(&mut self, _bed: &Bed, services: &[ServicePort]) -> anyhow::Result<Programmed> {
+        let pins = Pins(skiff_ebpf::PinDir::new(format!(
+            "/sys/fs/bpf/skiff-bench-{}",
+            std::process::id()
+        )));
+        let mut command = Command::new(std::env::current_exe()?);
+        command.env(ROLE_ENV, "agent");
+        process::pin_in(&mut command, CLIENT_CPU);
+        let mut agent = Worker::spawn(&mut command)?;
+        let told: agent::Told = agent.ask(&agent::Ask::Program {
+            n: services.len(),
+            pins: pins.0.path().to_owned(),
+            cgroup: self.cgroup.clone(),
+        })?;
+        self.pins = Some(pins);
+        self.agent = Some(agent);
+        if !told.errors.is_empty() {
+            bail!(
+                "MapSync::apply: {:?}",
+                &told.errors[..told.errors.len().min(3)]
+            );
+        }
+        Ok(Programmed {
+            took: Duration::from_secs_f64(told.took_ms / 1e3),
+            user_kib: told.rss_kib,
+            kernel_kib: told.kernel_kib,
+            kernel_services_kib: told.kernel_services_kib,
+        })
+    }
+
+    fn change(
+        &mut self,
+        _bed: &Bed,
+        _before: &[ServicePort],
+        _after: &[ServicePort],
+        _k: usize,
+    ) -> anyhow::Result<Vec<(&'static str, Duration)>> {
+        let agent = self.agent.as_mut().context("no agent")?;
+        let told: agent::Told = agent.ask(&agent::Ask::Change)?;
+        if !told.errors.is_empty() {
+            bail!("MapSync::apply: {:?}", told.errors);
+        }
+        Ok(vec![(
+            "MapSync::apply",
+            Duration::from_secs_f64(told.took_ms / 1e3),
+        )])
+    }
+
+    fn clear(&mut self, _bed: &Bed) -> anyhow::Result<()> {
+        if let Some(agent) = self.agent.take() {
+            agent.process.finish(Duration::from_secs(5))?;
+        }
+        self.pins = None;
+        Ok(())
+    }
+}
+
+/// kube-proxy's iptables mode: its rules in the node's `filter` and `nat` tables.
+struct Iptables {
+    max: usize,
+}
+
+impl Iptables {
+    fn restore(bed: &Bed, text: &str, noflush: bool) -> anyhow::Result<process::Timed> {
+        let mut command = bed.lab.node.command("iptables-restore")?;
+        if noflush {
+            command.arg("--noflush");
+        }
+        Ok(process::timed(&mut command, text.as_bytes())?)
+    }
+}
+
+impl Mechanism for Iptables {
+    fn name(&self) -> &'static str {
+        "iptables"
+    }
+
+    fn max_services(&self) -> usize {
+        self.max
+    }
+
+    fn program(&mut self, bed: &Bed, services: &[ServicePort]) -> anyhow::Result<Programmed> {
+        let text = kubeproxy::iptables_restore(services, CLUSTER_CIDR, IptablesSync::Full);
+        let before = kernel_kib();
+        let timed = Self::restore(bed, &text, false)?;
+        Ok(Programmed::loaded(&timed, before))
+    }
+
+    fn change(
+        &mut self,
+        bed: &Bed,
+        before: &[ServicePort],
+        after: &[ServicePort],
+        k: usize,
+    ) -> anyhow::Result<Vec<(&'static str, Duration)>> {
+        let removed = [before[k].endpoints[0]];
+        let partial = kubeproxy::iptables_restore(
+            after,
+            CLUSTER_CIDR,
+            IptablesSync::Changed {
+                service: &after[k],
+                removed: &removed,
+            },
+        );
+        let partial = Self::restore(bed, &partial, true)?.elapsed;
+        let full = kubeproxy::iptables_restore(after, CLUSTER_CIDR, IptablesSync::Full);
+        let full = Self::restore(bed, &full, false)?.elapsed;
+        Ok(vec![
+            (
+                "partial sync: iptables-restore --noflush (kube-proxy 1.28+)",
+                partial,
+            ),
+            ("full resync: iptables-restore of both tables", full),
+        ])
+    }
+
+    fn clear(&mut self, bed: &Bed) -> anyhow::Result<()> {
+        // Emptied here rather than by the namespace's deferred cleanup, whose kernel work would
+        // overlap the next measurement.
+        Self::restore(bed, "*filter\nCOMMIT\n*nat\nCOMMIT\n", false)?;
+        Ok(())
+    }
+}
+
+/// kube-proxy's nftables mode: its `ip kube-proxy` table in the node.
+struct Nftables {
+    max: usize,
+}
+
+impl Nftables {
+    fn nft(bed: &Bed, text: &str) -> anyhow::Result<process::Timed> {
+        let mut command = bed.lab.node.command("nft")?;
+        command.args(["-f", "-"]);
+        Ok(process::timed(&mut command, text.as_bytes())?)
+    }
+}
+
+impl Mechanism for Nftables {
+    fn name(&self) -> &'static str {
+        "nftables"
+    }
+
+    fn max_services(&self) -> usize {
+        self.max
+    }
+
+    fn program(&mut self, bed: &Bed, services: &[ServicePort]) -> anyhow::Result<Programmed> {
+        let text = kubeproxy::nft_ruleset(services, CLUSTER_CIDR, SERVICE_CIDR);
+        let before = kernel_kib();
+        let timed = Self::nft(bed, &text)?;
+        Ok(Programmed::loaded(&timed, before))
+    }
+
+    fn change(
+        &mut self,
+        bed: &Bed,
+        before: &[ServicePort],
+        after: &[ServicePort],
+        k: usize,
+    ) -> anyhow::Result<Vec<(&'static str, Duration)>> {
+        let text = kubeproxy::nft_endpoints_changed(&before[k], &after[k], CLUSTER_CIDR);
+        Ok(vec![(
+            "incremental nft -f transaction",
+            Self::nft(bed, &text)?.elapsed,
+        )])
+    }
+
+    fn clear(&mut self, bed: &Bed) -> anyhow::Result<()> {
+        Self::nft(bed, &format!("delete table {}\n", kubeproxy::NFT_TABLE))?;
+        Ok(())
+    }
+}
+
+/// Unreclaimable slab plus vmalloc, KiB: where netfilter keeps rules. Machine-wide, so only
+/// an approximation of what one load added.
+fn kernel_kib() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field("SUnreclaim:") + field("VmallocUsed:")
+}
+
+/// Everything measured for one mechanism at one N.
+struct Measured {
+    program: Programmed,
+    changes: Vec<(&'static str, Duration)>,
+    via_service: Rate,
+    non_service: Rate,
+}
+
+/// The one measurement sequence every mechanism goes through.
+fn measure(
+    mechanism: &mut dyn Mechanism,
+    n: usize,
+    cgroup: &Cgroup,
+    s: &Settings,
+) -> anyhow::Result<Measured> {
+    let before = services(n);
+    let (after, k) = changed(&before);
+    let mut bed = Bed::create(cgroup, s)?;
+    let result = (|| {
+        let program = mechanism.program(&bed, &before)?;
+        let changes = mechanism.change(&bed, &before, &after, k)?;
+        let via_service = bed.via_services(n, s)?;
+        let non_service = bed.straight_to_pods(s)?;
+        Ok(Measured {
+            program,
+            changes,
+            via_service,
+            non_service,
+        })
+    })();
+    let cleared = mechanism.clear(&bed);
+    result.and_then(|m| cleared.map(|()| m))
+}
+
+struct Settings {
+    seconds: f64,
+    clients: usize,
+    sizes: Vec<usize>,
+    anchor_max: usize,
+    nft_budget: f64,
+}
+
+impl Settings {
+    fn from_env() -> anyhow::Result<Settings> {
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        Ok(Settings {
+            seconds: var("SKIFF_BENCH_SECONDS", "2").parse()?,
+            clients: var("SKIFF_BENCH_CLIENTS", "8").parse()?,
+            sizes: var("SKIFF_BENCH_SERVICES", "100,1000,10000,100000")
+                .split(',')
+                .map(|n| n.trim().replace('_', "").parse())
+                .collect::<Result<_, _>>()?,
+            anchor_max: var("SKIFF_BENCH_ANCHOR_MAX", "10000").parse()?,
+            nft_budget: var("SKIFF_BENCH_NFT_BUDGET", "240").parse()?,
+        })
+    }
+}
+
+/// One printed and recorded figure: skiff's and its anchors'.
+struct Row {
+    metric: String,
+    unit: &'static str,
+    higher_is_better: bool,
+    ours: Option<f64>,
+    /// (anchor name, figure)
+    anchors: Vec<(String, Option<f64>)>,
+}
+
+const ANCHOR_BASELINE: &str = "no service (straight to the pods, no rules)";
+const ANCHOR_IPTABLES: &str = "kube-proxy iptables mode rules (iptables-restore, same lab)";
+const ANCHOR_NFTABLES: &str = "kube-proxy nftables mode rules (nft -f, same lab)";
+
+fn driver() -> anyhow::Result<()> {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the dataplane benchmark needs root (namespaces, cgroups, BPF)");
+    }
+    let s = Settings::from_env()?;
+    let version = |program: &str, arg: &str| {
+        Command::new(program)
+            .arg(arg)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_else(|_| format!("{program}: not found"))
+    };
+    println!(
+        "dataplane: kernel {}, {}, {}",
+        version("uname", "-r"),
+        version("iptables-restore", "--version"),
+        version("nft", "--version")
+    );
+    let ipvs = Path::new("/proc/net/ip_vs").exists() || Path::new("/sys/module/ip_vs").exists();
+    println!(
+        "IPVS: {}",
+        if ipvs {
+            "present, but kube-proxy's IPVS mode is not measured"
+        } else {
+            "not in this kernel, so kube-proxy's IPVS mode is not measured"
+        }
+    );
+    println!(
+        "{} client threads (CPU {CLIENT_CPU}) x {} s per connection test; servers on CPU {SERVER_CPU}; \
+         {ENDPOINTS} endpoints per service; ClusterIP connections cycle over all N services",
+        s.clients, s.seconds
+    );
+
+    let cgroup = Cgroup::create("client")?;
+    let baseline = {
+        let mut bed = Bed::create(&cgroup, &s)?;
+        bed.straight_to_pods(&s)?
+    };
+    println!(
+        "baseline (no service): {:.0} conn/s, p50 {:.2} ms, p99 {:.2} ms",
+        baseline.per_sec(),
+        baseline.p50_ms,
+        baseline.p99_ms
+    );
+
+    let mut mechanisms: Vec<Box<dyn Mechanism>> = vec![
+        Box::new(Skiff {
+            cgroup: cgroup.path().to_owned(),
+            pins: None,
+            agent: None,
+        }),
+        Box::new(Iptables { max: s.anchor_max }),
+        Box::new(Nftables { max: s.anchor_max }),
+    ];
+    let mut rows = Vec::new();
+    let mut nft_seconds_per_service: Option<f64> = None;
+    for &n in &s.sizes {
+        let mut results: Vec<(&'static str, anyhow::Result<Measured>)> = Vec::new();
+        for mechanism in &mut mechanisms {
+            let name = mechanism.name();
+            if n > mechanism.max_services() {
+                continue;
+            }
+            if name == "nftables"
+                && let Some(per) = nft_seconds_per_service
+                && per * n as f64 > s.nft_budget
+            {
+                println!(
+                    "nftables at {n} services skipped: predicted {:.0} s to load, over the {:.0} s budget (SKIFF_BENCH_NFT_BUDGET)",
+                    per * n as f64,
+                    s.nft_budget
+                );
+                continue;
+            }
+            eprintln!("measuring {name} with {n} services");
+            let began = Instant::now();
+            let measured = measure(mechanism.as_mut(), n, &cgroup, &s);
+            if name == "nftables"
+                && let Ok(m) = &measured
+            {
+                // nft's load time grows faster than N: predict with some margin.
+                nft_seconds_per_service = Some(m.program.took.as_secs_f64() / n as f64 * 2.0);
+            }
+            eprintln!("  done in {:.1} s", began.elapsed().as_secs_f64());
+            if let Err(err) = &measured {
+                println!("{name} at {n} services failed: {err:#}");
+            }
+            results.push((name, measured));
+        }
+        rows.extend(rows_for(n, &results, &baseline));
+    }
+    rows.extend(per_packet_rows());
+    print_rows(&rows);
+    write_json(&rows)?;
+    Ok(())
+}
+
+/// The rows of one N: skiff's figure beside each anchor's.
+fn rows_for(
+    n: usize,
+    results: &[(&'static str, anyhow::Result<Measured>)],
+    baseline: &Rate,
+) -> Vec<Row> {
+    let get = |name: &str| {
+        results
+            .iter()
+            .find(|(m, _)| *m == name)
+            .and_then(|(_, r)| r.as_ref().ok())
+    };
+    let skiff = get("skiff");
+    let anchors = |f: &dyn Fn(&Measured) -> f64, with_baseline: Option<f64>| {
+        let mut list = Vec::new();
+        if let Some(b) = with_baseline {
+            list.push((ANCHOR_BASELINE.to_owned(), Some(b)));
+        }
+        for (name, anchor) in [("iptables", ANCHOR_IPTABLES), ("nftables", ANCHOR_NFTABLES)] {
+            if results.iter().any(|(m, _)| *m == name) {
+                list.push((anchor.to_owned(), get(name).map(f)));
+            }
+        }
+        list
+    };
+    let row = |metric: String, unit, higher, f: &dyn Fn(&Measured) -> f64, base: Option<f64>| Row {
+        metric,
+        unit,
+        higher_is_better: higher,
+        ours: skiff.map(f),
+        anchors: anchors(f, base),
+    };
+    let mut rows = vec![
+        row(
+            format!("{n} services: new connections via a ClusterIP"),
+            "conn/s",
+            true,
+            &|m| m.via_service.per_sec(),
+            Some(baseline.per_sec()),
+        ),
+        row(
+            format!("{n} services: latency via a ClusterIP, p50"),
+            "ms",
+            false,
+            &|m| m.via_service.p50_ms,
+            Some(baseline.p50_ms),
+        ),
+        row(
+            format!("{n} services: latency via a ClusterIP, p99"),
+            "ms",
+            false,
+            &|m| m.via_service.p99_ms,
+            Some(baseline.p99_ms),
+        ),
+        row(
+            format!("{n} services: new connections to a non-service address"),
+            "conn/s",
+            true,
+            &|m| m.non_service.per_sec(),
+            Some(baseline.per_sec()),
+        ),
+        row(
+            format!("{n} services: latency to a non-service address, p99"),
+            "ms",
+            false,
+            &|m| m.non_service.p99_ms,
+            Some(baseline.p99_ms),
+        ),
+        row(
+            format!("{n} services: program all from nothing"),
+            "s",
+            false,
+            &|m| m.program.took.as_secs_f64(),
+            None,
+        ),
+    ];
+    // One change row per way an anchor applies it; skiff's one figure is beside each.
+    let change_ways: Vec<&'static str> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .flat_map(|m| m.changes.iter().map(|(way, _)| *way))
+        .filter(|way| *way != "MapSync::apply")
+        .collect();
+    let skiff_change = skiff
+        .and_then(|m| m.changes.first())
+        .map(|c| c.1.as_secs_f64() * 1e3);
+    for way in change_ways {
+        let anchor = results.iter().find_map(|(name, r)| {
+            let m = r.as_ref().ok()?;
+            let (_, took) = m.changes.iter().find(|(w, _)| *w == way)?;
+            Some((*name, took.as_secs_f64() * 1e3))
+        });
+        if let Some((name, took)) = anchor {
+            rows.push(Row {
+                metric: format!("{n} services: one endpoint change (anchor: {way})"),
+                unit: "ms",
+                higher_is_better: false,
+                ours: skiff_change,
+                anchors: vec![(
+                    if name == "iptables" {
+                        ANCHOR_IPTABLES
+                    } else {
+                        ANCHOR_NFTABLES
+                    }
+                    .to_owned(),
+                    Some(took),
+                )],
+            });
+        }
+    }
+    if !results.iter().any(|(m, _)| *m != "skiff") {
+        rows.push(Row {
+            metric: format!("{n} services: one endpoint change"),
+            unit: "ms",
+            higher_is_better: false,
+            ours: skiff_change,
+            anchors: Vec::new(),
+        });
+    }
+    rows.push(row(
+        format!("{n} services: agent RSS (anchors: loader command's peak RSS)"),
+        "MiB",
+        false,
+        &|m| m.program.user_kib as f64 / 1024.0,
+        None,
+    ));
+    rows.push(row(
+        format!("{n} services: kernel memory (skiff: maps' memlock; anchors: slab+vmalloc growth, approx.)"),
+        "MiB",
+        false,
+        &|m| m.program.kernel_kib as f64 / 1024.0,
+        None,
+    ));
+    rows.push(row(
+        format!(
+            "{n} services: kernel memory that grows with services (skiff: without LRU flow tables)"
+        ),
+        "MiB",
+        false,
+        &|m| m.program.kernel_services_kib as f64 / 1024.0,
+        None,
+    ));
+    rows
+}
+
+/// Per-packet cost of skiff's tc and XDP programs (BPF_PROG_TEST_RUN).
+///
+/// SLOT (skiff tc path, skiff XDP path): the per-packet programs and `skiff_ebpf`'s test_run
+/// helper are not in the tree yet. When they land, time each program here (a ClusterIP SYN,
+/// repeat ~1e6, for a hit and a miss at each N) and return the figures as `ours`; netfilter
+/// has no test_run equivalent, so their anchor is an empty XDP/tc program's cost.
+fn per_packet_rows() -> Vec<Row> {
+    ["skiff tc path", "skiff XDP path"]
+        .into_iter()
+        .map(|path| Row {
+            metric: format!(
+                "per-packet cost, {path} (BPF_PROG_TEST_RUN): pending, programs not written yet"
+            ),
+            unit: "ns",
+            higher_is_better: false,
+            ours: None,
+            anchors: Vec::new(),
+        })
+        .collect()
+}
+
+fn fmt(value: Option<f64>) -> String {
+    match value {
+        None => "-".into(),
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) if v >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.3}"),
+    }
+}
+
+fn print_rows(rows: &[Row]) {
+    println!(
+        "\n{:<96} {:>10} {:>10} {:>10} {:>10}  unit",
+        "metric", "skiff", "no-svc", "iptables", "nftables"
+    );
+    for row in rows {
+        let anchor = |name: &str| {
+            row.anchors
+                .iter()
+                .find(|(a, _)| a == name)
+                .and_then(|(_, v)| *v)
+        };
+        println!(
+            "{:<96} {:>10} {:>10} {:>10} {:>10}  {}",
+            row.metric,
+            fmt(row.ours),
+            fmt(anchor(ANCHOR_BASELINE)),
+            fmt(anchor(ANCHOR_IPTABLES)),
+            fmt(anchor(ANCHOR_NFTABLES)),
+            row.unit
+        );
+    }
+    println!(
+        "\n'-': not measured (anchors only up to SKIFF_BENCH_ANCHOR_MAX services; nftables also \
+         within SKIFF_BENCH_NFT_BUDGET). iptables uses the system's iptables-restore; its first \
+         load is a plain restore (kube-proxy's own --noflush restore is slower on the nft backend)."
+    );
+}
+
+fn write_json(rows: &[Row]) -> anyhow::Result<()> {
+    let mut metrics = Vec::new();
+    for row in rows {
+        let Some(ours) = row.ours else { continue };
+        let better = if row.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        };
+        if row.anchors.is_empty() {
+            metrics.push(serde_json::json!({
+                "name": row.metric, "ours": ours, "anchor": null,
+                "anchor_name": "none at this size", "unit": row.unit, "better": better,
+            }));
+        }
+        for (name, anchor) in &row.anchors {
+            metrics.push(serde_json::json!({
+                "name": row.metric, "ours": ours, "anchor": anchor,
+                "anchor_name": name, "unit": row.unit, "better": better,
+            }));
+        }
+    }
+    let out = std::env::var("SKIFF_BENCH_OUT").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../target/bench/dataplane.json"
+        )
+        .to_owned()
+    });
+    let out = PathBuf::from(out);
+    std::fs::create_dir_all(out.parent().context("output has a directory")?)?;
+    let doc = serde_json::json!({ "area": "dataplane", "metrics": metrics });
+    std::fs::write(&out, serde_json::to_string_pretty(&doc)?)?;
+    println!("\nwrote {}", out.display());
+    Ok(())
+}
