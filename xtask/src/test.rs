@@ -116,5 +116,6 @@ fn store() -> anyhow::Result<()> {
 fn ebpf() -> anyhow::Result<()> {
     run_command(cargo().args(["test", "-p", "skiff-ebpf", "--tests"]))?;
     run_command(cargo().args(["test", "-p", "skiff-proxy", "--tests"]))?;
-    run_command(cargo().args(["test", "-p", "skiff", "--test", "agent"]))
+    run_command(cargo().args(["test", "-p", "skiff", "--test", "agent"]))?;
+    run_command(cargo().args(["test", "-p", "skiff-netlab", "--tests"]))
 }
