@@ -16,7 +16,7 @@ use skiff_ebpf::lb::{
     self, LbMaps, MAGLEV_SIZE, SocketReaper, addr_of, be_addr, be_port, types::*,
 };
 use skiff_ebpf::libbpf_rs::{self, MapCore, MapFlags};
-use skiff_ebpf::plain::from_bytes;
+use skiff_ebpf::plain::{Plain, from_bytes};
 
 use crate::maglev;
 use crate::model::{Backend, Desired, Frontend, FrontendSpec};
@@ -55,6 +55,8 @@ pub struct MapSync {
     frontends: BTreeMap<Frontend, Applied>,
     backend_ids: HashMap<Backend, u32>,
     backends: HashMap<u32, Backend>,
+    /// How many frontends use each backend: a backend goes when its count reaches zero.
+    backend_refs: HashMap<u32, u32>,
     next_backend_id: u32,
     free_service_ids: Vec<u32>,
     next_service_id: u32,
@@ -70,6 +72,7 @@ impl MapSync {
             frontends: BTreeMap::new(),
             backend_ids: HashMap::new(),
             backends: HashMap::new(),
+            backend_refs: HashMap::new(),
             next_backend_id: 1,
             free_service_ids: Vec::new(),
             next_service_id: 1,
@@ -144,12 +147,15 @@ impl MapSync {
                 proto: key.proto,
             };
             let slots = slots.remove(&(key.address, key.port, key.proto));
-            let backend_ids = (1..=value.count)
+            let backend_ids: Vec<u32> = (1..=value.count)
                 .map(|s| slots.as_ref().and_then(|m| m.get(&s).copied()).unwrap_or(0))
                 .collect();
             let mut source_ranges = ranges.remove(&value.service_id).unwrap_or_default();
             source_ranges.sort();
             used_ids.insert(value.service_id);
+            for id in &backend_ids {
+                *self.backend_refs.entry(*id).or_default() += 1;
+            }
             self.next_service_id = self.next_service_id.max(value.service_id + 1);
             self.frontends.insert(
                 frontend,
@@ -224,8 +230,8 @@ impl MapSync {
         changes: impl IntoIterator<Item = (Frontend, Option<&'a FrontendSpec>)>,
     ) -> SyncStats {
         let mut stats = SyncStats::default();
-        // (service, backend) pairs that ended: their affinity and conntrack go.
-        let mut dropped: HashSet<(u32, u32)> = HashSet::new();
+        // (service, backend) pairs that ended, and whether that service had affinity.
+        let mut dropped: HashMap<(u32, u32), bool> = HashMap::new();
         for (frontend, spec) in changes {
             match spec {
                 Some(spec) => {
@@ -236,9 +242,14 @@ impl MapSync {
                     {
                         continue;
                     }
+                    let old_flags = self.frontends.get(&frontend).map_or(0, |a| a.flags);
                     match self.write_frontend(&frontend, spec, &mut stats) {
                         Ok((applied, lost)) => {
-                            dropped.extend(lost.into_iter().map(|b| (applied.service_id, b)));
+                            let affinity = (old_flags | applied.flags) & lb::flags::AFFINITY != 0;
+                            dropped.extend(
+                                lost.into_iter()
+                                    .map(|b| ((applied.service_id, b), affinity)),
+                            );
                             self.frontends.insert(frontend, applied);
                             stats.frontends_written += 1;
                         }
@@ -251,7 +262,13 @@ impl MapSync {
                     let Some(applied) = self.frontends.remove(&frontend) else {
                         continue;
                     };
-                    dropped.extend(applied.backend_ids.iter().map(|b| (applied.service_id, *b)));
+                    let affinity = applied.flags & lb::flags::AFFINITY != 0;
+                    dropped.extend(
+                        applied
+                            .backend_ids
+                            .iter()
+                            .map(|b| ((applied.service_id, *b), affinity)),
+                    );
                     self.remove_frontend(&frontend, &applied, &mut stats);
                     stats.frontends_removed += 1;
                 }
@@ -399,6 +416,12 @@ impl MapSync {
             lb::remove(&self.maps.maglev, &service_id)?;
             stats.map_operations += 1;
         }
+        for id in &ids {
+            *self.backend_refs.entry(*id).or_default() += 1;
+        }
+        for id in &old_ids {
+            self.release(*id);
+        }
         let kept: HashSet<u32> = ids.iter().copied().collect();
         let lost = old_ids
             .into_iter()
@@ -438,78 +461,48 @@ impl MapSync {
             stats.errors.push(format!("removing {frontend:?}: {err}"));
         }
         self.free_service_ids.push(applied.service_id);
+        for id in &applied.backend_ids {
+            self.release(*id);
+        }
+    }
+
+    fn release(&mut self, backend: u32) {
+        if let Some(refs) = self.backend_refs.get_mut(&backend) {
+            *refs = refs.saturating_sub(1);
+        }
     }
 
     /// Removes the affinity and conntrack state of dropped (service, backend) pairs, and the
-    /// backends no frontend uses any more.
-    fn collect_backends(&mut self, dropped: &HashSet<(u32, u32)>, stats: &mut SyncStats) {
+    /// backends no frontend uses any more. The scans run only when there can be something to
+    /// find (a service with affinity; a conntrack map in use), so an endpoint change of a
+    /// service reached through the socket LB costs a handful of map operations.
+    fn collect_backends(&mut self, dropped: &HashMap<(u32, u32), bool>, stats: &mut SyncStats) {
         if dropped.is_empty() {
             return;
         }
-        let used: HashSet<u32> = self
-            .frontends
-            .values()
-            .flat_map(|a| a.backend_ids.iter().copied())
-            .collect();
         let unused: HashSet<u32> = dropped
-            .iter()
-            .map(|(_, b)| *b)
-            .filter(|b| !used.contains(b))
-            .collect();
-        // Affinity: entries of a dropped pair.
-        let stale: Vec<Vec<u8>> = self
-            .maps
-            .affinity
             .keys()
-            .filter(|k| {
-                let Some(key) = from_bytes::<lb4_affinity_key>(k) else {
-                    return false;
-                };
-                let value = lb::get::<lb4_affinity_key, lb4_affinity>(&self.maps.affinity, &key);
-                matches!(value, Ok(Some(v)) if dropped.contains(&(key.service_id, v.backend_id)))
-            })
+            .map(|(_, b)| *b)
+            .filter(|b| self.backend_refs.get(b).is_none_or(|r| *r == 0))
             .collect();
-        // Conntrack: flows to a dropped pair, and replies from a backend that is gone.
+        if dropped.values().any(|affinity| *affinity) {
+            stats.map_operations +=
+                purge::<lb4_affinity_key, lb4_affinity>(&self.maps.affinity, |key, value| {
+                    dropped.contains_key(&(key.service_id, value.backend_id))
+                });
+        }
+        // Conntrack of the per-packet paths: flows to a dropped pair, and replies from a
+        // backend that is gone.
         let gone_addresses: HashSet<(u32, u16)> = unused
             .iter()
             .filter_map(|id| self.backends.get(id))
             .map(|b| (be_addr(b.address), be_port(b.port)))
             .collect();
-        let stale_ct: Vec<Vec<u8>> = self
-            .maps
-            .conntrack
-            .keys()
-            .filter(|k| {
-                let Some(key) = from_bytes::<lb4_ct_key>(k) else {
-                    return false;
-                };
-                if key.reply != 0 && gone_addresses.contains(&(key.saddr, key.sport)) {
-                    return true;
-                }
-                let value = lb::get::<lb4_ct_key, lb4_ct_entry>(&self.maps.conntrack, &key);
-                matches!(value, Ok(Some(v)) if dropped.contains(&(v.service_id, v.backend_id)))
-            })
-            .collect();
-        // Socket reverse NAT of sockets talking to a backend that is gone.
-        let stale_sock: Vec<Vec<u8>> = self
-            .maps
-            .sock_rev
-            .keys()
-            .filter(|k| {
-                from_bytes::<lb4_sock_key>(k)
-                    .is_some_and(|key| gone_addresses.contains(&(key.address, key.port)))
-            })
-            .collect();
-        for (map, keys) in [
-            (&self.maps.affinity, stale),
-            (&self.maps.conntrack, stale_ct),
-            (&self.maps.sock_rev, stale_sock),
-        ] {
-            for key in keys {
-                let _ = map.delete(&key);
-                stats.map_operations += 1;
-            }
-        }
+        stats.map_operations +=
+            purge::<lb4_ct_key, lb4_ct_entry>(&self.maps.conntrack, |key, value| {
+                (key.reply != 0 && gone_addresses.contains(&(key.saddr, key.sport)))
+                    || dropped.contains_key(&(value.service_id, value.backend_id))
+            });
         let udp_gone: Vec<(Ipv4Addr, u16)> = unused
             .iter()
             .filter_map(|id| self.backends.get(id))
@@ -533,9 +526,33 @@ impl MapSync {
             if let Some(backend) = self.backends.remove(&id) {
                 self.backend_ids.remove(&backend);
             }
+            self.backend_refs.remove(&id);
             stats.backends_removed += 1;
         }
     }
+}
+
+/// Deletes the entries of `map` for which `stale(key, value)` holds; returns how many map
+/// operations that took. An empty map costs one lookup.
+fn purge<K: Plain, V: Plain>(map: &libbpf_rs::MapHandle, stale: impl Fn(&K, &V) -> bool) -> usize {
+    let mut operations = 1;
+    let doomed: Vec<Vec<u8>> = map
+        .keys()
+        .filter(|k| {
+            operations += 1;
+            let key = from_bytes::<K>(k);
+            let value = map.lookup(k, MapFlags::ANY).ok().flatten();
+            match (key, value.and_then(|v| from_bytes::<V>(&v))) {
+                (Some(key), Some(value)) => stale(&key, &value),
+                _ => false,
+            }
+        })
+        .collect();
+    for key in doomed {
+        let _ = map.delete(&key);
+        operations += 1;
+    }
+    operations
 }
 
 fn sorted(ranges: &[(Ipv4Addr, u8)]) -> Vec<(Ipv4Addr, u8)> {
