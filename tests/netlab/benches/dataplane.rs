@@ -1019,10 +1019,13 @@ fn rows_for(
 
 /// Per-packet cost of skiff's tc and XDP programs (BPF_PROG_TEST_RUN).
 ///
-/// SLOT (skiff tc path, skiff XDP path): the per-packet programs and `skiff_ebpf`'s test_run
-/// helper are not in the tree yet. When they land, time each program here (a ClusterIP SYN,
-/// repeat ~1e6, for a hit and a miss at each N) and return the figures as `ours`; netfilter
-/// has no test_run equivalent, so their anchor is an empty XDP/tc program's cost.
+/// SLOT (skiff tc path, skiff XDP path), to fill: the programs and their test_run helper have
+/// landed (`skiff_ebpf::packet_lb::{load_tc, load_xdp, ns_per_packet}`, programs
+/// `lb4_tc_ingress` and `lb4_xdp`). The agent process holds the programmed maps: load both
+/// objects there against the same pins, run an Ethernet/IPv4/TCP SYN to a ClusterIP (hit) and
+/// to a pod (miss) at each N (repeat 1, averaged over many calls: with repeat > 1 a DNAT sees
+/// its own output and becomes a miss), and return the figures here as `ours`. Netfilter has
+/// no test_run equivalent; an empty XDP/tc program's cost is the natural anchor.
 fn per_packet_rows() -> Vec<Row> {
     ["skiff tc path", "skiff XDP path"]
         .into_iter()
