@@ -203,6 +203,7 @@ mod agent {
     use super::*;
     use skiff_ebpf::PinDir;
     use skiff_ebpf::lb::{LbMaps, Sizes, SocketLb};
+    use skiff_ebpf::packet_lb;
     use skiff_proxy::model::{Backend, Desired, Frontend, FrontendSpec, proto};
     use skiff_proxy::sync::MapSync;
 
@@ -227,6 +228,10 @@ mod agent {
         pub kernel_kib: u64,
         pub kernel_services_kib: u64,
         pub errors: Vec<String>,
+        /// (path, ns per packet of an established flow to a ClusterIP, ns per packet to a
+        /// non-service address), measured with the N services programmed.
+        #[serde(default)]
+        pub per_packet: Vec<(String, f64, f64)>,
     }
 
     fn desired(services: &[ServicePort]) -> Desired {
@@ -283,15 +288,20 @@ mod agent {
                     let began = Instant::now();
                     let stats = sync.apply(&wanted);
                     let took = began.elapsed();
+                    let mut answer = told(took, stats.errors);
+                    answer.per_packet = per_packet(&pins, &sizes, &all[0])?;
                     state = Some((lb, sync, all));
-                    told(took, stats.errors)
+                    answer
                 }
                 Ask::Change => {
                     let (_, sync, all) = state.as_mut().context("change before program")?;
-                    let (after, _) = changed(all);
-                    let wanted = desired(&after);
+                    let (after, k) = changed(all);
+                    // What the proxy does on an EndpointSlice event: recompute that Service's
+                    // frontends and apply them (O(changed), whatever N is).
+                    let wanted = desired(&after[k..=k]);
                     let began = Instant::now();
-                    let stats = sync.apply(&wanted);
+                    let stats =
+                        sync.apply_changes(wanted.frontends.iter().map(|(f, s)| (*f, Some(s))));
                     let took = began.elapsed();
                     anyhow::ensure!(stats.frontends_written == 1, "one frontend changes");
                     told(took, stats.errors)
@@ -303,6 +313,88 @@ mod agent {
         Ok(())
     }
 
+    /// Per-packet cost of the tc and XDP programs with the maps as programmed: a SYN of an
+    /// established flow to `service`'s ClusterIP (conntrack hit, DNAT) and one to an address
+    /// that is no service. Each is the kernel's time for single runs, averaged: with repeats
+    /// the program would see its own rewritten output.
+    fn per_packet(
+        pins: &PinDir,
+        sizes: &Sizes,
+        service: &ServicePort,
+    ) -> anyhow::Result<Vec<(String, f64, f64)>> {
+        const RUNS: u32 = 2000;
+        let to_service = syn(service.cluster_ip.octets(), service.port);
+        let elsewhere = syn([10, 244, 0, 200], service.port);
+        let mut out = Vec::new();
+        for (path, object, program) in [
+            (
+                "tc",
+                packet_lb::load_tc(pins, sizes)?,
+                packet_lb::programs::TC_INGRESS,
+            ),
+            (
+                "XDP",
+                packet_lb::load_xdp(pins, sizes)?,
+                packet_lb::programs::XDP,
+            ),
+        ] {
+            let average = |packet: &[u8]| -> anyhow::Result<f64> {
+                let mut total = 0.0;
+                for _ in 0..RUNS {
+                    total += packet_lb::ns_per_packet(&object, program, packet, 1)?;
+                }
+                Ok(total / f64::from(RUNS))
+            };
+            out.push((path.to_owned(), average(&to_service)?, average(&elsewhere)?));
+        }
+        Ok(out)
+    }
+
+    /// An Ethernet + IPv4 + TCP SYN from the client pod to `to:port`, checksums right.
+    fn syn(to: [u8; 4], port: u16) -> Vec<u8> {
+        let from = skiff_netlab::topology::CLIENT_ADDRESS.octets();
+        let mut p = vec![0u8; 54];
+        p[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        p[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        p[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        let ip = &mut p[14..34];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&from);
+        ip[16..20].copy_from_slice(&to);
+        let sum = checksum(&[&p[14..34]]);
+        p[24..26].copy_from_slice(&sum.to_be_bytes());
+        let tcp = &mut p[34..54];
+        tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&port.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x02;
+        tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
+        let mut pseudo = [0u8; 12];
+        pseudo[0..4].copy_from_slice(&from);
+        pseudo[4..8].copy_from_slice(&to);
+        pseudo[9] = 6;
+        pseudo[10..12].copy_from_slice(&20u16.to_be_bytes());
+        let sum = checksum(&[&pseudo, &p[34..54]]);
+        p[50..52].copy_from_slice(&sum.to_be_bytes());
+        p
+    }
+
+    /// The Internet checksum over `parts` (each of even length).
+    fn checksum(parts: &[&[u8]]) -> u16 {
+        let mut sum: u32 = parts
+            .iter()
+            .flat_map(|part| part.chunks(2))
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
     fn told(took: Duration, errors: Vec<String>) -> Told {
         let (kernel_kib, kernel_services_kib) = maps_memlock_kib();
         Told {
@@ -311,6 +403,7 @@ mod agent {
             kernel_kib,
             kernel_services_kib,
             errors,
+            per_packet: Vec::new(),
         }
     }
 
@@ -453,6 +546,8 @@ struct Programmed {
     kernel_kib: u64,
     /// The part of it that grows with services (skiff: without the preallocated LRU maps).
     kernel_services_kib: u64,
+    /// skiff only: (path, ns per packet to a service, ns per packet elsewhere).
+    per_packet: Vec<(String, f64, f64)>,
 }
 
 impl Programmed {
@@ -464,6 +559,7 @@ impl Programmed {
             user_kib: timed.max_rss_kib,
             kernel_kib: kernel,
             kernel_services_kib: kernel,
+            per_packet: Vec::new(),
         }
     }
 }
@@ -542,6 +638,7 @@ impl Mechanism for Skiff {
             user_kib: told.rss_kib,
             kernel_kib: told.kernel_kib,
             kernel_services_kib: told.kernel_services_kib,
+            per_packet: told.per_packet,
         })
     }
 
@@ -866,7 +963,8 @@ fn driver() -> anyhow::Result<()> {
         }
         rows.extend(rows_for(n, &results, &baseline));
     }
-    rows.extend(per_packet_rows());
+    let flat = flatness_rows(&rows);
+    rows.extend(flat);
     print_rows(&rows);
     write_json(&rows)?;
     Ok(())
@@ -948,6 +1046,25 @@ fn rows_for(
             None,
         ),
     ];
+    // Per-packet cost with N services loaded, beside the same program on a packet to an
+    // address that is no service (BPF_PROG_TEST_RUN has no netfilter counterpart).
+    for (path, hit, miss) in skiff
+        .map(|m| m.program.per_packet.clone())
+        .unwrap_or_default()
+    {
+        rows.push(Row {
+            metric: format!(
+                "{n} services: per-packet cost, skiff {path} path, established flow to a ClusterIP (DNAT)"
+            ),
+            unit: "ns",
+            higher_is_better: false,
+            ours: Some(hit),
+            anchors: vec![(
+                format!("the same {path} program on a packet to a non-service address"),
+                Some(miss),
+            )],
+        });
+    }
     // One change row per way an anchor applies it; skiff's one figure is beside each.
     let change_ways: Vec<&'static str> = results
         .iter()
@@ -1026,19 +1143,55 @@ fn rows_for(
 /// to a pod (miss) at each N (repeat 1, averaged over many calls: with repeat > 1 a DNAT sees
 /// its own output and becomes a miss), and return the figures here as `ours`. Netfilter has
 /// no test_run equivalent; an empty XDP/tc program's cost is the natural anchor.
-fn per_packet_rows() -> Vec<Row> {
-    ["skiff tc path", "skiff XDP path"]
-        .into_iter()
-        .map(|path| Row {
+/// The goal's flatness figures: skiff's per-packet and per-connection cost at the largest N
+/// measured against the smallest (goal: at most 1.2x).
+fn flatness_rows(rows: &[Row]) -> Vec<Row> {
+    let series = |suffix: &str| -> Vec<(usize, f64)> {
+        rows.iter()
+            .filter_map(|r| {
+                let (n, rest) = r.metric.split_once(" services: ")?;
+                (rest == suffix).then_some((n.parse().ok()?, r.ours?))
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (what, suffix, per_item) in [
+        (
+            "per-packet cost, tc",
+            "per-packet cost, skiff tc path, established flow to a ClusterIP (DNAT)",
+            false,
+        ),
+        (
+            "per-packet cost, XDP",
+            "per-packet cost, skiff XDP path, established flow to a ClusterIP (DNAT)",
+            false,
+        ),
+        (
+            "per-connection cost (1 / rate via a ClusterIP)",
+            "new connections via a ClusterIP",
+            true,
+        ),
+    ] {
+        let points = series(suffix);
+        let (Some(first), Some(last)) = (
+            points.iter().min_by_key(|p| p.0),
+            points.iter().max_by_key(|p| p.0),
+        ) else {
+            continue;
+        };
+        let cost = |v: f64| if per_item { 1.0 / v } else { v };
+        out.push(Row {
             metric: format!(
-                "per-packet cost, {path} (BPF_PROG_TEST_RUN): pending, programs not written yet"
+                "growth of skiff's {what} from {} to {} services (goal <= 1.2)",
+                first.0, last.0
             ),
-            unit: "ns",
+            unit: "x",
             higher_is_better: false,
-            ours: None,
+            ours: Some(cost(last.1) / cost(first.1)),
             anchors: Vec::new(),
-        })
-        .collect()
+        });
+    }
+    out
 }
 
 fn fmt(value: Option<f64>) -> String {
