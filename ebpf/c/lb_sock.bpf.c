@@ -14,18 +14,37 @@ char LICENSE[] SEC("license") = "GPL";
 #define SOCK_ALLOW 1
 #define SOCK_REJECT 0
 
-/* Remember which service a socket's peer stands for, for recvmsg and getpeername. */
+/* Remember which service a socket's peer stands for, for recvmsg and getpeername: by socket
+ * cookie when it connects (one peer for the socket's life), by cookie and backend in an LRU
+ * map for datagrams sent without connecting (a peer per destination). */
 static __always_inline void lb4_remember(struct bpf_sock_addr *ctx, const struct lb4_key *key,
 					 const struct lb4_service *svc,
-					 const struct lb4_backend *backend)
+					 const struct lb4_backend *backend, int connecting)
 {
+	__be32 frontend = key->address ? key->address : ctx->user_ip4;
+
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+
+	if (connecting) {
+		struct lb4_sock_peer peer = {
+			.backend_address = backend->address,
+			.backend_port = backend->port,
+			.address = frontend,
+			.port = key->port,
+			.service_id = svc->service_id,
+		};
+		/* Full: getpeername() shows the backend; nothing else breaks. */
+		if (bpf_map_update_elem(&lb4_sock_peer, &cookie, &peer, BPF_ANY))
+			lb_count(LB_STAT_SOCK_PEER_FULL);
+		return;
+	}
 	struct lb4_sock_key skey = {
-		.cookie = bpf_get_socket_cookie(ctx),
+		.cookie = cookie,
 		.address = backend->address,
 		.port = backend->port,
 	};
 	struct lb4_sock_rev rev = {
-		.address = key->address ? key->address : ctx->user_ip4,
+		.address = frontend,
 		.port = key->port,
 		.service_id = svc->service_id,
 	};
@@ -33,7 +52,7 @@ static __always_inline void lb4_remember(struct bpf_sock_addr *ctx, const struct
 	bpf_map_update_elem(&lb4_sock_rev, &skey, &rev, BPF_ANY);
 }
 
-static __always_inline int lb4_translate(struct bpf_sock_addr *ctx)
+static __always_inline int lb4_translate(struct bpf_sock_addr *ctx, int connecting)
 {
 	struct lb4_key key;
 	struct lb4_service *svc;
@@ -54,7 +73,7 @@ static __always_inline int lb4_translate(struct bpf_sock_addr *ctx)
 		bpf_set_retval(-ECONNREFUSED);
 		return SOCK_REJECT;
 	}
-	lb4_remember(ctx, &key, svc, backend);
+	lb4_remember(ctx, &key, svc, backend, connecting);
 	ctx->user_ip4 = backend->address;
 	ctx->user_port = backend->port;
 	lb_count(LB_STAT_SOCK_TRANSLATED);
@@ -66,25 +85,34 @@ static __always_inline int lb4_translate(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int lb4_connect(struct bpf_sock_addr *ctx)
 {
-	return lb4_translate(ctx);
+	return lb4_translate(ctx, 1);
 }
 
 SEC("cgroup/sendmsg4")
 int lb4_sendmsg(struct bpf_sock_addr *ctx)
 {
-	return lb4_translate(ctx);
+	return lb4_translate(ctx, 0);
 }
 
 /* A backend address seen by this socket -> the service address it was reached through. */
 static __always_inline int lb4_reverse(struct bpf_sock_addr *ctx)
 {
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct lb4_sock_peer *peer = bpf_map_lookup_elem(&lb4_sock_peer, &cookie);
+	struct lb4_sock_rev *rev;
+
+	if (peer && peer->backend_address == ctx->user_ip4 &&
+	    peer->backend_port == (__be16)ctx->user_port) {
+		ctx->user_ip4 = peer->address;
+		ctx->user_port = peer->port;
+		return SOCK_ALLOW;
+	}
 	struct lb4_sock_key skey = {
-		.cookie = bpf_get_socket_cookie(ctx),
+		.cookie = cookie,
 		.address = ctx->user_ip4,
 		.port = (__be16)ctx->user_port,
 	};
-	struct lb4_sock_rev *rev = bpf_map_lookup_elem(&lb4_sock_rev, &skey);
-
+	rev = bpf_map_lookup_elem(&lb4_sock_rev, &skey);
 	if (rev) {
 		ctx->user_ip4 = rev->address;
 		ctx->user_port = rev->port;
@@ -102,4 +130,14 @@ SEC("cgroup/getpeername4")
 int lb4_getpeername(struct bpf_sock_addr *ctx)
 {
 	return lb4_reverse(ctx);
+}
+
+/* A socket closes: its connected peer entry goes with it. */
+SEC("cgroup/sock_release")
+int lb4_sock_release(struct bpf_sock *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+
+	bpf_map_delete_elem(&lb4_sock_peer, &cookie);
+	return SOCK_ALLOW;
 }

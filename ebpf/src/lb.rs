@@ -86,7 +86,7 @@ pub mod backend_state {
 pub const MAGLEV_SIZE: usize = 1021;
 
 /// Counter indexes of `lb_stats` (`enum lb_stat`).
-pub const STAT_NAMES: [&str; 8] = [
+pub const STAT_NAMES: [&str; 9] = [
     "sock_translated",
     "sock_no_backend",
     "pkt_translated",
@@ -95,6 +95,7 @@ pub const STAT_NAMES: [&str; 8] = [
     "pkt_source_denied",
     "pkt_malformed",
     "ct_full",
+    "sock_peer_full",
 ];
 
 /// An IPv4 address as the maps hold it (network byte order in memory).
@@ -134,8 +135,10 @@ pub struct Sizes {
     pub service_ids: u32,
     /// Per-packet conntrack entries (LRU).
     pub conntrack: u32,
-    /// Session affinity and socket reverse NAT entries (LRU).
+    /// Session affinity and unconnected-UDP reverse NAT entries (LRU).
     pub affinity: u32,
+    /// Connected sockets to services at one time (preallocated).
+    pub sockets: u32,
 }
 
 impl Default for Sizes {
@@ -146,6 +149,7 @@ impl Default for Sizes {
             service_ids: 1 << 17,
             conntrack: 1 << 18,
             affinity: 1 << 16,
+            sockets: 1 << 17,
         }
     }
 }
@@ -158,6 +162,7 @@ impl Sizes {
             "lb4_reverse_nat" | "lb4_service_traffic" => self.service_ids,
             "lb4_ct" => self.conntrack,
             "lb4_affinity" | "lb4_sock_rev" => self.affinity,
+            "lb4_sock_peer" => self.sockets,
             _ => return None,
         })
     }
@@ -168,7 +173,7 @@ impl Sizes {
 pub struct LbMaps {
     /// `lb4_services`: frontend slots.
     pub services: MapHandle,
-    /// `lb4_backends`: backend id -> address.
+    /// `lb4_backends`: backend id -> address (an array; address 0 marks a free id).
     pub backends: MapHandle,
     /// `lb4_reverse_nat`: service id -> frontend.
     pub reverse_nat: MapHandle,
@@ -184,9 +189,9 @@ pub struct LbMaps {
     pub source_ranges: MapHandle,
     /// `lb4_maglev`: Maglev tables by service id.
     pub maglev: MapHandle,
-    /// `lb4_service_traffic`: packets and bytes per service, per CPU.
+    /// `lb4_service_traffic`: packets and bytes per service id, per CPU (an array).
     pub service_traffic: MapHandle,
-    /// `lb4_backend_traffic`: packets and bytes per backend, per CPU.
+    /// `lb4_backend_traffic`: packets and bytes per backend id, per CPU (an array).
     pub backend_traffic: MapHandle,
     /// `lb_stats`: datapath counters, per CPU.
     pub stats: MapHandle,
@@ -249,7 +254,17 @@ pub fn get<K: Plain, V: Plain>(map: &MapHandle, key: &K) -> Result<Option<V>> {
 }
 
 /// Every entry of `map` (keys and values), read one by one.
+/// Every entry of `map` (keys and values): in batches where the kernel supports it, else one
+/// by one. For an array, that is every index, used or not.
 pub fn entries<K: Plain, V: Plain>(map: &MapHandle) -> Vec<(K, V)> {
+    if let Ok(batches) = map.lookup_batch(4096, MapFlags::ANY, MapFlags::ANY) {
+        let all: Vec<(K, V)> = batches
+            .filter_map(|(key, value)| Some((from_bytes(&key)?, from_bytes(&value)?)))
+            .collect();
+        if !all.is_empty() || map.keys().next().is_none() {
+            return all;
+        }
+    }
     map.keys()
         .filter_map(|key| {
             let value = map.lookup(&key, MapFlags::ANY).ok()??;
@@ -296,11 +311,12 @@ pub struct SocketLb {
 
 impl SocketLb {
     /// The programs, in attach order.
-    const PROGRAMS: [&'static str; 4] = [
+    const PROGRAMS: [&'static str; 5] = [
         "lb4_connect",
         "lb4_sendmsg",
         "lb4_recvmsg",
         "lb4_getpeername",
+        "lb4_sock_release",
     ];
 
     /// Loads the socket programs (creating or adopting the maps under `pins`) and attaches

@@ -33,6 +33,10 @@ pub struct AgentArgs {
     /// The metrics server (`/metrics`).
     #[arg(long, default_value = "127.0.0.1:10249")]
     pub metrics_bind_address: SocketAddr,
+    /// Size of the load balancer's frontend map, created at the first start: one entry per
+    /// (frontend, backend) plus one per frontend. Smaller tables are faster to look up.
+    #[arg(long, default_value_t = Sizes::default().services)]
+    pub lb_frontend_entries: u32,
     /// Interfaces that get the per-packet load balancer at tc (NodePort/ExternalIP/LoadBalancer
     /// traffic from outside the node), e.g. the node's uplink.
     #[arg(long, value_delimiter = ',')]
@@ -57,6 +61,7 @@ impl AgentArgs {
             bpf_pin_dir: "/sys/fs/bpf/skiff".into(),
             healthz_bind_address: ([127, 0, 0, 1], 10256).into(),
             metrics_bind_address: ([127, 0, 0, 1], 10249).into(),
+            lb_frontend_entries: Sizes::default().services,
             packet_lb_interfaces: Vec::new(),
             xdp: false,
             cleanup: false,
@@ -100,7 +105,10 @@ pub async fn run(
         node_addresses,
         pins,
         cgroup: args.cgroup_root,
-        sizes: Sizes::default(),
+        sizes: Sizes {
+            services: args.lb_frontend_entries,
+            ..Sizes::default()
+        },
         health_bind: args.healthz_bind_address,
         metrics_bind: args.metrics_bind_address,
         packet_interfaces: args.packet_lb_interfaces,

@@ -41,5 +41,6 @@ enum lb_stat {
 	LB_STAT_PKT_SOURCE_DENIED,   /* packets outside loadBalancerSourceRanges */
 	LB_STAT_PKT_MALFORMED,       /* truncated or otherwise unparseable packets */
 	LB_STAT_CT_FULL,             /* conntrack inserts that failed */
+	LB_STAT_SOCK_PEER_FULL,      /* connected sockets whose service address was not kept */
 	LB_STAT_MAX,
 };

@@ -57,6 +57,14 @@ lb4_lookup_service(struct lb4_key *key, __be32 address, __be16 port, __u8 proto)
 	return 0;
 }
 
+/* The backend with id `*id`, if that id is in use (free array entries have address 0). */
+static __always_inline struct lb4_backend *lb4_backend_by_id(__u32 *id)
+{
+	struct lb4_backend *backend = bpf_map_lookup_elem(&lb4_backends, id);
+
+	return backend && backend->address ? backend : 0;
+}
+
 /* The backend in `slot` (1..=count) of the service at `key`. */
 static __always_inline struct lb4_backend *lb4_backend_in_slot(struct lb4_key *key, __u16 slot,
 								__u32 *backend_id)
@@ -69,7 +77,7 @@ static __always_inline struct lb4_backend *lb4_backend_in_slot(struct lb4_key *k
 	if (!entry)
 		return 0;
 	*backend_id = entry->backend_id;
-	return bpf_map_lookup_elem(&lb4_backends, backend_id);
+	return lb4_backend_by_id(backend_id);
 }
 
 /* A backend chosen at random, or the client's affine one while its timeout has not run out. */
@@ -95,7 +103,7 @@ static __always_inline struct lb4_backend *lb4_select_backend(struct lb4_key *ke
 		if (affine) {
 			if (now - affine->last_used_ns <= (__u64)svc->affinity_timeout * NSEC_PER_SEC) {
 				*backend_id = affine->backend_id;
-				backend = bpf_map_lookup_elem(&lb4_backends, backend_id);
+				backend = lb4_backend_by_id(backend_id);
 				if (backend) {
 					affine->last_used_ns = now;
 					return backend;

@@ -18,12 +18,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb4_services SEC(".maps");
 
+/* Backends by id. An array: the agent hands out dense ids, and a lookup is one indexed load
+ * instead of a hash walk (the socket LB's per-connection cost is mostly memory accesses). An
+ * entry with address 0 is free. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct lb4_backend);
 	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb4_backends SEC(".maps");
 
@@ -53,11 +55,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb4_affinity SEC(".maps");
 
+/* Connected sockets (TCP, or UDP after connect()) by socket cookie -> the service their peer
+ * stands for. A preallocated hash: an insert takes an element from a per-CPU free list, where
+ * socket-local storage or an LRU map cost several times more per connection. The entry goes
+ * when the socket is released (lb4_sock_release). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, struct lb4_sock_peer);
+	__uint(max_entries, 131072);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb4_sock_peer SEC(".maps");
+
+/* Unconnected UDP (sendmsg to a service): the backend a socket sent to -> the service. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct lb4_sock_key);
 	__type(value, struct lb4_sock_rev);
 	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb4_sock_rev SEC(".maps");
 
@@ -88,20 +104,18 @@ struct {
 } lb4_maglev SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, struct lb_traffic);
 	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb4_service_traffic SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, struct lb_traffic);
 	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb4_backend_traffic SEC(".maps");
 

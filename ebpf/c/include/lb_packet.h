@@ -285,7 +285,7 @@ static __always_inline struct lb4_backend *lb4_maglev_backend(const struct lb4_s
 	if (index >= LB_MAGLEV_SIZE)
 		return 0;
 	*backend_id = table->backends[index];
-	return bpf_map_lookup_elem(&lb4_backends, backend_id);
+	return lb4_backend_by_id(backend_id);
 }
 
 /* loadBalancerSourceRanges: is the client inside one of the service's prefixes? */
@@ -358,7 +358,7 @@ static __always_inline int lb4_forward(struct lb4_key *key, const struct lb4_ser
 	/* A flow keeps its backend while the service (same id) and the backend exist. */
 	if (ct && ct->service_id == svc->service_id) {
 		backend_id = ct->backend_id;
-		backend = bpf_map_lookup_elem(&lb4_backends, &backend_id);
+		backend = lb4_backend_by_id(&backend_id);
 		if (backend)
 			ct->last_seen_ns = now;
 	}

@@ -74,6 +74,18 @@ struct lb4_sock_rev {
 	__u32 pad2;
 };
 
+/* Socket-level reverse NAT of a connected socket (TCP, or UDP after connect()). */
+struct lb4_sock_peer {
+	__be32 backend_address;
+	__be16 backend_port;
+	__u16 pad;
+	__be32 address; /* the service frontend */
+	__be16 port;
+	__u16 pad2;
+	__u32 service_id;
+	__u32 pad3;
+};
+
 /* Conntrack of the per-packet paths, keyed by the packet's tuple as it arrived (client ->
  * frontend) and, for the reply direction, as it leaves the backend (backend -> client). */
 struct lb4_ct_key {

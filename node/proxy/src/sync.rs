@@ -57,6 +57,8 @@ pub struct MapSync {
     backends: HashMap<u32, Backend>,
     /// How many frontends use each backend: a backend goes when its count reaches zero.
     backend_refs: HashMap<u32, u32>,
+    /// Backend ids index arrays: freed ids are handed out again, so they stay dense.
+    free_backend_ids: Vec<u32>,
     next_backend_id: u32,
     free_service_ids: Vec<u32>,
     next_service_id: u32,
@@ -73,6 +75,7 @@ impl MapSync {
             backend_ids: HashMap::new(),
             backends: HashMap::new(),
             backend_refs: HashMap::new(),
+            free_backend_ids: Vec::new(),
             next_backend_id: 1,
             free_service_ids: Vec::new(),
             next_service_id: 1,
@@ -111,6 +114,9 @@ impl MapSync {
 
     fn adopt(&mut self) {
         for (id, backend) in lb::entries::<u32, lb4_backend>(&self.maps.backends) {
+            if backend.address == 0 {
+                continue;
+            }
             let b = Backend {
                 address: addr_of(backend.address),
                 port: u16::from_be(backend.port),
@@ -170,6 +176,9 @@ impl MapSync {
         }
         self.free_service_ids = (1..self.next_service_id)
             .filter(|id| !used_ids.contains(id))
+            .collect();
+        self.free_backend_ids = (1..self.next_backend_id)
+            .filter(|id| !self.backends.contains_key(id))
             .collect();
         for key in self.maps.node_addresses.keys() {
             if let Some(k) = from_bytes::<u32>(&key) {
@@ -294,7 +303,18 @@ impl MapSync {
         if let Some(id) = self.backend_ids.get(backend) {
             return Ok(*id);
         }
-        let id = self.next_backend_id;
+        let id = match self.free_backend_ids.pop() {
+            Some(id) => id,
+            None if self.next_backend_id < self.maps.backends.max_entries() => {
+                self.next_backend_id += 1;
+                self.next_backend_id - 1
+            }
+            None => {
+                return Err(skiff_ebpf::Error::MapFull {
+                    map: "lb4_backends",
+                });
+            }
+        };
         let value = lb4_backend {
             address: be_addr(backend.address),
             port: be_port(backend.port),
@@ -305,7 +325,6 @@ impl MapSync {
         zero_counter(&self.maps.backend_traffic, id);
         stats.map_operations += 2;
         stats.backends_added += 1;
-        self.next_backend_id += 1;
         self.backend_ids.insert(*backend, id);
         self.backends.insert(id, *backend);
         Ok(id)
@@ -321,10 +340,19 @@ impl MapSync {
         let old = self.frontends.get(frontend).cloned();
         let service_id = match &old {
             Some(a) => a.service_id,
-            None => self.free_service_ids.pop().unwrap_or_else(|| {
-                self.next_service_id += 1;
-                self.next_service_id - 1
-            }),
+            None => match self.free_service_ids.pop() {
+                Some(id) => id,
+                // Service ids index the traffic counters' array.
+                None if self.next_service_id < self.maps.service_traffic.max_entries() => {
+                    self.next_service_id += 1;
+                    self.next_service_id - 1
+                }
+                None => {
+                    return Err(skiff_ebpf::Error::MapFull {
+                        map: "lb4_service_traffic",
+                    });
+                }
+            },
         };
         let mut ids = Vec::with_capacity(spec.backends.len());
         for backend in &spec.backends {
@@ -455,7 +483,7 @@ impl MapSync {
         }
         results.push(lb::remove(&self.maps.maglev, &applied.service_id));
         results.push(lb::remove(&self.maps.reverse_nat, &applied.service_id));
-        results.push(lb::remove(&self.maps.service_traffic, &applied.service_id));
+        zero_counter(&self.maps.service_traffic, applied.service_id);
         stats.map_operations += results.len();
         for err in results.into_iter().filter_map(Result::err) {
             stats.errors.push(format!("removing {frontend:?}: {err}"));
@@ -517,12 +545,13 @@ impl MapSync {
                 .push(format!("closing UDP sockets of removed backends: {err}"));
         }
         for id in unused {
-            let mut ok = lb::remove(&self.maps.backends, &id).is_ok();
-            ok &= lb::remove(&self.maps.backend_traffic, &id).is_ok();
-            stats.map_operations += 2;
-            if !ok {
-                stats.errors.push(format!("removing backend {id}"));
+            // An array entry is freed by zeroing it (address 0: no backend).
+            if let Err(err) = lb::put(&self.maps.backends, &id, &lb4_backend::default()) {
+                stats.errors.push(format!("removing backend {id}: {err}"));
             }
+            zero_counter(&self.maps.backend_traffic, id);
+            stats.map_operations += 2;
+            self.free_backend_ids.push(id);
             if let Some(backend) = self.backends.remove(&id) {
                 self.backend_ids.remove(&backend);
             }

@@ -274,10 +274,12 @@ mod agent {
                 Ask::Program { n, pins, cgroup } => {
                     let pins = PinDir::new(pins);
                     pins.ensure()?;
-                    // Sized for N (the defaults hold about 95,000 services of 10 endpoints).
+                    // The frontend map sized for N, as an operator sizes it with
+                    // `skiff agent --lb-frontend-entries`: its lookups touch fewer cold pages
+                    // than in a table sized for the largest cluster.
                     let defaults = Sizes::default();
                     let sizes = Sizes {
-                        services: defaults.services.max((n * (ENDPOINTS + 1) + 1024) as u32),
+                        services: (n * (ENDPOINTS + 1) + 1024) as u32,
                         service_ids: defaults.service_ids.max(2 * n as u32),
                         ..defaults
                     };

@@ -224,6 +224,7 @@ fn services_from_pods_and_from_outside_across_backend_changes() {
         service_ids: 1024,
         conntrack: 4096,
         affinity: 4096,
+        sockets: 4096,
     };
     let pods_cgroup = Cgroup::create("pods").unwrap();
     let outside_cgroup = Cgroup::create("outside").unwrap();
