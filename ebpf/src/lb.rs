@@ -74,12 +74,15 @@ pub mod flags {
     pub const LOCAL_ONLY: u8 = 1 << 5;
 }
 
-/// Backend states (`lb4_backend.state`).
+/// Backend state bits (`lb4_backend.state`).
 pub mod backend_state {
-    /// Serving.
+    /// Serving, on this node.
     pub const ACTIVE: u8 = 0;
     /// Terminating, still used while a service has nothing else.
     pub const TERMINATING: u8 = 1;
+    /// On another node: the per-packet paths SNAT traffic to it (externalTrafficPolicy
+    /// Cluster), so its replies come back through this node.
+    pub const REMOTE: u8 = 2;
 }
 
 /// The size of a service's Maglev table (`LB_MAGLEV_SIZE`).

@@ -55,6 +55,8 @@ pub struct Backend {
     pub port: u16,
     /// The IP protocol.
     pub proto: u8,
+    /// On another node: per-packet paths must SNAT traffic to it so replies come back here.
+    pub remote: bool,
 }
 
 /// What one frontend does.
@@ -352,6 +354,7 @@ fn endpoints(
                         address,
                         port: target_port,
                         proto,
+                        remote: endpoint.node_name.is_some() && !local,
                     },
                     serving: serving && !terminating,
                     terminating: terminating && serving,
@@ -453,6 +456,11 @@ mod tests {
         assert_eq!(d.frontends.len(), 2, "{d:?}");
         let cip = &d.frontends[&frontend([10, 96, 0, 10], 80)];
         assert_eq!(addrs(cip), ["10.244.1.5:8080", "10.244.2.7:8080"]);
+        assert_eq!(
+            cip.backends.iter().map(|b| b.remote).collect::<Vec<_>>(),
+            [false, true],
+            "the endpoint on n2 is remote"
+        );
         assert_eq!(cip.flags, 0);
         let np = &d.frontends[&frontend([0, 0, 0, 0], 30080)];
         assert_eq!(addrs(np), addrs(cip));

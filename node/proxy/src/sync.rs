@@ -121,6 +121,7 @@ impl MapSync {
                 address: addr_of(backend.address),
                 port: u16::from_be(backend.port),
                 proto: backend.proto,
+                remote: backend.state & lb::backend_state::REMOTE != 0,
             };
             self.backend_ids.insert(b, id);
             self.backends.insert(id, b);
@@ -319,7 +320,11 @@ impl MapSync {
             address: be_addr(backend.address),
             port: be_port(backend.port),
             proto: backend.proto,
-            state: lb::backend_state::ACTIVE,
+            state: if backend.remote {
+                lb::backend_state::REMOTE
+            } else {
+                lb::backend_state::ACTIVE
+            },
         };
         lb::put(&self.maps.backends, &id, &value)?;
         zero_counter(&self.maps.backend_traffic, id);

@@ -94,6 +94,7 @@ fn backend(addr: SocketAddr, proto: u8) -> Backend {
         address: *v4.ip(),
         port: v4.port(),
         proto,
+        remote: false,
     }
 }
 

@@ -244,6 +244,7 @@ mod agent {
                     address: *e.ip(),
                     port: e.port(),
                     proto: proto::TCP,
+                    remote: false,
                 })
                 .collect();
             backends.sort();

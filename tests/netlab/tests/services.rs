@@ -114,6 +114,7 @@ fn backend(address: Ipv4Addr, proto: u8) -> Backend {
         address,
         port: TARGET_PORT,
         proto,
+        remote: false,
     }
 }
 
