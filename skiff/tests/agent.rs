@@ -20,41 +20,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 use skiff_ebpf::lb;
-
-const CGROUP2: &str = "/sys/fs/cgroup/unified";
-
-/// A cgroup this process moved into; moving back and removing it happen on drop.
-struct TestCgroup {
-    path: PathBuf,
-    original: PathBuf,
-}
-
-impl TestCgroup {
-    fn enter(name: &str) -> TestCgroup {
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        let relative = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .expect("a cgroup2 entry")
-            .trim_start_matches('/')
-            .to_owned();
-        let original = PathBuf::from(CGROUP2).join(relative);
-        let path = PathBuf::from(CGROUP2).join(name);
-        std::fs::create_dir_all(&path).unwrap();
-        std::fs::write(path.join("cgroup.procs"), std::process::id().to_string()).unwrap();
-        TestCgroup { path, original }
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::write(
-            self.original.join("cgroup.procs"),
-            std::process::id().to_string(),
-        );
-        let _ = std::fs::remove_dir(&self.path);
-    }
-}
+use skiff_netlab::Cgroup;
 
 /// The agent process; killed (by PID) on drop, and its pinned dataplane removed.
 struct Agent {
@@ -193,13 +159,14 @@ async fn agent_programs_services_and_survives_sigkill() {
     backend(a, "a");
     backend(b, "b");
 
-    let cgroup = TestCgroup::enter(&format!("skiff-test-agent-{id}"));
+    let cgroup = Cgroup::create("agent").unwrap();
+    let joined = cgroup.join().unwrap();
     let mut agent = Agent {
         child: None,
         pins: PathBuf::from(format!("/sys/fs/bpf/skiff-test-agent-{id}")),
     };
     let health = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    agent.start(&kubeconfig, &cgroup.path, health);
+    agent.start(&kubeconfig, cgroup.path(), health);
 
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
@@ -271,7 +238,7 @@ async fn agent_programs_services_and_survives_sigkill() {
         })
         .await
         .unwrap();
-    agent.start(&kubeconfig, &cgroup.path, health);
+    agent.start(&kubeconfig, cgroup.path(), health);
     tokio::task::spawn_blocking(move || {
         wait_for("the restarted agent's health", || {
             http_status(health, "/healthz") == Some(200)
@@ -315,6 +282,7 @@ async fn agent_programs_services_and_survives_sigkill() {
     .unwrap();
 
     drop(agent);
+    drop(joined);
     drop(cgroup);
     let _ = stop.send(());
     let _ = serving.await;

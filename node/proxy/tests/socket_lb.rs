@@ -8,48 +8,13 @@
 use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use skiff_ebpf::PinDir;
 use skiff_ebpf::lb::{self, LbMaps, Sizes, SocketLb};
+use skiff_netlab::Cgroup;
 use skiff_proxy::model::{Backend, Desired, Frontend, FrontendSpec, proto};
 use skiff_proxy::sync::MapSync;
-
-const CGROUP2: &str = "/sys/fs/cgroup/unified";
-
-/// A cgroup this process moved into; moving back and removing it happen on drop.
-struct TestCgroup {
-    path: PathBuf,
-    original: PathBuf,
-}
-
-impl TestCgroup {
-    fn enter(name: &str) -> TestCgroup {
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        let relative = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .expect("a cgroup2 entry")
-            .trim_start_matches('/')
-            .to_owned();
-        let original = PathBuf::from(CGROUP2).join(relative);
-        let path = PathBuf::from(CGROUP2).join(name);
-        std::fs::create_dir_all(&path).unwrap();
-        std::fs::write(path.join("cgroup.procs"), std::process::id().to_string()).unwrap();
-        TestCgroup { path, original }
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::write(
-            self.original.join("cgroup.procs"),
-            std::process::id().to_string(),
-        );
-        let _ = std::fs::remove_dir(&self.path);
-    }
-}
 
 /// Removes the pins on drop.
 struct Pins(PinDir);
@@ -128,7 +93,8 @@ fn socket_lb_translates_connections_and_datagrams() {
     );
     let id = std::process::id();
     let pins = Pins(PinDir::new(format!("/sys/fs/bpf/skiff-test-sock-{id}")));
-    let cgroup = TestCgroup::enter(&format!("skiff-test-sock-{id}"));
+    let cgroup = Cgroup::create("socket-lb").unwrap();
+    let _joined = cgroup.join().unwrap();
     let sizes = Sizes {
         services: 4096,
         backends: 1024,
@@ -137,7 +103,7 @@ fn socket_lb_translates_connections_and_datagrams() {
         affinity: 4096,
         sockets: 4096,
     };
-    let _socket_lb = SocketLb::attach(&pins.0, &cgroup.path, &sizes).unwrap();
+    let _socket_lb = SocketLb::attach(&pins.0, cgroup.path(), &sizes).unwrap();
     let mut sync = MapSync::new(LbMaps::open(&pins.0).unwrap());
 
     let a = tcp_backend(Ipv4Addr::new(127, 0, 0, 2), "a");
@@ -306,7 +272,7 @@ fn socket_lb_translates_connections_and_datagrams() {
     // Restarting the agent: a new MapSync adopts the maps, and the same state writes nothing;
     // attaching again switches the pinned links in place.
     drop(sync);
-    let _again = SocketLb::attach(&pins.0, &cgroup.path, &sizes).unwrap();
+    let _again = SocketLb::attach(&pins.0, cgroup.path(), &sizes).unwrap();
     let mut sync = MapSync::new(LbMaps::open(&pins.0).unwrap());
     let stats = sync.apply(&desired);
     assert_eq!(stats.frontends_written, 0, "{stats:?}");

@@ -70,6 +70,38 @@ impl Cgroup {
     }
 }
 
+/// This process's membership of a [`Cgroup`] it joined: on drop the process moves back to the
+/// cgroup it was in before (declare it after the `Cgroup`, so it drops first).
+#[derive(Debug)]
+pub struct Membership {
+    original: PathBuf,
+}
+
+impl Cgroup {
+    /// Moves this whole process (every thread) into the cgroup until the returned guard drops:
+    /// how a test puts its own sockets under programs attached to the cgroup.
+    pub fn join(&self) -> io::Result<Membership> {
+        let own = std::fs::read_to_string("/proc/self/cgroup")?;
+        let relative = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .ok_or_else(|| io::Error::other("no cgroup2 entry in /proc/self/cgroup"))?
+            .trim_start_matches('/');
+        let original = Path::new(CGROUP2).join(relative);
+        self.add(std::process::id())?;
+        Ok(Membership { original })
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        let _ = std::fs::write(
+            self.original.join("cgroup.procs"),
+            std::process::id().to_string(),
+        );
+    }
+}
+
 impl Drop for Cgroup {
     fn drop(&mut self) {
         for attempt in 0..50 {

@@ -45,36 +45,6 @@ impl Drop for Pins {
     }
 }
 
-/// Moves this process into `cgroup` now and back to where it was on drop.
-struct Joined {
-    original: std::path::PathBuf,
-}
-
-impl Joined {
-    fn join(cgroup: &Cgroup) -> Joined {
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        let relative = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .expect("a cgroup2 entry")
-            .trim_start_matches('/')
-            .to_owned();
-        cgroup.add(std::process::id()).unwrap();
-        Joined {
-            original: std::path::Path::new(skiff_netlab::cgroup::CGROUP2).join(relative),
-        }
-    }
-}
-
-impl Drop for Joined {
-    fn drop(&mut self) {
-        let _ = std::fs::write(
-            self.original.join("cgroup.procs"),
-            std::process::id().to_string(),
-        );
-    }
-}
-
 /// A backend pod: TCP and UDP on `address:TARGET_PORT` in the pods namespace, answering with
 /// `name`. Serving stops when `running` turns false.
 fn start_pod(pods: &NetNs, address: Ipv4Addr, name: &'static str, running: Arc<AtomicBool>) {
@@ -254,7 +224,7 @@ fn services_from_pods_and_from_outside_across_backend_changes() {
     start_pod(&lab.pods, c, "c", run_c.clone());
     let stats = sync.apply(&desired(&[a, b]));
     assert!(stats.errors.is_empty(), "{stats:?}");
-    let _joined = Joined::join(&pods_cgroup);
+    let joined = pods_cgroup.join().unwrap();
 
     // From a pod: TCP and UDP through the ClusterIP, answered by both backends, and the
     // client sees the service address (no NAT visible to it).
@@ -361,6 +331,6 @@ fn services_from_pods_and_from_outside_across_backend_changes() {
 
     run_b.store(false, Ordering::Relaxed);
     run_c.store(false, Ordering::Relaxed);
-    drop(_joined);
+    drop(joined);
     drop(sync);
 }
