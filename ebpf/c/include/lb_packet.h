@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Per-packet service load balancing, shared by the tc and XDP programs: parsing, conntrack,
- * backend choice (Maglev, affinity, random), checksum-correct rewriting, and the packets that
- * reject a flow when a service has no backend.
+ * backend choice (Maglev, affinity, random), SNAT port allocation for remote backends,
+ * checksum-correct rewriting, and the packets that reject a flow when a service has no
+ * backend.
  *
  * Choices for odd packets (every one of them leaves the packet untouched or drops it; none is
  * rewritten half-way):
@@ -16,7 +17,9 @@
  *   fragment, which covers the whole datagram). A later fragment that arrives before its first
  *   one is not known and passes untouched.
  * - SCTP: its CRC32c covers the ports but not the addresses, so an SCTP flow is translated only
- *   when the backend port equals the frontend port; otherwise it passes untouched.
+ *   when the backend port equals the frontend port; otherwise it passes untouched. SNAT changes
+ *   the source port, so an SCTP flow to a remote backend that would need it passes untouched.
+ * - SNAT (flows to remote backends, tc only): see lb4_forward_snat and lb4_snat_claim.
  */
 #pragma once
 
