@@ -5,6 +5,12 @@
  * resolved) leaves at once (XDP_TX, MACs set, TTL decremented); every other one goes to the
  * stack (XDP_PASS), which forwards it. Replies are reverse-NATed on the tc path.
  *
+ * Flows that need SNAT (a remote backend of a service without traffic policy Local) are not
+ * translated here: lb4_forward leaves them untouched, with no state written, and XDP_PASS
+ * hands them to lb4_tc_ingress, which chooses again (Maglev and affinity give the same
+ * backend), SNATs and routes them. Their replies (to a SNAT port) are not services: they pass
+ * here too.
+ *
  * XDP_TX sends the flow straight to a backend on the same segment: its replies must come back
  * through this node (it is the client's gateway, or the backend's node routes them here) for
  * lb4_tc_egress to restore the frontend. */

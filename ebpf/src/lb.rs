@@ -29,8 +29,8 @@ mod skel {
 pub mod types {
     pub use super::skel::types::{
         lb_traffic, lb4_affinity, lb4_affinity_key, lb4_backend, lb4_ct_entry, lb4_ct_key, lb4_key,
-        lb4_maglev, lb4_reap_key, lb4_reverse_nat, lb4_service, lb4_sock_key, lb4_sock_rev,
-        lb4_source_range_key,
+        lb4_maglev, lb4_reap_key, lb4_reverse_nat, lb4_service, lb4_snat_entry, lb4_snat_key,
+        lb4_sock_key, lb4_sock_rev, lb4_source_range_key,
     };
 }
 use types::*;
@@ -50,6 +50,8 @@ unsafe impl Plain for lb4_source_range_key {}
 unsafe impl Plain for lb4_maglev {}
 unsafe impl Plain for lb_traffic {}
 unsafe impl Plain for lb4_reap_key {}
+unsafe impl Plain for lb4_snat_key {}
+unsafe impl Plain for lb4_snat_entry {}
 unsafe impl Plain for u32 {}
 unsafe impl Plain for u8 {}
 
@@ -74,22 +76,34 @@ pub mod flags {
     pub const LOCAL_ONLY: u8 = 1 << 5;
 }
 
-/// Backend state bits (`lb4_backend.state`).
+/// Backend states (`lb4_backend.state`): a bit set, [`ACTIVE`](backend_state::ACTIVE) (0)
+/// for a serving endpoint on this node.
 pub mod backend_state {
     /// Serving, on this node.
     pub const ACTIVE: u8 = 0;
     /// Terminating, still used while a service has nothing else.
     pub const TERMINATING: u8 = 1;
-    /// On another node: the per-packet paths SNAT traffic to it (externalTrafficPolicy
-    /// Cluster), so its replies come back through this node.
+    /// On another node: the per-packet paths SNAT flows to it unless the service has
+    /// traffic policy Local (see [`crate::lb::snat`]).
     pub const REMOTE: u8 = 2;
+}
+
+/// SNAT of per-packet flows to remote backends (`LB_SNAT_*` of `c/include/lb_consts.h`).
+pub mod snat {
+    /// The lowest SNAT port: above Linux's default ephemeral range (32768-60999), so the
+    /// node's own sockets do not pick the same ports.
+    pub const PORT_MIN: u16 = 61000;
+    /// The highest SNAT port.
+    pub const PORT_MAX: u16 = 65535;
+    /// Ports a new flow tries before it is dropped (`snat_exhausted`).
+    pub const PROBES: usize = 8;
 }
 
 /// The size of a service's Maglev table (`LB_MAGLEV_SIZE`).
 pub const MAGLEV_SIZE: usize = 1021;
 
 /// Counter indexes of `lb_stats` (`enum lb_stat`).
-pub const STAT_NAMES: [&str; 9] = [
+pub const STAT_NAMES: [&str; 11] = [
     "sock_translated",
     "sock_no_backend",
     "pkt_translated",
@@ -99,6 +113,8 @@ pub const STAT_NAMES: [&str; 9] = [
     "pkt_malformed",
     "ct_full",
     "sock_peer_full",
+    "snat_exhausted",
+    "snat_no_address",
 ];
 
 /// An IPv4 address as the maps hold it (network byte order in memory).
@@ -163,7 +179,7 @@ impl Sizes {
             "lb4_services" => self.services,
             "lb4_backends" | "lb4_backend_traffic" => self.backends,
             "lb4_reverse_nat" | "lb4_service_traffic" => self.service_ids,
-            "lb4_ct" => self.conntrack,
+            "lb4_ct" | "lb4_snat" => self.conntrack,
             "lb4_affinity" | "lb4_sock_rev" => self.affinity,
             "lb4_sock_peer" => self.sockets,
             _ => return None,
@@ -200,6 +216,12 @@ pub struct LbMaps {
     pub stats: MapHandle,
     /// `lb4_reap`: removed backends whose connected UDP sockets the reaper closes.
     pub reap: MapHandle,
+    /// `lb4_snat`: SNATed flows to remote backends by reply tuple (LRU); purge them by
+    /// `(service_id, backend_id)` like conntrack.
+    pub snat: MapHandle,
+    /// `lb4_snat_address`: entry 0, the address flows to remote backends are SNATed to when
+    /// the client did not reach a node address (see [`set_snat_address`]).
+    pub snat_address: MapHandle,
 }
 
 impl LbMaps {
@@ -223,6 +245,8 @@ impl LbMaps {
             backend_traffic: open("lb4_backend_traffic")?,
             stats: open("lb_stats")?,
             reap: open("lb4_reap")?,
+            snat: open("lb4_snat")?,
+            snat_address: open("lb4_snat_address")?,
         })
     }
 
@@ -232,6 +256,13 @@ impl LbMaps {
         object::load(LB_SOCK_OBJECT, pins, &|name| sizes.for_map(name))?;
         LbMaps::open(pins)
     }
+}
+
+/// Sets the address flows to remote backends are SNATed to when the client reached an
+/// ExternalIP or LoadBalancer IP that is no node address (the node's primary address);
+/// `None` clears it (such flows are then DNATed only and counted as `snat_no_address`).
+pub fn set_snat_address(maps: &LbMaps, address: Option<Ipv4Addr>) -> Result<()> {
+    put(&maps.snat_address, &0u32, &address.map_or(0, be_addr))
 }
 
 /// Writes `value` at `key` in `map`.

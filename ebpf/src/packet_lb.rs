@@ -1,7 +1,8 @@
 //! The per-packet service load balancer: `c/lb_tc.bpf.c` on tcx links and `c/lb_xdp.bpf.c` on
 //! XDP links, sharing the maps of [`crate::lb`].
 //!
-//! [`PacketLb::attach_tc`] puts the DNAT program on an interface's ingress and the reverse NAT
+//! [`PacketLb::attach_tc`] puts the DNAT program on an interface's ingress (which also SNATs
+//! flows to backends on other nodes and translates their replies back) and the reverse NAT
 //! on its egress; [`PacketLb::attach_tc_reply`] puts the reverse NAT on the ingress of a pod's
 //! host-side veth; [`PacketLb::attach_xdp`] puts the DNAT before the stack. Links are pinned
 //! under the [`PinDir`] with the interface index in their names, so a restarted agent switches
@@ -40,7 +41,8 @@ pub mod verdict {
     pub const TC_NEXT: i32 = -1;
     /// tc: dropped.
     pub const TC_SHOT: i32 = 2;
-    /// tc: redirected (the reject answers, back out of the interface).
+    /// tc: redirected (the reject answers, back out of the interface; SNATed packets, to the
+    /// egress of the interface the FIB names).
     pub const TC_REDIRECT: i32 = 7;
     /// XDP: dropped.
     pub const XDP_DROP: i32 = 1;
@@ -222,11 +224,29 @@ fn mix(mut h: u32) -> u32 {
 /// before any translation) uses: `lb4_flow_hash` of `c/include/lb_packet.h`, modulo
 /// [`crate::lb::MAGLEV_SIZE`].
 pub fn maglev_index(client: SocketAddrV4, frontend: SocketAddrV4, proto: u8) -> usize {
+    flow_hash(client, frontend, proto) as usize % crate::lb::MAGLEV_SIZE
+}
+
+/// `lb4_flow_hash` of `c/include/lb_packet.h`.
+fn flow_hash(client: SocketAddrV4, frontend: SocketAddrV4, proto: u8) -> u32 {
     let ports = (u32::from(be_port(client.port())) << 16) | u32::from(be_port(frontend.port()));
     let mut h = 0x9e37_79b9u32;
     h = mix(h ^ be_addr(*client.ip()));
     h = mix(h ^ be_addr(*frontend.ip()));
     h = mix(h ^ ports);
     h = mix(h ^ u32::from(proto));
-    h as usize % crate::lb::MAGLEV_SIZE
+    h
+}
+
+/// The SNAT ports the flow `client -> frontend` (as it arrives) tries, in order
+/// (`lb4_snat_candidate` of `c/include/lb_packet.h`).
+pub fn snat_ports(
+    client: SocketAddrV4,
+    frontend: SocketAddrV4,
+    proto: u8,
+) -> [u16; crate::lb::snat::PROBES] {
+    use crate::lb::snat::{PORT_MAX, PORT_MIN};
+    let h = flow_hash(client, frontend, proto);
+    let count = u32::from(PORT_MAX - PORT_MIN) + 1;
+    std::array::from_fn(|i| PORT_MIN + (mix(h.wrapping_add(i as u32)) % count) as u16)
 }

@@ -4,7 +4,9 @@
 //! services, runs crafted frames through `BPF_PROG_TEST_RUN` (no interface, no traffic), and
 //! compares the verdict, the output frame byte for byte (expected frames are built from
 //! scratch, with full checksums, so the programs' incremental checksum updates are checked
-//! too) and the counters. The same table runs on tc and on XDP. Needs root.
+//! too) and the counters. The same table runs on tc and on XDP, each in a network namespace
+//! of its own whose routes and neighbours (`golden_topology`) give the FIB lookups of the
+//! SNAT path fixed answers. Needs root.
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -27,6 +29,9 @@ const B2: &str = "10.244.2.12";
 const B3: &str = "10.244.3.13";
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0c];
 const NODE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+/// The node that routes to the remote backend B2 (`golden_topology`).
+const REMOTE_NODE: &str = "198.51.100.2";
+const REMOTE_NODE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 const TCP: u8 = 6;
 const UDP: u8 = 17;
 const SCTP: u8 = 132;
@@ -541,6 +546,43 @@ impl Env {
         zero_percpu(&self.maps.backend_traffic, id);
     }
 
+    /// A backend on another node (`BACKEND_REMOTE`).
+    fn remote_backend(&self, id: u32, addr: &str, port: u16, proto: u8) {
+        self.backend(id, addr, port, proto);
+        let mut value: lb4_backend = lb::get(&self.maps.backends, &id).unwrap().unwrap();
+        value.state = lb::backend_state::REMOTE;
+        lb::put(&self.maps.backends, &id, &value).unwrap();
+    }
+
+    fn snat_address(&self, addr: &str) {
+        lb::set_snat_address(&self.maps, Some(ip(addr))).unwrap();
+    }
+
+    /// A SNAT entry holding (backend, node address, port, proto) for another client.
+    fn snat_taken(
+        &self,
+        backend: (&str, u16),
+        address: &str,
+        port: u16,
+        proto: u8,
+        idle_s: u64,
+        closed: bool,
+    ) {
+        let key = snat_key(backend, address, port, proto);
+        let value = lb4_snat_entry {
+            last_seen_ns: monotonic_ns() - idle_s * 1_000_000_000,
+            client: be_addr(ip("192.0.2.99")),
+            frontend: be_addr(ip(NODE)),
+            client_port: be_port(1234),
+            frontend_port: be_port(30080),
+            backend_id: 9,
+            service_id: 9,
+            closed: u8::from(closed),
+            ..Default::default()
+        };
+        lb::put(&self.maps.snat, &key, &value).unwrap();
+    }
+
     /// A service frontend with backends in slots 1..; counters start at zero.
     fn service(&self, fe: (&str, u16, u8), id: u32, flags: u8, backends: &[u32]) {
         let (addr, port, proto) = fe;
@@ -615,6 +657,38 @@ impl Env {
     }
 }
 
+fn snat_key(backend: (&str, u16), address: &str, port: u16, proto: u8) -> lb4_snat_key {
+    lb4_snat_key {
+        backend: be_addr(ip(backend.0)),
+        address: be_addr(ip(address)),
+        backend_port: be_port(backend.1),
+        port: be_port(port),
+        proto,
+        pad: [0; 3],
+    }
+}
+
+/// The SNAT ports the flow of `p` (as it arrives) tries.
+fn snat_ports_of(p: &Packet) -> [u16; lb::snat::PROBES] {
+    let (sport, dport) = match p.l4 {
+        L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. } => (sport, dport),
+        _ => unreachable!(),
+    };
+    packet_lb::snat_ports(
+        SocketAddrV4::new(p.src, sport),
+        SocketAddrV4::new(p.dst, dport),
+        p.proto(),
+    )
+}
+
+/// `p` as lb4_tc_route sends it on: TTL - 1, from the uplink's MAC to `next_hop`.
+fn routed(mut p: Packet, next_hop: [u8; 6]) -> Packet {
+    p.ttl -= 1;
+    p.src_mac = NODE_MAC;
+    p.dst_mac = next_hop;
+    p
+}
+
 fn zero_percpu(map: &libbpf_rs::MapHandle, id: u32) {
     let cpus = libbpf_rs::num_possible_cpus().unwrap();
     let values = vec![vec![0u8; 16]; cpus];
@@ -650,6 +724,9 @@ enum Dir {
     Forward,
     /// A backend's reply: tc (reply hook on the tc run, egress hook on the XDP run).
     Reply,
+    /// tc ingress of the uplink on both runs (a remote backend's reply to a SNAT port; on the
+    /// XDP run, what the stack hands to tc after XDP_PASS).
+    Uplink,
 }
 
 enum Expect {
@@ -676,6 +753,8 @@ struct Case {
     name: &'static str,
     /// Runs on tc (the kernel refuses tc test runs of IPv4 frames shorter than an IP header).
     tc: bool,
+    /// Runs on XDP (cases of what only tc does, SNAT, do not).
+    xdp: bool,
     setup: EnvFn,
     steps: Vec<Step>,
     /// Every `lb_stats` counter not listed must be 0.
@@ -688,6 +767,8 @@ const REVERSED: u32 = 3;
 const NO_BACKEND: u32 = 4;
 const SOURCE_DENIED: u32 = 5;
 const MALFORMED: u32 = 6;
+const SNAT_EXHAUSTED: u32 = 9;
+const SNAT_NO_ADDRESS: u32 = 10;
 
 fn step(input: Vec<u8>, verdict: Verdict, output: Expect) -> Step {
     Step {
@@ -706,10 +787,18 @@ fn reply(input: Vec<u8>, output: Expect) -> Step {
     }
 }
 
+fn uplink(input: Vec<u8>, verdict: Verdict, output: Expect) -> Step {
+    Step {
+        dir: Dir::Uplink,
+        ..step(input, verdict, output)
+    }
+}
+
 fn case(name: &'static str, setup: impl Fn(&Env) + 'static, steps: Vec<Step>) -> Case {
     Case {
         name,
         tc: true,
+        xdp: true,
         setup: Box::new(setup),
         steps,
         stats: vec![],
@@ -730,6 +819,11 @@ impl Case {
 
     fn xdp_only(mut self) -> Case {
         self.tc = false;
+        self
+    }
+
+    fn tc_only(mut self) -> Case {
+        self.xdp = false;
         self
     }
 }
@@ -1212,6 +1306,296 @@ fn table() -> Vec<Case> {
             vec![step(ipv6, Pass, Unchanged)],
         ),
     ]
+    .into_iter()
+    .chain(snat_cases())
+    .collect()
+}
+
+/// NodePort 30080/TCP (service 1) on NODE -> backend 2 = B2:8080, on another node.
+fn nodeport_remote(env: &Env) {
+    env.node_address(NODE);
+    env.remote_backend(2, B2, 8080, TCP);
+    env.service(("0.0.0.0", 30080, TCP), 1, flags::NODEPORT, &[2]);
+}
+
+fn ct_entry(env: &Env, key: lb4_ct_key) -> Option<lb4_ct_entry> {
+    lb::get(&env.maps.conntrack, &key).unwrap()
+}
+
+fn ct_key(src: (&str, u16), dst: (&str, u16), proto: u8, reply: u8) -> lb4_ct_key {
+    lb4_ct_key {
+        saddr: be_addr(ip(src.0)),
+        daddr: be_addr(ip(dst.0)),
+        sport: be_port(src.1),
+        dport: be_port(dst.1),
+        proto,
+        reply,
+        pad: [0; 2],
+    }
+}
+
+/// SNAT of flows to remote backends (tc), and XDP handing them to tc.
+fn snat_cases() -> Vec<Case> {
+    use Expect::*;
+    use Verdict::*;
+    let syn = tcp(CLIENT, 40000, NODE, 30080);
+    let port = snat_ports_of(&syn);
+    let data = syn.clone().with(|p| {
+        p.l4 = L4::Tcp {
+            sport: 40000,
+            dport: 30080,
+            seq: 1001,
+            ack: 5001,
+            flags: ACK | PSH,
+            window: 501,
+        };
+        p.payload = b"GET / HTTP/1.1\r\n\r\n".to_vec();
+    });
+    // What leaves for the remote backend: from the node address and a SNAT port.
+    let snat =
+        |p: &Packet, port: u16| routed(p.to(B2, 8080).from(NODE, port), REMOTE_NODE_MAC).build();
+    // The remote backend's answer, as it comes back in on the uplink, and as it goes on.
+    let answer = tcp(B2, 8080, NODE, port[0]).with(|p| {
+        p.src_mac = REMOTE_NODE_MAC;
+        p.dst_mac = NODE_MAC;
+        p.l4 = L4::Tcp {
+            sport: 8080,
+            dport: port[0],
+            seq: 5000,
+            ack: 1001,
+            flags: SYN | ACK,
+            window: 65000,
+        };
+    });
+    let answered = routed(answer.from(NODE, 30080).to(CLIENT, 40000), CLIENT_MAC).build();
+    let dns = udp(CLIENT, 40001, EXTERNAL_IP, 53);
+    let dns_port = snat_ports_of(&dns)[0];
+    let dns_answer = udp(B2, 5353, NODE, dns_port).with(|p| {
+        p.src_mac = REMOTE_NODE_MAC;
+        p.dst_mac = NODE_MAC;
+        p.payload = b"answer".to_vec();
+    });
+    let local_flow = tcp(CLIENT, 40000, NODE, 30080);
+    let remote_flow = tcp(CLIENT, 40500, NODE, 30080);
+    let remote_port = snat_ports_of(&remote_flow)[0];
+    let sctp = Packet {
+        l4: L4::Sctp {
+            sport: 40003,
+            dport: 9000,
+            crc: 0xdead_beef,
+        },
+        payload: vec![0; 16],
+        ..tcp(CLIENT, 40003, NODE, 9000)
+    };
+    let port0 = port[0];
+
+    vec![
+        case(
+            "snat_remote_backend_then_same_port_then_reply",
+            nodeport_remote,
+            vec![
+                step(syn.build(), Bounce, Frame(snat(&syn, port[0]))),
+                step(data.build(), Bounce, Frame(snat(&data, port[0]))),
+                uplink(answer.build(), Bounce, Frame(answered.clone())),
+            ],
+        )
+        .stats(&[(TRANSLATED, 2), (REVERSED, 1)])
+        .check(move |env| {
+            let forward = ct_entry(env, ct_key((CLIENT, 40000), (NODE, 30080), TCP, 0))
+                .ok_or("no forward conntrack entry")?;
+            if (forward.nat_address, forward.nat_port) != (be_addr(ip(NODE)), be_port(port0)) {
+                return Err(format!("forward entry {forward:?}: want the SNAT source"));
+            }
+            if ct_entry(env, ct_key((B2, 8080), (CLIENT, 40000), TCP, 1)).is_some() {
+                return Err("a reply conntrack entry for a SNATed flow".into());
+            }
+            let key = snat_key((B2, 8080), NODE, port0, TCP);
+            let e: lb4_snat_entry = lb::get(&env.maps.snat, &key)
+                .unwrap()
+                .ok_or("no SNAT entry")?;
+            let want = (
+                be_addr(ip(CLIENT)),
+                be_port(40000),
+                be_addr(ip(NODE)),
+                be_port(30080),
+                2,
+                1,
+            );
+            let got = (
+                e.client,
+                e.client_port,
+                e.frontend,
+                e.frontend_port,
+                e.backend_id,
+                e.service_id,
+            );
+            if got != want || monotonic_ns() - e.last_seen_ns > 5_000_000_000 || e.closed != 0 {
+                return Err(format!("SNAT entry {e:?}"));
+            }
+            Ok(())
+        })
+        .tc_only(),
+        case(
+            "xdp_passes_remote_flows_to_tc",
+            nodeport_remote,
+            vec![
+                step(syn.build(), Pass, Unchanged),
+                uplink(syn.build(), Bounce, Frame(snat(&syn, port[0]))),
+                step(data.build(), Pass, Unchanged),
+                uplink(data.build(), Bounce, Frame(snat(&data, port[0]))),
+                // The answer is no service: XDP leaves it to tc.
+                step(answer.build(), Pass, Unchanged),
+                uplink(answer.build(), Bounce, Frame(answered)),
+            ],
+        )
+        .stats(&[(TRANSLATED, 2), (REVERSED, 1)])
+        .xdp_only(),
+        case(
+            "snat_udp_external_ip_from_the_snat_address",
+            |env| {
+                env.remote_backend(2, B2, 5353, UDP);
+                env.service((EXTERNAL_IP, 53, UDP), 1, flags::EXTERNAL, &[2]);
+                env.snat_address(NODE);
+            },
+            vec![
+                step(
+                    dns.build(),
+                    Bounce,
+                    Frame(routed(dns.to(B2, 5353).from(NODE, dns_port), REMOTE_NODE_MAC).build()),
+                ),
+                uplink(
+                    dns_answer.build(),
+                    Bounce,
+                    Frame(
+                        routed(
+                            dns_answer.from(EXTERNAL_IP, 53).to(CLIENT, 40001),
+                            CLIENT_MAC,
+                        )
+                        .build(),
+                    ),
+                ),
+            ],
+        )
+        .stats(&[(TRANSLATED, 1), (REVERSED, 1)])
+        .tc_only(),
+        case(
+            "snat_only_for_the_remote_backend_of_a_service",
+            |env| {
+                env.node_address(NODE);
+                env.backend(1, B1, 8080, TCP);
+                env.remote_backend(2, B2, 8080, TCP);
+                env.service(
+                    ("0.0.0.0", 30080, TCP),
+                    1,
+                    flags::NODEPORT | flags::MAGLEV,
+                    &[1, 2],
+                );
+                let index = |sport| {
+                    packet_lb::maglev_index(
+                        SocketAddrV4::new(ip(CLIENT), sport),
+                        SocketAddrV4::new(ip(NODE), 30080),
+                        TCP,
+                    )
+                };
+                assert_ne!(index(40000), index(40500));
+                let mut table = lb4_maglev {
+                    backends: [1; lb::MAGLEV_SIZE],
+                };
+                table.backends[index(40500)] = 2;
+                lb::put(&env.maps.maglev, &1u32, &table).unwrap();
+            },
+            vec![
+                step(
+                    local_flow.build(),
+                    Pass,
+                    Frame(local_flow.to(B1, 8080).build()),
+                ),
+                step(
+                    remote_flow.build(),
+                    Bounce,
+                    Frame(snat(&remote_flow, remote_port)),
+                ),
+            ],
+        )
+        .stats(&[(TRANSLATED, 2)])
+        .tc_only(),
+        case(
+            "local_policy_never_snats",
+            |env| {
+                env.node_address(NODE);
+                env.remote_backend(2, B2, 8080, TCP);
+                env.service(
+                    ("0.0.0.0", 30080, TCP),
+                    1,
+                    flags::NODEPORT | flags::LOCAL_ONLY,
+                    &[2],
+                );
+            },
+            vec![step(syn.build(), Pass, Frame(syn.to(B2, 8080).build()))],
+        )
+        .stats(&[(TRANSLATED, 1)]),
+        case(
+            "node_address_without_snat_flow_untouched",
+            nodeport_remote,
+            vec![
+                uplink(answer.build(), Pass, Unchanged),
+                uplink(tcp(B2, 8080, NODE, 22).build(), Pass, Unchanged),
+                uplink(udp(B2, 8080, NODE, port[0]).build(), Pass, Unchanged),
+            ],
+        ),
+        case(
+            "snat_ports_exhausted_drops",
+            move |env| {
+                nodeport_remote(env);
+                for p in port {
+                    env.snat_taken((B2, 8080), NODE, p, TCP, 0, false);
+                }
+            },
+            vec![step(syn.build(), Drop, Ignored)],
+        )
+        .stats(&[(SNAT_EXHAUSTED, 1)])
+        .check(
+            |env| match ct_entry(env, ct_key((CLIENT, 40000), (NODE, 30080), TCP, 0)) {
+                None => Ok(()),
+                Some(e) => Err(format!("conntrack entry {e:?} for a dropped flow")),
+            },
+        )
+        .tc_only(),
+        case(
+            "snat_takes_the_next_free_or_expired_port",
+            move |env| {
+                nodeport_remote(env);
+                env.snat_taken((B2, 8080), NODE, port[0], TCP, 0, false);
+                // Closed (FIN or RST seen) 11 s ago: past LB_SNAT_TCP_CLOSED_SEC.
+                env.snat_taken((B2, 8080), NODE, port[1], TCP, 11, true);
+            },
+            vec![step(syn.build(), Bounce, Frame(snat(&syn, port[1])))],
+        )
+        .stats(&[(TRANSLATED, 1)])
+        .tc_only(),
+        case(
+            "snat_without_address_dnat_only",
+            |env| {
+                env.remote_backend(2, B2, 8443, TCP);
+                env.service((EXTERNAL_IP, 443, TCP), 1, flags::EXTERNAL, &[2]);
+            },
+            {
+                let p = tcp(CLIENT, 40000, EXTERNAL_IP, 443);
+                vec![step(p.build(), Pass, Frame(p.to(B2, 8443).build()))]
+            },
+        )
+        .stats(&[(TRANSLATED, 1), (SNAT_NO_ADDRESS, 1)])
+        .tc_only(),
+        case(
+            "sctp_to_remote_backend_untouched",
+            |env| {
+                env.node_address(NODE);
+                env.remote_backend(2, B2, 9000, SCTP);
+                env.service(("0.0.0.0", 9000, SCTP), 1, flags::NODEPORT, &[2]);
+            },
+            vec![step(sctp.build(), Pass, Unchanged)],
+        ),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1241,6 +1625,8 @@ fn run_case(hook: Hook, case: &Case) -> Result<(), String> {
             (Hook::Tc, Dir::Reply) => (&env.object, programs::TC_REPLY),
             (Hook::Xdp, Dir::Forward) => (&env.object, programs::XDP),
             (Hook::Xdp, Dir::Reply) => (env.tc.as_ref().unwrap(), programs::TC_EGRESS),
+            (Hook::Tc, Dir::Uplink) => (&env.object, programs::TC_INGRESS),
+            (Hook::Xdp, Dir::Uplink) => (env.tc.as_ref().unwrap(), programs::TC_INGRESS),
         };
         let out = packet_lb::run(object, program, &step.input, 1)
             .map_err(|e| format!("step {i}: {e}"))?;
@@ -1270,7 +1656,7 @@ fn run_case(hook: Hook, case: &Case) -> Result<(), String> {
         }
         outputs.push(out.packet);
     }
-    for index in 0..8u32 {
+    for index in 0..lb::STAT_NAMES.len() as u32 {
         let want = case
             .stats
             .iter()
@@ -1294,7 +1680,7 @@ fn run_table(hook: Hook) {
     let mut failures = Vec::new();
     let cases = table();
     for case in &cases {
-        if hook == Hook::Tc && !case.tc {
+        if (hook == Hook::Tc && !case.tc) || (hook == Hook::Xdp && !case.xdp) {
             continue;
         }
         match run_case(hook, case) {
@@ -1308,14 +1694,41 @@ fn run_table(hook: Hook) {
     assert!(failures.is_empty(), "{hook:?} failures: {failures:?}");
 }
 
+/// The namespace the tables run in: an uplink `up0` (MAC NODE_MAC) with the node address and
+/// the client's subnet, the remote backends' pod subnet routed via REMOTE_NODE; neighbours
+/// permanent, forwarding on. A test run's packet enters on loopback.
+fn golden_topology() {
+    sh("sysctl -q -w net.ipv4.conf.all.forwarding=1");
+    sh("ip link add up0 address 02:00:00:00:00:01 type veth peer name up0p");
+    sh("ip link set up0 up");
+    sh("ip link set up0p up");
+    sh(&format!("ip addr add {NODE}/24 dev up0"));
+    sh("ip addr add 192.0.2.1/24 dev up0");
+    sh(&format!(
+        "ip neigh add {REMOTE_NODE} lladdr 02:00:00:00:00:02 dev up0 nud permanent"
+    ));
+    sh(&format!(
+        "ip neigh add {CLIENT} lladdr 02:00:00:00:00:0c dev up0 nud permanent"
+    ));
+    sh(&format!(
+        "ip route add 10.244.2.0/24 via {REMOTE_NODE} dev up0"
+    ));
+}
+
 #[test]
 fn tc_golden() {
-    run_table(Hook::Tc);
+    in_private_netns(|| {
+        golden_topology();
+        run_table(Hook::Tc);
+    });
 }
 
 #[test]
 fn xdp_golden() {
-    run_table(Hook::Xdp);
+    in_private_netns(|| {
+        golden_topology();
+        run_table(Hook::Xdp);
+    });
 }
 
 /// Frames shorter than an Ethernet header never reach either program, nor (on tc) IPv4

@@ -135,3 +135,24 @@ struct {
 	__uint(max_entries, 4096);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb4_reap SEC(".maps");
+
+/* SNAT of per-packet flows to remote backends (lb_packet.h): reply tuple -> the client and
+ * the frontend. Sized like lb4_ct (one entry per SNATed flow). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct lb4_snat_key);
+	__type(value, struct lb4_snat_entry);
+	__uint(max_entries, 262144);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb4_snat SEC(".maps");
+
+/* Entry 0: the address flows to remote backends are SNATed to when the client reached an
+ * address that is not in lb4_node_addresses (an ExternalIP or LoadBalancer IP). Set by the
+ * agent (the node's primary address); 0: such flows are DNATed only (counted). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __be32);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb4_snat_address SEC(".maps");

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Per-packet service load balancing, shared by the tc and XDP programs: parsing, conntrack,
- * backend choice (Maglev, affinity, random), checksum-correct rewriting, and the packets that
- * reject a flow when a service has no backend.
+ * backend choice (Maglev, affinity, random), SNAT port allocation for remote backends,
+ * checksum-correct rewriting, and the packets that reject a flow when a service has no
+ * backend.
  *
  * Choices for odd packets (every one of them leaves the packet untouched or drops it; none is
  * rewritten half-way):
@@ -16,7 +17,9 @@
  *   fragment, which covers the whole datagram). A later fragment that arrives before its first
  *   one is not known and passes untouched.
  * - SCTP: its CRC32c covers the ports but not the addresses, so an SCTP flow is translated only
- *   when the backend port equals the frontend port; otherwise it passes untouched.
+ *   when the backend port equals the frontend port; otherwise it passes untouched. SNAT changes
+ *   the source port, so an SCTP flow to a remote backend that would need it passes untouched.
+ * - SNAT (flows to remote backends, tc only): see lb4_forward_snat and lb4_snat_claim.
  */
 #pragma once
 
@@ -304,6 +307,8 @@ enum lb4_verdict {
 	LB4_DENY,     /* outside loadBalancerSourceRanges: drop */
 	LB4_REJECT,   /* no backend: answer with a TCP RST or ICMP port unreachable */
 	LB4_DROP,     /* no local backend under traffic policy Local: drop */
+	LB4_SNAT,     /* rewrite the destination to lb4_nat and the source to lb4_snat_to */
+	LB4_EXHAUSTED, /* a new flow to a remote backend found no free SNAT port: drop */
 };
 
 struct lb4_nat {
@@ -312,6 +317,13 @@ struct lb4_nat {
 	__u16 pad;
 	__u32 backend_id;
 	__u32 service_id;
+};
+
+/* The source a flow to a remote backend is SNATed to. */
+struct lb4_snat_to {
+	__be32 address;
+	__be16 port;
+	__u16 pad;
 };
 
 /* The conntrack pair of a new flow: forward (client -> frontend, as it arrived) and reply
@@ -340,10 +352,139 @@ static __always_inline void lb4_ct_create(const struct lb4_pkt *p, const struct 
 		lb_count(LB_STAT_CT_FULL);
 }
 
+/* ---- SNAT of flows to backends on other nodes ----
+ *
+ * A flow to a remote backend (BACKEND_REMOTE) of a service without SVC_F_LOCAL_ONLY leaves
+ * with a node address and a port of this node's as its source, so that the backend answers
+ * here: its reply (backend -> node address:port, on the uplink's ingress) is found in lb4_snat
+ * and gets both translations undone. The forward conntrack entry carries the SNAT source in
+ * nat_address/nat_port; lb4_snat entries are refreshed by both directions. */
+
+/* Does a flow to `backend` of `svc` need SNAT? */
+static __always_inline int lb4_snat_wanted(const struct lb4_service *svc,
+					   const struct lb4_backend *backend)
+{
+	return (backend->state & BACKEND_REMOTE) && !(svc->flags & SVC_F_LOCAL_ONLY);
+}
+
+/* The node address a flow to `daddr` is SNATed to: daddr itself when it is a node address
+ * (NodePorts), else lb4_snat_address; 0 when there is none. */
+static __always_inline __be32 lb4_snat_source(__be32 daddr)
+{
+	__u32 zero = 0;
+	__be32 *configured;
+
+	if (bpf_map_lookup_elem(&lb4_node_addresses, &daddr))
+		return daddr;
+	configured = bpf_map_lookup_elem(&lb4_snat_address, &zero);
+	return configured ? *configured : 0;
+}
+
+/* The i-th SNAT port candidate of a flow (host byte order). packet_lb::snat_ports mirrors it. */
+static __always_inline __u16 lb4_snat_candidate(__u32 flow_hash, __u32 i)
+{
+	return LB_SNAT_PORT_MIN + lb_mix(flow_hash + i) % LB_SNAT_PORTS;
+}
+
+/* TCP flags of the packet (0 when not TCP or without its header). */
+static __always_inline __u8 lb4_tcp_flags(void *data, void *data_end, const struct lb4_pkt *p)
+{
+	__u32 off = p->l4_off;
+	__u8 *flags;
+
+	if (p->proto != IPPROTO_TCP || !p->has_l4 || off > LB_MAX_L4_OFF)
+		return 0;
+	flags = data + off + 13;
+	if ((void *)(flags + 1) > data_end)
+		return 0;
+	return *flags;
+}
+
+/* Keeps a SNAT entry's idle clock and TCP state. */
+static __always_inline void lb4_snat_touch(struct lb4_snat_entry *e, __u8 tcp_flags, __u64 now)
+{
+	e->last_seen_ns = now;
+	if (tcp_flags & (LB_TCP_FIN | LB_TCP_RST))
+		e->closed = 1;
+	else if ((tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN)
+		e->closed = 0; /* the client opens the same tuple again */
+}
+
+static __always_inline int lb4_snat_same_flow(const struct lb4_snat_entry *e,
+					      const struct lb4_pkt *p)
+{
+	return e->client == p->saddr && e->client_port == p->sport && e->frontend == p->daddr &&
+	       e->frontend_port == p->dport;
+}
+
+static __always_inline int lb4_snat_expired(const struct lb4_snat_entry *e, __u8 proto, __u64 now)
+{
+	__u64 idle = proto != IPPROTO_TCP ? LB_SNAT_UDP_IDLE_SEC
+		     : e->closed	   ? LB_SNAT_TCP_CLOSED_SEC
+					   : LB_SNAT_TCP_IDLE_SEC;
+
+	return now - e->last_seen_ns > idle * NSEC_PER_SEC;
+}
+
+/* Finds the flow's SNAT port: the one in *to when it still holds this flow's lb4_snat entry,
+ * else the first of its candidates that is free (or already its own, or expired), claimed.
+ * 0, or -1 when every candidate is taken. */
+static __always_inline int lb4_snat_claim(const struct lb4_pkt *p, const struct lb4_backend *backend,
+					  __u32 backend_id, __u32 service_id, __u8 tcp_flags,
+					  __u64 now, struct lb4_snat_to *to)
+{
+	struct lb4_snat_key key = {
+		.backend = backend->address, .address = to->address,
+		.backend_port = backend->port, .port = to->port, .proto = p->proto,
+	};
+	struct lb4_snat_entry fresh = {
+		.client = p->saddr, .frontend = p->daddr, .client_port = p->sport,
+		.frontend_port = p->dport, .backend_id = backend_id, .service_id = service_id,
+	};
+	struct lb4_snat_entry *e;
+	int claimed = 0;
+	__u32 hash;
+
+	if (to->port) {
+		e = bpf_map_lookup_elem(&lb4_snat, &key);
+		if (e && lb4_snat_same_flow(e, p)) {
+			lb4_snat_touch(e, tcp_flags, now);
+			return 0;
+		}
+	}
+	lb4_snat_touch(&fresh, tcp_flags, now);
+	hash = lb4_flow_hash(p);
+#pragma unroll
+	for (__u32 i = 0; i < LB_SNAT_PROBES; i++) {
+		key.port = bpf_htons(lb4_snat_candidate(hash, i));
+		e = bpf_map_lookup_elem(&lb4_snat, &key);
+		if (e && lb4_snat_same_flow(e, p)) {
+			/* Its own (the conntrack entry went, or another CPU claimed it first). */
+			lb4_snat_touch(e, tcp_flags, now);
+			claimed = 1;
+			break;
+		}
+		/* Free, or idle past its timeout: its flow is over. */
+		if ((!e || lb4_snat_expired(e, p->proto, now)) &&
+		    !bpf_map_update_elem(&lb4_snat, &key, &fresh, e ? BPF_EXIST : BPF_NOEXIST)) {
+			claimed = 1;
+			break;
+		}
+	}
+	if (!claimed)
+		return -1;
+	to->port = key.port;
+	return 0;
+}
+
 /* What to do with a packet to the service `svc` (found at `key`): an existing flow keeps its
- * backend; a new one passes the source ranges, then gets a backend and conntrack entries. */
-static __always_inline int lb4_forward(struct lb4_key *key, const struct lb4_service *svc,
-				       const struct lb4_pkt *p, struct lb4_nat *nat)
+ * backend; a new one passes the source ranges, then gets a backend and conntrack entries.
+ * A flow that needs SNAT gets LB4_SNAT and its source in *to when `can_snat` (tc), and
+ * LB4_PASS without any state written when not (XDP: the tc path that follows decides again,
+ * Maglev and affinity choose the same backend there). */
+static __always_inline int lb4_forward_snat(struct lb4_key *key, const struct lb4_service *svc,
+					    const struct lb4_pkt *p, struct lb4_nat *nat,
+					    struct lb4_snat_to *to, int can_snat, __u8 tcp_flags)
 {
 	struct lb4_ct_key ct_key = {
 		.saddr = p->saddr, .daddr = p->daddr, .sport = p->sport, .dport = p->dport,
@@ -353,16 +494,21 @@ static __always_inline int lb4_forward(struct lb4_key *key, const struct lb4_ser
 	struct lb4_ct_entry *ct;
 	__u32 backend_id = 0;
 	__u64 now = bpf_ktime_get_ns();
+	int snat = 0;
 
 	ct = bpf_map_lookup_elem(&lb4_ct, &ct_key);
 	/* A flow keeps its backend while the service (same id) and the backend exist. */
 	if (ct && ct->service_id == svc->service_id) {
 		backend_id = ct->backend_id;
 		backend = lb4_backend_by_id(&backend_id);
-		if (backend)
-			ct->last_seen_ns = now;
 	}
-	if (!backend) {
+	if (backend) {
+		snat = lb4_snat_wanted(svc, backend);
+		if (snat && !can_snat)
+			return LB4_PASS;
+		ct->last_seen_ns = now;
+	} else {
+		ct = 0;
 		if ((svc->flags & SVC_F_SOURCE_RANGES) && !lb4_source_allowed(svc, p->saddr))
 			return LB4_DENY;
 		/* kube-proxy's answers: no endpoint at all rejects; traffic policy Local without
@@ -379,13 +525,75 @@ static __always_inline int lb4_forward(struct lb4_key *key, const struct lb4_ser
 			return LB4_DROP;
 		if (p->proto == IPPROTO_SCTP && backend->port != p->dport)
 			return LB4_PASS;
+		snat = lb4_snat_wanted(svc, backend);
+		if (snat && !can_snat)
+			return LB4_PASS;
+	}
+	/* SCTP's CRC32c covers the source port SNAT would change: such flows pass untouched. */
+	if (snat && p->proto == IPPROTO_SCTP)
+		return LB4_PASS;
+	if (snat) {
+		to->address = lb4_snat_source(p->daddr);
+		if (!to->address) {
+			lb_count(LB_STAT_SNAT_NO_ADDRESS);
+			snat = 0;
+		}
+	}
+	if (snat) {
+		struct lb4_ct_entry entry = {
+			.last_seen_ns = now, .backend_id = backend_id,
+			.service_id = svc->service_id,
+		};
+
+		to->port = ct && ct->nat_address == to->address ? ct->nat_port : 0;
+		if (lb4_snat_claim(p, backend, backend_id, svc->service_id, tcp_flags, now, to))
+			return LB4_EXHAUSTED;
+		if (ct) {
+			ct->nat_address = to->address;
+			ct->nat_port = to->port;
+		} else {
+			entry.nat_address = to->address;
+			entry.nat_port = to->port;
+			if (bpf_map_update_elem(&lb4_ct, &ct_key, &entry, BPF_ANY))
+				lb_count(LB_STAT_CT_FULL);
+		}
+	} else if (!ct) {
 		lb4_ct_create(p, backend, backend_id, svc->service_id, now);
 	}
 	nat->address = backend->address;
 	nat->port = backend->port;
 	nat->backend_id = backend_id;
 	nat->service_id = svc->service_id;
-	return LB4_DNAT;
+	return snat ? LB4_SNAT : LB4_DNAT;
+}
+
+/* lb4_forward_snat without SNAT: a flow that needs it passes untouched (LB4_PASS). */
+static __always_inline int lb4_forward(struct lb4_key *key, const struct lb4_service *svc,
+				       const struct lb4_pkt *p, struct lb4_nat *nat)
+{
+	struct lb4_snat_to to = {};
+
+	return lb4_forward_snat(key, svc, p, nat, &to, 0, 0);
+}
+
+/* The SNAT entry of a remote backend's reply (backend -> node address:SNAT port), refreshed;
+ * 0 when the packet is none. */
+static __always_inline struct lb4_snat_entry *lb4_snat_reply_lookup(const struct lb4_pkt *p,
+								    __u8 tcp_flags)
+{
+	struct lb4_snat_key key = {
+		.backend = p->saddr, .address = p->daddr, .backend_port = p->sport,
+		.port = p->dport, .proto = p->proto,
+	};
+	__u16 port = bpf_ntohs(p->dport);
+	struct lb4_snat_entry *e;
+
+	if (p->proto == IPPROTO_SCTP || port < LB_SNAT_PORT_MIN || port > LB_SNAT_PORT_MAX)
+		return 0;
+	e = bpf_map_lookup_elem(&lb4_snat, &key);
+	if (e)
+		lb4_snat_touch(e, tcp_flags & ~LB_TCP_SYN, bpf_ktime_get_ns());
+	return e;
 }
 
 /* The reply entry for a packet leaving a backend, refreshed; 0 when it is not a reply. */

@@ -102,9 +102,35 @@ struct lb4_ct_entry {
 	__u64 last_seen_ns;
 	__u32 backend_id; /* forward entries */
 	__u32 service_id;
-	__be32 nat_address; /* reply entries: the frontend to restore as the source */
+	/* reply entries: the frontend to restore as the source. Forward entries: the SNAT source
+	 * (node address, port) of a flow to a remote backend, 0 when the flow is not SNATed. */
+	__be32 nat_address;
 	__be16 nat_port;
 	__u16 pad;
+};
+
+/* SNAT of a flow to a remote backend, keyed by its reply as it arrives from the backend
+ * (backend -> node address:SNAT port). The forward conntrack entry holds the same SNAT
+ * source; there is no lb4_ct reply entry for such a flow. */
+struct lb4_snat_key {
+	__be32 backend;
+	__be32 address; /* the node address the flow is SNATed to */
+	__be16 backend_port;
+	__be16 port; /* the SNAT port, LB_SNAT_PORT_MIN..=LB_SNAT_PORT_MAX */
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct lb4_snat_entry {
+	__u64 last_seen_ns; /* either direction */
+	__be32 client;      /* the reply's destination is restored to client:client_port */
+	__be32 frontend;    /* and its source to frontend:frontend_port */
+	__be16 client_port;
+	__be16 frontend_port;
+	__u32 backend_id; /* as in the forward conntrack entry: what the agent purges by */
+	__u32 service_id;
+	__u8 closed;      /* TCP: a FIN or RST was seen (LB_SNAT_TCP_CLOSED_SEC applies) */
+	__u8 pad[3];
 };
 
 /* loadBalancerSourceRanges: an LPM trie over (service, source prefix). */
