@@ -201,8 +201,13 @@ impl MapSync {
         }
     }
 
-    /// Makes NodePorts answer on exactly `addresses`.
+    /// Makes NodePorts answer on exactly `addresses`; the first that is not loopback is the
+    /// source of SNATed flows to remote backends that did not arrive on a node address.
     pub fn set_node_addresses(&mut self, addresses: &BTreeSet<Ipv4Addr>) -> skiff_ebpf::Result<()> {
+        lb::set_snat_address(
+            &self.maps,
+            addresses.iter().copied().find(|a| !a.is_loopback()),
+        )?;
         for added in addresses.difference(&self.node_addresses) {
             lb::put(&self.maps.node_addresses, &be_addr(*added), &1u8)?;
         }
@@ -531,6 +536,11 @@ impl MapSync {
             .filter_map(|id| self.backends.get(id))
             .map(|b| (be_addr(b.address), be_port(b.port)))
             .collect();
+        // SNATed flows to a dropped pair (their replies would find nobody).
+        stats.map_operations +=
+            purge::<lb4_snat_key, lb4_snat_entry>(&self.maps.snat, |_, value| {
+                dropped.contains_key(&(value.service_id, value.backend_id))
+            });
         stats.map_operations +=
             purge::<lb4_ct_key, lb4_ct_entry>(&self.maps.conntrack, |key, value| {
                 (key.reply != 0 && gone_addresses.contains(&(key.saddr, key.sport)))
