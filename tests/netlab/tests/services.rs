@@ -149,10 +149,14 @@ fn ask_udp(client: &NetNs) -> std::io::Result<(String, SocketAddr)> {
 /// A request from the outside host to the NodePort, by a bash process (outside the socket
 /// LB's cgroup): what came back.
 fn ask_outside(outside: &NetNs, cgroup: &Cgroup, proto: &str) -> String {
+    ask_outside_at(outside, cgroup, proto, NODE_PORT)
+}
+
+fn ask_outside_at(outside: &NetNs, cgroup: &Cgroup, proto: &str, port: u16) -> String {
     let script = match proto {
-        "tcp" => format!("exec 3<>/dev/tcp/{NODE_ADDRESS}/{NODE_PORT} && timeout 2 cat <&3"),
+        "tcp" => format!("exec 3<>/dev/tcp/{NODE_ADDRESS}/{port} && timeout 2 cat <&3"),
         _ => format!(
-            "exec 3<>/dev/udp/{NODE_ADDRESS}/{NODE_PORT} && printf q >&3 && timeout 2 head -c 1 <&3"
+            "exec 3<>/dev/udp/{NODE_ADDRESS}/{port} && printf q >&3 && timeout 2 dd bs=64 count=1 status=none <&3"
         ),
     };
     let mut command = outside.command("bash").unwrap();
@@ -332,5 +336,164 @@ fn services_from_pods_and_from_outside_across_backend_changes() {
     run_b.store(false, Ordering::Relaxed);
     run_c.store(false, Ordering::Relaxed);
     drop(joined);
+    drop(sync);
+}
+
+/// A NodePort whose only backend is a pod on another node: the node SNATs the flow to its own
+/// address (externalTrafficPolicy Cluster), so the remote pod's reply comes back through it
+/// and is translated back; the client sees the NodePort answer, the pod sees the node.
+///
+/// ```text
+///  outside ns ── o0 192.0.2.1 [node ns] n2 172.16.0.1 ── eth0 172.16.0.2 [node2 ns]
+///                                                         pod 10.244.2.10 on lo
+/// ```
+#[test]
+fn node_port_to_a_pod_on_another_node_is_snated() {
+    assert_eq!(unsafe { libc::geteuid() }, 0, "needs root");
+    let node = NetNs::create("node").unwrap();
+    let node2 = NetNs::create("node2").unwrap();
+    let outside = NetNs::create("outside").unwrap();
+    veth(
+        End {
+            ns: &node,
+            name: "o0",
+            addresses: &["192.0.2.1/24"],
+        },
+        End {
+            ns: &outside,
+            name: "eth0",
+            addresses: &["192.0.2.2/24"],
+        },
+    )
+    .unwrap();
+    veth(
+        End {
+            ns: &node,
+            name: "n2",
+            addresses: &["172.16.0.1/24"],
+        },
+        End {
+            ns: &node2,
+            name: "eth0",
+            addresses: &["172.16.0.2/24"],
+        },
+    )
+    .unwrap();
+    node.sysctl("net.ipv4.ip_forward", "1").unwrap();
+    node.ip(&["route", "add", "10.244.2.0/24", "via", "172.16.0.2"])
+        .unwrap();
+    node2
+        .ip(&["addr", "add", "10.244.2.10/32", "dev", "lo"])
+        .unwrap();
+    node2.ip(&["link", "set", "lo", "up"]).unwrap();
+    node2
+        .ip(&["route", "add", "default", "via", "172.16.0.1"])
+        .unwrap();
+
+    let pins = Pins(PinDir::new(format!("/sys/fs/bpf/{}", unique_name("snat"))));
+    let sizes = Sizes {
+        services: 1024,
+        backends: 256,
+        service_ids: 256,
+        conntrack: 1024,
+        affinity: 1024,
+        sockets: 1024,
+    };
+    let outside_cgroup = Cgroup::create("outside").unwrap();
+    let (p0, sz) = (pins.0.clone(), sizes.clone());
+    node.within(move || {
+        // Outside clients arrive on o0; the remote pod's replies on n2.
+        for name in [c"o0", c"n2"] {
+            // SAFETY: a valid C string; the thread is in the node namespace.
+            let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+            assert_ne!(ifindex, 0);
+            PacketLb::attach_tc(&p0, ifindex, &sz).unwrap();
+        }
+    })
+    .unwrap();
+    let mut sync = MapSync::new(LbMaps::open(&pins.0).unwrap());
+    sync.set_node_addresses(&[NODE_ADDRESS].into()).unwrap();
+
+    // The remote pod answers with the address it saw the request come from.
+    let running = Arc::new(AtomicBool::new(true));
+    let (tcp, udp) = node2
+        .within(|| {
+            let pod = Ipv4Addr::new(10, 244, 2, 10);
+            (
+                TcpListener::bind((pod, TARGET_PORT)).unwrap(),
+                UdpSocket::bind((pod, TARGET_PORT)).unwrap(),
+            )
+        })
+        .unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let r = running.clone();
+    std::thread::spawn(move || {
+        while r.load(Ordering::Relaxed) {
+            match tcp.accept() {
+                Ok((mut stream, peer)) => {
+                    let _ = stream.write_all(format!("r {}", peer.ip()).as_bytes());
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    });
+    let r = running.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while r.load(Ordering::Relaxed) {
+            if let Ok((_, from)) = udp.recv_from(&mut buf) {
+                let _ = udp.send_to(format!("r {}", from.ip()).as_bytes(), from);
+            }
+        }
+    });
+
+    let mut desired = Desired::default();
+    for proto in [proto::TCP, proto::UDP] {
+        desired.frontends.insert(
+            Frontend {
+                address: Ipv4Addr::UNSPECIFIED,
+                port: 30090,
+                proto,
+            },
+            FrontendSpec {
+                service: "default/remote:http".into(),
+                flags: lb::flags::NODEPORT | lb::flags::EXTERNAL,
+                affinity_timeout: 0,
+                backends: vec![Backend {
+                    address: Ipv4Addr::new(10, 244, 2, 10),
+                    port: TARGET_PORT,
+                    proto,
+                    remote: true,
+                }],
+                terminating: BTreeSet::new(),
+                source_ranges: Vec::new(),
+            },
+        );
+    }
+    let stats = sync.apply(&desired);
+    assert!(stats.errors.is_empty(), "{stats:?}");
+
+    for proto in ["tcp", "udp"] {
+        for _ in 0..3 {
+            let answer = ask_outside_at(&outside, &outside_cgroup, proto, 30090);
+            assert_eq!(
+                answer,
+                format!("r {NODE_ADDRESS}"),
+                "{proto}: the remote pod answered through the node, which SNATed the flow"
+            );
+        }
+    }
+    let snat = skiff_ebpf::libbpf_rs::MapHandle::from_pinned_path(pins.0.map("lb4_snat")).unwrap();
+    assert!(
+        skiff_ebpf::libbpf_rs::MapCore::keys(&snat).count() >= 2,
+        "SNAT entries for the TCP and UDP flows"
+    );
+    // Removing the service purges its SNAT entries.
+    let stats = sync.apply(&Desired::default());
+    assert!(stats.errors.is_empty(), "{stats:?}");
+    assert_eq!(skiff_ebpf::libbpf_rs::MapCore::keys(&snat).count(), 0);
+    running.store(false, Ordering::Relaxed);
     drop(sync);
 }
