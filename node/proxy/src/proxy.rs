@@ -272,38 +272,22 @@ pub async fn run(
 
     let services: Api<Service> = Api::all(client.clone());
     let slices: Api<EndpointSlice> = Api::all(client);
-    let watch_services = {
-        let (cache, changed, metrics) = (cache.clone(), changed.clone(), metrics.clone());
-        async move {
-            let mut stream = std::pin::pin!(watcher::watcher(services, watcher::Config::default()));
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(event) => {
-                        cache.lock().unwrap().services_event(event);
-                        metrics.changed();
-                        changed.notify_one();
-                    }
-                    Err(err) => tracing::warn!(error = %err, "watching Services"),
-                }
-            }
-        }
-    };
-    let watch_slices = {
-        let (cache, changed, metrics) = (cache.clone(), changed.clone(), metrics.clone());
-        async move {
-            let mut stream = std::pin::pin!(watcher::watcher(slices, watcher::Config::default()));
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(event) => {
-                        cache.lock().unwrap().slices_event(event);
-                        metrics.changed();
-                        changed.notify_one();
-                    }
-                    Err(err) => tracing::warn!(error = %err, "watching EndpointSlices"),
-                }
-            }
-        }
-    };
+    let watch_services = watch(
+        services,
+        "Services",
+        cache.clone(),
+        changed.clone(),
+        metrics.clone(),
+        Cache::services_event,
+    );
+    let watch_slices = watch(
+        slices,
+        "EndpointSlices",
+        cache.clone(),
+        changed.clone(),
+        metrics.clone(),
+        Cache::slices_event,
+    );
     let syncer = Arc::new(Mutex::new(Syncer {
         sync,
         node: NodeView {
@@ -429,6 +413,31 @@ pub async fn run(
         _ = shutdown => tracing::info!("service proxy stopping; the dataplane stays pinned"),
     }
     Ok(())
+}
+
+/// Feeds one kind's watch events into the cache and wakes the sync loop.
+async fn watch<K>(
+    api: Api<K>,
+    what: &'static str,
+    cache: Arc<Mutex<Cache>>,
+    changed: Arc<tokio::sync::Notify>,
+    metrics: Arc<Metrics>,
+    apply: fn(&mut Cache, Event<K>),
+) where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(event) => {
+                apply(&mut cache.lock().unwrap(), event);
+                metrics.changed();
+                changed.notify_one();
+            }
+            Err(err) => tracing::warn!(error = %err, "watching {what}"),
+        }
+    }
 }
 
 /// Seconds since the Unix epoch, for health answers.
