@@ -34,6 +34,10 @@ pub struct SyncStats {
     pub backends_removed: usize,
     /// Map entries written or deleted.
     pub map_operations: usize,
+    /// Of the time `apply` took, how much went to purging the flow state (affinity,
+    /// conntrack, SNAT, connected UDP sockets) of removed backends: after the maps already
+    /// send every new connection to the new backends.
+    pub purge: std::time::Duration,
     /// Frontends that could not be written (a full map, ...): they stay as they were and the
     /// next `apply` tries again.
     pub errors: Vec<String>,
@@ -64,6 +68,8 @@ pub struct MapSync {
     next_service_id: u32,
     node_addresses: BTreeSet<Ipv4Addr>,
     reaper: Option<SocketReaper>,
+    /// Whether a remote backend was ever programmed: only then can flows have been SNATed.
+    remote_seen: bool,
 }
 
 impl MapSync {
@@ -81,6 +87,7 @@ impl MapSync {
             next_service_id: 1,
             node_addresses: BTreeSet::new(),
             reaper: None,
+            remote_seen: false,
         };
         sync.adopt();
         sync
@@ -123,6 +130,7 @@ impl MapSync {
                 proto: backend.proto,
                 remote: backend.state & lb::backend_state::REMOTE != 0,
             };
+            self.remote_seen |= b.remote;
             self.backend_ids.insert(b, id);
             self.backends.insert(id, b);
             self.next_backend_id = self.next_backend_id.max(id + 1);
@@ -289,7 +297,9 @@ impl MapSync {
                 }
             }
         }
+        let purging = std::time::Instant::now();
         self.collect_backends(&dropped, &mut stats);
+        stats.purge = purging.elapsed();
         stats
     }
 
@@ -335,6 +345,7 @@ impl MapSync {
         zero_counter(&self.maps.backend_traffic, id);
         stats.map_operations += 2;
         stats.backends_added += 1;
+        self.remote_seen |= backend.remote;
         self.backend_ids.insert(*backend, id);
         self.backends.insert(id, *backend);
         Ok(id)
@@ -536,16 +547,25 @@ impl MapSync {
             .filter_map(|id| self.backends.get(id))
             .map(|b| (be_addr(b.address), be_port(b.port)))
             .collect();
-        // SNATed flows to a dropped pair (their replies would find nobody).
-        stats.map_operations +=
-            purge::<lb4_snat_key, lb4_snat_entry>(&self.maps.snat, |_, value| {
-                dropped.contains_key(&(value.service_id, value.backend_id))
-            });
-        stats.map_operations +=
-            purge::<lb4_ct_key, lb4_ct_entry>(&self.maps.conntrack, |key, value| {
-                (key.reply != 0 && gone_addresses.contains(&(key.saddr, key.sport)))
-                    || dropped.contains_key(&(value.service_id, value.backend_id))
-            });
+        // Only the per-packet paths write these two maps. Until they have translated a packet
+        // the maps are empty, and finding that out by walking them costs a scan of every
+        // bucket in the kernel (a third of a millisecond each): one counter says it at once.
+        let packets = lb::percpu_sum(&self.maps.stats, &STAT_PKT_TRANSLATED).unwrap_or(1);
+        stats.map_operations += 1;
+        if packets > 0 {
+            // SNATed flows to a dropped pair (their replies would find nobody).
+            if self.remote_seen {
+                stats.map_operations +=
+                    purge::<lb4_snat_key, lb4_snat_entry>(&self.maps.snat, |_, value| {
+                        dropped.contains_key(&(value.service_id, value.backend_id))
+                    });
+            }
+            stats.map_operations +=
+                purge::<lb4_ct_key, lb4_ct_entry>(&self.maps.conntrack, |key, value| {
+                    (key.reply != 0 && gone_addresses.contains(&(key.saddr, key.sport)))
+                        || dropped.contains_key(&(value.service_id, value.backend_id))
+                });
+        }
         let udp_gone: Vec<(Ipv4Addr, u16)> = unused
             .iter()
             .filter_map(|id| self.backends.get(id))
@@ -575,6 +595,9 @@ impl MapSync {
         }
     }
 }
+
+/// `LB_STAT_PKT_TRANSLATED`, the index in `lb_stats` of packets the per-packet paths DNATed.
+const STAT_PKT_TRANSLATED: u32 = 2;
 
 /// Deletes the entries of `map` for which `stale(key, value)` holds; returns how many map
 /// operations that took. An empty map costs one lookup.

@@ -43,6 +43,8 @@ const SERVICE_CIDR: &str = "10.96.0.0/12";
 const FIRST_CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 /// The role a re-executed bench binary plays.
 const ROLE_ENV: &str = "SKIFF_DATAPLANE_ROLE";
+/// skiff's second change figure: purging the removed endpoint's flow state.
+const PURGE: &str = "stale flow state purge";
 const CLIENT_CPU: usize = 0;
 const SERVER_CPU: usize = 1;
 
@@ -246,6 +248,10 @@ mod agent {
         /// non-service address), measured with the N services programmed.
         #[serde(default)]
         pub per_packet: Vec<(String, f64, f64)>,
+        /// Change only: the part of `took_ms` spent purging the removed endpoint's flow state
+        /// (after the maps already route new connections to the new endpoints).
+        #[serde(default)]
+        pub purge_ms: f64,
     }
 
     fn desired(services: &[ServicePort]) -> Desired {
@@ -321,7 +327,9 @@ mod agent {
                         sync.apply_changes(wanted.frontends.iter().map(|(f, s)| (*f, Some(s))));
                     let took = began.elapsed();
                     anyhow::ensure!(stats.frontends_written == 1, "one frontend changes");
-                    told(took, stats.errors)
+                    let mut answer = told(took.saturating_sub(stats.purge), stats.errors);
+                    answer.purge_ms = stats.purge.as_secs_f64() * 1e3;
+                    answer
                 }
             };
             writeln!(stdout, "{}", serde_json::to_string(&told)?)?;
@@ -421,6 +429,7 @@ mod agent {
             kernel_services_kib,
             errors,
             per_packet: Vec::new(),
+            purge_ms: 0.0,
         }
     }
 
@@ -671,10 +680,13 @@ impl Mechanism for Skiff {
         if !told.errors.is_empty() {
             bail!("MapSync::apply: {:?}", told.errors);
         }
-        Ok(vec![(
-            "MapSync::apply",
-            Duration::from_secs_f64(told.took_ms / 1e3),
-        )])
+        Ok(vec![
+            (
+                "MapSync::apply",
+                Duration::from_secs_f64(told.took_ms / 1e3),
+            ),
+            (PURGE, Duration::from_secs_f64(told.purge_ms / 1e3)),
+        ])
     }
 
     fn clear(&mut self, _bed: &Bed) -> anyhow::Result<()> {
@@ -1110,7 +1122,7 @@ fn rows_for(
         .iter()
         .filter_map(|(_, r)| r.as_ref().ok())
         .flat_map(|m| m.changes.iter().map(|(way, _)| *way))
-        .filter(|way| *way != "MapSync::apply")
+        .filter(|way| *way != "MapSync::apply" && *way != PURGE)
         .collect();
     let skiff_change = skiff
         .and_then(|m| m.changes.first())
@@ -1138,6 +1150,17 @@ fn rows_for(
                 )],
             });
         }
+    }
+    if let Some((_, purge)) = skiff.and_then(|m| m.changes.iter().find(|(w, _)| *w == PURGE)) {
+        rows.push(Row {
+            metric: format!(
+                "{n} services: then purging the removed endpoint's conntrack/SNAT/affinity state"
+            ),
+            unit: "ms",
+            higher_is_better: false,
+            ours: Some(purge.as_secs_f64() * 1e3),
+            anchors: Vec::new(),
+        });
     }
     if !results.iter().any(|(m, _)| *m != "skiff") {
         rows.push(Row {
