@@ -14,6 +14,14 @@ char LICENSE[] SEC("license") = "GPL";
 #define SOCK_ALLOW 1
 #define SOCK_REJECT 0
 
+/* The lb4_sock_peer entry of a socket: its cookie, mixed, modulo the table's size. */
+static __always_inline __u32 lb4_sock_peer_index(__u64 cookie)
+{
+	__u64 h = cookie * 0x9e3779b97f4a7c15ULL;
+
+	return (__u32)(h >> 32) & (LB_SOCK_PEER_ENTRIES - 1);
+}
+
 /* Remember which service a socket's peer stands for, for recvmsg and getpeername: by socket
  * cookie when it connects (one peer for the socket's life), by cookie and backend in an LRU
  * map for datagrams sent without connecting (a peer per destination). */
@@ -26,16 +34,19 @@ static __always_inline void lb4_remember(struct bpf_sock_addr *ctx, const struct
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 
 	if (connecting) {
-		struct lb4_sock_peer peer = {
-			.backend_address = backend->address,
-			.backend_port = backend->port,
-			.address = frontend,
-			.port = key->port,
-			.service_id = svc->service_id,
-		};
-		/* Full: getpeername() shows the backend; nothing else breaks. */
-		if (bpf_map_update_elem(&lb4_sock_peer, &cookie, &peer, BPF_ANY))
-			lb_count(LB_STAT_SOCK_PEER_FULL);
+		__u32 index = lb4_sock_peer_index(cookie);
+		struct lb4_sock_peer *peer = bpf_map_lookup_elem(&lb4_sock_peer, &index);
+
+		if (peer) {
+			if (peer->cookie)
+				lb_count(LB_STAT_SOCK_PEER_FULL); /* taken over (or stale) */
+			peer->cookie = cookie;
+			peer->backend_address = backend->address;
+			peer->backend_port = backend->port;
+			peer->address = frontend;
+			peer->port = key->port;
+			peer->service_id = svc->service_id;
+		}
 		return;
 	}
 	struct lb4_sock_key skey = {
@@ -98,10 +109,11 @@ int lb4_sendmsg(struct bpf_sock_addr *ctx)
 static __always_inline int lb4_reverse(struct bpf_sock_addr *ctx)
 {
 	__u64 cookie = bpf_get_socket_cookie(ctx);
-	struct lb4_sock_peer *peer = bpf_map_lookup_elem(&lb4_sock_peer, &cookie);
+	__u32 index = lb4_sock_peer_index(cookie);
+	struct lb4_sock_peer *peer = bpf_map_lookup_elem(&lb4_sock_peer, &index);
 	struct lb4_sock_rev *rev;
 
-	if (peer && peer->backend_address == ctx->user_ip4 &&
+	if (peer && peer->cookie == cookie && peer->backend_address == ctx->user_ip4 &&
 	    peer->backend_port == (__be16)ctx->user_port) {
 		ctx->user_ip4 = peer->address;
 		ctx->user_port = peer->port;
@@ -130,14 +142,4 @@ SEC("cgroup/getpeername4")
 int lb4_getpeername(struct bpf_sock_addr *ctx)
 {
 	return lb4_reverse(ctx);
-}
-
-/* A socket closes: its connected peer entry goes with it. */
-SEC("cgroup/sock_release")
-int lb4_sock_release(struct bpf_sock *ctx)
-{
-	__u64 cookie = bpf_get_socket_cookie(ctx);
-
-	bpf_map_delete_elem(&lb4_sock_peer, &cookie);
-	return SOCK_ALLOW;
 }

@@ -156,8 +156,6 @@ pub struct Sizes {
     pub conntrack: u32,
     /// Session affinity and unconnected-UDP reverse NAT entries (LRU).
     pub affinity: u32,
-    /// Connected sockets to services at one time (preallocated).
-    pub sockets: u32,
 }
 
 impl Default for Sizes {
@@ -168,7 +166,6 @@ impl Default for Sizes {
             service_ids: 1 << 17,
             conntrack: 1 << 18,
             affinity: 1 << 16,
-            sockets: 1 << 17,
         }
     }
 }
@@ -181,7 +178,6 @@ impl Sizes {
             "lb4_reverse_nat" | "lb4_service_traffic" => self.service_ids,
             "lb4_ct" | "lb4_snat" => self.conntrack,
             "lb4_affinity" | "lb4_sock_rev" => self.affinity,
-            "lb4_sock_peer" => self.sockets,
             _ => return None,
         })
     }
@@ -345,12 +341,11 @@ pub struct SocketLb {
 
 impl SocketLb {
     /// The programs, in attach order.
-    const PROGRAMS: [&'static str; 5] = [
+    const PROGRAMS: [&'static str; 4] = [
         "lb4_connect",
         "lb4_sendmsg",
         "lb4_recvmsg",
         "lb4_getpeername",
-        "lb4_sock_release",
     ];
 
     /// Loads the socket programs (creating or adopting the maps under `pins`) and attaches

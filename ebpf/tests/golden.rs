@@ -502,7 +502,6 @@ fn small_sizes() -> Sizes {
         service_ids: 1024,
         conntrack: 4096,
         affinity: 1024,
-        sockets: 1024,
     }
 }
 

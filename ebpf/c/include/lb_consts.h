@@ -44,6 +44,9 @@
 /* Slots per service, including slot 0 (the service entry itself). */
 #define LB_MAX_BACKENDS 4096
 
+/* Entries of lb4_sock_peer, the connected sockets' reverse table (a power of two). */
+#define LB_SOCK_PEER_ENTRIES 131072
+
 /* Maglev lookup table size per service: a prime well above LB_MAX_BACKENDS' typical use. */
 #define LB_MAGLEV_SIZE 1021
 
@@ -57,7 +60,7 @@ enum lb_stat {
 	LB_STAT_PKT_SOURCE_DENIED,   /* packets outside loadBalancerSourceRanges */
 	LB_STAT_PKT_MALFORMED,       /* truncated or otherwise unparseable packets */
 	LB_STAT_CT_FULL,             /* conntrack inserts that failed */
-	LB_STAT_SOCK_PEER_FULL,      /* connected sockets whose service address was not kept */
+	LB_STAT_SOCK_PEER_FULL,      /* connects that took over another socket's reverse entry */
 	LB_STAT_SNAT_EXHAUSTED,      /* new flows to remote backends dropped: no free SNAT port */
 	LB_STAT_SNAT_NO_ADDRESS,     /* flows to remote backends not SNATed: no lb4_snat_address */
 	LB_STAT_MAX,

@@ -76,6 +76,7 @@ struct lb4_sock_rev {
 
 /* Socket-level reverse NAT of a connected socket (TCP, or UDP after connect()). */
 struct lb4_sock_peer {
+	__u64 cookie; /* the socket's cookie: an entry is the socket's only when it matches */
 	__be32 backend_address;
 	__be16 backend_port;
 	__u16 pad;

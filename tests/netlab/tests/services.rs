@@ -199,7 +199,6 @@ fn services_from_pods_and_from_outside_across_backend_changes() {
         service_ids: 1024,
         conntrack: 4096,
         affinity: 4096,
-        sockets: 4096,
     };
     let pods_cgroup = Cgroup::create("pods").unwrap();
     let outside_cgroup = Cgroup::create("outside").unwrap();
@@ -397,7 +396,6 @@ fn node_port_to_a_pod_on_another_node_is_snated() {
         service_ids: 256,
         conntrack: 1024,
         affinity: 1024,
-        sockets: 1024,
     };
     let outside_cgroup = Cgroup::create("outside").unwrap();
     let (p0, sz) = (pins.0.clone(), sizes.clone());
