@@ -11,7 +11,7 @@ pub mod packet_lb;
 pub mod plain;
 
 pub use libbpf_rs;
-pub use object::PinDir;
+pub use object::{PinDir, PinGuard};
 
 /// What can go wrong loading, attaching or programming BPF objects.
 #[derive(Debug, thiserror::Error)]

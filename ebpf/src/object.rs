@@ -67,6 +67,19 @@ impl PinDir {
     }
 }
 
+/// A pin directory removed (programs detached, maps freed) when dropped: what tests and
+/// benchmarks hold so nothing stays pinned after them, failures included.
+#[derive(Debug)]
+pub struct PinGuard(pub PinDir);
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        if let Err(err) = self.0.remove() {
+            eprintln!("removing {}: {err}", self.0.path().display());
+        }
+    }
+}
+
 fn is_bpffs(path: &Path) -> bool {
     let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
         return false;

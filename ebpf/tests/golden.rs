@@ -12,9 +12,9 @@ use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use libbpf_rs::{MapCore, MapFlags, Object};
-use skiff_ebpf::PinDir;
 use skiff_ebpf::lb::{self, LbMaps, Sizes, be_addr, be_port, flags, frontend_key, types::*};
 use skiff_ebpf::packet_lb::{self, PacketLb, programs, verdict};
+use skiff_ebpf::{PinDir, PinGuard};
 
 // ---------------------------------------------------------------------------------------------
 // Addresses of the scenarios.
@@ -479,14 +479,6 @@ struct Env {
     /// The tc object, for the reply hook when the case runs on XDP.
     tc: Option<Object>,
     pins: PinGuard,
-}
-
-struct PinGuard(PinDir);
-
-impl Drop for PinGuard {
-    fn drop(&mut self) {
-        let _ = self.0.remove();
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -77,7 +77,7 @@ impl Metrics {
     }
 
     /// The Prometheus text of the sync loop's figures.
-    pub fn render(&self, out: &mut String) {
+    pub fn render(&self, out: &mut Exposition) {
         let (total, last) = *self.timing.lock().unwrap();
         let counters = [
             ("skiff_proxy_syncs_total", "Map syncs done.", &self.syncs),
@@ -167,18 +167,36 @@ impl Metrics {
     }
 }
 
-/// One metric sample with its HELP and TYPE lines.
+/// Prometheus text being written: the samples, and which families have their HELP and TYPE
+/// lines already (a scrape of a large node has hundreds of thousands of samples: searching
+/// the text for each would be quadratic).
+#[derive(Default)]
+pub struct Exposition {
+    text: String,
+    families: std::collections::HashSet<String>,
+}
+
+impl Exposition {
+    /// The finished text.
+    pub fn into_text(self) -> String {
+        self.text
+    }
+}
+
+/// One metric sample, with its family's HELP and TYPE lines the first time.
 pub fn metric(
-    out: &mut String,
+    out: &mut Exposition,
     name: &str,
     help: &str,
     kind: &str,
     labels: &[(&str, &str)],
     value: f64,
 ) {
-    if !out.contains(&format!("# TYPE {name} ")) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    if !out.families.contains(name) {
+        out.families.insert(name.to_owned());
+        let _ = writeln!(out.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
+    let out = &mut out.text;
     let labels: Vec<String> = labels
         .iter()
         .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
@@ -192,7 +210,7 @@ pub fn metric(
 
 /// Datapath counters and traffic per service frontend and backend, read from the maps.
 pub fn render_dataplane(
-    out: &mut String,
+    out: &mut Exposition,
     maps: &LbMaps,
     sync: &MapSync,
     service_of: &dyn Fn(&crate::model::Frontend) -> String,

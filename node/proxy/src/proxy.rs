@@ -384,7 +384,7 @@ pub async fn run(
     let render: Arc<dyn Fn() -> String + Send + Sync> = {
         let (metrics, syncer) = (metrics.clone(), syncer.clone());
         Arc::new(move || {
-            let mut out = String::new();
+            let mut out = crate::metrics::Exposition::default();
             metrics.render(&mut out);
             let syncer = syncer.lock().unwrap();
             let service_of = |f: &Frontend| {
@@ -400,7 +400,7 @@ pub async fn run(
                 &syncer.sync,
                 &service_of,
             );
-            out
+            out.into_text()
         })
     };
     let serve_metrics = crate::metrics::serve_metrics(config.metrics_bind, render);

@@ -639,7 +639,9 @@ fn range_key(service_id: u32, (address, len): (Ipv4Addr, u8)) -> lb4_source_rang
 
 /// Starts a per-CPU traffic counter at zero, so the datapath only has to add to it.
 fn zero_counter(map: &libbpf_rs::MapHandle, id: u32) {
-    let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1);
+    // Read once: it is a sysfs file, and this runs for every backend and frontend written.
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| libbpf_rs::num_possible_cpus().unwrap_or(1));
     let zero = vec![vec![0u8; size_of::<lb_traffic>()]; cpus];
     let _ = map.update_percpu(&id.to_ne_bytes(), &zero, MapFlags::ANY);
 }

@@ -10,20 +10,11 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use skiff_ebpf::PinDir;
 use skiff_ebpf::lb::{self, LbMaps, Sizes, SocketLb};
+use skiff_ebpf::{PinDir, PinGuard};
 use skiff_netlab::Cgroup;
 use skiff_proxy::model::{Backend, Desired, Frontend, FrontendSpec, proto};
 use skiff_proxy::sync::MapSync;
-
-/// Removes the pins on drop.
-struct Pins(PinDir);
-
-impl Drop for Pins {
-    fn drop(&mut self) {
-        let _ = self.0.remove();
-    }
-}
 
 /// A TCP "pod" on a loopback address that answers each connection with its name.
 fn tcp_backend(address: Ipv4Addr, name: &'static str) -> SocketAddr {
@@ -92,7 +83,7 @@ fn socket_lb_translates_connections_and_datagrams() {
         "the socket-LB test needs root (run it through `cargo xtask test ebpf`)"
     );
     let id = std::process::id();
-    let pins = Pins(PinDir::new(format!("/sys/fs/bpf/skiff-test-sock-{id}")));
+    let pins = PinGuard(PinDir::new(format!("/sys/fs/bpf/skiff-test-sock-{id}")));
     let cgroup = Cgroup::create("socket-lb").unwrap();
     let _joined = cgroup.join().unwrap();
     let sizes = Sizes {

@@ -613,19 +613,8 @@ trait Mechanism {
 /// skiff: the agent process attaches the socket LB to the client cgroup and runs `MapSync`.
 struct Skiff {
     cgroup: PathBuf,
-    pins: Option<Pins>,
+    pins: Option<skiff_ebpf::PinGuard>,
     agent: Option<Worker>,
-}
-
-/// The bench's bpffs directory, removed on drop (which detaches the programs).
-struct Pins(skiff_ebpf::PinDir);
-
-impl Drop for Pins {
-    fn drop(&mut self) {
-        if let Err(err) = self.0.remove() {
-            eprintln!("removing {}: {err}", self.0.path().display());
-        }
-    }
 }
 
 impl Mechanism for Skiff {
@@ -638,7 +627,7 @@ impl Mechanism for Skiff {
     }
 
     fn program(&mut self, _bed: &Bed, services: &[ServicePort]) -> anyhow::Result<Programmed> {
-        let pins = Pins(skiff_ebpf::PinDir::new(format!(
+        let pins = skiff_ebpf::PinGuard(skiff_ebpf::PinDir::new(format!(
             "/sys/fs/bpf/skiff-bench-{}",
             std::process::id()
         )));

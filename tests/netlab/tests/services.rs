@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use skiff_ebpf::PinDir;
 use skiff_ebpf::lb::{self, LbMaps, Sizes, SocketLb};
 use skiff_ebpf::packet_lb::PacketLb;
+use skiff_ebpf::{PinDir, PinGuard};
 use skiff_netlab::cgroup::Cgroup;
 use skiff_netlab::netns::{End, veth};
 use skiff_netlab::topology::ServiceLab;
@@ -35,15 +35,6 @@ const CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 const NODE_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const NODE_PORT: u16 = 30080;
 const TARGET_PORT: u16 = 8080;
-
-/// Removes the pins on drop (after the links' owners are gone).
-struct Pins(PinDir);
-
-impl Drop for Pins {
-    fn drop(&mut self) {
-        let _ = self.0.remove();
-    }
-}
 
 /// A backend pod: TCP and UDP on `address:TARGET_PORT` in the pods namespace, answering with
 /// `name`. Serving stops when `running` turns false.
@@ -189,7 +180,7 @@ fn services_from_pods_and_from_outside_across_backend_changes() {
     )
     .unwrap();
 
-    let pins = Pins(PinDir::new(format!(
+    let pins = PinGuard(PinDir::new(format!(
         "/sys/fs/bpf/{}",
         unique_name("services")
     )));
@@ -389,7 +380,7 @@ fn node_port_to_a_pod_on_another_node_is_snated() {
         .ip(&["route", "add", "default", "via", "172.16.0.1"])
         .unwrap();
 
-    let pins = Pins(PinDir::new(format!("/sys/fs/bpf/{}", unique_name("snat"))));
+    let pins = PinGuard(PinDir::new(format!("/sys/fs/bpf/{}", unique_name("snat"))));
     let sizes = Sizes {
         services: 1024,
         backends: 256,
