@@ -171,6 +171,17 @@ impl Default for Sizes {
 }
 
 impl Sizes {
+    /// Small maps (a few thousand entries each), for tests and labs.
+    pub fn small() -> Sizes {
+        Sizes {
+            services: 4096,
+            backends: 1024,
+            service_ids: 1024,
+            conntrack: 4096,
+            affinity: 1024,
+        }
+    }
+
     pub(crate) fn for_map(&self, name: &str) -> Option<u32> {
         Some(match name {
             "lb4_services" => self.services,

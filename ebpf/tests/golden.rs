@@ -487,16 +487,6 @@ enum Hook {
     Xdp,
 }
 
-fn small_sizes() -> Sizes {
-    Sizes {
-        services: 4096,
-        backends: 1024,
-        service_ids: 1024,
-        conntrack: 4096,
-        affinity: 1024,
-    }
-}
-
 fn pin_guard(tag: &str) -> PinGuard {
     let dir = PinDir::new(format!(
         "/sys/fs/bpf/skiff-test-golden-{}-{tag}",
@@ -509,7 +499,7 @@ fn pin_guard(tag: &str) -> PinGuard {
 impl Env {
     fn new(hook: Hook, case: &str) -> Env {
         let pins = pin_guard(&format!("{hook:?}-{case}"));
-        let sizes = small_sizes();
+        let sizes = Sizes::small();
         let (object, tc) = match hook {
             Hook::Tc => (packet_lb::load_tc(&pins.0, &sizes).expect("load tc"), None),
             Hook::Xdp => (
@@ -1729,8 +1719,8 @@ fn xdp_golden() {
 #[test]
 fn runts_are_refused_by_the_kernel() {
     let pins = pin_guard("runts");
-    let tc = packet_lb::load_tc(&pins.0, &small_sizes()).unwrap();
-    let xdp = packet_lb::load_xdp(&pins.0, &small_sizes()).unwrap();
+    let tc = packet_lb::load_tc(&pins.0, &Sizes::small()).unwrap();
+    let xdp = packet_lb::load_xdp(&pins.0, &Sizes::small()).unwrap();
     let frame = tcp(CLIENT, 40000, CLUSTER_IP, 80).build();
     assert!(packet_lb::run(&xdp, programs::XDP, &frame[..10], 1).is_err());
     assert!(packet_lb::run(&tc, programs::TC_INGRESS, &frame[..10], 1).is_err());
@@ -1758,7 +1748,7 @@ fn builder_checksums() {
 #[test]
 fn bench_helper_times_packets() {
     let pins = pin_guard("bench");
-    let object = packet_lb::load_tc(&pins.0, &small_sizes()).unwrap();
+    let object = packet_lb::load_tc(&pins.0, &Sizes::small()).unwrap();
     let frame = tcp(CLIENT, 40000, B2, 80).build();
     let ns = packet_lb::ns_per_packet(&object, programs::TC_INGRESS, &frame, 1000).unwrap();
     assert!(ns > 0.0 && ns < 100_000.0, "{ns} ns per packet");
@@ -1815,7 +1805,7 @@ fn tc_attached_on_loopback_translates_real_traffic() {
         sh("ip addr add 10.96.0.10/32 dev lo");
         sh("ip addr add 10.96.0.11/32 dev lo");
         let lo = ifindex("lo");
-        let sizes = small_sizes();
+        let sizes = Sizes::small();
         let attached = PacketLb::attach_tc(&pins.0, lo, &sizes).unwrap();
         for name in ["lb4_tc_ingress", "lb4_tc_egress"] {
             let path = pins.0.link(&format!("{name}-if{lo}"));
@@ -1959,7 +1949,7 @@ fn xdp_transmits_when_the_fib_says_same_interface() {
         sh("ip neigh add 10.245.1.11 lladdr 02:00:00:00:00:b2 dev d1 nud permanent");
         let d0 = ifindex("d0");
         let env = Env::new(Hook::Xdp, "xdp-fib");
-        let _link = PacketLb::attach_xdp(&env.pins.0, d0, &small_sizes()).unwrap();
+        let _link = PacketLb::attach_xdp(&env.pins.0, d0, &Sizes::small()).unwrap();
         assert!(env.pins.0.link(&format!("lb4_xdp-if{d0}")).exists());
 
         env.backend(1, B1, 8080, TCP); // 10.244.1.11: behind d0, neighbour known

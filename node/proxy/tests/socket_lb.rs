@@ -86,13 +86,7 @@ fn socket_lb_translates_connections_and_datagrams() {
     let pins = PinGuard(PinDir::new(format!("/sys/fs/bpf/skiff-test-sock-{id}")));
     let cgroup = Cgroup::create("socket-lb").unwrap();
     let _joined = cgroup.join().unwrap();
-    let sizes = Sizes {
-        services: 4096,
-        backends: 1024,
-        service_ids: 1024,
-        conntrack: 4096,
-        affinity: 4096,
-    };
+    let sizes = Sizes::small();
     let _socket_lb = SocketLb::attach(&pins.0, cgroup.path(), &sizes).unwrap();
     let mut sync = MapSync::new(LbMaps::open(&pins.0).unwrap());
 

@@ -137,6 +137,25 @@ fn ask_udp(client: &NetNs) -> std::io::Result<(String, SocketAddr)> {
     })?
 }
 
+/// An "outside" host wired to `node`: its `o0` is the node address, the host is 192.0.2.2.
+fn outside_of(node: &NetNs) -> NetNs {
+    let outside = NetNs::create("outside").unwrap();
+    veth(
+        End {
+            ns: node,
+            name: "o0",
+            addresses: &["192.0.2.1/24"],
+        },
+        End {
+            ns: &outside,
+            name: "eth0",
+            addresses: &["192.0.2.2/24"],
+        },
+    )
+    .unwrap();
+    outside
+}
+
 /// A request from the outside host to the NodePort, by a bash process (outside the socket
 /// LB's cgroup): what came back.
 fn ask_outside(outside: &NetNs, cgroup: &Cgroup, proto: &str) -> String {
@@ -165,32 +184,13 @@ fn services_from_pods_and_from_outside_across_backend_changes() {
         "needs root (run it through `cargo xtask test ebpf`)"
     );
     let lab = ServiceLab::create(3).unwrap();
-    let outside = NetNs::create("outside").unwrap();
-    veth(
-        End {
-            ns: &lab.node,
-            name: "o0",
-            addresses: &["192.0.2.1/24"],
-        },
-        End {
-            ns: &outside,
-            name: "eth0",
-            addresses: &["192.0.2.2/24"],
-        },
-    )
-    .unwrap();
+    let outside = outside_of(&lab.node);
 
     let pins = PinGuard(PinDir::new(format!(
         "/sys/fs/bpf/{}",
         unique_name("services")
     )));
-    let sizes = Sizes {
-        services: 4096,
-        backends: 1024,
-        service_ids: 1024,
-        conntrack: 4096,
-        affinity: 4096,
-    };
+    let sizes = Sizes::small();
     let pods_cgroup = Cgroup::create("pods").unwrap();
     let outside_cgroup = Cgroup::create("outside").unwrap();
     let _socket_lb = SocketLb::attach(&pins.0, pods_cgroup.path(), &sizes).unwrap();
@@ -342,20 +342,7 @@ fn node_port_to_a_pod_on_another_node_is_snated() {
     assert_eq!(unsafe { libc::geteuid() }, 0, "needs root");
     let node = NetNs::create("node").unwrap();
     let node2 = NetNs::create("node2").unwrap();
-    let outside = NetNs::create("outside").unwrap();
-    veth(
-        End {
-            ns: &node,
-            name: "o0",
-            addresses: &["192.0.2.1/24"],
-        },
-        End {
-            ns: &outside,
-            name: "eth0",
-            addresses: &["192.0.2.2/24"],
-        },
-    )
-    .unwrap();
+    let outside = outside_of(&node);
     veth(
         End {
             ns: &node,
@@ -381,13 +368,7 @@ fn node_port_to_a_pod_on_another_node_is_snated() {
         .unwrap();
 
     let pins = PinGuard(PinDir::new(format!("/sys/fs/bpf/{}", unique_name("snat"))));
-    let sizes = Sizes {
-        services: 1024,
-        backends: 256,
-        service_ids: 256,
-        conntrack: 1024,
-        affinity: 1024,
-    };
+    let sizes = Sizes::small();
     let outside_cgroup = Cgroup::create("outside").unwrap();
     let (p0, sz) = (pins.0.clone(), sizes.clone());
     node.within(move || {
