@@ -179,6 +179,31 @@ const FIGURES: [(&str, &str, bool); 13] = [
     ("watch fan-out to 1000 watchers p99", "ms", false),
 ];
 
+/// The single-object calls the runs measure, each by client `i % CLIENTS` of `apis`.
+async fn create_pod(apis: Arc<Vec<Api<Pod>>>, i: usize, namespace: &str) {
+    let p: Pod = serde_json::from_value(pod(&format!("pod-{i:05}"), namespace)).unwrap();
+    apis[i % CLIENTS]
+        .create(&PostParams::default(), &p)
+        .await
+        .unwrap();
+}
+
+async fn get_pod(apis: Arc<Vec<Api<Pod>>>, i: usize) {
+    apis[i % CLIENTS].get(&format!("pod-{i:05}")).await.unwrap();
+}
+
+/// A read-modify-write: get, then replace with the resourceVersion it read.
+async fn relabel_pod(apis: Arc<Vec<Api<Pod>>>, i: usize) {
+    let a = &apis[i % CLIENTS];
+    let name = format!("pod-{i:05}");
+    let mut p = a.get(&name).await.unwrap();
+    p.metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("updated".into(), "yes".into());
+    a.replace(&name, &PostParams::default(), &p).await.unwrap();
+}
+
 async fn measure_api(store: Arc<dyn Store>) -> Figures {
     // The server gets a runtime of its own, as in `skiff server`: the clients' tasks do not
     // queue in its run queues (the OS shares the cores between the two, as between processes).
@@ -227,14 +252,7 @@ async fn measure_api(store: Arc<dyn Store>) -> Figures {
     let mut out = Vec::new();
 
     let c = clients.clone();
-    let mut create = parallel(PODS, move |i| {
-        let a = c[i % CLIENTS].clone();
-        async move {
-            let p: Pod = serde_json::from_value(pod(&format!("pod-{i:05}"), "bench")).unwrap();
-            a.create(&PostParams::default(), &p).await.unwrap();
-        }
-    })
-    .await;
+    let mut create = parallel(PODS, move |i| create_pod(c.clone(), i, "bench")).await;
     create.explain_tail("api create (saturated)", Duration::from_millis(10));
     out.push(create.throughput());
     out.push(create.percentile(0.5));
@@ -252,65 +270,22 @@ async fn measure_api(store: Arc<dyn Store>) -> Figures {
             .collect(),
     );
     let c = paced_apis.clone();
-    let mut create = paced(PODS, PACED_RATE, move |i| {
-        let a = c[i % CLIENTS].clone();
-        async move {
-            let p: Pod = serde_json::from_value(pod(&format!("pod-{i:05}"), "paced")).unwrap();
-            a.create(&PostParams::default(), &p).await.unwrap();
-        }
-    })
-    .await;
+    let mut create = paced(PODS, PACED_RATE, move |i| create_pod(c.clone(), i, "paced")).await;
     create.explain_tail("api create at 5,000/s", Duration::from_millis(10));
     out.push(create.percentile(0.99));
     let c = paced_apis.clone();
-    let mut get = paced(PODS, PACED_RATE, move |i| {
-        let a = c[i % CLIENTS].clone();
-        async move {
-            a.get(&format!("pod-{i:05}")).await.unwrap();
-        }
-    })
-    .await;
+    let mut get = paced(PODS, PACED_RATE, move |i| get_pod(c.clone(), i)).await;
     out.push(get.percentile(0.99));
     // Updates at the same call rate: a get and a replace per pair, so half the pairs.
     let c = paced_apis.clone();
-    let mut update = paced(PODS, PACED_RATE / 2.0, move |i| {
-        let a = c[i % CLIENTS].clone();
-        async move {
-            let name = format!("pod-{i:05}");
-            let mut p = a.get(&name).await.unwrap();
-            p.metadata
-                .labels
-                .get_or_insert_with(Default::default)
-                .insert("updated".into(), "yes".into());
-            a.replace(&name, &PostParams::default(), &p).await.unwrap();
-        }
-    })
-    .await;
+    let mut update = paced(PODS, PACED_RATE / 2.0, move |i| relabel_pod(c.clone(), i)).await;
     out.push(update.percentile(0.99));
     let c = clients.clone();
-    let mut get = parallel(PODS, move |i| {
-        let a = c[i % CLIENTS].clone();
-        async move {
-            a.get(&format!("pod-{i:05}")).await.unwrap();
-        }
-    })
-    .await;
+    let mut get = parallel(PODS, move |i| get_pod(c.clone(), i)).await;
     out.push(get.percentile(0.5));
     out.push(get.percentile(0.99));
     let c = clients.clone();
-    let mut update = parallel(PODS, move |i| {
-        let a = c[i % CLIENTS].clone();
-        async move {
-            let name = format!("pod-{i:05}");
-            let mut p = a.get(&name).await.unwrap();
-            p.metadata
-                .labels
-                .get_or_insert_with(Default::default)
-                .insert("updated".into(), "yes".into());
-            a.replace(&name, &PostParams::default(), &p).await.unwrap();
-        }
-    })
-    .await;
+    let mut update = parallel(PODS, move |i| relabel_pod(c.clone(), i)).await;
     // An update is a read-modify-write (get, then replace with its resourceVersion) here and in
     // the bare-store anchor alike.
     out.push(update.throughput());
