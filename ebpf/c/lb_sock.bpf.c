@@ -14,12 +14,13 @@ char LICENSE[] SEC("license") = "GPL";
 #define SOCK_ALLOW 1
 #define SOCK_REJECT 0
 
-/* The lb4_sock_peer entry of a socket: its cookie, mixed, modulo the table's size. */
+/* The lb4_sock_peer entry of a socket: its cookie modulo the table's size. The kernel hands
+ * out cookies in per-CPU runs of consecutive numbers, so sockets opened one after another write
+ * neighbouring entries (already in cache) and an entry is reused only after the table's size of
+ * newer sockets: first in, first out, rather than a hash's random collisions. */
 static __always_inline __u32 lb4_sock_peer_index(__u64 cookie)
 {
-	__u64 h = cookie * 0x9e3779b97f4a7c15ULL;
-
-	return (__u32)(h >> 32) & (LB_SOCK_PEER_ENTRIES - 1);
+	return (__u32)cookie & (LB_SOCK_PEER_ENTRIES - 1);
 }
 
 /* Remember which service a socket's peer stands for, for recvmsg and getpeername: by socket
