@@ -6,6 +6,7 @@
 //! away, and a new agent adopts it (see [`object`]).
 
 pub mod lb;
+pub mod net;
 pub mod object;
 pub mod packet_lb;
 pub mod plain;

@@ -1,0 +1,1 @@
+//! A CRI (Kubernetes Container Runtime Interface v1) client over a unix socket.

@@ -1,0 +1,1 @@
+//! Netlink without an async runtime: links, veths, addresses, routes, neighbours, network namespaces.
