@@ -3,8 +3,11 @@
 //! the programs on the uplink and the overlay device, and masquerade for traffic leaving the
 //! cluster. The per-pod half is the `skiff-cni` plugin.
 
+pub mod cni_config;
 pub mod masquerade;
+pub mod network;
 pub mod node;
+pub mod run;
 
 use std::fmt;
 use std::net::Ipv4Addr;

@@ -1,0 +1,206 @@
+//! The node-wide half of the pod network, without the API: forwarding on, the programs loaded
+//! and pinned (so every CNI ADD only links them), the routing config in the maps, the overlay
+//! device, the uplink programs, the masquerade table, and the way to every other node's
+//! podCIDR (a route via that node in native mode, a tunnel entry in overlay mode), applied by
+//! difference so a restart or a resync converges without churn.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use anyhow::Context;
+use skiff_ebpf::PinDir;
+use skiff_ebpf::net::{self, NetConfig, NetMaps, PodNet};
+use skiff_netlink::{Netlink, Route};
+
+use crate::node::Peer;
+use crate::{Cidr, masquerade};
+
+/// The overlay device's name.
+pub const OVERLAY_DEVICE: &str = "skiff_vxlan";
+/// VXLAN's IANA port.
+pub const VXLAN_PORT: u16 = 4789;
+/// What VXLAN over IPv4 adds to a frame: pods in overlay mode get the uplink's MTU minus this.
+pub const VXLAN_OVERHEAD: u32 = 50;
+
+/// How pods on other nodes are reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The underlay routes pod CIDRs: a route per node, `podCIDR via nodeIP`.
+    Native,
+    /// VXLAN between nodes (for networks that cannot route pod CIDRs).
+    Overlay { vni: u32, port: u16 },
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "native" => Ok(Mode::Native),
+            "overlay" | "vxlan" => Ok(Mode::Overlay {
+                vni: 1,
+                port: VXLAN_PORT,
+            }),
+            other => Err(format!("unknown pod network mode {other:?} (native or overlay)")),
+        }
+    }
+}
+
+/// What the node's pod network is made of.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub pod_cidr: Cidr,
+    pub cluster_cidr: Cidr,
+    pub mode: Mode,
+    /// Interfaces traffic from other nodes arrives on (get the to-pod program).
+    pub uplinks: Vec<String>,
+    pub pins: PinDir,
+    /// Install the masquerade table for traffic leaving the cluster.
+    pub masquerade: bool,
+}
+
+/// The node's pod network, set up; [`NodeNetwork::apply_peers`] keeps the other nodes current.
+pub struct NodeNetwork {
+    setup: Setup,
+    netlink: Netlink,
+    maps: NetMaps,
+    /// Other nodes' podCIDRs → node address, as installed.
+    installed: BTreeMap<Cidr, Ipv4Addr>,
+    /// Node addresses in the masquerade exclusion set.
+    nodes: Vec<Ipv4Addr>,
+}
+
+fn cidr_pair(cidr: Cidr) -> (Ipv4Addr, u8) {
+    (cidr.network, cidr.prefix)
+}
+
+impl NodeNetwork {
+    /// Sets the node up in the calling thread's network namespace. Idempotent: run again (a
+    /// restarted agent) it adopts what is there.
+    pub fn setup(setup: Setup) -> anyhow::Result<NodeNetwork> {
+        skiff_netlink::sysctl_set("net.ipv4.ip_forward", "1")?;
+        let mut netlink = Netlink::open()?;
+        PodNet::load_and_pin(&setup.pins).context("loading the pod network programs")?;
+        let maps = NetMaps::open(&setup.pins)?;
+        let mode = match setup.mode {
+            Mode::Native => net::Mode::Native,
+            Mode::Overlay { vni, port } => {
+                let ifindex = overlay_device(&mut netlink, port)?;
+                PodNet::attach_tunnel(&setup.pins, ifindex)?;
+                net::Mode::Overlay { ifindex, vni }
+            }
+        };
+        maps.set_config(&NetConfig {
+            cluster_cidr: cidr_pair(setup.cluster_cidr),
+            pod_cidr: cidr_pair(setup.pod_cidr),
+            mode,
+        })?;
+        for name in &setup.uplinks {
+            let link = netlink
+                .link_by_name(name)?
+                .with_context(|| format!("no interface named {name}"))?;
+            PodNet::attach_uplink(&setup.pins, link.index)?;
+        }
+        // Adopt what an earlier run installed: routes via a gateway into the cluster CIDR (the
+        // per-pod routes have none), or the tunnel table.
+        let installed = match setup.mode {
+            Mode::Native => netlink
+                .routes()?
+                .into_iter()
+                .filter_map(|r| {
+                    let cidr = Cidr::new(r.dst.0, r.dst.1);
+                    let via = r.via?;
+                    (cidr.prefix >= setup.cluster_cidr.prefix
+                        && setup.cluster_cidr.contains(cidr.network)
+                        && cidr != setup.pod_cidr)
+                        .then_some((cidr, via))
+                })
+                .collect(),
+            Mode::Overlay { .. } => maps
+                .tunnels()?
+                .into_iter()
+                .map(|((network, prefix), node)| (Cidr::new(network, prefix), node))
+                .collect(),
+        };
+        if setup.masquerade {
+            masquerade::apply(setup.pod_cidr, setup.cluster_cidr, &[])?;
+        }
+        Ok(NodeNetwork {
+            setup,
+            netlink,
+            maps,
+            installed,
+            nodes: Vec::new(),
+        })
+    }
+
+    /// Makes the way to the other nodes' pods exactly `peers`: adds and changes what differs,
+    /// removes what is no longer there.
+    pub fn apply_peers(&mut self, peers: &[Peer]) -> anyhow::Result<()> {
+        let desired: BTreeMap<Cidr, Ipv4Addr> = peers
+            .iter()
+            .filter(|p| p.pod_cidr != self.setup.pod_cidr)
+            .map(|p| (p.pod_cidr, p.address))
+            .collect();
+        for (&cidr, &node) in &desired {
+            if self.installed.get(&cidr) == Some(&node) {
+                continue;
+            }
+            match self.setup.mode {
+                Mode::Native => self
+                    .netlink
+                    .replace_route(&Route::via(cidr_pair(cidr), node, None))?,
+                Mode::Overlay { .. } => self.maps.put_tunnel(cidr_pair(cidr), node)?,
+            }
+            tracing::info!(%cidr, %node, "pods of another node reachable");
+            self.installed.insert(cidr, node);
+        }
+        let gone: Vec<(Cidr, Ipv4Addr)> = self
+            .installed
+            .iter()
+            .filter(|(cidr, _)| !desired.contains_key(cidr))
+            .map(|(c, n)| (*c, *n))
+            .collect();
+        for (cidr, node) in gone {
+            let result = match self.setup.mode {
+                Mode::Native => self
+                    .netlink
+                    .delete_route(&Route::via(cidr_pair(cidr), node, None))
+                    .or_else(|err| if err.is_not_found() { Ok(()) } else { Err(err) })
+                    .map_err(anyhow::Error::from),
+                Mode::Overlay { .. } => self
+                    .maps
+                    .remove_tunnel(cidr_pair(cidr))
+                    .map_err(anyhow::Error::from),
+            };
+            result?;
+            tracing::info!(%cidr, %node, "node gone: its pods' route removed");
+            self.installed.remove(&cidr);
+        }
+        let mut nodes: Vec<Ipv4Addr> = peers.iter().map(|p| p.address).collect();
+        nodes.sort();
+        nodes.dedup();
+        if self.setup.masquerade && nodes != self.nodes {
+            masquerade::apply(self.setup.pod_cidr, self.setup.cluster_cidr, &nodes)?;
+        }
+        self.nodes = nodes;
+        Ok(())
+    }
+
+    /// Other nodes' podCIDRs as installed.
+    pub fn installed(&self) -> &BTreeMap<Cidr, Ipv4Addr> {
+        &self.installed
+    }
+}
+
+/// The overlay device (created when missing, set up), its ifindex.
+fn overlay_device(netlink: &mut Netlink, port: u16) -> anyhow::Result<u32> {
+    if netlink.link_by_name(OVERLAY_DEVICE)?.is_none() {
+        netlink.create_vxlan_external(OVERLAY_DEVICE, port, None)?;
+    }
+    let link = netlink
+        .link_by_name(OVERLAY_DEVICE)?
+        .context("the overlay device vanished")?;
+    netlink.set_up(link.index, true)?;
+    Ok(link.index)
+}
