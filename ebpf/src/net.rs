@@ -488,7 +488,8 @@ impl PodNet {
             let mut prog = object::program(&object, name).expect("net_tc.bpf.c defines it");
             let path = prog_pin(pins, name);
             // Pin beside, then rename over: a concurrent attach_pod always finds a program.
-            let fresh = dir.join(format!(".{name}.new"));
+            // (bpffs refuses names with dots.)
+            let fresh = dir.join(format!("{name}_new"));
             let _ = std::fs::remove_file(&fresh);
             prog.pin(&fresh)
                 .context(|| format!("pinning {}", fresh.display()))?;
