@@ -32,10 +32,93 @@ impl Drop for Dir {
     }
 }
 
-/// A /24 and bridge name unique to this process, so parallel runs do not collide.
-fn network(pid: u32) -> (String, Ipv4Addr) {
-    let subnet = Ipv4Addr::new(10, 200 + (pid % 50) as u8, (pid / 50 % 256) as u8, 0);
-    (format!("skcri{pid}"), subnet)
+/// A /24 and bridge name unique to this process and test, so parallel runs do not collide.
+fn network(pid: u32, test: u32) -> (String, Ipv4Addr) {
+    let third = ((pid / 50 * 4 + test) % 256) as u8;
+    let subnet = Ipv4Addr::new(10, 200 + (pid % 50) as u8, third, 0);
+    (format!("skcri{test}-{pid}"), subnet)
+}
+
+/// One test's world; fields drop in order: client, containerd (removes its pods), bridge, files.
+struct Lab {
+    cri: Cri,
+    containerd: Containerd,
+    subnet: Ipv4Addr,
+    _bridge: Bridge,
+    dir: Dir,
+}
+
+/// Starts a containerd on a bridge network of its own, with the test images imported, and
+/// waits until CRI reports the runtime and the network ready.
+async fn lab(test: u32) -> Lab {
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "the containerd tests need root (run them through `cargo xtask test node`)"
+    );
+    let pid = std::process::id();
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = Dir(tmp.join(format!("cri-{pid}-{test}")));
+    let (bridge_name, subnet) = network(pid, test);
+    let bridge = Bridge(bridge_name.clone());
+    let conf_dir = dir.0.join("cni");
+    write_bridge_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet);
+
+    let started = Instant::now();
+    let containerd = Containerd::start(&ContainerdConfig::new(
+        &dir.0.join("containerd"),
+        Path::new("/usr/lib/cni"),
+        &conf_dir,
+    ))
+    .unwrap();
+    eprintln!("containerd up (CRI answers) in {:?}", started.elapsed());
+    let started = Instant::now();
+    containerd.import_test_images(&tmp.join("images")).unwrap();
+    eprintln!("images built/imported in {:?}", started.elapsed());
+
+    let cri = Cri::connect(containerd.socket()).await.unwrap();
+    // containerd loads the CNI config asynchronously; NetworkReady turns true once it has.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = cri.status(false).await.unwrap();
+        let ready = |kind| condition(&status, kind).is_some_and(|c| c.status);
+        if ready("RuntimeReady") && ready("NetworkReady") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "runtime not ready: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Lab {
+        cri,
+        containerd,
+        subnet,
+        _bridge: bridge,
+        dir,
+    }
+}
+
+fn httpd_config() -> v1::ContainerConfig {
+    v1::ContainerConfig {
+        metadata: Some(v1::ContainerMetadata {
+            name: "httpd".into(),
+            attempt: 0,
+        }),
+        image: Some(image_spec(images::BUSYBOX)),
+        command: vec!["httpd".into()],
+        args: vec![
+            "-f".into(),
+            "-p".into(),
+            "8080".into(),
+            "-h".into(),
+            "/var/www".into(),
+        ],
+        envs: vec![v1::KeyValue {
+            key: "GREETING".into(),
+            value: "hi".into(),
+        }],
+        log_path: "httpd.log".into(),
+        linux: Some(v1::LinuxContainerConfig::default()),
+        ..Default::default()
+    }
 }
 
 fn write_bridge_conflist(conf_dir: &Path, ipam_dir: &Path, bridge: &str, subnet: Ipv4Addr) {
@@ -112,48 +195,12 @@ fn http_get(addr: SocketAddr, deadline: Instant) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_lifecycle_on_bridge_cni() {
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "the containerd test needs root (run it through `cargo xtask test node`)"
-    );
-    let pid = std::process::id();
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let dir = Dir(tmp.join(format!("cri-{pid}")));
-    let (bridge_name, subnet) = network(pid);
-    // Declared before containerd so it drops after it (after the pods are gone).
-    let _bridge = Bridge(bridge_name.clone());
-    let conf_dir = dir.0.join("cni");
-    write_bridge_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet);
-
-    let started = Instant::now();
-    let containerd = Containerd::start(&ContainerdConfig::new(
-        &dir.0.join("containerd"),
-        Path::new("/usr/lib/cni"),
-        &conf_dir,
-    ))
-    .unwrap();
-    eprintln!("containerd up (CRI answers) in {:?}", started.elapsed());
-
-    let started = Instant::now();
-    containerd.import_test_images(&tmp.join("images")).unwrap();
-    eprintln!("images built/imported in {:?}", started.elapsed());
-
-    let cri = Cri::connect(containerd.socket()).await.unwrap();
+    let lab = lab(0).await;
+    let cri = &lab.cri;
+    let subnet = lab.subnet;
     let version = cri.version().await.unwrap();
     assert_eq!(version.runtime_name, "containerd");
     assert_eq!(version.runtime_api_version, "v1");
-
-    // containerd loads the CNI config asynchronously; NetworkReady turns true once it has.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = cri.status(false).await.unwrap();
-        let ready = |kind| condition(&status, kind).is_some_and(|c| c.status);
-        if ready("RuntimeReady") && ready("NetworkReady") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "runtime not ready: {status:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     // Local images: ImageStatus finds them (a PullImage would go to the unreachable registry).
     let busybox_id = cri.ensure_image(images::BUSYBOX).await.unwrap();
@@ -172,13 +219,9 @@ async fn pod_lifecycle_on_bridge_cni() {
             .any(|i| i.repo_tags.iter().any(|t| t == images::BUSYBOX))
     );
 
-    let logs = dir.0.join("logs");
-    let sandbox = sandbox_config(
-        "web",
-        &format!("uid-{pid}"),
-        &logs,
-        containerd.cgroup_parent(),
-    );
+    let logs = lab.dir.0.join("logs");
+    let uid = format!("uid-{}", std::process::id());
+    let sandbox = sandbox_config("web", &uid, &logs, lab.containerd.cgroup_parent());
     let started = Instant::now();
     let pod = cri.run_pod_sandbox(&sandbox, "").await.unwrap();
     eprintln!("RunPodSandbox took {:?}", started.elapsed());
@@ -197,31 +240,9 @@ async fn pod_lifecycle_on_bridge_cni() {
         "pod IP {ip} outside {subnet}/24"
     );
 
-    let container = v1::ContainerConfig {
-        metadata: Some(v1::ContainerMetadata {
-            name: "httpd".into(),
-            attempt: 0,
-        }),
-        image: Some(image_spec(images::BUSYBOX)),
-        command: vec!["httpd".into()],
-        args: vec![
-            "-f".into(),
-            "-p".into(),
-            "8080".into(),
-            "-h".into(),
-            "/var/www".into(),
-        ],
-        envs: vec![v1::KeyValue {
-            key: "GREETING".into(),
-            value: "hi".into(),
-        }],
-        log_path: "httpd.log".into(),
-        linux: Some(v1::LinuxContainerConfig::default()),
-        ..Default::default()
-    };
     let started = Instant::now();
     let id = cri
-        .create_container(&pod, &container, &sandbox)
+        .create_container(&pod, &httpd_config(), &sandbox)
         .await
         .unwrap();
     cri.start_container(&id).await.unwrap();
@@ -281,7 +302,107 @@ async fn pod_lifecycle_on_bridge_cni() {
     cri.remove_pod_sandbox(&pod).await.unwrap();
     assert!(cri.list_pod_sandbox(None).await.unwrap().is_empty());
     assert!(cri.list_containers(None).await.unwrap().is_empty());
-    // Idempotent, as the kubelet relies on.
+    // Idempotent, as the kubelet relies on (containerd itself answers NotFound).
     cri.stop_pod_sandbox(&pod).await.unwrap();
     cri.remove_pod_sandbox(&pod).await.unwrap();
+    cri.remove_container(&id).await.unwrap();
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(format!(
+                    "{}: {cmdline}",
+                    entry.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// A test that fails midway leaves running pods behind: dropping the containerd guard must
+/// still leave no process, mount, cgroup or file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_containerd_with_running_pods_leaves_nothing() {
+    abandon_pod(1, false).await;
+}
+
+/// The same when containerd itself died first (no CRI to clean up through): the guard kills
+/// the shims and their containers by PID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_crashed_containerd_leaves_nothing() {
+    abandon_pod(2, true).await;
+}
+
+async fn abandon_pod(test: u32, crash: bool) {
+    let lab = lab(test).await;
+    let logs = lab.dir.0.join("logs");
+    let cgroup_parent = lab.containerd.cgroup_parent().to_owned();
+    let sandbox = sandbox_config("left", "uid-left", &logs, &cgroup_parent);
+    let pod = lab.cri.run_pod_sandbox(&sandbox, "").await.unwrap();
+    let id = lab
+        .cri
+        .create_container(&pod, &httpd_config(), &sandbox)
+        .await
+        .unwrap();
+    lab.cri.start_container(&id).await.unwrap();
+    let containerd_dir = lab.dir.0.join("containerd");
+    let socket = lab.containerd.socket().display().to_string();
+    assert!(
+        !processes_mentioning(&socket).is_empty(),
+        "no shim for {socket}?"
+    );
+
+    let Lab {
+        cri,
+        containerd,
+        _bridge,
+        dir,
+        ..
+    } = lab;
+    drop(cri);
+    if crash {
+        // SAFETY: kill(2) on the PID of containerd, our own unreaped child.
+        unsafe { libc::kill(containerd.pid() as libc::pid_t, libc::SIGKILL) };
+    }
+    let started = Instant::now();
+    drop(containerd);
+    eprintln!(
+        "containerd teardown with one pod took {:?}",
+        started.elapsed()
+    );
+
+    assert_eq!(processes_mentioning(&socket), Vec::<String>::new());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let prefix = containerd_dir.display().to_string();
+    let left: Vec<_> = mounts.lines().filter(|l| l.contains(&prefix)).collect();
+    assert!(left.is_empty(), "mounts left: {left:?}");
+    assert!(!containerd_dir.exists());
+    let cgroup = Path::new("/sys/fs/cgroup/memory").join(cgroup_parent.trim_start_matches('/'));
+    assert!(!cgroup.exists(), "{} left", cgroup.display());
+    // State kept outside our dir, named by the pod's id.
+    for dir in [
+        "/run/containerd/runc/k8s.io",
+        "/var/lib/cni/results",
+        "/run/containerd/s",
+    ] {
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let left: Vec<_> = names
+            .iter()
+            .filter(|n| n.contains(&pod) || n.contains(&id))
+            .collect();
+        assert!(left.is_empty(), "{dir}: {left:?}");
+    }
+    drop((_bridge, dir));
 }

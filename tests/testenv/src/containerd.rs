@@ -144,6 +144,11 @@ impl Containerd {
         &self.socket
     }
 
+    /// containerd's PID (e.g. for a test that simulates a crash).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// containerd's log file.
     pub fn log(&self) -> PathBuf {
         self.dir.join("containerd.log")
@@ -260,18 +265,60 @@ impl Drop for Containerd {
         if self.child.try_wait().ok().flatten().is_none() {
             self.remove_pods();
         }
+        // Tasks still running now are ones CRI could not clean up (containerd died):
+        // their ids name the runc and CNI state they leave outside our dir.
+        let orphans = task_ids(&self.dir.join("state"));
         stop_child(&mut self.child);
         // Shims outlive containerd by design (they reparent to init); ours are the ones
         // told to report to our socket.
         for shim in processes_with_arg(self.socket.as_os_str().as_bytes()) {
+            // A killed shim cannot remove its own socket (outside our dir, in /run).
+            let sockets = shim_sockets(shim);
             for pid in descendants(shim) {
                 kill(pid);
             }
             kill(shim);
+            for socket in sockets {
+                let _ = std::fs::remove_file(socket);
+            }
         }
         unmount_under(&self.dir);
+        remove_task_leftovers(&orphans);
         remove_cgroups(&self.cgroup_parent);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The ids of the tasks (sandboxes and containers) containerd's state dir holds.
+fn task_ids(state: &Path) -> Vec<String> {
+    let tasks = state.join("io.containerd.runtime.v2.task/k8s.io");
+    let Ok(entries) = std::fs::read_dir(tasks) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect()
+}
+
+/// runc's state (`/run/containerd/runc/k8s.io/ID`) and the CNI result cache
+/// (`/var/lib/cni/results/NET-ID-IFNAME`) of tasks that were never deleted.
+fn remove_task_leftovers(ids: &[String]) {
+    if ids.is_empty() {
+        return;
+    }
+    for id in ids {
+        let _ = std::fs::remove_dir_all(Path::new("/run/containerd/runc/k8s.io").join(id));
+    }
+    let Ok(results) = std::fs::read_dir("/var/lib/cni/results") else {
+        return;
+    };
+    for entry in results.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if ids.iter().any(|id| name.contains(&format!("-{id}-"))) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -340,6 +387,36 @@ fn descendants(root: u32) -> Vec<u32> {
     found
 }
 
+/// The paths of the unix sockets `pid` listens on under containerd's shim socket dir.
+fn shim_sockets(pid: u32) -> Vec<PathBuf> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let inodes: Vec<String> = fds
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_str()?;
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return Vec::new();
+    };
+    // Columns: Num RefCount Protocol Flags Type St Inode Path.
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            let (inode, path) = (columns.get(6)?, columns.get(7)?);
+            let wanted =
+                inodes.iter().any(|i| i == inode) && path.starts_with("/run/containerd/s/");
+            wanted.then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
 /// Lazily unmounts every mount point under `dir` (snapshots, netns, shm), deepest first.
 fn unmount_under(dir: &Path) {
     let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
@@ -367,19 +444,18 @@ fn unescape_mount_path(field: &str) -> PathBuf {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            if let Ok(v) = u8::from_str_radix(&field[i + 1..i + 4], 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok());
+        if let (b'\\', Some(v)) = (bytes[i], octal) {
+            out.push(v);
+            i += 4;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
     }
-    PathBuf::from(std::ffi::OsString::from(
-        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&out),
-    ))
+    PathBuf::from(std::ffi::OsStr::from_bytes(&out))
 }
 
 /// Removes the (by now empty) cgroups under `parent` in every cgroup v1 hierarchy and the
@@ -390,8 +466,19 @@ fn remove_cgroups(parent: &str) {
     };
     let mut roots: Vec<PathBuf> = hierarchies.flatten().map(|e| e.path()).collect();
     roots.push(PathBuf::from("/sys/fs/cgroup"));
-    for root in roots {
-        remove_cgroup_tree(&root.join(parent.trim_start_matches('/')));
+    // Killed processes leave their cgroups a moment later (once reaped): retry briefly.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let mut left = false;
+        for root in &roots {
+            let dir = root.join(parent.trim_start_matches('/'));
+            remove_cgroup_tree(&dir);
+            left |= dir.exists();
+        }
+        if !left || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

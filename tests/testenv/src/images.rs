@@ -39,6 +39,7 @@ int main(void) {
 /// Builds (or reuses) the pause image's archive under `cache_dir`.
 pub fn pause_archive(cache_dir: &Path) -> io::Result<PathBuf> {
     let out = cache_dir.join(format!("pause-v{FORMAT}.tar"));
+    let _build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     if out.exists() {
         return Ok(out);
     }
@@ -61,6 +62,7 @@ pub fn pause_archive(cache_dir: &Path) -> io::Result<PathBuf> {
 /// `/bin/busybox` plus a symlink per applet at the path busybox itself lists.
 pub fn busybox_archive(cache_dir: &Path) -> io::Result<PathBuf> {
     let out = cache_dir.join(format!("busybox-v{FORMAT}.tar"));
+    let _build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     if out.exists() {
         return Ok(out);
     }
@@ -91,6 +93,10 @@ pub fn busybox_archive(cache_dir: &Path) -> io::Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&work);
     Ok(out)
 }
+
+/// Serializes builds within a process (tests run in parallel threads); other processes use
+/// other work directories, and the finished archive is renamed into place atomically.
+static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A fresh per-process work directory, so parallel builders never share files.
 fn scratch(cache_dir: &Path, name: &str) -> io::Result<PathBuf> {
