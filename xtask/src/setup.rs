@@ -22,9 +22,15 @@ const PACKAGES: &[&str] = &[
     // The etcd store backend's tests and benchmark.
     "etcd-server",
     "etcd-client",
-    // Containers for the node agent.
+    // Containers for the node agent; the reference CNI plugins (loopback for containerd,
+    // bridge + host-local for tests and as the benchmark's reference); busybox and a C
+    // compiler to build the test images locally (no registry is reachable).
     "containerd",
     "runc",
+    "containernetworking-plugins",
+    "busybox-static",
+    "gcc",
+    "libc6-dev",
     // Kernel networking for the dataplane tests and their iptables/nftables anchors.
     "iproute2",
     "iptables",

@@ -34,6 +34,11 @@ const AREAS: &[Area] = &[
         run: ebpf,
     },
     Area {
+        name: "node",
+        about: "node agent (root): CRI against a real containerd",
+        run: node,
+    },
+    Area {
         name: "store",
         about: "store conformance on the embedded store and real etcd, recovery, SIGKILL crash safety",
         run: store,
@@ -118,4 +123,9 @@ fn ebpf() -> anyhow::Result<()> {
     run_command(cargo().args(["test", "-p", "skiff-proxy", "--tests"]))?;
     run_command(cargo().args(["test", "-p", "skiff", "--test", "agent"]))?;
     run_command(cargo().args(["test", "-p", "skiff-netlab", "--tests"]))
+}
+
+fn node() -> anyhow::Result<()> {
+    // Each test starts its own containerd (testenv), with images built under the target dir.
+    run_command(cargo().args(["test", "-p", "skiff-cri", "--tests"]))
 }

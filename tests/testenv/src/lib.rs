@@ -1,11 +1,17 @@
-//! Services that skiff's tests, benchmarks and `cargo xtask` start for real: for now etcd
-//! (Debian's `etcd-server`), on loopback ports only, with its data under a directory the caller
-//! chooses (inside the target directory).
+//! Services that skiff's tests, benchmarks and `cargo xtask` start for real: etcd (Debian's
+//! `etcd-server`) on loopback ports only, and containerd (with runc) on a private socket with
+//! locally built images ([`images`]); their files live under a directory the caller chooses
+//! (inside the target directory).
 //!
 //! A started process is stopped by its PID when its guard drops, and also killed by the kernel
 //! if the thread that started it ends first (`PR_SET_PDEATHSIG`), so an aborted run leaves no
 //! process behind.
 #![deny(missing_docs)]
+
+mod containerd;
+pub mod images;
+
+pub use containerd::{Containerd, ContainerdConfig};
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};

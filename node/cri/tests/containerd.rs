@@ -1,0 +1,408 @@
+//! skiff-cri against a real containerd (root): a pod on the reference `bridge` + `host-local`
+//! CNI plugins, a busybox HTTP server in it that the host reaches, exec, and teardown.
+//! Run through `cargo xtask test node`.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use skiff_cri::{Cri, condition, image_spec, v1};
+use skiff_testenv::{Containerd, ContainerdConfig, images};
+
+/// A test-owned Linux bridge (the CNI plugin creates it), deleted on drop.
+struct Bridge(String);
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The test's files, under the target dir (CARGO_TARGET_TMPDIR) and removed on drop.
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A /24 and bridge name unique to this process and test, so parallel runs do not collide.
+fn network(pid: u32, test: u32) -> (String, Ipv4Addr) {
+    let third = ((pid / 50 * 4 + test) % 256) as u8;
+    let subnet = Ipv4Addr::new(10, 200 + (pid % 50) as u8, third, 0);
+    (format!("skcri{test}-{pid}"), subnet)
+}
+
+/// One test's world; fields drop in order: client, containerd (removes its pods), bridge, files.
+struct Lab {
+    cri: Cri,
+    containerd: Containerd,
+    subnet: Ipv4Addr,
+    _bridge: Bridge,
+    dir: Dir,
+}
+
+/// Starts a containerd on a bridge network of its own, with the test images imported, and
+/// waits until CRI reports the runtime and the network ready.
+async fn lab(test: u32) -> Lab {
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "the containerd tests need root (run them through `cargo xtask test node`)"
+    );
+    let pid = std::process::id();
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = Dir(tmp.join(format!("cri-{pid}-{test}")));
+    let (bridge_name, subnet) = network(pid, test);
+    let bridge = Bridge(bridge_name.clone());
+    let conf_dir = dir.0.join("cni");
+    write_bridge_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet);
+
+    let started = Instant::now();
+    let containerd = Containerd::start(&ContainerdConfig::new(
+        &dir.0.join("containerd"),
+        Path::new("/usr/lib/cni"),
+        &conf_dir,
+    ))
+    .unwrap();
+    eprintln!("containerd up (CRI answers) in {:?}", started.elapsed());
+    let started = Instant::now();
+    containerd.import_test_images(&tmp.join("images")).unwrap();
+    eprintln!("images built/imported in {:?}", started.elapsed());
+
+    let cri = Cri::connect(containerd.socket()).await.unwrap();
+    // containerd loads the CNI config asynchronously; NetworkReady turns true once it has.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = cri.status(false).await.unwrap();
+        let ready = |kind| condition(&status, kind).is_some_and(|c| c.status);
+        if ready("RuntimeReady") && ready("NetworkReady") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "runtime not ready: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Lab {
+        cri,
+        containerd,
+        subnet,
+        _bridge: bridge,
+        dir,
+    }
+}
+
+fn httpd_config() -> v1::ContainerConfig {
+    v1::ContainerConfig {
+        metadata: Some(v1::ContainerMetadata {
+            name: "httpd".into(),
+            attempt: 0,
+        }),
+        image: Some(image_spec(images::BUSYBOX)),
+        command: vec!["httpd".into()],
+        args: vec![
+            "-f".into(),
+            "-p".into(),
+            "8080".into(),
+            "-h".into(),
+            "/var/www".into(),
+        ],
+        envs: vec![v1::KeyValue {
+            key: "GREETING".into(),
+            value: "hi".into(),
+        }],
+        log_path: "httpd.log".into(),
+        linux: Some(v1::LinuxContainerConfig::default()),
+        ..Default::default()
+    }
+}
+
+fn write_bridge_conflist(conf_dir: &Path, ipam_dir: &Path, bridge: &str, subnet: Ipv4Addr) {
+    std::fs::create_dir_all(conf_dir).unwrap();
+    // isGateway puts .1 on the bridge, which is how the host reaches pods; no masquerade, so
+    // the test adds no iptables rules; host-local keeps its leases under the test's dir.
+    let conflist = format!(
+        r#"{{
+  "cniVersion": "0.4.0",
+  "name": "{bridge}",
+  "plugins": [{{
+    "type": "bridge",
+    "bridge": "{bridge}",
+    "isGateway": true,
+    "ipMasq": false,
+    "ipam": {{
+      "type": "host-local",
+      "ranges": [[{{"subnet": "{subnet}/24"}}]],
+      "dataDir": "{ipam}"
+    }}
+  }}]
+}}"#,
+        ipam = ipam_dir.display()
+    );
+    std::fs::write(conf_dir.join("10-bridge.conflist"), conflist).unwrap();
+}
+
+fn sandbox_config(name: &str, uid: &str, logs: &Path, cgroup_parent: &str) -> v1::PodSandboxConfig {
+    v1::PodSandboxConfig {
+        metadata: Some(v1::PodSandboxMetadata {
+            name: name.into(),
+            uid: uid.into(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: logs.display().to_string(),
+        labels: [("app".to_string(), name.to_string())].into(),
+        linux: Some(v1::LinuxPodSandboxConfig {
+            cgroup_parent: cgroup_parent.into(),
+            security_context: Some(v1::LinuxSandboxSecurityContext {
+                namespace_options: Some(v1::NamespaceOption {
+                    network: v1::NamespaceMode::Pod.into(),
+                    pid: v1::NamespaceMode::Container.into(),
+                    ipc: v1::NamespaceMode::Pod.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// An HTTP GET to the pod, retried while the server comes up.
+fn http_get(addr: SocketAddr, deadline: Instant) -> String {
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+            stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+            stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply)?;
+            Ok(reply)
+        })();
+        match attempt {
+            Ok(reply) if !reply.is_empty() => return reply,
+            other if Instant::now() > deadline => panic!("no HTTP answer from {addr}: {other:?}"),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_lifecycle_on_bridge_cni() {
+    let lab = lab(0).await;
+    let cri = &lab.cri;
+    let subnet = lab.subnet;
+    let version = cri.version().await.unwrap();
+    assert_eq!(version.runtime_name, "containerd");
+    assert_eq!(version.runtime_api_version, "v1");
+
+    // Local images: ImageStatus finds them (a PullImage would go to the unreachable registry).
+    let busybox_id = cri.ensure_image(images::BUSYBOX).await.unwrap();
+    assert!(busybox_id.starts_with("sha256:"), "{busybox_id}");
+    assert!(cri.image_status(images::PAUSE).await.unwrap().is_some());
+    assert!(
+        cri.image_status("docker.io/library/absent:1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let listed = cri.list_images(None).await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|i| i.repo_tags.iter().any(|t| t == images::BUSYBOX))
+    );
+
+    let logs = lab.dir.0.join("logs");
+    let uid = format!("uid-{}", std::process::id());
+    let sandbox = sandbox_config("web", &uid, &logs, lab.containerd.cgroup_parent());
+    let started = Instant::now();
+    let pod = cri.run_pod_sandbox(&sandbox, "").await.unwrap();
+    eprintln!("RunPodSandbox took {:?}", started.elapsed());
+
+    let status = cri
+        .pod_sandbox_status(&pod, false)
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(status.state(), v1::PodSandboxState::SandboxReady);
+    let ip: Ipv4Addr = status.network.as_ref().unwrap().ip.parse().unwrap();
+    assert_eq!(
+        ip.octets()[..3],
+        subnet.octets()[..3],
+        "pod IP {ip} outside {subnet}/24"
+    );
+
+    let started = Instant::now();
+    let id = cri
+        .create_container(&pod, &httpd_config(), &sandbox)
+        .await
+        .unwrap();
+    cri.start_container(&id).await.unwrap();
+    let reply = http_get(
+        SocketAddr::from((ip, 8080)),
+        Instant::now() + Duration::from_secs(10),
+    );
+    eprintln!(
+        "create + start + first HTTP answer in {:?}",
+        started.elapsed()
+    );
+    assert!(reply.starts_with("HTTP/1."), "{reply}");
+
+    let state = cri
+        .container_status(&id, false)
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(state.state(), v1::ContainerState::ContainerRunning);
+    let running = cri
+        .list_containers(Some(v1::ContainerFilter {
+            pod_sandbox_id: pod.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 1);
+
+    let exec = cri
+        .exec_sync(
+            &id,
+            &["sh", "-c", "echo $GREETING"],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(exec.exit_code, 0, "{exec:?}");
+    assert_eq!(String::from_utf8_lossy(&exec.stdout), "hi\n");
+    let failed = cri
+        .exec_sync(&id, &["sh", "-c", "exit 3"], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(failed.exit_code, 3);
+
+    // busybox httpd as PID 1 ignores SIGTERM: no grace period.
+    cri.stop_container(&id, Duration::ZERO).await.unwrap();
+    let state = cri
+        .container_status(&id, false)
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(state.state(), v1::ContainerState::ContainerExited);
+    cri.remove_container(&id).await.unwrap();
+    cri.stop_pod_sandbox(&pod).await.unwrap();
+    cri.remove_pod_sandbox(&pod).await.unwrap();
+    assert!(cri.list_pod_sandbox(None).await.unwrap().is_empty());
+    assert!(cri.list_containers(None).await.unwrap().is_empty());
+    // Idempotent, as the kubelet relies on (containerd itself answers NotFound).
+    cri.stop_pod_sandbox(&pod).await.unwrap();
+    cri.remove_pod_sandbox(&pod).await.unwrap();
+    cri.remove_container(&id).await.unwrap();
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(format!(
+                    "{}: {cmdline}",
+                    entry.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// A test that fails midway leaves running pods behind: dropping the containerd guard must
+/// still leave no process, mount, cgroup or file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_containerd_with_running_pods_leaves_nothing() {
+    abandon_pod(1, false).await;
+}
+
+/// The same when containerd itself died first (no CRI to clean up through): the guard kills
+/// the shims and their containers by PID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_crashed_containerd_leaves_nothing() {
+    abandon_pod(2, true).await;
+}
+
+async fn abandon_pod(test: u32, crash: bool) {
+    let lab = lab(test).await;
+    let logs = lab.dir.0.join("logs");
+    let cgroup_parent = lab.containerd.cgroup_parent().to_owned();
+    let sandbox = sandbox_config("left", "uid-left", &logs, &cgroup_parent);
+    let pod = lab.cri.run_pod_sandbox(&sandbox, "").await.unwrap();
+    let id = lab
+        .cri
+        .create_container(&pod, &httpd_config(), &sandbox)
+        .await
+        .unwrap();
+    lab.cri.start_container(&id).await.unwrap();
+    let containerd_dir = lab.dir.0.join("containerd");
+    let socket = lab.containerd.socket().display().to_string();
+    assert!(
+        !processes_mentioning(&socket).is_empty(),
+        "no shim for {socket}?"
+    );
+
+    let Lab {
+        cri,
+        containerd,
+        _bridge,
+        dir,
+        ..
+    } = lab;
+    drop(cri);
+    if crash {
+        // SAFETY: kill(2) on the PID of containerd, our own unreaped child.
+        unsafe { libc::kill(containerd.pid() as libc::pid_t, libc::SIGKILL) };
+    }
+    let started = Instant::now();
+    drop(containerd);
+    eprintln!(
+        "containerd teardown with one pod took {:?}",
+        started.elapsed()
+    );
+
+    assert_eq!(processes_mentioning(&socket), Vec::<String>::new());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let prefix = containerd_dir.display().to_string();
+    let left: Vec<_> = mounts.lines().filter(|l| l.contains(&prefix)).collect();
+    assert!(left.is_empty(), "mounts left: {left:?}");
+    assert!(!containerd_dir.exists());
+    let cgroup = Path::new("/sys/fs/cgroup/memory").join(cgroup_parent.trim_start_matches('/'));
+    assert!(!cgroup.exists(), "{} left", cgroup.display());
+    // State kept outside our dir, named by the pod's id.
+    for dir in [
+        "/run/containerd/runc/k8s.io",
+        "/var/lib/cni/results",
+        "/run/containerd/s",
+    ] {
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let left: Vec<_> = names
+            .iter()
+            .filter(|n| n.contains(&pod) || n.contains(&id))
+            .collect();
+        assert!(left.is_empty(), "{dir}: {left:?}");
+    }
+    drop((_bridge, dir));
+}
