@@ -96,6 +96,10 @@ state = "{dir}/state"
 
 impl Containerd {
     /// Starts containerd and waits until its CRI service answers `Version`.
+    ///
+    /// containerd dies with the thread that calls this (`PR_SET_PDEATHSIG`): call it from a
+    /// thread that outlives the guard (a test's own thread, not a short-lived helper thread).
+    /// Pods should use [`Containerd::cgroup_parent`] so their cgroups are found on drop.
     pub fn start(config: &ContainerdConfig) -> io::Result<Containerd> {
         let dir = &config.dir;
         unmount_under(dir);
