@@ -8,10 +8,108 @@
 //! - [`PodNet`]: attaches the routing programs through pinned tcx links: a pod's host-side veth
 //!   (traffic from the pod), the node's uplink (traffic to local pods), the overlay device.
 
+use std::ffi::CString;
 use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::object::PinDir;
-use crate::Result;
+use libbpf_rs::{MapHandle, Object, ObjectBuilder, libbpf_sys};
+
+use crate::lb::{addr_of, be_addr, entries, get, percpu_sum, put, remove};
+use crate::object::{self, PinDir};
+use crate::plain::Plain;
+use crate::{Context, Error, Result};
+
+#[allow(
+    clippy::all,
+    missing_docs,
+    dead_code,
+    non_camel_case_types,
+    unsafe_op_in_unsafe_fn,
+    unused_imports
+)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/net_tc.skel.rs"));
+}
+
+/// The map key and value types, generated from `c/include/net_structs.h`.
+pub mod types {
+    pub use super::skel::types::{net4_config, net4_endpoint, net4_tunnel, net4_tunnel_key};
+}
+use types::*;
+
+// SAFETY: generated from C structs whose padding is spelled out as fields; all integers.
+unsafe impl Plain for net4_endpoint {}
+unsafe impl Plain for net4_config {}
+unsafe impl Plain for net4_tunnel_key {}
+unsafe impl Plain for net4_tunnel {}
+
+/// The routing programs' object, compiled by `build.rs`.
+static NET_TC_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/net_tc.bpf.o"));
+
+/// The programs' names (also their pin names under `<pins>/progs/`).
+pub mod programs {
+    /// tcx ingress of a pod's host-side veth: the pod's traffic.
+    pub const FROM_POD: &str = "net4_from_pod";
+    /// tcx ingress of the uplink and the overlay device: traffic for local pods.
+    pub const TO_POD: &str = "net4_to_pod";
+    /// tcx egress of the overlay device: tunnel keys for what the host stack routes there.
+    pub const TO_TUNNEL: &str = "net4_to_tunnel";
+    /// All of them.
+    pub const ALL: [&str; 3] = [FROM_POD, TO_POD, TO_TUNNEL];
+}
+
+/// The maps' names (pinned under the [`PinDir`] by these names).
+pub mod maps {
+    /// Pod address -> endpoint.
+    pub const ENDPOINTS: &str = "net4_endpoints";
+    /// Entry 0: the node's settings.
+    pub const CONFIG: &str = "net4_config";
+    /// Pod CIDR -> node address (LPM trie).
+    pub const TUNNELS: &str = "net4_tunnels";
+    /// Counters, per CPU.
+    pub const STATS: &str = "net_stats";
+}
+
+/// The programs' return values.
+pub mod verdict {
+    /// To the host stack.
+    pub const TC_OK: i32 = 0;
+    /// tcx: on to the next program, then the stack.
+    pub const TC_NEXT: i32 = -1;
+    /// Dropped.
+    pub const TC_SHOT: i32 = 2;
+    /// Redirected (to a pod, the FIB's interface or the overlay device).
+    pub const TC_REDIRECT: i32 = 7;
+}
+
+/// Counter indexes of `net_stats` (`enum net_stat` of `c/include/net_consts.h`).
+pub const STAT_NAMES: [&str; 7] = [
+    "redirect_local",
+    "redirect_native",
+    "redirect_tunnel",
+    "pass",
+    "drop_spoof",
+    "fib_fail",
+    "no_tunnel",
+];
+
+const MODE_NATIVE: u8 = 1;
+const MODE_OVERLAY: u8 = 2;
+
+fn tunnel_key((address, prefix): (Ipv4Addr, u8)) -> net4_tunnel_key {
+    let prefix = prefix.min(32);
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
+    net4_tunnel_key {
+        prefixlen: u32::from(prefix),
+        addr: be_addr(Ipv4Addr::from(u32::from(address) & mask)),
+    }
+}
 
 /// A pod endpoint on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,86 +147,428 @@ pub struct NetConfig {
     pub cluster_cidr: (Ipv4Addr, u8),
     /// This node's podCIDR.
     pub pod_cidr: (Ipv4Addr, u8),
+    /// How pods on other nodes are reached.
     pub mode: Mode,
 }
 
 /// The pinned pod-network maps under a [`PinDir`].
+#[derive(Debug)]
 pub struct NetMaps {
-    _private: (),
+    /// `net4_endpoints`.
+    pub endpoints: MapHandle,
+    /// `net4_config`.
+    pub config: MapHandle,
+    /// `net4_tunnels`.
+    pub tunnels: MapHandle,
+    /// `net_stats`.
+    pub stats: MapHandle,
+}
+
+/// Opens the object with no program to load: creates (and pins) whichever maps are missing,
+/// adopting the others. Cheap: no verifier.
+fn create_maps(pins: &PinDir) -> Result<()> {
+    pins.ensure()?;
+    let mut builder = ObjectBuilder::default();
+    builder
+        .pin_root_path(pins.path())
+        .context(|| "setting the pin root".into())?;
+    let mut open = builder
+        .open_memory(NET_TC_OBJECT)
+        .context(|| "opening net_tc".into())?;
+    for mut prog in open.progs_mut() {
+        prog.set_autoload(false);
+    }
+    open.load().context(|| "creating the net maps".into())?;
+    Ok(())
 }
 
 impl NetMaps {
     /// Opens the maps pinned under `pins`, creating (and pinning) them when missing.
     pub fn open(pins: &PinDir) -> Result<NetMaps> {
-        let _ = pins;
-        todo!()
+        let all = [maps::ENDPOINTS, maps::CONFIG, maps::TUNNELS, maps::STATS];
+        if all.iter().any(|name| !pins.map(name).exists()) {
+            // Two CNI ADDs may race to create them: the loser finds them pinned on retry.
+            if let Err(err) = create_maps(pins) {
+                if all.iter().any(|name| !pins.map(name).exists()) {
+                    return Err(err);
+                }
+            }
+        }
+        let open = |name: &str| {
+            let path = pins.map(name);
+            MapHandle::from_pinned_path(&path).context(|| format!("opening {}", path.display()))
+        };
+        Ok(NetMaps {
+            endpoints: open(maps::ENDPOINTS)?,
+            config: open(maps::CONFIG)?,
+            tunnels: open(maps::TUNNELS)?,
+            stats: open(maps::STATS)?,
+        })
     }
+
+    /// Adds or replaces the endpoint at `endpoint.address`.
     pub fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
-        let _ = endpoint;
-        todo!()
+        let value = net4_endpoint {
+            ifindex: endpoint.ifindex,
+            pod_mac: endpoint.pod_mac,
+            host_mac: endpoint.host_mac,
+            identity: endpoint.identity,
+            ..Default::default()
+        };
+        put(&self.endpoints, &be_addr(endpoint.address), &value)
     }
+
+    /// Removes the endpoint at `address` (missing: not an error).
     pub fn remove_endpoint(&self, address: Ipv4Addr) -> Result<()> {
-        let _ = address;
-        todo!()
+        remove(&self.endpoints, &be_addr(address))
     }
+
+    /// The endpoint at `address`.
     pub fn endpoint(&self, address: Ipv4Addr) -> Result<Option<Endpoint>> {
-        let _ = address;
-        todo!()
+        let value: Option<net4_endpoint> = get(&self.endpoints, &be_addr(address))?;
+        Ok(value.map(|v| endpoint_of(address, &v)))
     }
+
+    /// Every endpoint.
     pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
-        todo!()
+        Ok(entries::<u32, net4_endpoint>(&self.endpoints)
+            .iter()
+            .map(|(key, value)| endpoint_of(addr_of(*key), value))
+            .collect())
     }
+
+    /// Writes the node's settings (the programs pass everything to the stack until then).
     pub fn set_config(&self, config: &NetConfig) -> Result<()> {
-        let _ = config;
-        todo!()
+        let (mode, overlay_ifindex, vni) = match config.mode {
+            Mode::Native => (MODE_NATIVE, 0, 0),
+            Mode::Overlay { ifindex, vni } => (MODE_OVERLAY, ifindex, vni),
+        };
+        let value = net4_config {
+            cluster_addr: be_addr(config.cluster_cidr.0),
+            pod_addr: be_addr(config.pod_cidr.0),
+            cluster_prefix: config.cluster_cidr.1,
+            pod_prefix: config.pod_cidr.1,
+            mode,
+            overlay_ifindex,
+            vni,
+            ..Default::default()
+        };
+        put(&self.config, &0u32, &value)
     }
+
+    /// The node's settings, `None` before [`NetMaps::set_config`].
     pub fn config(&self) -> Result<Option<NetConfig>> {
-        todo!()
+        let Some(value): Option<net4_config> = get(&self.config, &0u32)? else {
+            return Ok(None);
+        };
+        let mode = match value.mode {
+            MODE_NATIVE => Mode::Native,
+            MODE_OVERLAY => Mode::Overlay {
+                ifindex: value.overlay_ifindex,
+                vni: value.vni,
+            },
+            _ => return Ok(None),
+        };
+        Ok(Some(NetConfig {
+            cluster_cidr: (addr_of(value.cluster_addr), value.cluster_prefix),
+            pod_cidr: (addr_of(value.pod_addr), value.pod_prefix),
+            mode,
+        }))
     }
+
     /// Overlay: pods in `pod_cidr` live on the node at `node`.
     pub fn put_tunnel(&self, pod_cidr: (Ipv4Addr, u8), node: Ipv4Addr) -> Result<()> {
-        let _ = (pod_cidr, node);
-        todo!()
+        put(
+            &self.tunnels,
+            &tunnel_key(pod_cidr),
+            &net4_tunnel {
+                node: be_addr(node),
+            },
+        )
     }
+
+    /// Removes the tunnel of `pod_cidr` (missing: not an error).
     pub fn remove_tunnel(&self, pod_cidr: (Ipv4Addr, u8)) -> Result<()> {
-        let _ = pod_cidr;
-        todo!()
+        remove(&self.tunnels, &tunnel_key(pod_cidr))
     }
+
+    /// Every tunnel: (pod CIDR, node address).
     pub fn tunnels(&self) -> Result<Vec<((Ipv4Addr, u8), Ipv4Addr)>> {
-        todo!()
+        Ok(entries::<net4_tunnel_key, net4_tunnel>(&self.tunnels)
+            .iter()
+            .map(|(key, value)| {
+                (
+                    (addr_of(key.addr), key.prefixlen as u8),
+                    addr_of(value.node),
+                )
+            })
+            .collect())
+    }
+
+    /// The counters (summed over CPUs), named as [`STAT_NAMES`].
+    pub fn stats(&self) -> Result<Vec<(&'static str, u64)>> {
+        STAT_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Ok((*name, percpu_sum(&self.stats, &(i as u32))?)))
+            .collect()
+    }
+
+    /// One counter by name (see [`STAT_NAMES`]); 0 for an unknown name.
+    pub fn stat(&self, name: &str) -> Result<u64> {
+        match STAT_NAMES.iter().position(|n| *n == name) {
+            Some(i) => percpu_sum(&self.stats, &(i as u32)),
+            None => Ok(0),
+        }
+    }
+}
+
+fn endpoint_of(address: Ipv4Addr, value: &net4_endpoint) -> Endpoint {
+    Endpoint {
+        address,
+        ifindex: value.ifindex,
+        pod_mac: value.pod_mac,
+        host_mac: value.host_mac,
+        identity: value.identity,
     }
 }
 
 /// Attachment of the routing programs (links pinned under the [`PinDir`], named by ifindex).
 pub struct PodNet;
 
+fn prog_pin(pins: &PinDir, name: &str) -> PathBuf {
+    pins.path().join("progs").join(name)
+}
+
+fn link_name(program: &str, ifindex: u32) -> String {
+    format!("{program}-if{ifindex}")
+}
+
+fn c_path(path: &Path) -> CString {
+    CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in a pin path")
+}
+
+fn os_err(what: impl FnOnce() -> String) -> Error {
+    Error::Io {
+        what: what(),
+        source: std::io::Error::last_os_error(),
+    }
+}
+
+/// The fd of the object pinned at `path`, `None` when nothing is pinned there.
+fn obj_get(path: &Path) -> Result<Option<OwnedFd>> {
+    let c = c_path(path);
+    // SAFETY: a valid C string; a non-negative return is an fd we own.
+    let fd = unsafe { libbpf_sys::bpf_obj_get(c.as_ptr()) };
+    if fd < 0 {
+        if std::io::Error::last_os_error().kind() == std::io::ErrorKind::NotFound {
+            return Ok(None);
+        }
+        return Err(os_err(|| format!("opening {}", path.display())));
+    }
+    // SAFETY: a fresh fd from the kernel.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+fn link_update(link: &OwnedFd, prog: &OwnedFd) -> bool {
+    // SAFETY: two valid fds; NULL options are allowed.
+    let rc = unsafe {
+        libbpf_sys::bpf_link_update(link.as_raw_fd(), prog.as_raw_fd(), std::ptr::null())
+    };
+    rc == 0
+}
+
+/// Creates a tcx link of the pinned program `name` on `ifindex` and pins it, or switches the
+/// link pinned already to that program.
+fn attach_pinned_prog(
+    pins: &PinDir,
+    name: &str,
+    ifindex: u32,
+    attach_type: libbpf_sys::bpf_attach_type,
+) -> Result<()> {
+    let prog = match obj_get(&prog_pin(pins, name))? {
+        Some(fd) => fd,
+        None => {
+            PodNet::load_and_pin(pins)?;
+            obj_get(&prog_pin(pins, name))?.ok_or_else(|| Error::Io {
+                what: format!("program {name} pinned"),
+                source: std::io::ErrorKind::NotFound.into(),
+            })?
+        }
+    };
+    let path = pins.link(&link_name(name, ifindex));
+    if let Some(link) = obj_get(&path)? {
+        if link_update(&link, &prog) {
+            return Ok(());
+        }
+        // A stale pin (its interface gone, its ifindex reused): start over.
+        drop(link);
+        std::fs::remove_file(&path).context(|| format!("removing {}", path.display()))?;
+    }
+    // SAFETY: a valid program fd; NULL options (append to the interface's chain).
+    let fd = unsafe {
+        libbpf_sys::bpf_link_create(
+            prog.as_raw_fd(),
+            ifindex as i32,
+            attach_type,
+            std::ptr::null(),
+        )
+    };
+    if fd < 0 {
+        return Err(os_err(|| format!("attaching {name} to ifindex {ifindex}")));
+    }
+    // SAFETY: a fresh fd from the kernel.
+    let link = unsafe { OwnedFd::from_raw_fd(fd) };
+    let c = c_path(&path);
+    // SAFETY: a valid link fd and C string.
+    if unsafe { libbpf_sys::bpf_obj_pin(link.as_raw_fd(), c.as_ptr()) } != 0 {
+        return Err(os_err(|| format!("pinning {}", path.display())));
+    }
+    Ok(())
+}
+
+/// Loads the routing programs against the maps under `pins` (created or adopted), unattached:
+/// for [`run`] and for [`PodNet::load_and_pin`].
+pub fn load(pins: &PinDir) -> Result<Object> {
+    object::load(NET_TC_OBJECT, pins, &|_| None)
+}
+
 impl PodNet {
     /// tcx ingress of a pod's host-side veth: routes the pod's traffic. Uses the program
     /// pinned by [`PodNet::load_and_pin`] when there is one (cheap: no load, no verifier), else
     /// loads and pins it first.
     pub fn attach_pod(pins: &PinDir, ifindex: u32) -> Result<()> {
-        let _ = (pins, ifindex);
-        todo!()
+        attach_pinned_prog(
+            pins,
+            programs::FROM_POD,
+            ifindex,
+            libbpf_sys::BPF_TCX_INGRESS,
+        )
     }
+
     /// tcx ingress of the node's uplink: delivers traffic for local pods.
     pub fn attach_uplink(pins: &PinDir, ifindex: u32) -> Result<()> {
-        let _ = (pins, ifindex);
-        todo!()
+        attach_pinned_prog(pins, programs::TO_POD, ifindex, libbpf_sys::BPF_TCX_INGRESS)
     }
-    /// tcx ingress of the overlay device: delivers decapsulated traffic for local pods.
+
+    /// tcx ingress of the overlay device (delivers decapsulated traffic for local pods) and
+    /// its egress (sets the tunnel key of what the host stack routes into it).
     pub fn attach_tunnel(pins: &PinDir, ifindex: u32) -> Result<()> {
-        let _ = (pins, ifindex);
-        todo!()
+        attach_pinned_prog(pins, programs::TO_POD, ifindex, libbpf_sys::BPF_TCX_INGRESS)?;
+        attach_pinned_prog(
+            pins,
+            programs::TO_TUNNEL,
+            ifindex,
+            libbpf_sys::BPF_TCX_EGRESS,
+        )
     }
+
     /// Removes this module's pinned links for `ifindex` (detaching them when still attached).
     pub fn detach(pins: &PinDir, ifindex: u32) -> Result<()> {
-        let _ = (pins, ifindex);
-        todo!()
+        for name in programs::ALL {
+            let path = pins.link(&link_name(name, ifindex));
+            match std::fs::remove_file(&path) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(err).context(|| format!("removing {}", path.display()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
+
     /// Loads the programs against the maps under `pins` and pins the programs themselves, so
-    /// CNI ADDs only create links. Replaces programs pinned by an older agent.
+    /// CNI ADDs only create links. Replaces programs pinned by an older agent, and switches
+    /// the links already pinned to the new programs in place.
     pub fn load_and_pin(pins: &PinDir) -> Result<()> {
-        let _ = pins;
-        todo!()
+        let object = load(pins)?;
+        let dir = pins.path().join("progs");
+        std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
+        for name in programs::ALL {
+            let mut prog = object::program(&object, name).expect("net_tc.bpf.c defines it");
+            let path = prog_pin(pins, name);
+            // Pin beside, then rename over: a concurrent attach_pod always finds a program.
+            // (bpffs refuses names with dots.)
+            let fresh = dir.join(format!("{name}_new"));
+            let _ = std::fs::remove_file(&fresh);
+            prog.pin(&fresh)
+                .context(|| format!("pinning {}", fresh.display()))?;
+            if let Err(err) = std::fs::rename(&fresh, &path) {
+                // bpffs without rename: unlink and pin again.
+                tracing::debug!("renaming {}: {err}", fresh.display());
+                let _ = std::fs::remove_file(&fresh);
+                let _ = std::fs::remove_file(&path);
+                prog.pin(&path)
+                    .context(|| format!("pinning {}", path.display()))?;
+            }
+            let Some(prog_fd) = obj_get(&path)? else {
+                continue;
+            };
+            let prefix = format!("{name}-if");
+            let links = pins.path().join("links");
+            let Ok(dir) = std::fs::read_dir(&links) else {
+                continue;
+            };
+            for entry in dir.flatten() {
+                if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    continue;
+                }
+                if let Some(link) = obj_get(&entry.path())? {
+                    if !link_update(&link, &prog_fd) {
+                        tracing::warn!("switching {} failed", entry.path().display());
+                    }
+                }
+            }
+        }
+        Ok(())
     }
+}
+
+/// What one `BPF_PROG_TEST_RUN` gave.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// The program's return value (see [`verdict`]).
+    pub verdict: i32,
+    /// The packet as the program left it.
+    pub packet: Vec<u8>,
+    /// The kernel's time for the run.
+    pub duration: Duration,
+}
+
+/// Runs `program` of `object` once on `packet` as if it had arrived on `ingress_ifindex`
+/// (what `skb->ingress_ifindex` reads), without any interface.
+pub fn run(
+    object: &Object,
+    program: &str,
+    packet: &[u8],
+    ingress_ifindex: u32,
+) -> Result<RunOutput> {
+    let prog = object::program(object, program).ok_or_else(|| Error::Io {
+        what: format!("program {program}"),
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
+    // The leading fields of struct __sk_buff up to ifindex: test_run takes ingress_ifindex
+    // (offset 36) as skb_iif and wants the rest zero.
+    let mut ctx = [0u8; 44];
+    ctx[36..40].copy_from_slice(&ingress_ifindex.to_ne_bytes());
+    let mut out = vec![0u8; packet.len() + 256];
+    let input = libbpf_rs::ProgramInput {
+        data_in: Some(packet),
+        data_out: Some(&mut out),
+        context_in: Some(&mut ctx),
+        repeat: 1,
+        ..Default::default()
+    };
+    let output = prog
+        .test_run(input)
+        .context(|| format!("test run of {program}"))?;
+    let len = output.data.as_ref().map_or(0, |d| d.len());
+    let verdict = output.return_value as i32;
+    let duration = output.duration;
+    out.truncate(len);
+    Ok(RunOutput {
+        verdict,
+        packet: out,
+        duration,
+    })
 }
