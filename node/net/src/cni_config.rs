@@ -70,8 +70,7 @@ pub fn install_plugin(source: &Path, bin_dir: &Path) -> anyhow::Result<PathBuf> 
         return Ok(target);
     }
     let temporary = bin_dir.join(format!(".{PLUGIN}.tmp"));
-    std::fs::write(&temporary, &new)
-        .with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::write(&temporary, &new).with_context(|| format!("writing {}", temporary.display()))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755))?;
     std::fs::rename(&temporary, &target)
@@ -103,7 +102,10 @@ mod tests {
         assert_eq!(first["plugins"][0]["mtu"], 1450);
         let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
         write(dir.path(), &config()).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), modified);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            modified
+        );
         let mut changed = config();
         changed.mtu = 1500;
         write(dir.path(), &changed).unwrap();

@@ -22,7 +22,11 @@ pub struct Cidr {
 
 impl Cidr {
     pub fn new(address: Ipv4Addr, prefix: u8) -> Cidr {
-        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
         Cidr {
             network: Ipv4Addr::from(u32::from(address) & mask),
             prefix,

@@ -10,7 +10,8 @@ use std::net::Ipv4Addr;
 use anyhow::Context;
 use skiff_ebpf::PinDir;
 use skiff_ebpf::net::{self, NetConfig, NetMaps, PodNet};
-use skiff_netlink::{Netlink, Route};
+use skiff_netlink::Netlink;
+use skiff_netlink::route::Route;
 
 use crate::node::Peer;
 use crate::{Cidr, masquerade};
@@ -41,7 +42,9 @@ impl std::str::FromStr for Mode {
                 vni: 1,
                 port: VXLAN_PORT,
             }),
-            other => Err(format!("unknown pod network mode {other:?} (native or overlay)")),
+            other => Err(format!(
+                "unknown pod network mode {other:?} (native or overlay)"
+            )),
         }
     }
 }
@@ -147,9 +150,10 @@ impl NodeNetwork {
                 continue;
             }
             match self.setup.mode {
-                Mode::Native => self
-                    .netlink
-                    .replace_route(&Route::via(cidr_pair(cidr), node, None))?,
+                Mode::Native => {
+                    self.netlink
+                        .replace_route(&Route::via(cidr_pair(cidr), node, None))?
+                }
                 Mode::Overlay { .. } => self.maps.put_tunnel(cidr_pair(cidr), node)?,
             }
             tracing::info!(%cidr, %node, "pods of another node reachable");

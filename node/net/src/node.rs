@@ -110,7 +110,8 @@ pub async fn ensure_pod_cidr(
         }
         (Some(assigned), _) => Ok(Some(assigned)),
         (None, Some(flag)) => {
-            let patch = json!({"spec": {"podCIDR": flag.to_string(), "podCIDRs": [flag.to_string()]}});
+            let patch =
+                json!({"spec": {"podCIDR": flag.to_string(), "podCIDRs": [flag.to_string()]}});
             nodes
                 .patch(name, &PatchParams::default(), &Patch::Merge(patch))
                 .await?;
@@ -124,7 +125,9 @@ pub async fn ensure_pod_cidr(
 /// Reports the pod network up: the `NetworkUnavailable` condition False, as network plugins do.
 pub async fn set_network_available(client: &Client, name: &str) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let now = jiff::Timestamp::now().round(jiff::Unit::Second)?.to_string();
+    let now = jiff::Timestamp::now()
+        .round(jiff::Unit::Second)?
+        .to_string();
     let patch = json!({"status": {"conditions": [{
         "type": "NetworkUnavailable",
         "status": "False",
