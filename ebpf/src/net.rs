@@ -188,10 +188,10 @@ impl NetMaps {
         let all = [maps::ENDPOINTS, maps::CONFIG, maps::TUNNELS, maps::STATS];
         if all.iter().any(|name| !pins.map(name).exists()) {
             // Two CNI ADDs may race to create them: the loser finds them pinned on retry.
-            if let Err(err) = create_maps(pins) {
-                if all.iter().any(|name| !pins.map(name).exists()) {
-                    return Err(err);
-                }
+            if let Err(err) = create_maps(pins)
+                && all.iter().any(|name| !pins.map(name).exists())
+            {
+                return Err(err);
             }
         }
         let open = |name: &str| {
@@ -513,10 +513,10 @@ impl PodNet {
                 if !entry.file_name().to_string_lossy().starts_with(&prefix) {
                     continue;
                 }
-                if let Some(link) = obj_get(&entry.path())? {
-                    if !link_update(&link, &prog_fd) {
-                        tracing::warn!("switching {} failed", entry.path().display());
-                    }
+                if let Some(link) = obj_get(&entry.path())?
+                    && !link_update(&link, &prog_fd)
+                {
+                    tracing::warn!("switching {} failed", entry.path().display());
                 }
             }
         }

@@ -266,6 +266,18 @@ fn counters(cluster: &Cluster, name: &str) -> Result<u64> {
     Ok(sum)
 }
 
+/// The id of the program behind the pinned object at `path` (`bpftool -j`).
+fn prog_id(path: &std::path::Path, kind: &str) -> Result<u64> {
+    let out = std::process::Command::new("bpftool")
+        .args(["-j", kind, "show", "pinned"])
+        .arg(path)
+        .output()?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("bpftool {kind} show {}", path.display()))?;
+    let key = if kind == "link" { "prog_id" } else { "id" };
+    json[key].as_u64().context("no program id")
+}
+
 #[test]
 fn native_routing_all_to_all() -> Result<()> {
     let cluster = Cluster::create(false)?;
@@ -273,6 +285,28 @@ fn native_routing_all_to_all() -> Result<()> {
     assert!(counters(&cluster, "redirect_local")? > 0);
     assert!(counters(&cluster, "redirect_native")? > 0);
     assert_eq!(counters(&cluster, "drop_spoof")?, 0);
+
+    // An agent upgrade: programs pinned again, links switched in place, traffic flows on.
+    let node = &cluster.nodes[0];
+    let link = node
+        .pins
+        .link("net4_from_pod-if")
+        .with_file_name(format!("net4_from_pod-if{}", link_info(&node.ns, "vp1")?.0));
+    let before = prog_id(&link, "link")?;
+    PodNet::load_and_pin(&node.pins)?;
+    let after = prog_id(&link, "link")?;
+    let pinned = node.pins.path().join("progs").join("net4_from_pod");
+    assert_ne!(before, after, "link switched to the new program");
+    assert_eq!(after, prog_id(&pinned, "prog")?);
+    let remote = &cluster.nodes[1].pods[0];
+    assert_eq!(
+        peer_seen(&node.pods[0].ns, remote.address)?,
+        node.pods[0].address.to_string()
+    );
+
+    // CNI DEL: the link pin goes.
+    PodNet::detach(&node.pins, link_info(&node.ns, "vp1")?.0)?;
+    assert!(!link.exists());
     Ok(())
 }
 
