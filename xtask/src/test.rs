@@ -34,6 +34,11 @@ const AREAS: &[Area] = &[
         run: ebpf,
     },
     Area {
+        name: "cni",
+        about: "CNI plugin (root): the real skiff-cni binary against throwaway namespaces, IPAM across processes, netlink against the kernel",
+        run: cni,
+    },
+    Area {
         name: "store",
         about: "store conformance on the embedded store and real etcd, recovery, SIGKILL crash safety",
         run: store,
@@ -118,4 +123,9 @@ fn ebpf() -> anyhow::Result<()> {
     run_command(cargo().args(["test", "-p", "skiff-proxy", "--tests"]))?;
     run_command(cargo().args(["test", "-p", "skiff", "--test", "agent"]))?;
     run_command(cargo().args(["test", "-p", "skiff-netlab", "--tests"]))
+}
+
+fn cni() -> anyhow::Result<()> {
+    run_command(cargo().args(["test", "-p", "skiff-cni"]))?;
+    run_command(cargo().args(["test", "-p", "skiff-netlink"]))
 }
