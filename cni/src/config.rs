@@ -209,7 +209,9 @@ impl NetConf {
             None | Some("tc") => PodAttach::Tc,
             Some("tcx") => PodAttach::Tcx,
             Some(other) => {
-                return Err(invalid(format!("podAttach {other:?}: want \"tc\" or \"tcx\"")));
+                return Err(invalid(format!(
+                    "podAttach {other:?}: want \"tc\" or \"tcx\""
+                )));
             }
         };
         Ok(NetConf {

@@ -281,12 +281,21 @@ fn attach_tc(nl: &mut Netlink, pins: &PinDir, ifindex: u32) -> Result<(), CniErr
         None => {
             PodNet::load_and_pin(pins)?;
             open().ok_or_else(|| {
-                CniError::new(code::IO, format!("program {} is not pinned", path.display()))
+                CniError::new(
+                    code::IO,
+                    format!("program {} is not pinned", path.display()),
+                )
             })?
         }
     };
     nl.add_clsact(ifindex)?;
-    nl.attach_bpf_filter(ifindex, skiff_netlink::tc::Hook::Ingress, 1, prog.as_fd(), name)?;
+    nl.attach_bpf_filter(
+        ifindex,
+        skiff_netlink::tc::Hook::Ingress,
+        1,
+        prog.as_fd(),
+        name,
+    )?;
     Ok(())
 }
 

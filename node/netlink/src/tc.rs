@@ -85,13 +85,17 @@ impl Netlink {
         m.attr_str(TCA_BPF_NAME, name);
         m.attr_u32(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT);
         m.end_nested(options);
-        self.execute(m, &|| format!("attaching bpf filter {name} to link {index} {hook:?}"))
+        self.execute(m, &|| {
+            format!("attaching bpf filter {name} to link {index} {hook:?}")
+        })
     }
 
     /// Removes the filters of `priority` from `hook` of link `index`.
     pub fn detach_bpf_filter(&mut self, index: u32, hook: Hook, priority: u16) -> Result<()> {
         let mut m = Message::new(RTM_DELTFILTER, 0);
         m.raw(&tcmsg(index, 0, filter_parent(hook), filter_info(priority)));
-        self.execute(m, &|| format!("removing bpf filters of link {index} {hook:?}"))
+        self.execute(m, &|| {
+            format!("removing bpf filters of link {index} {hook:?}")
+        })
     }
 }
