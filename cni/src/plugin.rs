@@ -10,7 +10,7 @@ use skiff_netlink::link::{Link, VethEnd};
 use skiff_netlink::route::Route;
 use skiff_netlink::{Netlink, NetnsFile, in_netns};
 
-use crate::config::{self, Command, Env, NetConf};
+use crate::config::{self, Command, Env, NetConf, PodAttach};
 use crate::ipam::Ipam;
 use crate::spec::{self, CniError, CniResult, Interface, IpConfig, RouteConfig, code, mac_string};
 
@@ -193,6 +193,12 @@ fn setup(
     let host = nl
         .link_by_name(&host_name)?
         .ok_or_else(|| CniError::new(code::IO, format!("{host_name} vanished after creation")))?;
+    if let Some(pins) = pins(conf)
+        && conf.pod_attach == PodAttach::Tc
+    {
+        // Before the link is up: adding clsact to an up link costs a device deactivation.
+        attach_tc(&mut nl, &pins, host.index)?;
+    }
     nl.set_up(host.index, true)?;
 
     let host_mac = host.mac;
@@ -226,7 +232,9 @@ fn setup(
     nl.replace_route(&Route::link((address, 32), host.index))?;
     if let Some(pins) = pins(conf) {
         NetMaps::open(&pins)?.put_endpoint(&endpoint(env.container_id(), address, &host, &pod))?;
-        PodNet::attach_pod(&pins, host.index)?;
+        if conf.pod_attach == PodAttach::Tcx {
+            PodNet::attach_pod(&pins, host.index)?;
+        }
     }
 
     Ok(CniResult {
@@ -252,6 +260,43 @@ fn setup(
             gw: Some(GATEWAY),
         }],
     })
+}
+
+/// Attaches the pinned pod program (`PodNet::load_and_pin`'s, pinned first when missing) as a
+/// direct-action filter on the host veth's clsact ingress. It goes away with the veth.
+fn attach_tc(nl: &mut Netlink, pins: &PinDir, ifindex: u32) -> Result<(), CniError> {
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    let name = skiff_ebpf::net::programs::FROM_POD;
+    // The pin layout of `skiff_ebpf::net` (`<pins>/progs/<program>`).
+    let path = pins.path().join("progs").join(name);
+    let open = || -> Option<OwnedFd> {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+        // SAFETY: a valid C string; a non-negative result is a descriptor we own.
+        let fd = unsafe { skiff_ebpf::libbpf_rs::libbpf_sys::bpf_obj_get(c.as_ptr()) };
+        // SAFETY: a fresh descriptor from the kernel.
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let prog = match open() {
+        Some(fd) => fd,
+        None => {
+            PodNet::load_and_pin(pins)?;
+            open().ok_or_else(|| {
+                CniError::new(
+                    code::IO,
+                    format!("program {} is not pinned", path.display()),
+                )
+            })?
+        }
+    };
+    nl.add_clsact(ifindex)?;
+    nl.attach_bpf_filter(
+        ifindex,
+        skiff_netlink::tc::Hook::Ingress,
+        1,
+        prog.as_fd(),
+        name,
+    )?;
+    Ok(())
 }
 
 fn endpoint(container_id: &str, address: Ipv4Addr, host: &Link, pod: &Link) -> Endpoint {

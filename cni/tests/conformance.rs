@@ -31,6 +31,8 @@ fn is_root() -> bool {
 struct Lab {
     pins: PinGuard,
     data: tempfile::TempDir,
+    /// `podAttach`.
+    attach: &'static str,
     // Dropped last: the namespace holds the veths whose links the pins refer to.
     node: NetNs,
 }
@@ -65,6 +67,7 @@ impl Lab {
         Lab {
             pins,
             data: tempfile::tempdir().unwrap(),
+            attach: "tc",
             node,
         }
     }
@@ -79,6 +82,7 @@ impl Lab {
             "mtu": 1400,
             "bpfPinDir": self.pins.0.path(),
             "dataDir": self.data.path(),
+            "podAttach": self.attach,
         })
     }
 
@@ -477,11 +481,21 @@ fn peer_seen(ns: &NetNs, server: Ipv4Addr) -> String {
 }
 
 #[test]
-fn pods_reach_each_other_and_the_node_reaches_both() {
+fn pods_reach_each_other_and_the_node_reaches_both_tc() {
+    pods_reach_each_other("tc");
+}
+
+#[test]
+fn pods_reach_each_other_and_the_node_reaches_both_tcx() {
+    pods_reach_each_other("tcx");
+}
+
+fn pods_reach_each_other(attach: &'static str) {
     if !is_root() {
         return;
     }
-    let lab = Lab::new();
+    let mut lab = Lab::new();
+    lab.attach = attach;
     let node = &lab.node;
     node.sysctl("net.ipv4.ip_forward", "1").unwrap();
     for scope in ["all", "default"] {
@@ -511,6 +525,18 @@ fn pods_reach_each_other_and_the_node_reaches_both() {
     let b = NetNs::create("b").unwrap();
     let a_ip = lab.add("pod-a", &a);
     let b_ip = lab.add("pod-b", &b);
+    // The routing program sits on each host veth's ingress, the way `podAttach` says.
+    let host_a = skiff_cni::plugin::host_veth_name("pod-a", "eth0");
+    let filters = node
+        .run("tc", &["filter", "show", "dev", &host_a, "ingress"])
+        .unwrap();
+    let filters = String::from_utf8_lossy(&filters.stdout).into_owned();
+    assert_eq!(
+        filters.contains("net4_from_pod"),
+        attach == "tc",
+        "{filters}"
+    );
+    assert!(lab.check("pod-a", &a).ok);
     let _server_b = serve_peer_address(&b, b_ip);
     let _server_a = serve_peer_address(&a, a_ip);
     assert_eq!(
