@@ -86,8 +86,13 @@ impl Cluster {
             cluster
                 .switch
                 .ip(&["link", "set", &format!("n{n}"), "master", "br0"])?;
+            // One pin directory (one set of maps) per node of each test.
+            let kind = match mode {
+                Mode::Native => "native",
+                Mode::Overlay { .. } => "overlay",
+            };
             let pins = PinDir::new(format!(
-                "/sys/fs/bpf/skiff-test-multinode-{}-{n}",
+                "/sys/fs/bpf/skiff-test-multinode-{}-{kind}-{n}",
                 std::process::id()
             ));
             let setup = Setup {
