@@ -1,7 +1,6 @@
 //! The network configuration (JSON on stdin) and the `CNI_*` environment.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -9,72 +8,7 @@ use serde_json::Value;
 
 use crate::spec::{self, CniError, code};
 
-/// An IPv4 network `address/prefix` with the host bits zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    pub network: Ipv4Addr,
-    pub prefix: u8,
-}
-
-impl Cidr {
-    /// Parses `a.b.c.d/n`; host bits must be zero.
-    pub fn parse(text: &str) -> Result<Cidr, String> {
-        let (addr, prefix) = text
-            .split_once('/')
-            .ok_or_else(|| format!("{text:?} is not a CIDR (address/prefix)"))?;
-        let addr: Ipv4Addr = addr
-            .parse()
-            .map_err(|_| format!("{text:?}: {addr:?} is not an IPv4 address"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .ok()
-            .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("{text:?}: prefix must be 0..=32"))?;
-        let cidr = Cidr {
-            network: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
-            prefix,
-        };
-        if cidr.network != addr {
-            return Err(format!("{text:?} has host bits set (network is {cidr})"));
-        }
-        Ok(cidr)
-    }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & mask(self.prefix) == u32::from(self.network)
-    }
-
-    /// The number of addresses in the network.
-    pub fn size(&self) -> u64 {
-        1u64 << (32 - u32::from(self.prefix))
-    }
-
-    /// The range of assignable addresses (as u32): without the network and broadcast
-    /// addresses, except in /31 and /32 where every address is usable.
-    pub fn usable(&self) -> (u32, u32) {
-        let first = u32::from(self.network);
-        let last = first | !mask(self.prefix);
-        if self.prefix >= 31 {
-            (first, last)
-        } else {
-            (first + 1, last - 1)
-        }
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
-
-pub(crate) fn mask(prefix: u8) -> u32 {
-    if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix))
-    }
-}
+pub use skiff_netlink::Cidr;
 
 /// The fields of the network configuration, as they come (validated by [`NetConf::parse`]).
 #[derive(Deserialize)]
@@ -363,6 +297,8 @@ fn validate_ifname(name: &str) -> Result<(), CniError> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     fn conf(json: &str) -> Result<NetConf, CniError> {

@@ -5,8 +5,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use futures::FutureExt;
 use clap::Args;
+use futures::FutureExt;
 use skiff_ebpf::PinDir;
 use skiff_ebpf::lb::Sizes;
 use skiff_net::Cidr;

@@ -18,6 +18,7 @@ mod netns;
 mod socket;
 
 pub mod addr;
+pub mod cidr;
 pub mod link;
 pub mod neigh;
 pub mod route;
@@ -25,6 +26,7 @@ pub mod tc;
 
 use std::fmt;
 
+pub use cidr::Cidr;
 pub use netns::{NetnsFile, in_netns, sysctl_set};
 pub use socket::Netlink;
 

@@ -20,8 +20,8 @@ use std::net::Ipv4Addr;
 use anyhow::{Context, Result, bail};
 use skiff_ebpf::net::{Endpoint, Mode, NetConfig, NetMaps, PodNet};
 use skiff_ebpf::{PinDir, PinGuard};
-use skiff_netlab::{NetNs, reach};
 use skiff_netlab::netns::{End, veth};
+use skiff_netlab::{NetNs, reach};
 
 const NODES: u8 = 3;
 const PODS_PER_NODE: u8 = 2;
@@ -300,7 +300,7 @@ fn native_routing_all_to_all() -> Result<()> {
     assert_eq!(after, prog_id(&pinned, "prog")?);
     let remote = &cluster.nodes[1].pods[0];
     assert_eq!(
-        peer_seen(&node.pods[0].ns, remote.address)?,
+        reach::peer_seen(&node.pods[0].ns, remote.address, PORT)?,
         node.pods[0].address.to_string()
     );
 
