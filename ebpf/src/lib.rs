@@ -11,6 +11,25 @@ pub mod object;
 pub mod packet_lb;
 pub mod plain;
 
+/// The programs' return values (tc, tcx and XDP), as `BPF_PROG_TEST_RUN` reports them.
+pub mod verdict {
+    /// tc: to the host stack, ending the tcx chain (`TCX_PASS`, `TC_ACT_OK`).
+    pub const TC_OK: i32 = 0;
+    /// tc: on to the next tcx program, then the stack (`TCX_NEXT`, `TC_ACT_UNSPEC`).
+    pub const TC_NEXT: i32 = -1;
+    /// tc: dropped.
+    pub const TC_SHOT: i32 = 2;
+    /// tc: redirected (to a pod, an interface the FIB names, the overlay device, or back out
+    /// for a reject).
+    pub const TC_REDIRECT: i32 = 7;
+    /// XDP: dropped.
+    pub const XDP_DROP: i32 = 1;
+    /// XDP: to the stack.
+    pub const XDP_PASS: i32 = 2;
+    /// XDP: back out of the interface it came in on.
+    pub const XDP_TX: i32 = 3;
+}
+
 pub use libbpf_rs;
 pub use object::{PinDir, PinGuard};
 

@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use libbpf_rs::{MapHandle, Object, ObjectBuilder, libbpf_sys};
+use libbpf_rs::{MapHandle, Object, libbpf_sys};
 
 use crate::lb::{addr_of, be_addr, entries, get, percpu_sum, put, remove};
 use crate::object::{self, PinDir};
@@ -72,17 +72,7 @@ pub mod maps {
     pub const STATS: &str = "net_stats";
 }
 
-/// The programs' return values.
-pub mod verdict {
-    /// To the host stack.
-    pub const TC_OK: i32 = 0;
-    /// tcx: on to the next program, then the stack.
-    pub const TC_NEXT: i32 = -1;
-    /// Dropped.
-    pub const TC_SHOT: i32 = 2;
-    /// Redirected (to a pod, the FIB's interface or the overlay device).
-    pub const TC_REDIRECT: i32 = 7;
-}
+pub use crate::verdict;
 
 /// Counter indexes of `net_stats` (`enum net_stat` of `c/include/net_consts.h`).
 pub const STAT_NAMES: [&str; 7] = [
@@ -164,31 +154,13 @@ pub struct NetMaps {
     pub stats: MapHandle,
 }
 
-/// Opens the object with no program to load: creates (and pins) whichever maps are missing,
-/// adopting the others. Cheap: no verifier.
-fn create_maps(pins: &PinDir) -> Result<()> {
-    pins.ensure()?;
-    let mut builder = ObjectBuilder::default();
-    builder
-        .pin_root_path(pins.path())
-        .context(|| "setting the pin root".into())?;
-    let mut open = builder
-        .open_memory(NET_TC_OBJECT)
-        .context(|| "opening net_tc".into())?;
-    for mut prog in open.progs_mut() {
-        prog.set_autoload(false);
-    }
-    open.load().context(|| "creating the net maps".into())?;
-    Ok(())
-}
-
 impl NetMaps {
     /// Opens the maps pinned under `pins`, creating (and pinning) them when missing.
     pub fn open(pins: &PinDir) -> Result<NetMaps> {
         let all = [maps::ENDPOINTS, maps::CONFIG, maps::TUNNELS, maps::STATS];
         if all.iter().any(|name| !pins.map(name).exists()) {
             // Two CNI ADDs may race to create them: the loser finds them pinned on retry.
-            if let Err(err) = create_maps(pins)
+            if let Err(err) = object::load_maps(NET_TC_OBJECT, pins)
                 && all.iter().any(|name| !pins.map(name).exists())
             {
                 return Err(err);

@@ -113,6 +113,27 @@ fn mount_bpffs(path: &Path) -> Result<()> {
 /// pinned is reused with its contents and its size; a new one gets `size(name)` entries when
 /// that says so, else the size the C source declares.
 pub fn load(bytes: &[u8], pins: &PinDir, size: &dyn Fn(&str) -> Option<u32>) -> Result<Object> {
+    open(bytes, pins, size)?
+        .load()
+        .context(|| "loading a BPF object".into())
+}
+
+/// As [`load`], but loads no program: only creates (and pins) the maps that are missing. Cheap,
+/// as nothing goes through the verifier.
+pub fn load_maps(bytes: &[u8], pins: &PinDir) -> Result<()> {
+    let mut open = open(bytes, pins, &|_| None)?;
+    for mut prog in open.progs_mut() {
+        prog.set_autoload(false);
+    }
+    open.load().context(|| "creating maps".into())?;
+    Ok(())
+}
+
+fn open(
+    bytes: &[u8],
+    pins: &PinDir,
+    size: &dyn Fn(&str) -> Option<u32>,
+) -> Result<libbpf_rs::OpenObject> {
     pins.ensure()?;
     let mut builder = ObjectBuilder::default();
     builder
@@ -136,7 +157,7 @@ pub fn load(bytes: &[u8], pins: &PinDir, size: &dyn Fn(&str) -> Option<u32>) -> 
                 .context(|| format!("sizing map {name}"))?;
         }
     }
-    open.load().context(|| "loading a BPF object".into())
+    Ok(open)
 }
 
 /// The program named `name` in `object`.

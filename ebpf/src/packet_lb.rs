@@ -35,24 +35,7 @@ pub mod programs {
     pub const XDP: &str = "lb4_xdp";
 }
 
-/// The programs' return values.
-pub mod verdict {
-    /// tc: to the host stack, ending the tcx chain (`TCX_PASS`, `TC_ACT_OK`).
-    pub const TC_OK: i32 = 0;
-    /// tc: on to the next tcx program, then the stack (`TCX_NEXT`, `TC_ACT_UNSPEC`).
-    pub const TC_NEXT: i32 = -1;
-    /// tc: dropped.
-    pub const TC_SHOT: i32 = 2;
-    /// tc: redirected (the reject answers, back out of the interface; SNATed packets, to the
-    /// egress of the interface the FIB names).
-    pub const TC_REDIRECT: i32 = 7;
-    /// XDP: dropped.
-    pub const XDP_DROP: i32 = 1;
-    /// XDP: to the stack.
-    pub const XDP_PASS: i32 = 2;
-    /// XDP: back out of the interface it came in on.
-    pub const XDP_TX: i32 = 3;
-}
+pub use crate::verdict;
 
 /// Per-packet load balancing attached to one interface; the links stay pinned when this is
 /// dropped (see [`PacketLb::detach`]).
