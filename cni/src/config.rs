@@ -1,7 +1,6 @@
 //! The network configuration (JSON on stdin) and the `CNI_*` environment.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -9,72 +8,7 @@ use serde_json::Value;
 
 use crate::spec::{self, CniError, code};
 
-/// An IPv4 network `address/prefix` with the host bits zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    pub network: Ipv4Addr,
-    pub prefix: u8,
-}
-
-impl Cidr {
-    /// Parses `a.b.c.d/n`; host bits must be zero.
-    pub fn parse(text: &str) -> Result<Cidr, String> {
-        let (addr, prefix) = text
-            .split_once('/')
-            .ok_or_else(|| format!("{text:?} is not a CIDR (address/prefix)"))?;
-        let addr: Ipv4Addr = addr
-            .parse()
-            .map_err(|_| format!("{text:?}: {addr:?} is not an IPv4 address"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .ok()
-            .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("{text:?}: prefix must be 0..=32"))?;
-        let cidr = Cidr {
-            network: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
-            prefix,
-        };
-        if cidr.network != addr {
-            return Err(format!("{text:?} has host bits set (network is {cidr})"));
-        }
-        Ok(cidr)
-    }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & mask(self.prefix) == u32::from(self.network)
-    }
-
-    /// The number of addresses in the network.
-    pub fn size(&self) -> u64 {
-        1u64 << (32 - u32::from(self.prefix))
-    }
-
-    /// The range of assignable addresses (as u32): without the network and broadcast
-    /// addresses, except in /31 and /32 where every address is usable.
-    pub fn usable(&self) -> (u32, u32) {
-        let first = u32::from(self.network);
-        let last = first | !mask(self.prefix);
-        if self.prefix >= 31 {
-            (first, last)
-        } else {
-            (first + 1, last - 1)
-        }
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
-
-pub(crate) fn mask(prefix: u8) -> u32 {
-    if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix))
-    }
-}
+pub use skiff_netlink::Cidr;
 
 /// The fields of the network configuration, as they come (validated by [`NetConf::parse`]).
 #[derive(Deserialize)]
@@ -93,6 +27,8 @@ struct RawConf {
     bpf_pin_dir: Option<String>,
     #[serde(rename = "dataDir")]
     data_dir: Option<String>,
+    #[serde(rename = "podAttach")]
+    pod_attach: Option<String>,
     #[serde(rename = "prevResult")]
     prev_result: Option<Value>,
     #[serde(rename = "cni.dev/valid-attachments")]
@@ -107,6 +43,17 @@ pub struct Attachment {
     pub ifname: String,
 }
 
+/// How the routing program is attached to a pod's host-side veth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodAttach {
+    /// A direct-action cls_bpf filter on clsact ingress (`"tc"`, the default): a few hundred
+    /// microseconds.
+    Tc,
+    /// A pinned tcx link (`"tcx"`, `PodNet::attach_pod`): the kernel waits for an RCU grace
+    /// period per attach, 6-14 ms here, more than the rest of ADD together.
+    Tcx,
+}
+
 /// Our network configuration.
 #[derive(Clone, Debug)]
 pub struct NetConf {
@@ -119,6 +66,7 @@ pub struct NetConf {
     /// without the eBPF dataplane (tests of the plumbing alone).
     pub bpf_pin_dir: Option<PathBuf>,
     pub data_dir: PathBuf,
+    pub pod_attach: PodAttach,
     pub prev_result: Option<Value>,
     pub valid_attachments: Option<Vec<Attachment>>,
 }
@@ -191,6 +139,15 @@ impl NetConf {
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| "/var/lib/skiff/cni".into()),
         );
+        let pod_attach = match raw.pod_attach.as_deref() {
+            None | Some("tc") => PodAttach::Tc,
+            Some("tcx") => PodAttach::Tcx,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "podAttach {other:?}: want \"tc\" or \"tcx\""
+                )));
+            }
+        };
         Ok(NetConf {
             cni_version,
             name,
@@ -199,6 +156,7 @@ impl NetConf {
             mtu,
             bpf_pin_dir,
             data_dir,
+            pod_attach,
             prev_result: raw.prev_result,
             valid_attachments: raw.valid_attachments,
         })
@@ -339,6 +297,8 @@ fn validate_ifname(name: &str) -> Result<(), CniError> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     fn conf(json: &str) -> Result<NetConf, CniError> {
@@ -356,18 +316,20 @@ mod tests {
         );
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/skiff/cni"));
         assert!(c.prev_result.is_none());
+        assert_eq!(c.pod_attach, PodAttach::Tc);
     }
 
     #[test]
     fn parses_ours_and_gc_attachments() {
         let c = conf(
             r#"{"cniVersion":"1.1.0","name":"k8s","type":"skiff-cni","podCIDR":"10.244.1.0/24",
-            "clusterCIDR":"10.244.0.0/16","mtu":1450,"bpfPinDir":"","dataDir":"/tmp/x",
+            "clusterCIDR":"10.244.0.0/16","mtu":1450,"bpfPinDir":"","dataDir":"/tmp/x","podAttach":"tcx",
             "cni.dev/valid-attachments":[{"containerID":"abc","ifname":"eth0"}]}"#,
         )
         .unwrap();
         assert_eq!(c.mtu, 1450);
         assert!(c.bpf_pin_dir.is_none());
+        assert_eq!(c.pod_attach, PodAttach::Tcx);
         assert_eq!(c.valid_attachments.unwrap()[0].container_id, "abc");
     }
 

@@ -188,8 +188,9 @@ int lb4_tc_ingress(struct __sk_buff *skb)
 	return verdict == LB4_SNAT ? lb4_tc_route(skb) : LB_TC_NEXT;
 }
 
-/* Reverse NAT: a backend's reply leaves with the frontend as its source. */
-static __always_inline int lb4_tc_reverse(struct __sk_buff *skb)
+/* Reverse NAT: a backend's reply leaves with the frontend as its source. `done` is the
+ * verdict for a translated packet. */
+static __always_inline int lb4_tc_reverse(struct __sk_buff *skb, int done)
 {
 	struct lb4_ct_entry *ct;
 	struct lb4_pkt p;
@@ -207,19 +208,21 @@ static __always_inline int lb4_tc_reverse(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	lb4_frag_remember(&p);
 	lb_count(LB_STAT_PKT_REVERSED);
-	return LB_TC_NEXT;
+	return done;
 }
 
 /* On a node interface's egress: replies of backends leaving the node. */
 SEC("tcx/egress")
 int lb4_tc_egress(struct __sk_buff *skb)
 {
-	return lb4_tc_reverse(skb);
+	return lb4_tc_reverse(skb, LB_TC_NEXT);
 }
 
-/* On a pod's host-side veth ingress: replies of a local backend entering the host. */
+/* On a pod's host-side veth ingress: replies of a local backend entering the host. A
+ * translated reply goes to the host stack at once (TC_ACT_OK ends the tcx chain): its source
+ * is the frontend now, which the pod network's source check after us would drop. */
 SEC("tcx/ingress")
 int lb4_tc_reply(struct __sk_buff *skb)
 {
-	return lb4_tc_reverse(skb);
+	return lb4_tc_reverse(skb, TC_ACT_OK);
 }

@@ -188,10 +188,10 @@ impl NetMaps {
         let all = [maps::ENDPOINTS, maps::CONFIG, maps::TUNNELS, maps::STATS];
         if all.iter().any(|name| !pins.map(name).exists()) {
             // Two CNI ADDs may race to create them: the loser finds them pinned on retry.
-            if let Err(err) = create_maps(pins) {
-                if all.iter().any(|name| !pins.map(name).exists()) {
-                    return Err(err);
-                }
+            if let Err(err) = create_maps(pins)
+                && all.iter().any(|name| !pins.map(name).exists())
+            {
+                return Err(err);
             }
         }
         let open = |name: &str| {
@@ -434,6 +434,28 @@ pub fn load(pins: &PinDir) -> Result<Object> {
 }
 
 impl PodNet {
+    /// Whether the pod behind host veth `ifindex` is attached by a pinned tcx link (which
+    /// [`PodNet::load_and_pin`] switches in place) rather than by a tc filter.
+    pub fn pod_link_pinned(pins: &PinDir, ifindex: u32) -> bool {
+        pins.link(&link_name(programs::FROM_POD, ifindex)).exists()
+    }
+
+    /// The program `name` (see [`programs`]) pinned by [`PodNet::load_and_pin`], loaded and
+    /// pinned first when nothing is: for attaching it elsewhere (a tc filter) without loading.
+    pub fn pinned_program(pins: &PinDir, name: &str) -> Result<OwnedFd> {
+        if let Some(fd) = obj_get(&prog_pin(pins, name))? {
+            return Ok(fd);
+        }
+        PodNet::load_and_pin(pins)?;
+        obj_get(&prog_pin(pins, name))?.ok_or_else(|| Error::Io {
+            what: format!(
+                "program {name} is not pinned under {}",
+                pins.path().display()
+            ),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })
+    }
+
     /// tcx ingress of a pod's host-side veth: routes the pod's traffic. Uses the program
     /// pinned by [`PodNet::load_and_pin`] when there is one (cheap: no load, no verifier), else
     /// loads and pins it first.
@@ -513,10 +535,10 @@ impl PodNet {
                 if !entry.file_name().to_string_lossy().starts_with(&prefix) {
                     continue;
                 }
-                if let Some(link) = obj_get(&entry.path())? {
-                    if !link_update(&link, &prog_fd) {
-                        tracing::warn!("switching {} failed", entry.path().display());
-                    }
+                if let Some(link) = obj_get(&entry.path())?
+                    && !link_update(&link, &prog_fd)
+                {
+                    tracing::warn!("switching {} failed", entry.path().display());
                 }
             }
         }

@@ -37,6 +37,8 @@ pub mod programs {
 
 /// The programs' return values.
 pub mod verdict {
+    /// tc: to the host stack, ending the tcx chain (`TCX_PASS`, `TC_ACT_OK`).
+    pub const TC_OK: i32 = 0;
     /// tc: on to the next tcx program, then the stack (`TCX_NEXT`, `TC_ACT_UNSPEC`).
     pub const TC_NEXT: i32 = -1;
     /// tc: dropped.

@@ -1611,7 +1611,16 @@ fn run_case(hook: Hook, case: &Case) -> Result<(), String> {
         };
         let out = packet_lb::run(object, program, &step.input, 1)
             .map_err(|e| format!("step {i}: {e}"))?;
-        let want = verdict_value(hook, step.dir, step.verdict);
+        let mut want = verdict_value(hook, step.dir, step.verdict);
+        // A reply translated on a pod veth goes straight to the host stack, past the pod
+        // network's source check (its source is the frontend now, not the pod).
+        if hook == Hook::Tc
+            && step.dir == Dir::Reply
+            && step.verdict == Verdict::Pass
+            && out.packet != step.input
+        {
+            want = verdict::TC_OK;
+        }
         if out.verdict != want {
             return Err(format!(
                 "step {i} ({program}): verdict {} want {want} ({:?})",

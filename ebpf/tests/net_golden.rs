@@ -340,3 +340,78 @@ fn unconfigured_node_passes_remote_traffic() {
     .unwrap();
     assert_eq!(out.verdict, verdict::TC_OK);
 }
+
+/// Runs `ip args...` in the network namespace of thread `tid` of this process.
+fn ip_in(tid: i32, args: &str) {
+    let out = std::process::Command::new("nsenter")
+        .arg(format!(
+            "--net=/proc/{}/task/{tid}/ns/net",
+            std::process::id()
+        ))
+        .arg("ip")
+        .args(args.split_whitespace())
+        .output()
+        .expect("nsenter");
+    assert!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn from_pod_native_fib() {
+    // bpf_fib_lookup answers from the caller's namespace: a private one, on a thread of its
+    // own, with a fake pod veth (ifindex IF_A) and an uplink whose routes and neighbours
+    // are fixed.
+    std::thread::spawn(|| {
+        // SAFETY: only this thread changes namespace.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+        // SAFETY: no arguments.
+        let tid = unsafe { libc::gettid() };
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
+        // (No dummy driver on every kernel: veth pairs, both ends up.)
+        ip_in(
+            tid,
+            &format!("link add pa index {IF_A} type veth peer name pb"),
+        );
+        ip_in(
+            tid,
+            "link add ul index 50 address 02:dd:00:00:00:01 type veth peer name ulp",
+        );
+        for dev in ["pa", "pb", "ul", "ulp"] {
+            ip_in(tid, &format!("link set {dev} up"));
+        }
+        ip_in(tid, "addr add 198.51.100.1/24 dev ul");
+        ip_in(tid, "route add 10.244.2.0/24 via 198.51.100.2");
+        ip_in(tid, "route add 10.244.3.0/24 via 198.51.100.3");
+        ip_in(
+            tid,
+            "neigh add 198.51.100.2 lladdr 02:cc:00:00:00:02 dev ul nud permanent",
+        );
+        let lab = lab(Mode::Native);
+
+        // Resolved neighbour: MACs from the FIB, TTL decremented, out of the uplink.
+        let out = from_pod(&lab, &frame(POD_A, REMOTE_POD, 64), IF_A);
+        assert_eq!(out.verdict, verdict::TC_REDIRECT);
+        assert_eq!(&out.packet[0..6], &[0x02, 0xcc, 0, 0, 0, 2]);
+        assert_eq!(&out.packet[6..12], &[0x02, 0xdd, 0, 0, 0, 1]);
+        assert_eq!(out.packet[22], 63);
+        assert!(ip_header_ok(&out.packet));
+        // Unresolved neighbour: bpf_redirect_neigh.
+        let out = from_pod(&lab, &frame(POD_A, Ipv4Addr::new(10, 244, 3, 5), 64), IF_A);
+        assert_eq!(out.verdict, verdict::TC_REDIRECT);
+        assert_eq!(stat(&lab, "redirect_native"), 2);
+        // No route: the stack (ICMP unreachable).
+        let sent = frame(POD_A, UNKNOWN_NODE_POD, 64);
+        let out = from_pod(&lab, &sent, IF_A);
+        assert_eq!(out.verdict, verdict::TC_OK);
+        assert_eq!(out.packet, sent);
+        assert_eq!(stat(&lab, "fib_fail"), 1);
+        // TTL 1: the stack (time exceeded).
+        let out = from_pod(&lab, &frame(POD_A, REMOTE_POD, 1), IF_A);
+        assert_eq!(out.verdict, verdict::TC_OK);
+    })
+    .join()
+    .expect("native FIB case");
+}

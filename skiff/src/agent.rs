@@ -1,13 +1,16 @@
-//! `skiff agent`: the node agent. Today that is the eBPF service proxy (kube-proxy's job); the
-//! kubelet, CNI and DNS join it as their issues land.
+//! `skiff agent`: the node agent. Today that is the eBPF service proxy (kube-proxy's job) and
+//! the pod network (the CNI's node-wide half); the kubelet and DNS join it as their issues land.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use futures::FutureExt;
 use skiff_ebpf::PinDir;
 use skiff_ebpf::lb::Sizes;
+use skiff_net::Cidr;
+use skiff_net::network::Mode;
 
 /// The node agent's flags (named like kube-proxy's where they mean the same).
 #[derive(Args, Clone, Debug)]
@@ -48,6 +51,44 @@ pub struct AgentArgs {
     /// `kube-proxy --cleanup`.
     #[arg(long)]
     pub cleanup: bool,
+    /// Run the pod network (CNI config, routes to other nodes' pods). `false` leaves pod
+    /// networking to another plugin.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub pod_network: bool,
+    /// This node's pod CIDR, written into Node.spec.podCIDR when the Node has none (until a
+    /// controller assigns them). The Node's own value wins.
+    #[arg(long)]
+    pub pod_cidr: Option<Cidr>,
+    /// The whole cluster's pod CIDR: traffic to it is never masqueraded.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub cluster_cidr: Cidr,
+    /// How pods on other nodes are reached: `native` (routes to each node's podCIDR) or
+    /// `overlay` (VXLAN).
+    #[arg(long, default_value = "native")]
+    pub pod_network_mode: Mode,
+    /// Interfaces other nodes' pod traffic arrives on (they get the eBPF delivery program;
+    /// without it the host stack delivers).
+    #[arg(long, value_delimiter = ',')]
+    pub pod_network_interfaces: Vec<String>,
+    /// This node's address for other nodes (its InternalIP).
+    #[arg(long)]
+    pub node_ip: Option<Ipv4Addr>,
+    /// The uplink's MTU (pods get it, less the VXLAN headers in overlay mode).
+    #[arg(long, default_value_t = 1500)]
+    pub mtu: u32,
+    /// Where containerd reads CNI network configs.
+    #[arg(long, default_value = "/etc/cni/net.d")]
+    pub cni_conf_dir: PathBuf,
+    /// Where containerd looks for CNI plugins; `skiff-cni` is installed there from beside
+    /// this binary.
+    #[arg(long, default_value = "/opt/cni/bin")]
+    pub cni_bin_dir: PathBuf,
+    /// The CNI plugin's IP allocations.
+    #[arg(long, default_value = "/var/lib/skiff/cni")]
+    pub cni_data_dir: PathBuf,
+    /// Masquerade pod traffic leaving the cluster (not to pods or nodes).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub masquerade: bool,
 }
 
 impl AgentArgs {
@@ -65,6 +106,19 @@ impl AgentArgs {
             packet_lb_interfaces: Vec::new(),
             xdp: false,
             cleanup: false,
+            // `skiff up` on a developer's machine leaves the host's networking alone until
+            // the one-command cluster brings containerd along.
+            pod_network: false,
+            pod_cidr: None,
+            cluster_cidr: "10.244.0.0/16".parse().expect("a CIDR"),
+            pod_network_mode: Mode::Native,
+            pod_network_interfaces: Vec::new(),
+            node_ip: None,
+            mtu: 1500,
+            cni_conf_dir: "/etc/cni/net.d".into(),
+            cni_bin_dir: "/opt/cni/bin".into(),
+            cni_data_dir: "/var/lib/skiff/cni".into(),
+            masquerade: true,
         }
     }
 }
@@ -95,6 +149,21 @@ pub async fn run(
             .map(|h| h.trim().to_lowercase())
             .unwrap_or_else(|_| "localhost".into()),
     };
+    let shutdown = shutdown.shared();
+    let network = args.pod_network.then(|| skiff_net::run::Config {
+        node_name: node_name.clone(),
+        node_address: args.node_ip,
+        pod_cidr: args.pod_cidr,
+        cluster_cidr: args.cluster_cidr,
+        mode: args.pod_network_mode,
+        uplinks: args.pod_network_interfaces.clone(),
+        mtu: args.mtu,
+        pins: pins.clone(),
+        cni_conf_dir: args.cni_conf_dir.clone(),
+        cni_bin_dir: Some(args.cni_bin_dir.clone()),
+        cni_data_dir: args.cni_data_dir.clone(),
+        masquerade: args.masquerade,
+    });
     let node_addresses = if args.nodeport_addresses.is_empty() {
         vec![Ipv4Addr::LOCALHOST]
     } else {
@@ -114,5 +183,13 @@ pub async fn run(
         packet_interfaces: args.packet_lb_interfaces,
         xdp: args.xdp,
     };
-    skiff_proxy::proxy::run(client, config, shutdown).await
+    let proxy = skiff_proxy::proxy::run(client.clone(), config, shutdown.clone());
+    match network {
+        Some(network) => {
+            let network = skiff_net::run::run(client, network, shutdown);
+            tokio::try_join!(proxy, network)?;
+            Ok(())
+        }
+        None => proxy.await,
+    }
 }

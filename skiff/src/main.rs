@@ -31,8 +31,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (today: the store and the apiserver).
     Server(StoreArgs),
-    /// Run the node agent (today: the eBPF service proxy).
-    Agent(agent::AgentArgs),
+    /// Run the node agent (today: the eBPF service proxy and the pod network).
+    Agent(Box<agent::AgentArgs>),
     /// Run the control plane and a node agent on this machine.
     Up(StoreArgs),
 }
@@ -147,6 +147,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Server(args) => serve(args, false).await,
         Command::Up(args) => serve(args, true).await,
-        Command::Agent(args) => agent::run(args, shutdown_signal()).await,
+        Command::Agent(args) => agent::run(*args, shutdown_signal()).await,
     }
 }

@@ -34,6 +34,11 @@ const AREAS: &[Area] = &[
         run: ebpf,
     },
     Area {
+        name: "cni",
+        about: "CNI plugin (root): the real skiff-cni binary against throwaway namespaces, IPAM across processes, netlink against the kernel",
+        run: cni,
+    },
+    Area {
         name: "node",
         about: "node agent (root): CRI against a real containerd",
         run: node,
@@ -123,6 +128,11 @@ fn ebpf() -> anyhow::Result<()> {
     run_command(cargo().args(["test", "-p", "skiff-proxy", "--tests"]))?;
     run_command(cargo().args(["test", "-p", "skiff", "--test", "agent"]))?;
     run_command(cargo().args(["test", "-p", "skiff-netlab", "--tests"]))
+}
+
+fn cni() -> anyhow::Result<()> {
+    run_command(cargo().args(["test", "-p", "skiff-cni"]))?;
+    run_command(cargo().args(["test", "-p", "skiff-netlink"]))
 }
 
 fn node() -> anyhow::Result<()> {

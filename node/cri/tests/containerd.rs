@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use skiff_cri::{Cri, condition, image_spec, v1};
-use skiff_testenv::{Containerd, ContainerdConfig, images};
+use skiff_cri::{Cri, image_spec, v1};
+use skiff_testenv::{Containerd, ContainerdConfig, images, sandbox_config, wait_ready};
 
 /// A test-owned Linux bridge (the CNI plugin creates it), deleted on drop.
 struct Bridge(String);
@@ -76,17 +76,7 @@ async fn lab(test: u32) -> Lab {
     eprintln!("images built/imported in {:?}", started.elapsed());
 
     let cri = Cri::connect(containerd.socket()).await.unwrap();
-    // containerd loads the CNI config asynchronously; NetworkReady turns true once it has.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = cri.status(false).await.unwrap();
-        let ready = |kind| condition(&status, kind).is_some_and(|c| c.status);
-        if ready("RuntimeReady") && ready("NetworkReady") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "runtime not ready: {status:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&cri, Duration::from_secs(10)).await.unwrap();
     Lab {
         cri,
         containerd,
@@ -144,34 +134,6 @@ fn write_bridge_conflist(conf_dir: &Path, ipam_dir: &Path, bridge: &str, subnet:
         ipam = ipam_dir.display()
     );
     std::fs::write(conf_dir.join("10-bridge.conflist"), conflist).unwrap();
-}
-
-fn sandbox_config(name: &str, uid: &str, logs: &Path, cgroup_parent: &str) -> v1::PodSandboxConfig {
-    v1::PodSandboxConfig {
-        metadata: Some(v1::PodSandboxMetadata {
-            name: name.into(),
-            uid: uid.into(),
-            namespace: "default".into(),
-            attempt: 0,
-        }),
-        hostname: name.into(),
-        log_directory: logs.display().to_string(),
-        labels: [("app".to_string(), name.to_string())].into(),
-        linux: Some(v1::LinuxPodSandboxConfig {
-            cgroup_parent: cgroup_parent.into(),
-            security_context: Some(v1::LinuxSandboxSecurityContext {
-                namespace_options: Some(v1::NamespaceOption {
-                    network: v1::NamespaceMode::Pod.into(),
-                    pid: v1::NamespaceMode::Container.into(),
-                    ipc: v1::NamespaceMode::Pod.into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }
 
 /// An HTTP GET to the pod, retried while the server comes up.

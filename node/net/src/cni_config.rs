@@ -30,7 +30,8 @@ pub struct PluginConfig {
 /// The conflist's JSON.
 pub fn conflist(config: &PluginConfig) -> serde_json::Value {
     json!({
-        "cniVersion": "1.1.0",
+        // 1.0.0: the newest version containerd 1.6's libcni takes (1.1 adds only STATUS/GC).
+        "cniVersion": "1.0.0",
         "name": NETWORK_NAME,
         "plugins": [{
             "type": PLUGIN,

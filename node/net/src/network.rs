@@ -73,10 +73,6 @@ pub struct NodeNetwork {
     nodes: Vec<Ipv4Addr>,
 }
 
-fn cidr_pair(cidr: Cidr) -> (Ipv4Addr, u8) {
-    (cidr.network, cidr.prefix)
-}
-
 impl NodeNetwork {
     /// Sets the node up in the calling thread's network namespace. Idempotent: run again (a
     /// restarted agent) it adopts what is there.
@@ -85,17 +81,34 @@ impl NodeNetwork {
         let mut netlink = Netlink::open()?;
         PodNet::load_and_pin(&setup.pins).context("loading the pod network programs")?;
         let maps = NetMaps::open(&setup.pins)?;
+        // Pods attached by tc filter keep the program they were given: move them to the one
+        // just pinned (an upgraded agent's). Pods attached by tcx link were switched in place.
+        for endpoint in maps.endpoints()? {
+            let ifindex = endpoint.ifindex;
+            if PodNet::pod_link_pinned(&setup.pins, ifindex) {
+                continue;
+            }
+            if let Err(err) = skiff_cni::plugin::attach_tc(&mut netlink, &setup.pins, ifindex) {
+                tracing::warn!(pod = %endpoint.address, ifindex, error = %err, "re-attaching a pod's program");
+            }
+        }
         let mode = match setup.mode {
             Mode::Native => net::Mode::Native,
             Mode::Overlay { vni, port } => {
                 let ifindex = overlay_device(&mut netlink, port)?;
+                // A pod's traffic to another node's address leaves on the underlay, its reply
+                // comes back through the tunnel: strict reverse-path filtering would drop it.
+                skiff_netlink::sysctl_set(
+                    &format!("net/ipv4/conf/{OVERLAY_DEVICE}/rp_filter"),
+                    "2",
+                )?;
                 PodNet::attach_tunnel(&setup.pins, ifindex)?;
                 net::Mode::Overlay { ifindex, vni }
             }
         };
         maps.set_config(&NetConfig {
-            cluster_cidr: cidr_pair(setup.cluster_cidr),
-            pod_cidr: cidr_pair(setup.pod_cidr),
+            cluster_cidr: setup.cluster_cidr.pair(),
+            pod_cidr: setup.pod_cidr.pair(),
             mode,
         })?;
         for name in &setup.uplinks {
@@ -150,11 +163,17 @@ impl NodeNetwork {
                 continue;
             }
             match self.setup.mode {
-                Mode::Native => {
+                Mode::Native => self
+                    .netlink
+                    .replace_route(&Route::via(cidr.pair(), node, None))?,
+                Mode::Overlay { .. } => {
+                    self.maps.put_tunnel(cidr.pair(), node)?;
+                    // The node's own traffic to those pods: into the overlay device, whose
+                    // egress program sets the tunnel key.
+                    let device = self.overlay_ifindex()?;
                     self.netlink
-                        .replace_route(&Route::via(cidr_pair(cidr), node, None))?
+                        .replace_route(&Route::link(cidr.pair(), device))?;
                 }
-                Mode::Overlay { .. } => self.maps.put_tunnel(cidr_pair(cidr), node)?,
             }
             tracing::info!(%cidr, %node, "pods of another node reachable");
             self.installed.insert(cidr, node);
@@ -167,15 +186,16 @@ impl NodeNetwork {
             .collect();
         for (cidr, node) in gone {
             let result = match self.setup.mode {
-                Mode::Native => self
-                    .netlink
-                    .delete_route(&Route::via(cidr_pair(cidr), node, None))
-                    .or_else(|err| if err.is_not_found() { Ok(()) } else { Err(err) })
-                    .map_err(anyhow::Error::from),
-                Mode::Overlay { .. } => self
-                    .maps
-                    .remove_tunnel(cidr_pair(cidr))
-                    .map_err(anyhow::Error::from),
+                Mode::Native => ignore_missing(self.netlink.delete_route(&Route::via(
+                    cidr.pair(),
+                    node,
+                    None,
+                ))),
+                Mode::Overlay { .. } => {
+                    let device = self.overlay_ifindex()?;
+                    ignore_missing(self.netlink.delete_route(&Route::link(cidr.pair(), device)))
+                        .and_then(|()| self.maps.remove_tunnel(cidr.pair()).map_err(Into::into))
+                }
             };
             result?;
             tracing::info!(%cidr, %node, "node gone: its pods' route removed");
@@ -191,17 +211,43 @@ impl NodeNetwork {
         Ok(())
     }
 
+    fn overlay_ifindex(&mut self) -> anyhow::Result<u32> {
+        Ok(self
+            .netlink
+            .link_by_name(OVERLAY_DEVICE)?
+            .context("the overlay device is gone")?
+            .index)
+    }
+
     /// Other nodes' podCIDRs as installed.
     pub fn installed(&self) -> &BTreeMap<Cidr, Ipv4Addr> {
         &self.installed
     }
 }
 
-/// The overlay device (created when missing, set up), its ifindex.
+/// A deletion that found nothing to delete succeeded.
+fn ignore_missing(result: skiff_netlink::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Err(err) if !err.is_not_found() => Err(err.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The overlay device (created when missing, without ARP: its neighbours are the tunnel
+/// table's nodes, and the receiving node rewrites the inner Ethernet header anyway; set up),
+/// its ifindex.
 fn overlay_device(netlink: &mut Netlink, port: u16) -> anyhow::Result<u32> {
     if netlink.link_by_name(OVERLAY_DEVICE)?.is_none() {
         netlink.create_vxlan_external(OVERLAY_DEVICE, port, None)?;
     }
+    let status = std::process::Command::new("ip")
+        .args(["link", "set", "dev", OVERLAY_DEVICE, "arp", "off"])
+        .status()
+        .context("running ip")?;
+    anyhow::ensure!(
+        status.success(),
+        "ip link set {OVERLAY_DEVICE} arp off failed"
+    );
     let link = netlink
         .link_by_name(OVERLAY_DEVICE)?
         .context("the overlay device vanished")?;

@@ -1,5 +1,5 @@
 //! Netlink without an async runtime: links, veths, addresses, routes, neighbours, network
-//! namespaces, sysctls.
+//! namespaces, sysctls, BPF programs as tc filters.
 //!
 //! Why raw rtnetlink over `libc` rather than `netlink-packet-route` + `netlink-sys`: the CNI
 //! plugin needs a dozen request shapes, each a header, one fixed struct and a few attributes.
@@ -18,12 +18,15 @@ mod netns;
 mod socket;
 
 pub mod addr;
+pub mod cidr;
 pub mod link;
 pub mod neigh;
 pub mod route;
+pub mod tc;
 
 use std::fmt;
 
+pub use cidr::Cidr;
 pub use netns::{NetnsFile, in_netns, sysctl_set};
 pub use socket::Netlink;
 

@@ -11,6 +11,7 @@
 //! - [`process`]: child processes placed in a namespace, cgroup and CPU before they run, killed
 //!   by PID on drop; timed commands with their peak memory.
 //! - [`serve`]: TCP and UDP echo servers bound inside a namespace.
+//! - [`reach`]: all-pairs TCP reachability, checking each side sees the other's real address.
 //! - [`topology`]: a client, a node (router) and a namespace of pods, wired and addressed.
 //! - [`kubeproxy`]: kube-proxy-shaped iptables and nftables rule sets for a list of services.
 
@@ -18,6 +19,7 @@ pub mod cgroup;
 pub mod kubeproxy;
 pub mod netns;
 pub mod process;
+pub mod reach;
 pub mod serve;
 pub mod topology;
 

@@ -15,17 +15,13 @@
 //! the client's own address: no NAT anywhere. Each node has its own pin directory (its own
 //! maps), removed with the namespaces by guards, failures included.
 
-use std::io::Read;
-use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::Ipv4Addr;
 
 use anyhow::{Context, Result, bail};
 use skiff_ebpf::net::{Endpoint, Mode, NetConfig, NetMaps, PodNet};
 use skiff_ebpf::{PinDir, PinGuard};
-use skiff_netlab::NetNs;
 use skiff_netlab::netns::{End, veth};
+use skiff_netlab::{NetNs, reach};
 
 const NODES: u8 = 3;
 const PODS_PER_NODE: u8 = 2;
@@ -247,58 +243,11 @@ impl Cluster {
     }
 }
 
-/// A TCP server on `address:PORT` in `ns` answering each connection with its peer's address.
-fn serve(ns: &NetNs, address: Ipv4Addr) -> Result<()> {
-    let listener = ns.within(move || TcpListener::bind((address, PORT)))??;
-    let listener = Arc::new(listener);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            // getpeername of the accepted socket: who the server believes it talks to.
-            if let Ok(peer) = stream.peer_addr() {
-                let _ = stream.write_all(peer.ip().to_string().as_bytes());
-            }
-        }
-    });
-    Ok(())
-}
-
-/// Connects from `ns` to `to` and returns the address the server saw.
-fn peer_seen(ns: &NetNs, to: Ipv4Addr) -> Result<String> {
-    ns.within(move || -> Result<String> {
-        let target = SocketAddr::from((to, PORT));
-        let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(3))
-            .with_context(|| format!("connecting to {target}"))?;
-        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-        let mut seen = String::new();
-        stream.read_to_string(&mut seen)?;
-        Ok(seen)
-    })?
-}
-
 fn all_to_all(cluster: &Cluster) -> Result<()> {
-    let hosts = cluster.hosts();
-    for (ns, address) in &hosts {
-        serve(ns, *address)?;
-    }
-    let mut failures = Vec::new();
-    for (from_ns, from) in &hosts {
-        for (_, to) in &hosts {
-            if from == to {
-                continue;
-            }
-            let from_node = from.octets()[0] == 192;
-            let to_node = to.octets()[0] == 192;
-            if from_node && to_node {
-                continue; // plain underlay, not ours
-            }
-            match peer_seen(from_ns, *to) {
-                Ok(seen) if seen == from.to_string() => {}
-                Ok(seen) => failures.push(format!("{from} -> {to}: server saw {seen}")),
-                Err(err) => failures.push(format!("{from} -> {to}: {err:#}")),
-            }
-        }
-    }
+    // Node to node is the plain underlay, not ours.
+    let failures = reach::all_pairs(&cluster.hosts(), PORT, |from, to| {
+        from.octets()[0] != 192 || to.octets()[0] != 192
+    })?;
     if !failures.is_empty() {
         for node in &cluster.nodes {
             let maps = NetMaps::open(&node.pins)?;
@@ -317,6 +266,18 @@ fn counters(cluster: &Cluster, name: &str) -> Result<u64> {
     Ok(sum)
 }
 
+/// The id of the program behind the pinned object at `path` (`bpftool -j`).
+fn prog_id(path: &std::path::Path, kind: &str) -> Result<u64> {
+    let out = std::process::Command::new("bpftool")
+        .args(["-j", kind, "show", "pinned"])
+        .arg(path)
+        .output()?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("bpftool {kind} show {}", path.display()))?;
+    let key = if kind == "link" { "prog_id" } else { "id" };
+    json[key].as_u64().context("no program id")
+}
+
 #[test]
 fn native_routing_all_to_all() -> Result<()> {
     let cluster = Cluster::create(false)?;
@@ -324,6 +285,28 @@ fn native_routing_all_to_all() -> Result<()> {
     assert!(counters(&cluster, "redirect_local")? > 0);
     assert!(counters(&cluster, "redirect_native")? > 0);
     assert_eq!(counters(&cluster, "drop_spoof")?, 0);
+
+    // An agent upgrade: programs pinned again, links switched in place, traffic flows on.
+    let node = &cluster.nodes[0];
+    let link = node
+        .pins
+        .link("net4_from_pod-if")
+        .with_file_name(format!("net4_from_pod-if{}", link_info(&node.ns, "vp1")?.0));
+    let before = prog_id(&link, "link")?;
+    PodNet::load_and_pin(&node.pins)?;
+    let after = prog_id(&link, "link")?;
+    let pinned = node.pins.path().join("progs").join("net4_from_pod");
+    assert_ne!(before, after, "link switched to the new program");
+    assert_eq!(after, prog_id(&pinned, "prog")?);
+    let remote = &cluster.nodes[1].pods[0];
+    assert_eq!(
+        reach::peer_seen(&node.pods[0].ns, remote.address, PORT)?,
+        node.pods[0].address.to_string()
+    );
+
+    // CNI DEL: the link pin goes.
+    PodNet::detach(&node.pins, link_info(&node.ns, "vp1")?.0)?;
+    assert!(!link.exists());
     Ok(())
 }
 

@@ -496,3 +496,57 @@ fn remove_cgroup_tree(dir: &Path) {
     }
     let _ = std::fs::remove_dir(dir);
 }
+
+/// A pod sandbox config as the kubelet would send it for pod `name`: its own network
+/// namespace, logs under `logs`, cgroups under `cgroup_parent` (pass
+/// [`Containerd::cgroup_parent`], so the guard finds and removes them).
+pub fn sandbox_config(
+    name: &str,
+    uid: &str,
+    logs: &Path,
+    cgroup_parent: &str,
+) -> skiff_cri::v1::PodSandboxConfig {
+    use skiff_cri::v1;
+    v1::PodSandboxConfig {
+        metadata: Some(v1::PodSandboxMetadata {
+            name: name.into(),
+            uid: uid.into(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: logs.display().to_string(),
+        labels: [("app".to_string(), name.to_string())].into(),
+        linux: Some(v1::LinuxPodSandboxConfig {
+            cgroup_parent: cgroup_parent.into(),
+            security_context: Some(v1::LinuxSandboxSecurityContext {
+                namespace_options: Some(v1::NamespaceOption {
+                    network: v1::NamespaceMode::Pod.into(),
+                    pid: v1::NamespaceMode::Container.into(),
+                    ipc: v1::NamespaceMode::Pod.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Waits until CRI reports the runtime and the network ready (containerd loads the CNI config
+/// asynchronously; NetworkReady turns true once it has one).
+pub async fn wait_ready(cri: &skiff_cri::Cri, timeout: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = cri.status(false).await.map_err(io::Error::other)?;
+        let ready = |kind| skiff_cri::condition(&status, kind).is_some_and(|c| c.status);
+        if ready("RuntimeReady") && ready("NetworkReady") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::other(format!("runtime not ready: {status:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -11,7 +11,7 @@
 mod containerd;
 pub mod images;
 
-pub use containerd::{Containerd, ContainerdConfig};
+pub use containerd::{Containerd, ContainerdConfig, sandbox_config, wait_ready};
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,302 @@
+//! The Kubernetes network model across nodes, with skiff's real parts (root): three "nodes"
+//! (network namespaces on one underlay bridge), each set up by the agent's `NodeNetwork`
+//! (programs pinned, routes or tunnels to the other nodes, masquerade), with pods created by
+//! the real `skiff-cni` binary run inside the node. Then, natively routed and over the VXLAN
+//! overlay:
+//! - every pod reaches every other pod, and every node reaches every pod and back, each side
+//!   seeing the other's real address (no NAT);
+//! - a pod reaching an address outside the cluster is seen as its node (masquerade);
+//! - a node leaving the peer list takes its pods' route with it.
+//!
+//! Everything (namespaces, pins, data directories) is removed by guards, failures included.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::Stdio;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use skiff_ebpf::{PinDir, PinGuard};
+use skiff_net::Cidr;
+use skiff_net::network::{Mode, NodeNetwork, Setup, VXLAN_PORT};
+use skiff_net::node::Peer;
+use skiff_netlab::netns::{End, veth};
+use skiff_netlab::{NetNs, reach};
+
+const BIN: &str = env!("CARGO_BIN_EXE_skiff-cni");
+const NODES: u8 = 3;
+const PODS_PER_NODE: u8 = 2;
+const PORT: u16 = 7171;
+/// An address on the underlay that is neither a node nor in the cluster: "the internet".
+const OUTSIDE: Ipv4Addr = Ipv4Addr::new(192, 168, 78, 254);
+
+fn node_address(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(192, 168, 78, n)
+}
+
+fn pod_cidr(n: u8) -> Cidr {
+    Cidr::new(Ipv4Addr::new(10, 245, n, 0), 24)
+}
+
+fn cluster_cidr() -> Cidr {
+    Cidr::new(Ipv4Addr::new(10, 245, 0, 0), 16)
+}
+
+struct Node {
+    network: Option<NodeNetwork>,
+    pods: Vec<(NetNs, Ipv4Addr)>,
+    pins: PinGuard,
+    data: tempfile::TempDir,
+    // After the pods and pins: the namespace holds the links the pins refer to.
+    ns: NetNs,
+    n: u8,
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    mode: Mode,
+    switch: NetNs,
+}
+
+impl Cluster {
+    fn create(mode: Mode) -> Result<Cluster> {
+        let switch = NetNs::create("switch")?;
+        switch.ip(&["link", "add", "br0", "type", "bridge"])?;
+        switch.ip(&["addr", "add", &format!("{OUTSIDE}/24"), "dev", "br0"])?;
+        switch.ip(&["link", "set", "br0", "up"])?;
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            mode,
+            switch,
+        };
+        for n in 1..=NODES {
+            let ns = NetNs::create(&format!("node{n}"))?;
+            veth(
+                End {
+                    ns: &ns,
+                    name: "ul0",
+                    addresses: &[&format!("{}/24", node_address(n))],
+                },
+                End {
+                    ns: &cluster.switch,
+                    name: &format!("n{n}"),
+                    addresses: &[],
+                },
+            )?;
+            cluster
+                .switch
+                .ip(&["link", "set", &format!("n{n}"), "master", "br0"])?;
+            // One pin directory (one set of maps) per node of each test.
+            let kind = match mode {
+                Mode::Native => "native",
+                Mode::Overlay { .. } => "overlay",
+            };
+            let pins = PinDir::new(format!(
+                "/sys/fs/bpf/skiff-test-multinode-{}-{kind}-{n}",
+                std::process::id()
+            ));
+            let setup = Setup {
+                pod_cidr: pod_cidr(n),
+                cluster_cidr: cluster_cidr(),
+                mode,
+                uplinks: vec!["ul0".into()],
+                pins: pins.clone(),
+                masquerade: true,
+            };
+            let pins = PinGuard(pins);
+            // Set up inside the node: sysctls, netlink, nft and the tcx links are per namespace.
+            let network = ns.within(move || NodeNetwork::setup(setup))??;
+            cluster.nodes.push(Node {
+                network: Some(network),
+                pods: Vec::new(),
+                pins,
+                data: tempfile::tempdir()?,
+                ns,
+                n,
+            });
+        }
+        cluster.apply_peers(&(1..=NODES).collect::<Vec<_>>())?;
+        for i in 0..cluster.nodes.len() {
+            for p in 1..=PODS_PER_NODE {
+                let pod = NetNs::create(&format!("n{}p{p}", cluster.nodes[i].n))?;
+                let address = cluster.nodes[i].add(&format!("pod-{p}"), &pod, mode)?;
+                cluster.nodes[i].pods.push((pod, address));
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// Gives every node the peers among `present` (what the agent derives from Node objects).
+    fn apply_peers(&mut self, present: &[u8]) -> Result<()> {
+        let peers: Vec<Peer> = present
+            .iter()
+            .map(|&n| Peer {
+                name: format!("node{n}"),
+                pod_cidr: pod_cidr(n),
+                address: node_address(n),
+            })
+            .collect();
+        for node in &mut self.nodes {
+            let mut network = node.network.take().context("network")?;
+            let mine: Vec<Peer> = peers
+                .iter()
+                .filter(|p| p.name != format!("node{}", node.n))
+                .cloned()
+                .collect();
+            let (network, result) = node.ns.within(move || {
+                let result = network.apply_peers(&mine);
+                (network, result)
+            })?;
+            node.network = Some(network);
+            result?;
+        }
+        Ok(())
+    }
+
+    fn hosts(&self) -> Vec<(&NetNs, Ipv4Addr)> {
+        let mut hosts = Vec::new();
+        for node in &self.nodes {
+            hosts.push((&node.ns, node_address(node.n)));
+            for (ns, address) in &node.pods {
+                hosts.push((ns, *address));
+            }
+        }
+        hosts
+    }
+}
+
+impl Node {
+    /// CNI ADD through the real plugin, run inside this node; the pod's address.
+    fn add(&self, id: &str, pod: &NetNs, mode: Mode) -> Result<Ipv4Addr> {
+        let mtu = match mode {
+            Mode::Native => 1500,
+            Mode::Overlay { .. } => 1500 - skiff_net::network::VXLAN_OVERHEAD,
+        };
+        let conf = json!({
+            "cniVersion": "1.1.0",
+            "name": "skiff",
+            "type": "skiff-cni",
+            "podCIDR": pod_cidr(self.n).to_string(),
+            "clusterCIDR": cluster_cidr().to_string(),
+            "mtu": mtu,
+            "bpfPinDir": self.pins.0.path(),
+            "dataDir": self.data.path(),
+        });
+        let mut command = self.ns.command(BIN)?;
+        command
+            .env_clear()
+            .env("CNI_COMMAND", "ADD")
+            .env("CNI_CONTAINERID", id)
+            .env("CNI_NETNS", pod.path())
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", "/opt/cni/bin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn()?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(conf.to_string().as_bytes())?;
+        let output = child.wait_with_output()?;
+        if !output.status.success() {
+            bail!(
+                "ADD {id} on node{}: {} {}",
+                self.n,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let result: Value = serde_json::from_slice(&output.stdout)?;
+        let address = result["ips"][0]["address"]
+            .as_str()
+            .context("no address in the result")?;
+        let address: Cidr = address.parse().map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(pod_cidr(self.n).contains(address.network));
+        Ok(address.network)
+    }
+}
+
+fn is_node(address: Ipv4Addr) -> bool {
+    address.octets()[0] == 192
+}
+
+fn model_holds(cluster: &Cluster) -> Result<()> {
+    // Node to node is the plain underlay, not ours.
+    let failures = reach::all_pairs(&cluster.hosts(), PORT, |from, to| {
+        !(is_node(from) && is_node(to))
+    })?;
+    if !failures.is_empty() {
+        bail!(
+            "{} of the pairs failed ({:?}):\n{}",
+            failures.len(),
+            cluster.mode,
+            failures.join("\n")
+        );
+    }
+    Ok(())
+}
+
+fn masquerades_outside(cluster: &Cluster) -> Result<()> {
+    reach::serve_peer_address(&cluster.switch, OUTSIDE, PORT)?;
+    for node in &cluster.nodes {
+        let (pod, _) = &node.pods[0];
+        let seen = reach::peer_seen(pod, OUTSIDE, PORT)?;
+        assert_eq!(
+            seen,
+            node_address(node.n).to_string(),
+            "a pod of node{} reaching outside the cluster is seen as its node",
+            node.n
+        );
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipped: needs root");
+    }
+    root
+}
+
+fn run(mode: Mode) -> Result<()> {
+    let mut cluster = Cluster::create(mode)?;
+    model_holds(&cluster)?;
+    masquerades_outside(&cluster)?;
+    // node3 leaves: node1 loses the way to its pods, and keeps the way to node2's.
+    cluster.apply_peers(&[1, 2])?;
+    let (pod, _) = &cluster.nodes[0].pods[0];
+    let gone = cluster.nodes[2].pods[0].1;
+    let kept = cluster.nodes[1].pods[0].1;
+    assert!(
+        reach::peer_seen(pod, gone, PORT).is_err(),
+        "{gone} is still reachable after its node left"
+    );
+    assert_eq!(
+        reach::peer_seen(pod, kept, PORT)?,
+        cluster.nodes[0].pods[0].1.to_string()
+    );
+    Ok(())
+}
+
+#[test]
+fn native_routing() -> Result<()> {
+    if !is_root() {
+        return Ok(());
+    }
+    run(Mode::Native)
+}
+
+#[test]
+fn vxlan_overlay() -> Result<()> {
+    if !is_root() {
+        return Ok(());
+    }
+    run(Mode::Overlay {
+        vni: 7,
+        port: VXLAN_PORT,
+    })
+}
