@@ -222,7 +222,11 @@ impl Lab {
             ],
             _pins: Vec::new(),
             data: tempfile::Builder::new()
-                .prefix(&format!("skiff-podnetbench-{}-", mechanism.short()))
+                .prefix(&format!(
+                    "skiff-podnetbench-{}-{}-",
+                    std::process::id(),
+                    mechanism.short()
+                ))
                 .tempdir()?,
             plugin,
             mtu,
@@ -652,10 +656,13 @@ struct Merged {
     count: u64,
     secs: f64,
     latencies: Vec<u32>,
+    /// Each round's rate (bytes, transactions or connections per second).
+    per_round: Vec<f64>,
 }
 
 impl Merged {
     fn add(&mut self, sample: Sample) {
+        self.per_round.push(sample.count as f64 / sample.secs);
         self.count += sample.count;
         self.secs += sample.secs;
         self.latencies.extend(sample.latencies);
@@ -683,6 +690,15 @@ fn percentile_of(values: &[u32], p: f64) -> f64 {
     }
     let i = ((values.len() as f64 * p).ceil() as usize).clamp(1, values.len()) - 1;
     f64::from(values[i])
+}
+
+/// The median of sorted `values` (NaN when empty).
+fn median(values: &[f64]) -> f64 {
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 /// Durations → (mean, p50, p99) in ms.
@@ -720,6 +736,7 @@ fn main() -> anyhow::Result<()> {
         bail!("the podnet benchmark needs root (network namespaces, BPF)");
     }
     let s = Settings::from_env()?;
+    clean_up_on_signal();
     let version = |program: &str, args: &[&str]| {
         Command::new(program)
             .args(args)
@@ -893,6 +910,42 @@ fn main() -> anyhow::Result<()> {
             ),
         }
     }
+    // The goal's comparisons, robust to the machine's other load: the median over rounds of
+    // (this mechanism's rate / the reference's rate in the same round).
+    if let Some(r) = labs
+        .iter()
+        .position(|l| l.mechanism == Mechanism::Reference)
+        .filter(|r| ok(*r))
+    {
+        for (t, &(test, cross)) in tests.iter().enumerate() {
+            let what = match test {
+                Test::Stream => "throughput",
+                Test::RequestResponse => "request/response rate",
+                Test::Connect => "new connections rate",
+            };
+            let path = if cross { "across nodes" } else { "same node" };
+            row(
+                &format!(
+                    "{what} / reference's, {path}, median of {} rounds",
+                    s.rounds
+                ),
+                "x",
+                true,
+                &mut |k| {
+                    (ok(k) && k != r).then(|| {
+                        let mut ratios: Vec<f64> = merged[k][t]
+                            .per_round
+                            .iter()
+                            .zip(&merged[r][t].per_round)
+                            .map(|(ours, reference)| ours / reference)
+                            .collect();
+                        ratios.sort_by(f64::total_cmp);
+                        median(&ratios)
+                    })
+                },
+            );
+        }
+    }
     print_rows(&rows, &mechanisms);
     write_json(&rows, &mechanisms)?;
     drop(labs);
@@ -900,6 +953,58 @@ fn main() -> anyhow::Result<()> {
         bail!("some measurements failed (see above)");
     }
     Ok(())
+}
+
+/// On SIGINT or SIGTERM, when no guard's Drop runs, removes what this process created (its
+/// namespaces `sk<pid>-*`, pin directories and CNI data directories) and exits. Called before
+/// any other thread exists, so every later thread inherits the blocked signals and only the
+/// watcher takes them (children get an empty mask from std's spawn).
+fn clean_up_on_signal() {
+    // SAFETY: a zeroed sigset_t is valid storage for sigemptyset; the mask change affects only
+    // this (so far the only) thread.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::spawn(move || {
+        let mut signal = 0;
+        // SAFETY: a valid, initialised set and an out parameter.
+        if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+            return;
+        }
+        eprintln!("podnet: signal {signal}, removing the lab");
+        let prefix = format!("sk{}-", std::process::id());
+        let ours = format!("skiff-podnetbench-{}-", std::process::id());
+        let entries = |dir: &str, prefix: &str| -> Vec<PathBuf> {
+            std::fs::read_dir(dir)
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                        .map(|e| e.path())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for ns in entries("/var/run/netns", &prefix) {
+            let name = ns.file_name().unwrap_or_default().to_owned();
+            let _ = Command::new("ip")
+                .arg("netns")
+                .arg("del")
+                .arg(name)
+                .status();
+        }
+        for pins in entries("/sys/fs/bpf", &ours) {
+            let _ = PinDir::new(pins).remove();
+        }
+        for data in entries(&std::env::temp_dir().to_string_lossy(), &ours) {
+            let _ = std::fs::remove_dir_all(data);
+        }
+        std::process::exit(128 + signal);
+    });
 }
 
 /// The lab indices in the order of round `i`: rotated by one each round.
@@ -918,13 +1023,13 @@ fn fmt(value: Option<f64>) -> String {
 }
 
 fn print_rows(rows: &[Row], mechanisms: &[Mechanism]) {
-    print!("\n{:<52}", "metric");
+    print!("\n{:<66}", "metric");
     for m in mechanisms {
         print!(" {:>17}", m.label());
     }
     println!("  unit");
     for row in rows {
-        print!("{:<52}", row.metric);
+        print!("{:<66}", row.metric);
         for m in mechanisms {
             print!(" {:>17}", fmt(row.get(*m)));
         }
@@ -936,17 +1041,23 @@ fn print_rows(rows: &[Row], mechanisms: &[Mechanism]) {
             let row = rows.iter().find(|r| r.metric.starts_with(metric))?;
             Some(row.get(*m)? / row.get(reference)?)
         };
+        let median = |metric: &str| rows.iter().find(|r| r.metric.starts_with(metric))?.get(*m);
         println!(
             "{}: ADD mean {} of the reference's (goal <= 0.5); throughput {} / {}, \
-             request rate {} / {} of the reference's (same node / across; goal > 1)",
+             request rate {} / {} of the reference's (same node / across, median of rounds; \
+             goal > 1)",
             m.label(),
             fmt(ratio("CNI ADD time, mean")),
-            fmt(ratio("TCP throughput, one stream, same node")),
-            fmt(ratio("TCP throughput, one stream, across nodes")),
-            fmt(ratio("TCP request/response (1 byte), same node")),
-            fmt(ratio("TCP request/response (1 byte), across nodes")),
+            fmt(median("throughput / reference's, same node")),
+            fmt(median("throughput / reference's, across nodes")),
+            fmt(median("request/response rate / reference's, same node")),
+            fmt(median("request/response rate / reference's, across nodes")),
         );
     }
+    println!(
+        "'-': not measured. The ratio rows compare the mechanisms round by round (the rounds \
+         alternate), so load from outside the benchmark cancels out."
+    );
 }
 
 fn write_json(rows: &[Row], mechanisms: &[Mechanism]) -> anyhow::Result<()> {
