@@ -20,7 +20,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 use skiff_ebpf::lb;
-use skiff_netlab::Cgroup;
+use skiff_netlab::netns::End;
+use skiff_netlab::{Cgroup, NetNs};
 
 /// The agent process; killed (by PID) on drop, and its pinned dataplane removed.
 struct Agent {
@@ -30,8 +31,23 @@ struct Agent {
 
 impl Agent {
     fn start(&mut self, kubeconfig: &Path, cgroup: &Path, health: SocketAddr) {
-        let child = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .args(["agent", "--hostname-override", "node-1"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_skiff"));
+        command.args(["agent", "--pod-network=false"]);
+        self.spawn(command, "node-1", kubeconfig, cgroup, health);
+    }
+
+    /// Starts `command` (the agent binary, maybe placed in a namespace, with extra flags) as
+    /// node `node`.
+    fn spawn(
+        &mut self,
+        mut command: Command,
+        node: &str,
+        kubeconfig: &Path,
+        cgroup: &Path,
+        health: SocketAddr,
+    ) {
+        let child = command
+            .args(["--hostname-override", node])
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .arg("--cgroup-root")
@@ -120,6 +136,74 @@ fn slice(port: u16, addresses: &[&str]) -> EndpointSlice {
     .unwrap()
 }
 
+/// The control plane (store + apiserver) in this process, on loopback; with `agents_in`, also
+/// on the loopback of that network namespace, where `kubeconfig` points.
+struct ControlPlane {
+    client: kube::Client,
+    kubeconfig: PathBuf,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    serving: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl ControlPlane {
+    async fn start(dir: &Path, agents_in: Option<&NetNs>) -> ControlPlane {
+        let store = Arc::new(
+            skiff_store::EmbeddedStore::open(skiff_store::EmbeddedConfig::new(dir.join("store")))
+                .unwrap(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = skiff_apiserver::Server::new(store, address);
+        server.bootstrap().await.unwrap();
+        let mut listeners = vec![listener];
+        if let Some(ns) = agents_in {
+            // A socket belongs to the namespace it was created in, whoever accepts on it.
+            listeners.push(
+                ns.within(|| std::net::TcpListener::bind("127.0.0.1:0"))
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        let agents_address = listeners.last().unwrap().local_addr().unwrap();
+        let (mut stops, mut serving) = (Vec::new(), Vec::new());
+        for listener in listeners {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            stops.push(stop);
+            serving.push(tokio::spawn(skiff_apiserver::serve(
+                server.clone(),
+                listener,
+                async {
+                    let _ = stopped.await;
+                },
+            )));
+        }
+        let kubeconfig = dir.join("admin.kubeconfig");
+        skiff_apiserver::kubeconfig::write_admin(&kubeconfig, &format!("http://{agents_address}"))
+            .unwrap();
+        let client = kube::Client::try_from(kube::Config::new(
+            format!("http://{address}").parse().unwrap(),
+        ))
+        .unwrap();
+        ControlPlane {
+            client,
+            kubeconfig,
+            stops,
+            serving,
+        }
+    }
+
+    async fn stop(self) {
+        for stop in self.stops {
+            let _ = stop.send(());
+        }
+        for serving in self.serving {
+            let _ = serving.await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_programs_services_and_survives_sigkill() {
     assert_eq!(
@@ -130,27 +214,8 @@ async fn agent_programs_services_and_survives_sigkill() {
     let id = std::process::id();
     let dir = tempfile::tempdir().unwrap();
 
-    // The control plane, in this process.
-    let store = Arc::new(
-        skiff_store::EmbeddedStore::open(skiff_store::EmbeddedConfig::new(
-            dir.path().join("store"),
-        ))
-        .unwrap(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let server = skiff_apiserver::Server::new(store, address);
-    server.bootstrap().await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(skiff_apiserver::serve(server, listener, async {
-        let _ = stopped.await;
-    }));
-    let kubeconfig = dir.path().join("admin.kubeconfig");
-    skiff_apiserver::kubeconfig::write_admin(&kubeconfig, &format!("http://{address}")).unwrap();
-    let client = kube::Client::try_from(kube::Config::new(
-        format!("http://{address}").parse().unwrap(),
-    ))
-    .unwrap();
+    let control = ControlPlane::start(dir.path(), None).await;
+    let (kubeconfig, client) = (control.kubeconfig.clone(), control.client.clone());
 
     // Two "pods" on one port, as an EndpointSlice port applies to all its endpoints.
     let a = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).unwrap();
@@ -284,6 +349,146 @@ async fn agent_programs_services_and_survives_sigkill() {
     drop(agent);
     drop(joined);
     drop(cgroup);
-    let _ = stop.send(());
-    let _ = serving.await;
+    control.stop().await;
+}
+
+/// The agent's pod network against the API (root), with the agent inside a "node" network
+/// namespace: it writes its `--pod-cidr` into its Node, reports the network available, writes
+/// the CNI config, and follows the other Nodes: a route to each one's podCIDR via its address
+/// while it exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_sets_up_the_pod_network() {
+    use k8s_openapi::api::core::v1::Node;
+
+    assert_eq!(unsafe { libc::geteuid() }, 0, "needs root");
+    let id = std::process::id();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NetNs::create("agent-node").unwrap();
+    // The node's uplink: a veth to the (silent) rest of the underlay.
+    let underlay = NetNs::create("agent-underlay").unwrap();
+    skiff_netlab::netns::veth(
+        End {
+            ns: &node,
+            name: "ul0",
+            addresses: &["192.168.79.1/24"],
+        },
+        End {
+            ns: &underlay,
+            name: "ul0",
+            addresses: &[],
+        },
+    )
+    .unwrap();
+    let control = ControlPlane::start(dir.path(), Some(&node)).await;
+    let cgroup = Cgroup::create("agent-net").unwrap();
+    let mut agent = Agent {
+        child: None,
+        pins: PathBuf::from(format!("/sys/fs/bpf/skiff-test-agent-net-{id}")),
+    };
+    let conf_dir = dir.path().join("net.d");
+    let mut command = node.command(env!("CARGO_BIN_EXE_skiff")).unwrap();
+    command
+        .args(["agent", "--pod-cidr", "10.247.1.0/24"])
+        .args([
+            "--cluster-cidr",
+            "10.247.0.0/16",
+            "--node-ip",
+            "192.168.79.1",
+        ])
+        .args(["--pod-network-interfaces", "ul0"])
+        .arg("--cni-conf-dir")
+        .arg(&conf_dir)
+        .arg("--cni-bin-dir")
+        .arg(dir.path().join("bin"))
+        .arg("--cni-data-dir")
+        .arg(dir.path().join("cni"));
+    let health = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    agent.spawn(
+        command,
+        "node-net",
+        &control.kubeconfig,
+        cgroup.path(),
+        health,
+    );
+
+    let nodes: Api<Node> = Api::all(control.client.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let registered = loop {
+        let found = nodes.get_opt("node-net").await.unwrap();
+        let ready = found.as_ref().is_some_and(|n| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "NetworkUnavailable" && c.status == "False")
+                })
+        });
+        if ready {
+            break found.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Node never got ready: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let spec = registered.spec.unwrap();
+    assert_eq!(spec.pod_cidr.as_deref(), Some("10.247.1.0/24"));
+    let addresses = registered.status.unwrap().addresses.unwrap();
+    assert!(
+        addresses
+            .iter()
+            .any(|a| a.type_ == "InternalIP" && a.address == "192.168.79.1")
+    );
+    let conflist: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(conf_dir.join("10-skiff.conflist")).unwrap())
+            .unwrap();
+    assert_eq!(conflist["plugins"][0]["type"], "skiff-cni");
+    assert_eq!(conflist["plugins"][0]["podCIDR"], "10.247.1.0/24");
+
+    // Another node joins, then leaves: its pods' route comes and goes.
+    let peer: Node = serde_json::from_value(json!({
+        "metadata": { "name": "node-peer" },
+        "spec": { "podCIDR": "10.247.2.0/24" },
+    }))
+    .unwrap();
+    nodes.create(&PostParams::default(), &peer).await.unwrap();
+    let status = json!({ "status": { "addresses": [
+        { "type": "InternalIP", "address": "192.168.79.2" } ] } });
+    nodes
+        .patch_status(
+            "node-peer",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(status),
+        )
+        .await
+        .unwrap();
+    let route = |node: &NetNs| {
+        let out = node
+            .run("ip", &["-4", "route", "show", "10.247.2.0/24"])
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let node = Arc::new(node);
+    let ns = node.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_for("the route to node-peer's pods", || {
+            route(&ns).starts_with("10.247.2.0/24 via 192.168.79.2")
+        })
+    })
+    .await
+    .unwrap();
+    nodes
+        .delete("node-peer", &DeleteParams::default())
+        .await
+        .unwrap();
+    let ns = node.clone();
+    tokio::task::spawn_blocking(move || wait_for("the route's removal", || route(&ns).is_empty()))
+        .await
+        .unwrap();
+
+    drop(agent);
+    drop(cgroup);
+    control.stop().await;
 }
