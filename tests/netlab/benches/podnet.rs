@@ -1023,13 +1023,13 @@ fn fmt(value: Option<f64>) -> String {
 }
 
 fn print_rows(rows: &[Row], mechanisms: &[Mechanism]) {
-    print!("\n{:<66}", "metric");
+    print!("\n{:<72}", "metric");
     for m in mechanisms {
         print!(" {:>17}", m.label());
     }
     println!("  unit");
     for row in rows {
-        print!("{:<66}", row.metric);
+        print!("{:<72}", row.metric);
         for m in mechanisms {
             print!(" {:>17}", fmt(row.get(*m)));
         }
