@@ -13,16 +13,33 @@ pub fn run(area: &str) -> anyhow::Result<()> {
         "store" => "skiff-store",
         "apiserver" => "skiff-apiserver",
         // Root only: network namespaces, a cgroup and BPF programs of its own.
-        "dataplane" => "skiff-netlab",
-        other => bail!("unknown benchmark area {other:?}; known: store, apiserver, dataplane"),
+        "dataplane" | "podnet" => "skiff-netlab",
+        other => {
+            bail!("unknown benchmark area {other:?}; known: store, apiserver, dataplane, podnet")
+        }
     };
     let mut command = cargo();
     command
         .args(["bench", "-p", package, "--bench", area])
         .env("SKIFF_BENCH_OUT", &out);
+    if area == "podnet" {
+        // The pod network benchmark runs the real plugin binary, as containerd would.
+        run_command(cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "skiff-cni",
+            "--bin",
+            "skiff-cni",
+        ]))?;
+        command.env(
+            "SKIFF_CNI_BIN",
+            target_dir().join("release").join("skiff-cni"),
+        );
+    }
     // The store and API anchors need a real etcd on this machine's disk, like the embedded
     // store's data.
-    let _etcd = if area == "dataplane" {
+    let _etcd = if area == "dataplane" || area == "podnet" {
         None
     } else {
         let etcd =
