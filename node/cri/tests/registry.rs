@@ -141,6 +141,12 @@ async fn nginx_latest_pulls_from_the_loopback_mirror_and_serves_http() {
         .await
         .unwrap_err();
     let message = err.to_string();
+    eprintln!("missing image: {message}");
+    assert_eq!(
+        err.status().map(tonic::Status::code),
+        Some(tonic::Code::NotFound),
+        "{message}"
+    );
     assert!(message.contains("PullImage"), "{message}");
     assert!(
         message.contains("docker.io/library/absent:latest") && message.contains("not found"),
@@ -160,16 +166,23 @@ async fn a_registry_with_auth_needs_the_pull_credentials() {
     require_root();
     let cache = image_cache();
     let busybox = images::busybox_archive(&cache).unwrap();
+    let started = Instant::now();
     let registry = Registry::start_with_auth(&registry_dir(4), "puller", "s3cret pass").unwrap();
+    eprintln!("registry with auth up in {:?}", started.elapsed());
+    let started = Instant::now();
     registry.push(&busybox, "library/busybox:latest").unwrap();
+    eprintln!("busybox pushed in {:?}", started.elapsed());
 
     let lab = lab_with(4, Some(registry.address())).await;
     let cri = &lab.cri;
+    let started = Instant::now();
     let err = cri
         .pull_image("busybox:latest", None, None)
         .await
         .unwrap_err();
+    eprintln!("anonymous PullImage refused in {:?}", started.elapsed());
     let message = err.to_string();
+    eprintln!("without credentials: {message}");
     assert!(
         message.contains("401") || message.to_lowercase().contains("unauthorized"),
         "{message}"

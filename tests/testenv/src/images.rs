@@ -296,13 +296,26 @@ fn cache_key(packages: &[&str], sources: &[&str]) -> io::Result<String> {
     let mut names: Vec<String> = packages.iter().map(|p| p.to_string()).collect();
     let mut key = String::new();
     if !sources.is_empty() {
-        // `dpkg -S` prints `pkg[:arch][, pkg]: path` per owned path and fails if any is not.
-        let owners = Command::new("dpkg").arg("-S").args(sources).output()?;
+        // `dpkg -S` prints `pkg[:arch][, pkg]: path` per owned path (and fails for any it does
+        // not know). With merged /usr a file may be registered under /usr/lib while ldd names
+        // /lib, or the reverse: ask for both spellings.
+        let spellings = |source: &str| -> Vec<String> {
+            let mut all = vec![source.to_owned()];
+            match source.strip_prefix("/usr") {
+                Some(short) => all.push(short.to_owned()),
+                None => all.push(format!("/usr{source}")),
+            }
+            all
+        };
+        let queries: Vec<String> = sources.iter().flat_map(|s| spellings(s)).collect();
+        let owners = Command::new("dpkg").arg("-S").args(&queries).output()?;
         let text = String::from_utf8_lossy(&owners.stdout);
         for source in sources {
-            let line = text
-                .lines()
-                .find(|l| l.rsplit_once(": ").is_some_and(|(_, p)| p == *source));
+            let names_of_source = spellings(source);
+            let line = text.lines().find(|l| {
+                l.rsplit_once(": ")
+                    .is_some_and(|(_, p)| names_of_source.iter().any(|n| n == p))
+            });
             match line {
                 Some(line) => {
                     let (pkgs, _) = line.rsplit_once(": ").unwrap_or_default();
