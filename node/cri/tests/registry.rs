@@ -204,6 +204,28 @@ async fn a_registry_with_auth_needs_the_pull_credentials() {
         password: "s3cret pass".into(),
         ..Default::default()
     };
+    // containerd hands credentials only to a host matching `server_address`, and the host
+    // it talks to is the mirror: a secret keyed by docker.io (what the kubelet passes along
+    // from a dockerconfigjson) does not reach it; keyed by the mirror's address, or not keyed
+    // at all, it does.
+    let scoped = |server: &str| v1::AuthConfig {
+        server_address: server.into(),
+        ..auth.clone()
+    };
+    for server in ["https://index.docker.io/v1/", "docker.io"] {
+        let refused = cri
+            .pull_image("busybox:latest", Some(scoped(server)), None)
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("401"), "{server}: {refused}");
+    }
+    let mirror = format!("http://{}", registry.address());
+    cri.pull_image("busybox:latest", Some(scoped(&mirror)), None)
+        .await
+        .unwrap();
+    cri.remove_image("busybox:latest").await.unwrap();
+    assert!(cri.image_status("busybox:latest").await.unwrap().is_none());
+
     let started = Instant::now();
     cri.pull_image("busybox:latest", Some(auth), None)
         .await
