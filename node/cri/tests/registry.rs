@@ -115,6 +115,29 @@ async fn nginx_latest_pulls_from_the_loopback_mirror_and_serves_http() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains("Welcome to nginx!"), "{reply}");
     assert!(reply.contains("Server: nginx"), "{reply}");
+    // Workers drop to www-data (from the image's /etc/passwd); busybox gives the image a shell.
+    let ps = cri
+        .exec_sync(&id, &["ps", "-o", "user,args"], Duration::from_secs(10))
+        .await
+        .unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(ps.contains("nginx: master process"), "{ps}");
+    assert!(
+        ps.lines()
+            .any(|l| l.contains("www-data") && l.contains("nginx: worker process")),
+        "{ps}"
+    );
+    // The access log goes to stdout, i.e. the container's CRI log (the shim copies it there
+    // asynchronously).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = std::fs::read_to_string(logs.join("nginx.log")).unwrap_or_default();
+        if log.contains("GET /") || Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(log.contains("\"GET / HTTP/1.0\" 200"), "{log}");
 
     // The image's StopSignal (SIGQUIT) is nginx's graceful stop: well within the grace period.
     let started = Instant::now();
