@@ -31,6 +31,12 @@ const PACKAGES: &[&str] = &[
     "busybox-static",
     "gcc",
     "libc6-dev",
+    // Real images without a public registry: Debian's nginx in `nginx:latest`, served with the
+    // other test images by a registry on loopback (containerd's docker.io mirror), pushed
+    // there by skopeo.
+    "nginx-light",
+    "docker-registry",
+    "skopeo",
     // Kernel networking for the dataplane tests and their iptables/nftables anchors.
     "iproute2",
     "iptables",

@@ -2,89 +2,15 @@
 //! CNI plugins, a busybox HTTP server in it that the host reaches, exec, and teardown.
 //! Run through `cargo xtask test node`.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use skiff_cri::{Cri, image_spec, v1};
-use skiff_testenv::{Containerd, ContainerdConfig, images, sandbox_config, wait_ready};
-
-/// A test-owned Linux bridge (the CNI plugin creates it), deleted on drop.
-struct Bridge(String);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.0])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
-
-/// The test's files, under the target dir (CARGO_TARGET_TMPDIR) and removed on drop.
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A /24 and bridge name unique to this process and test, so parallel runs do not collide.
-fn network(pid: u32, test: u32) -> (String, Ipv4Addr) {
-    let third = ((pid / 50 * 4 + test) % 256) as u8;
-    let subnet = Ipv4Addr::new(10, 200 + (pid % 50) as u8, third, 0);
-    (format!("skcri{test}-{pid}"), subnet)
-}
-
-/// One test's world; fields drop in order: client, containerd (removes its pods), bridge, files.
-struct Lab {
-    cri: Cri,
-    containerd: Containerd,
-    subnet: Ipv4Addr,
-    _bridge: Bridge,
-    dir: Dir,
-}
-
-/// Starts a containerd on a bridge network of its own, with the test images imported, and
-/// waits until CRI reports the runtime and the network ready.
-async fn lab(test: u32) -> Lab {
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "the containerd tests need root (run them through `cargo xtask test node`)"
-    );
-    let pid = std::process::id();
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let dir = Dir(tmp.join(format!("cri-{pid}-{test}")));
-    let (bridge_name, subnet) = network(pid, test);
-    let bridge = Bridge(bridge_name.clone());
-    let conf_dir = dir.0.join("cni");
-    write_bridge_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet);
-
-    let started = Instant::now();
-    let containerd = Containerd::start(&ContainerdConfig::new(
-        &dir.0.join("containerd"),
-        Path::new("/usr/lib/cni"),
-        &conf_dir,
-    ))
-    .unwrap();
-    eprintln!("containerd up (CRI answers) in {:?}", started.elapsed());
-    let started = Instant::now();
-    containerd.import_test_images(&tmp.join("images")).unwrap();
-    eprintln!("images built/imported in {:?}", started.elapsed());
-
-    let cri = Cri::connect(containerd.socket()).await.unwrap();
-    wait_ready(&cri, Duration::from_secs(10)).await.unwrap();
-    Lab {
-        cri,
-        containerd,
-        subnet,
-        _bridge: bridge,
-        dir,
-    }
-}
+use common::{Lab, http_get, lab};
+use skiff_cri::{image_spec, v1};
+use skiff_testenv::{images, sandbox_config};
 
 fn httpd_config() -> v1::ContainerConfig {
     v1::ContainerConfig {
@@ -108,50 +34,6 @@ fn httpd_config() -> v1::ContainerConfig {
         log_path: "httpd.log".into(),
         linux: Some(v1::LinuxContainerConfig::default()),
         ..Default::default()
-    }
-}
-
-fn write_bridge_conflist(conf_dir: &Path, ipam_dir: &Path, bridge: &str, subnet: Ipv4Addr) {
-    std::fs::create_dir_all(conf_dir).unwrap();
-    // isGateway puts .1 on the bridge, which is how the host reaches pods; no masquerade, so
-    // the test adds no iptables rules; host-local keeps its leases under the test's dir.
-    let conflist = format!(
-        r#"{{
-  "cniVersion": "0.4.0",
-  "name": "{bridge}",
-  "plugins": [{{
-    "type": "bridge",
-    "bridge": "{bridge}",
-    "isGateway": true,
-    "ipMasq": false,
-    "ipam": {{
-      "type": "host-local",
-      "ranges": [[{{"subnet": "{subnet}/24"}}]],
-      "dataDir": "{ipam}"
-    }}
-  }}]
-}}"#,
-        ipam = ipam_dir.display()
-    );
-    std::fs::write(conf_dir.join("10-bridge.conflist"), conflist).unwrap();
-}
-
-/// An HTTP GET to the pod, retried while the server comes up.
-fn http_get(addr: SocketAddr, deadline: Instant) -> String {
-    loop {
-        let attempt = (|| -> std::io::Result<String> {
-            let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-            stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-            stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-            let mut reply = String::new();
-            stream.read_to_string(&mut reply)?;
-            Ok(reply)
-        })();
-        match attempt {
-            Ok(reply) if !reply.is_empty() => return reply,
-            other if Instant::now() > deadline => panic!("no HTTP answer from {addr}: {other:?}"),
-            _ => std::thread::sleep(Duration::from_millis(20)),
-        }
     }
 }
 

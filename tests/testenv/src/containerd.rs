@@ -21,6 +21,10 @@ pub struct ContainerdConfig {
     pub cni_conf_dir: PathBuf,
     /// The pod sandbox image (must already be imported before the first RunPodSandbox).
     pub sandbox_image: String,
+    /// A plain-HTTP registry (`127.0.0.1:<port>`, e.g. [`crate::Registry::address`]) that
+    /// serves docker.io: `nginx:latest` pulls `library/nginx:latest` from it. `None`: docker.io
+    /// is the real one (unreachable here).
+    pub docker_io_mirror: Option<String>,
 }
 
 impl ContainerdConfig {
@@ -32,6 +36,7 @@ impl ContainerdConfig {
             cni_bin_dir: cni_bin_dir.to_owned(),
             cni_conf_dir: cni_conf_dir.to_owned(),
             sandbox_image: images::PAUSE.to_owned(),
+            docker_io_mirror: None,
         }
     }
 }
@@ -52,6 +57,15 @@ static STARTED: AtomicU32 = AtomicU32::new(0);
 fn config_toml(config: &ContainerdConfig, socket: &Path) -> String {
     let dir = config.dir.display();
     let cri = r#"plugins."io.containerd.grpc.v1.cri""#;
+    // Only `config_path` (hosts.toml): adding the deprecated `registry.mirrors` table as well
+    // silently disables the whole CRI plugin.
+    let registry = match &config.docker_io_mirror {
+        Some(_) => format!(
+            "\n[{cri}.registry]\n  config_path = \"{}\"\n",
+            config.dir.join("certs.d").display()
+        ),
+        None => String::new(),
+    };
     format!(
         r#"version = 2
 root = "{dir}/root"
@@ -86,11 +100,31 @@ state = "{dir}/state"
 [{cri}.cni]
   bin_dir = "{bin}"
   conf_dir = "{conf}"
-"#,
+{registry}"#,
         socket = socket.display(),
         sandbox = config.sandbox_image,
         bin = config.cni_bin_dir.display(),
         conf = config.cni_conf_dir.display(),
+    )
+}
+
+/// `certs.d/docker.io/hosts.toml`: docker.io is served by `mirror` (plain HTTP) only. The
+/// registry is both the one host (pull + resolve, no push) and the `server`, so nothing falls
+/// back to the real registry-1.docker.io: a missing image fails at once with NotFound instead
+/// of waiting on an unreachable host (or, on a machine with internet, silently pulling the
+/// real image).
+fn write_hosts_toml(certs_d: &Path, mirror: &str) -> io::Result<()> {
+    let dir = certs_d.join("docker.io");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("hosts.toml"),
+        format!(
+            r#"server = "http://{mirror}"
+
+[host."http://{mirror}"]
+  capabilities = ["pull", "resolve"]
+"#
+        ),
     )
 }
 
@@ -113,6 +147,9 @@ impl Containerd {
                 "socket path too long for a unix socket: {}",
                 socket.display()
             )));
+        }
+        if let Some(mirror) = &config.docker_io_mirror {
+            write_hosts_toml(&dir.join("certs.d"), mirror)?;
         }
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, config_toml(config, &socket))?;

@@ -1,6 +1,7 @@
 //! Services that skiff's tests, benchmarks and `cargo xtask` start for real: etcd (Debian's
-//! `etcd-server`) on loopback ports only, and containerd (with runc) on a private socket with
-//! locally built images ([`images`]); their files live under a directory the caller chooses
+//! `etcd-server`) on loopback ports only, containerd (with runc) on a private socket with
+//! locally built images ([`images`]), and an image registry on loopback ([`Registry`], Debian's
+//! `docker-registry`) that containerd can use as its docker.io mirror; their files live under a directory the caller chooses
 //! (inside the target directory).
 //!
 //! A started process is stopped by its PID when its guard drops, and also killed by the kernel
@@ -10,8 +11,10 @@
 
 mod containerd;
 pub mod images;
+mod registry;
 
 pub use containerd::{Containerd, ContainerdConfig, sandbox_config, wait_ready};
+pub use registry::Registry;
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,151 @@
+//! What the containerd test files share: a containerd on a bridge network of its own (the
+//! reference `bridge` + `host-local` CNI plugins) and an HTTP check from the host.
+#![allow(dead_code)] // Each test binary uses its own part.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use skiff_cri::Cri;
+use skiff_testenv::{Containerd, ContainerdConfig, images, wait_ready};
+
+/// A test-owned Linux bridge (the CNI plugin creates it), deleted on drop.
+pub struct Bridge(pub String);
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The test's files, under the target dir (CARGO_TARGET_TMPDIR) and removed on drop.
+pub struct Dir(pub PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A /24 and bridge name unique to this process and test, so parallel runs do not collide.
+pub fn network(pid: u32, test: u32) -> (String, Ipv4Addr) {
+    let third = ((pid / 50 * 4 + test) % 256) as u8;
+    let subnet = Ipv4Addr::new(10, 200 + (pid % 50) as u8, third, 0);
+    (format!("skcri{test}-{pid}"), subnet)
+}
+
+/// One test's world; fields drop in order: client, containerd (removes its pods), bridge, files.
+pub struct Lab {
+    pub cri: Cri,
+    pub containerd: Containerd,
+    pub subnet: Ipv4Addr,
+    pub _bridge: Bridge,
+    pub dir: Dir,
+}
+
+/// Panics unless the test runs as root.
+pub fn require_root() {
+    assert!(
+        // SAFETY: geteuid(2) has no preconditions.
+        unsafe { libc::geteuid() } == 0,
+        "the containerd tests need root (run them through `cargo xtask test node`)"
+    );
+}
+
+/// Starts a containerd on a bridge network of its own, with the pause and busybox images
+/// imported, and waits until CRI reports the runtime and the network ready.
+pub async fn lab(test: u32) -> Lab {
+    lab_with(test, None).await
+}
+
+/// [`lab`], with `docker_io_mirror` (a registry's address) as containerd's docker.io: then
+/// only the pause image is imported and everything else is pulled.
+pub async fn lab_with(test: u32, docker_io_mirror: Option<&str>) -> Lab {
+    require_root();
+    let pid = std::process::id();
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = Dir(tmp.join(format!("cri-{pid}-{test}")));
+    let (bridge_name, subnet) = network(pid, test);
+    let bridge = Bridge(bridge_name.clone());
+    let conf_dir = dir.0.join("cni");
+    write_bridge_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet);
+
+    let started = Instant::now();
+    let mut config = ContainerdConfig::new(
+        &dir.0.join("containerd"),
+        Path::new("/usr/lib/cni"),
+        &conf_dir,
+    );
+    config.docker_io_mirror = docker_io_mirror.map(str::to_owned);
+    let containerd = Containerd::start(&config).unwrap();
+    eprintln!("containerd up (CRI answers) in {:?}", started.elapsed());
+    let started = Instant::now();
+    let cache = tmp.join("images");
+    if docker_io_mirror.is_some() {
+        containerd
+            .import(&images::pause_archive(&cache).unwrap())
+            .unwrap();
+    } else {
+        containerd.import_test_images(&cache).unwrap();
+    }
+    eprintln!("images built/imported in {:?}", started.elapsed());
+
+    let cri = Cri::connect(containerd.socket()).await.unwrap();
+    wait_ready(&cri, Duration::from_secs(10)).await.unwrap();
+    Lab {
+        cri,
+        containerd,
+        subnet,
+        _bridge: bridge,
+        dir,
+    }
+}
+
+pub fn write_bridge_conflist(conf_dir: &Path, ipam_dir: &Path, bridge: &str, subnet: Ipv4Addr) {
+    std::fs::create_dir_all(conf_dir).unwrap();
+    // isGateway puts .1 on the bridge, which is how the host reaches pods; no masquerade, so
+    // the test adds no iptables rules; host-local keeps its leases under the test's dir.
+    let conflist = format!(
+        r#"{{
+  "cniVersion": "0.4.0",
+  "name": "{bridge}",
+  "plugins": [{{
+    "type": "bridge",
+    "bridge": "{bridge}",
+    "isGateway": true,
+    "ipMasq": false,
+    "ipam": {{
+      "type": "host-local",
+      "ranges": [[{{"subnet": "{subnet}/24"}}]],
+      "dataDir": "{ipam}"
+    }}
+  }}]
+}}"#,
+        ipam = ipam_dir.display()
+    );
+    std::fs::write(conf_dir.join("10-bridge.conflist"), conflist).unwrap();
+}
+
+/// An HTTP GET to the pod, retried while the server comes up.
+pub fn http_get(addr: SocketAddr, deadline: Instant) -> String {
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+            stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+            stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply)?;
+            Ok(reply)
+        })();
+        match attempt {
+            Ok(reply) if !reply.is_empty() => return reply,
+            other if Instant::now() > deadline => panic!("no HTTP answer from {addr}: {other:?}"),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
