@@ -144,7 +144,11 @@ fn write_bridge_conflist(conf_dir: &Path, ipam_dir: &Path, bridge: &str, subnet:
     std::fs::write(conf_dir.join("10-bridge.conflist"), conflist).unwrap();
 }
 
-async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(found) = check().await {
@@ -266,8 +270,16 @@ async fn kubelet_runs_pods_through_containerd() {
     .await;
     let status = &node["status"];
     assert_eq!(status["capacity"]["pods"], "110", "{status}");
-    assert!(status["capacity"]["memory"].as_str().unwrap().ends_with("Ki"));
-    assert!(status["capacity"]["ephemeral-storage"].is_string(), "{status}");
+    assert!(
+        status["capacity"]["memory"]
+            .as_str()
+            .unwrap()
+            .ends_with("Ki")
+    );
+    assert!(
+        status["capacity"]["ephemeral-storage"].is_string(),
+        "{status}"
+    );
     assert!(
         status["nodeInfo"]["containerRuntimeVersion"]
             .as_str()
@@ -376,17 +388,16 @@ async fn kubelet_runs_pods_through_containerd() {
     pods.create(&PostParams::default(), &pod("crash", spec))
         .await
         .unwrap();
-    let backoff = wait_for(
-        "CrashLoopBackOff",
-        Duration::from_secs(30),
-        async || {
-            let pod = pod_json(&pods, "crash").await?;
-            let c = container(&pod, "crash").clone();
-            (c["state"]["waiting"]["reason"] == "CrashLoopBackOff").then_some(c)
-        },
-    )
+    let backoff = wait_for("CrashLoopBackOff", Duration::from_secs(30), async || {
+        let pod = pod_json(&pods, "crash").await?;
+        let c = container(&pod, "crash").clone();
+        (c["state"]["waiting"]["reason"] == "CrashLoopBackOff").then_some(c)
+    })
     .await;
-    assert_eq!(backoff["lastState"]["terminated"]["exitCode"], 1, "{backoff}");
+    assert_eq!(
+        backoff["lastState"]["terminated"]["exitCode"], 1,
+        "{backoff}"
+    );
     assert!(backoff["restartCount"].as_i64().unwrap() >= 1, "{backoff}");
     wait_for("a second restart", Duration::from_secs(30), async || {
         let pod = pod_json(&pods, "crash").await?;
@@ -424,10 +435,14 @@ async fn kubelet_runs_pods_through_containerd() {
     kubelet.stop().await;
     let kubelet = Kubelet::start(&client, &cri, &config);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let after = wait_for("the web pod Ready again", Duration::from_secs(30), async || {
-        let pod = pod_json(&pods, "web").await?;
-        (condition(&pod, "Ready") == "True").then_some(pod)
-    })
+    let after = wait_for(
+        "the web pod Ready again",
+        Duration::from_secs(30),
+        async || {
+            let pod = pod_json(&pods, "web").await?;
+            (condition(&pod, "Ready") == "True").then_some(pod)
+        },
+    )
     .await;
     for name in ["web", "sidecar"] {
         let (b, a) = (container(&before, name), container(&after, name));
