@@ -137,5 +137,6 @@ fn cni() -> anyhow::Result<()> {
 
 fn node() -> anyhow::Result<()> {
     // Each test starts its own containerd (testenv), with images built under the target dir.
-    run_command(cargo().args(["test", "-p", "skiff-cri", "--tests"]))
+    run_command(cargo().args(["test", "-p", "skiff-cri", "--tests"]))?;
+    run_command(cargo().args(["test", "-p", "skiff-kubelet", "--tests"]))
 }

@@ -1,0 +1,96 @@
+//! skiff's kubelet: registers the Node and keeps its status and Lease fresh ([`node`]), and
+//! runs the pods bound to it through the CRI ([`pods`] watches them, one [`worker`] per pod
+//! syncs sandbox, images and containers level-triggered, [`status`] reports them, [`probe`]
+//! checks them).
+//!
+//! Only the public Kubernetes API (kube-rs) and the CRI are used; every piece of state the
+//! kubelet needs after a restart lives in CRI labels, so a restarted kubelet adopts what runs.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use skiff_cri::Cri;
+
+pub mod node;
+pub mod pods;
+pub mod probe;
+pub mod quantity;
+pub mod runtime;
+pub mod status;
+pub mod worker;
+
+/// The kubelet version the Node reports.
+pub const KUBELET_VERSION: &str = "v1.37.0-skiff";
+
+/// How the kubelet runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The Node's name (pods with this `spec.nodeName` are ours).
+    pub node_name: String,
+    /// The Node's addresses as `(type, address)`, e.g. `("InternalIP", "10.0.0.5")`; the
+    /// first InternalIP is the pods' hostIP.
+    pub addresses: Vec<(String, String)>,
+    /// Pod logs go to `<root>/<namespace>_<name>_<uid>/<container>/<attempt>.log`.
+    pub pod_log_root: PathBuf,
+    /// The cgroup parent of every pod (each pod gets `<parent>/pod<uid>` under it).
+    pub cgroup_parent: String,
+    /// The filesystem whose size is the Node's ephemeral-storage capacity.
+    pub ephemeral_storage_dir: PathBuf,
+    /// The Node's pod capacity.
+    pub max_pods: u32,
+    /// How often each pod worker relists its containers from the CRI.
+    pub relist_period: Duration,
+    /// How often the Lease is renewed.
+    pub lease_period: Duration,
+    /// The first crash-loop back-off; it doubles per restart up to `backoff_max`.
+    pub backoff_initial: Duration,
+    /// The longest crash-loop back-off.
+    pub backoff_max: Duration,
+}
+
+impl Config {
+    /// Kubernetes' defaults for node `node_name`.
+    pub fn new(node_name: &str) -> Config {
+        Config {
+            node_name: node_name.to_owned(),
+            addresses: Vec::new(),
+            pod_log_root: PathBuf::from("/var/log/pods"),
+            cgroup_parent: "/kubepods".to_owned(),
+            ephemeral_storage_dir: PathBuf::from("/var/lib"),
+            max_pods: 110,
+            relist_period: Duration::from_secs(1),
+            lease_period: Duration::from_secs(10),
+            backoff_initial: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+
+    /// The pods' hostIP: the first InternalIP address.
+    pub fn host_ip(&self) -> Option<IpAddr> {
+        self.addresses
+            .iter()
+            .filter(|(kind, _)| kind == "InternalIP")
+            .find_map(|(_, address)| address.parse().ok())
+    }
+}
+
+/// Runs the kubelet until `shutdown` completes: registers the Node, heartbeats, and syncs the
+/// node's pods. On shutdown the containers keep running (a restarted kubelet adopts them).
+pub async fn run(
+    client: kube::Client,
+    cri: Cri,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    node::register(&client, &cri, &config).await?;
+    let heartbeat = tokio::spawn(node::heartbeat(client.clone(), cri.clone(), config.clone()));
+    let result = tokio::select! {
+        result = pods::run(client, cri, config) => result,
+        () = shutdown => Ok(()),
+    };
+    heartbeat.abort();
+    result
+}

@@ -1,0 +1,126 @@
+//! The pods bound to this node: a watch (field selector `spec.nodeName`) that feeds one
+//! [`Worker`] per pod UID, and housekeeping that removes sandboxes of pods that are gone.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use skiff_cri::{Cri, v1};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::Config;
+use crate::runtime::{MANAGED_BY, POD_UID};
+use crate::worker::Worker;
+
+const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(10);
+
+/// Watches the node's pods and runs their workers until the watch ends (never, normally).
+/// Dropping the future aborts the workers and leaves the containers running.
+pub async fn run(client: kube::Client, cri: Cri, config: Arc<Config>) -> anyhow::Result<()> {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let selector = format!("spec.nodeName={}", config.node_name);
+    let stream =
+        watcher::watcher(pods, watcher::Config::default().fields(&selector)).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut workers: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
+    let mut tasks: JoinSet<String> = JoinSet::new();
+    // UIDs seen in the current (re)list, to find pods deleted while the watch was down.
+    let mut listed: HashSet<String> = HashSet::new();
+    let mut synced = false;
+    let mut housekeeping = tokio::time::interval(HOUSEKEEPING_PERIOD);
+    loop {
+        tokio::select! {
+            event = stream.next() => {
+                let Some(event) = event else {
+                    anyhow::bail!("the pod watch ended");
+                };
+                match event {
+                    Ok(Event::Init) => listed.clear(),
+                    Ok(Event::InitApply(pod)) => {
+                        if let Some(uid) = pod.metadata.uid.clone() {
+                            listed.insert(uid);
+                        }
+                        dispatch(&client, &cri, &config, &mut workers, &mut tasks, pod);
+                    }
+                    Ok(Event::Apply(pod)) => {
+                        dispatch(&client, &cri, &config, &mut workers, &mut tasks, pod);
+                    }
+                    Ok(Event::Delete(pod)) => {
+                        if let Some(worker) = pod.metadata.uid.and_then(|uid| workers.get(&uid)) {
+                            worker.send_replace(None);
+                        }
+                    }
+                    Ok(Event::InitDone) => {
+                        for (uid, worker) in &workers {
+                            if !listed.contains(uid) {
+                                worker.send_replace(None);
+                            }
+                        }
+                        synced = true;
+                    }
+                    Err(err) => tracing::warn!(%err, "pod watch"),
+                }
+            }
+            Some(done) = tasks.join_next() => {
+                match done {
+                    Ok(uid) => { workers.remove(&uid); }
+                    Err(err) => tracing::error!(%err, "a pod worker died"),
+                }
+            }
+            _ = housekeeping.tick() => {
+                if synced && let Err(err) = remove_orphans(&cri, &workers).await {
+                    tracing::warn!(%err, "removing sandboxes of unknown pods");
+                }
+            }
+        }
+    }
+}
+
+fn dispatch(
+    client: &kube::Client,
+    cri: &Cri,
+    config: &Arc<Config>,
+    workers: &mut HashMap<String, watch::Sender<Option<Pod>>>,
+    tasks: &mut JoinSet<String>,
+    pod: Pod,
+) {
+    let Some(uid) = pod.metadata.uid.clone() else {
+        return;
+    };
+    if let Some(worker) = workers.get(&uid) {
+        worker.send_replace(Some(pod));
+        return;
+    }
+    let (tx, rx) = watch::channel(Some(pod));
+    workers.insert(uid.clone(), tx);
+    let worker = Worker::new(client.clone(), cri.clone(), config.clone());
+    tasks.spawn(worker.run(uid, rx));
+}
+
+/// Sandboxes this kubelet made for pods that no longer exist (deleted while it was down).
+async fn remove_orphans(
+    cri: &Cri,
+    workers: &HashMap<String, watch::Sender<Option<Pod>>>,
+) -> anyhow::Result<()> {
+    let filter = v1::PodSandboxFilter {
+        label_selector: [(MANAGED_BY.to_owned(), "skiff-kubelet".to_owned())].into(),
+        ..Default::default()
+    };
+    for sandbox in cri.list_pod_sandbox(Some(filter)).await? {
+        let Some(uid) = sandbox.labels.get(POD_UID) else {
+            continue;
+        };
+        if !workers.contains_key(uid) {
+            tracing::info!(%uid, sandbox = %sandbox.id, "removing the sandbox of a pod that is gone");
+            cri.stop_pod_sandbox(&sandbox.id).await?;
+            cri.remove_pod_sandbox(&sandbox.id).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,806 @@
+//! One worker per pod: a level-triggered sync that compares the pod spec with what the CRI
+//! reports and takes the next step (sandbox, image, init container, app container, restart,
+//! probe), then reports the status; and the teardown when the pod is deleted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use serde_json::{Value, json};
+use skiff_cri::{Cri, v1};
+use tokio::sync::watch;
+
+use crate::Config;
+use crate::probe::{self, Kind};
+use crate::runtime::{self, POD_UID, PodRef};
+use crate::status::{self, ContainerView};
+
+/// A sync that acted (started or stopped something) is followed at once by another, which
+/// observes the result; this bounds such chains before the next wait.
+const MAX_CHAINED_SYNCS: usize = 8;
+
+/// Crash-loop (or image pull) back-off for one container, as the kubelet keeps it.
+#[derive(Debug)]
+struct Backoff {
+    delay: Duration,
+    last: SystemTime,
+}
+
+/// A pod's worker.
+pub struct Worker {
+    client: kube::Client,
+    cri: Cri,
+    config: Arc<Config>,
+    backoff: HashMap<String, Backoff>,
+    probes: HashMap<(String, Kind), probe::State>,
+    last_status: Option<Value>,
+    last_pod: Option<Pod>,
+}
+
+/// The newest two CRI instances of one container name.
+#[derive(Default)]
+struct Instances {
+    latest: Option<v1::ContainerStatus>,
+    previous: Option<v1::ContainerStatus>,
+}
+
+fn attempt(status: &v1::ContainerStatus) -> u32 {
+    status.metadata.as_ref().map_or(0, |m| m.attempt)
+}
+
+fn is(status: &v1::ContainerStatus, state: v1::ContainerState) -> bool {
+    status.state == state as i32
+}
+
+fn since_epoch(nanos: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos.max(0) as u64)
+}
+
+fn uid_filter(uid: &str) -> HashMap<String, String> {
+    [(POD_UID.to_owned(), uid.to_owned())].into()
+}
+
+/// The pod's grace period for stopping containers.
+fn grace_period(pod: &Pod) -> Duration {
+    let seconds = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or(pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30);
+    Duration::from_secs(seconds.max(0) as u64)
+}
+
+impl Worker {
+    /// A worker for one pod.
+    pub fn new(client: kube::Client, cri: Cri, config: Arc<Config>) -> Worker {
+        Worker {
+            client,
+            cri,
+            config,
+            backoff: HashMap::new(),
+            probes: HashMap::new(),
+            last_status: None,
+            last_pod: None,
+        }
+    }
+
+    /// Syncs the pod the channel holds, on every change and every relist period, until the
+    /// pod is deleted (`None`: gone from the API) and torn down, or the channel closes.
+    pub async fn run(mut self, uid: String, mut pods: watch::Receiver<Option<Pod>>) -> String {
+        let mut ticker = tokio::time::interval(self.config.relist_period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let pod = pods.borrow_and_update().clone();
+            match pod {
+                None => match self.teardown(&uid).await {
+                    Ok(()) => return uid,
+                    Err(err) => tracing::warn!(%uid, %err, "tearing down a removed pod"),
+                },
+                Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
+                    match self.terminate(&uid, &pod).await {
+                        Ok(()) => return uid,
+                        Err(err) => tracing::warn!(%uid, %err, "terminating a deleted pod"),
+                    }
+                }
+                Some(pod) => {
+                    self.last_pod = Some(pod.clone());
+                    for _ in 0..MAX_CHAINED_SYNCS {
+                        match self.sync(&pod).await {
+                            Ok(true) => continue,
+                            Ok(false) => break,
+                            Err(err) => {
+                                tracing::warn!(%uid, %err, "pod sync");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                changed = pods.changed() => if changed.is_err() { return uid },
+                _ = ticker.tick() => {}
+            }
+        }
+    }
+
+    /// Stops the containers within the pod's grace period, removes the sandbox, and makes the
+    /// final delete of the pod object.
+    async fn terminate(&mut self, uid: &str, pod: &Pod) -> anyhow::Result<()> {
+        self.stop_all(uid, grace_period(pod)).await?;
+        let pods: Api<Pod> = Api::namespaced(
+            self.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_owned()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match pods.delete(name, &params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(pod = name, %uid, "pod terminated and deleted");
+        Ok(())
+    }
+
+    /// The pod object is gone (force-deleted): stop and remove what it left.
+    async fn teardown(&mut self, uid: &str) -> anyhow::Result<()> {
+        let grace = self
+            .last_pod
+            .as_ref()
+            .map_or(Duration::from_secs(30), grace_period);
+        self.stop_all(uid, grace).await
+    }
+
+    async fn stop_all(&mut self, uid: &str, grace: Duration) -> anyhow::Result<()> {
+        let filter = v1::ContainerFilter {
+            label_selector: uid_filter(uid),
+            ..Default::default()
+        };
+        let containers = self.cri.list_containers(Some(filter)).await?;
+        // In parallel: each may take the whole grace period.
+        let stops = containers
+            .iter()
+            .filter(|c| c.state == v1::ContainerState::ContainerRunning as i32)
+            .map(|c| self.cri.stop_container(&c.id, grace));
+        for result in futures::future::join_all(stops).await {
+            result?;
+        }
+        let filter = v1::PodSandboxFilter {
+            label_selector: uid_filter(uid),
+            ..Default::default()
+        };
+        for sandbox in self.cri.list_pod_sandbox(Some(filter)).await? {
+            self.cri.stop_pod_sandbox(&sandbox.id).await?;
+            self.cri.remove_pod_sandbox(&sandbox.id).await?;
+        }
+        Ok(())
+    }
+
+    /// One level-triggered pass; returns whether it changed anything (then the caller syncs
+    /// again at once to observe the result).
+    async fn sync(&mut self, pod: &Pod) -> anyhow::Result<bool> {
+        let id = PodRef::of(pod).ok_or_else(|| anyhow::anyhow!("pod without name or uid"))?;
+        let spec = pod.spec.clone().unwrap_or_default();
+        let policy = spec
+            .restart_policy
+            .as_deref()
+            .unwrap_or("Always")
+            .to_owned();
+        let sandbox_filter = v1::PodSandboxFilter {
+            label_selector: uid_filter(&id.uid),
+            ..Default::default()
+        };
+        let sandboxes = self.cri.list_pod_sandbox(Some(sandbox_filter)).await?;
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            // Finished for good: release the sandbox (its IP), keep the record.
+            for sandbox in sandboxes
+                .iter()
+                .filter(|s| s.state == v1::PodSandboxState::SandboxReady as i32)
+            {
+                self.cri.stop_pod_sandbox(&sandbox.id).await?;
+            }
+            return Ok(false);
+        }
+        let sandbox_attempt = |s: &v1::PodSandbox| s.metadata.as_ref().map_or(0, |m| m.attempt);
+        let ready = sandboxes
+            .iter()
+            .filter(|s| s.state == v1::PodSandboxState::SandboxReady as i32)
+            .max_by_key(|s| sandbox_attempt(s));
+        let Some(sandbox) = ready else {
+            // No live sandbox (first sync, or it died): start over with a new one.
+            for old in &sandboxes {
+                self.cri.stop_pod_sandbox(&old.id).await?;
+                self.cri.remove_pod_sandbox(&old.id).await?;
+            }
+            let attempt = sandboxes.iter().map(|s| sandbox_attempt(s) + 1).max();
+            let config = runtime::sandbox_config(pod, &id, attempt.unwrap_or(0), &self.config);
+            std::fs::create_dir_all(&config.log_directory)?;
+            let sandbox = self.cri.run_pod_sandbox(&config, "").await?;
+            tracing::info!(pod = %id.name, %sandbox, "sandbox started");
+            return Ok(true);
+        };
+        let sandbox_id = sandbox.id.clone();
+        let sandbox_config =
+            runtime::sandbox_config(pod, &id, sandbox_attempt(sandbox), &self.config);
+        let host_ip = self.config.host_ip().map(|ip| ip.to_string());
+        let pod_ips: Vec<String> = if runtime::host_network(pod) {
+            host_ip.iter().cloned().collect()
+        } else {
+            let status = self.cri.pod_sandbox_status(&sandbox_id, false).await?;
+            let network = status.status.and_then(|s| s.network).unwrap_or_default();
+            std::iter::once(network.ip)
+                .chain(network.additional_ips.into_iter().map(|ip| ip.ip))
+                .filter(|ip| !ip.is_empty())
+                .collect()
+        };
+        let mut observed = self.observe(&sandbox_id).await?;
+        let ctx = Ctx {
+            pod,
+            id: &id,
+            sandbox_id: &sandbox_id,
+            sandbox_config: &sandbox_config,
+            pod_ip: pod_ips.first().cloned(),
+            host_ip: host_ip.clone(),
+        };
+        let mut acted = false;
+
+        let mut init_views = Vec::new();
+        let (mut initialized, mut init_failed) = (true, false);
+        for container in spec.init_containers.iter().flatten() {
+            let found = observed.remove(&container.name).unwrap_or_default();
+            let mut view = view_of(container, found);
+            if initialized && !init_failed {
+                match view.latest.clone() {
+                    None => {
+                        initialized = false;
+                        acted |= self.start(&ctx, container, 0, &mut view).await;
+                    }
+                    Some(latest) if is(&latest, v1::ContainerState::ContainerExited) => {
+                        if latest.exit_code != 0 {
+                            initialized = false;
+                            if policy == "Never" {
+                                init_failed = true;
+                            } else {
+                                acted |= self.restart(&ctx, container, &latest, &mut view).await;
+                            }
+                        }
+                    }
+                    Some(latest) if is(&latest, v1::ContainerState::ContainerCreated) => {
+                        initialized = false;
+                        acted |= self.start_created(&latest, &mut view).await;
+                    }
+                    Some(_) => initialized = false,
+                }
+            }
+            init_views.push(view);
+        }
+
+        let mut app_views = Vec::new();
+        for container in &spec.containers {
+            let found = observed.remove(&container.name).unwrap_or_default();
+            let mut view = view_of(container, found);
+            if initialized && !init_failed {
+                match view.latest.clone() {
+                    None => acted |= self.start(&ctx, container, 0, &mut view).await,
+                    Some(latest) if is(&latest, v1::ContainerState::ContainerRunning) => {
+                        acted |= self.probe(&ctx, container, &latest, &mut view).await;
+                    }
+                    Some(latest) if is(&latest, v1::ContainerState::ContainerExited) => {
+                        let again = match policy.as_str() {
+                            "Never" => false,
+                            "OnFailure" => latest.exit_code != 0,
+                            _ => true,
+                        };
+                        if again {
+                            acted |= self.restart(&ctx, container, &latest, &mut view).await;
+                        }
+                    }
+                    Some(latest) if is(&latest, v1::ContainerState::ContainerCreated) => {
+                        acted |= self.start_created(&latest, &mut view).await;
+                    }
+                    Some(_) => {}
+                }
+            }
+            app_views.push(view);
+        }
+        // Containers no longer in the spec (or older than the previous instance) go away.
+        for (_, stale) in observed {
+            for instance in [stale.latest, stale.previous].into_iter().flatten() {
+                self.cri.remove_container(&instance.id).await?;
+            }
+        }
+        if acted {
+            return Ok(true);
+        }
+        let status = status::pod_status(&status::Inputs {
+            pod,
+            init: &init_views,
+            apps: &app_views,
+            initialized,
+            init_failed,
+            pod_ips,
+            host_ip,
+        });
+        self.report(pod, &id, status).await?;
+        Ok(false)
+    }
+
+    /// The sandbox's containers by name: the newest two instances (older ones are removed).
+    async fn observe(&mut self, sandbox_id: &str) -> anyhow::Result<HashMap<String, Instances>> {
+        let filter = v1::ContainerFilter {
+            pod_sandbox_id: sandbox_id.to_owned(),
+            ..Default::default()
+        };
+        let mut by_name: HashMap<String, Vec<v1::Container>> = HashMap::new();
+        for container in self.cri.list_containers(Some(filter)).await? {
+            let name = container
+                .metadata
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_default();
+            by_name.entry(name).or_default().push(container);
+        }
+        let mut observed = HashMap::new();
+        for (name, mut list) in by_name {
+            list.sort_by_key(|c| {
+                std::cmp::Reverse((c.metadata.as_ref().map_or(0, |m| m.attempt), c.created_at))
+            });
+            for old in list.iter().skip(2) {
+                self.cri.remove_container(&old.id).await?;
+            }
+            let mut instances = Instances::default();
+            for (i, container) in list.iter().take(2).enumerate() {
+                let status = self
+                    .cri
+                    .container_status(&container.id, false)
+                    .await?
+                    .status;
+                if i == 0 {
+                    instances.latest = status;
+                } else {
+                    instances.previous = status;
+                }
+            }
+            observed.insert(name, instances);
+        }
+        Ok(observed)
+    }
+
+    /// Restarts an exited container unless it is backing off (then it waits with reason
+    /// CrashLoopBackOff).
+    async fn restart(
+        &mut self,
+        ctx: &Ctx<'_>,
+        container: &Container,
+        latest: &v1::ContainerStatus,
+        view: &mut ContainerView,
+    ) -> bool {
+        let key = format!("container:{}", container.name);
+        if let Some(wait) = self.backing_off(&key, since_epoch(latest.finished_at)) {
+            view.waiting = Some((
+                "CrashLoopBackOff".into(),
+                format!(
+                    "back-off {}s restarting failed container={} pod={}_{}({})",
+                    wait.as_secs(),
+                    container.name,
+                    ctx.id.name,
+                    ctx.id.namespace,
+                    ctx.id.uid
+                ),
+            ));
+            return false;
+        }
+        self.next_backoff(&key);
+        self.start(ctx, container, attempt(latest) + 1, view).await
+    }
+
+    /// `Some(delay)` while the container that ended at `ended` must still wait.
+    fn backing_off(&self, key: &str, ended: SystemTime) -> Option<Duration> {
+        let backoff = self.backoff.get(key)?;
+        let waited = SystemTime::now().duration_since(ended).unwrap_or_default();
+        (waited < backoff.delay).then_some(backoff.delay)
+    }
+
+    fn next_backoff(&mut self, key: &str) {
+        let (initial, max) = (self.config.backoff_initial, self.config.backoff_max);
+        let now = SystemTime::now();
+        let delay = match self.backoff.get(key) {
+            // A container that ran fine for long enough starts from the beginning again.
+            Some(b) if now.duration_since(b.last).unwrap_or_default() < max * 2 => {
+                (b.delay * 2).min(max)
+            }
+            _ => initial,
+        };
+        self.backoff
+            .insert(key.to_owned(), Backoff { delay, last: now });
+    }
+
+    /// Starts a container a previous kubelet created but did not start.
+    async fn start_created(
+        &mut self,
+        latest: &v1::ContainerStatus,
+        view: &mut ContainerView,
+    ) -> bool {
+        match self.cri.start_container(&latest.id).await {
+            Ok(()) => true,
+            Err(err) => {
+                view.waiting = Some(("RunContainerError".into(), err.to_string()));
+                false
+            }
+        }
+    }
+
+    /// Image, environment, create, start. Failures become the container's waiting reason.
+    async fn start(
+        &mut self,
+        ctx: &Ctx<'_>,
+        container: &Container,
+        attempt: u32,
+        view: &mut ContainerView,
+    ) -> bool {
+        match self.try_start(ctx, container, attempt).await {
+            Ok(()) => {
+                tracing::info!(pod = %ctx.id.name, container = %container.name, attempt, "container started");
+                true
+            }
+            Err((reason, message)) => {
+                tracing::warn!(pod = %ctx.id.name, container = %container.name, %reason, %message, "container not started");
+                view.waiting = Some((reason, message));
+                false
+            }
+        }
+    }
+
+    async fn try_start(
+        &mut self,
+        ctx: &Ctx<'_>,
+        container: &Container,
+        attempt: u32,
+    ) -> Result<(), (String, String)> {
+        let image = self.ensure_image(ctx, container).await?;
+        let envs = self
+            .environment(ctx, container)
+            .await
+            .map_err(|m| ("CreateContainerConfigError".to_owned(), m))?;
+        let config = runtime::container_config(ctx.pod, ctx.id, container, attempt, &image, envs);
+        let log_dir = std::path::Path::new(&ctx.sandbox_config.log_directory).join(&container.name);
+        std::fs::create_dir_all(&log_dir)
+            .map_err(|e| ("CreateContainerError".to_owned(), e.to_string()))?;
+        let id = self
+            .cri
+            .create_container(ctx.sandbox_id, &config, ctx.sandbox_config)
+            .await
+            .map_err(|e| ("CreateContainerError".to_owned(), e.to_string()))?;
+        self.cri
+            .start_container(&id)
+            .await
+            .map_err(|e| ("RunContainerError".to_owned(), e.to_string()))
+    }
+
+    /// The image id to run, per imagePullPolicy (default: Always for `:latest` or no tag,
+    /// else IfNotPresent). Pull failures back off (ImagePullBackOff).
+    async fn ensure_image(
+        &mut self,
+        ctx: &Ctx<'_>,
+        container: &Container,
+    ) -> Result<String, (String, String)> {
+        let image = container.image.clone().unwrap_or_default();
+        let policy = container.image_pull_policy.clone().unwrap_or_else(|| {
+            let last = image.rsplit('/').next().unwrap_or_default();
+            let tag = last.split_once(':').map(|(_, t)| t);
+            if image.contains('@') || tag.is_some_and(|t| t != "latest") {
+                "IfNotPresent".into()
+            } else {
+                "Always".into()
+            }
+        });
+        let err = |reason: &str, e: skiff_cri::Error| (reason.to_owned(), e.to_string());
+        if policy != "Always" {
+            let present = self
+                .cri
+                .image_status(&image)
+                .await
+                .map_err(|e| err("ErrImageInspect", e))?;
+            match (present, policy.as_str()) {
+                (Some(found), _) => return Ok(found.id),
+                (None, "Never") => {
+                    return Err((
+                        "ErrImageNeverPull".into(),
+                        format!("image {image} is not present with pull policy of Never"),
+                    ));
+                }
+                (None, _) => {}
+            }
+        }
+        let key = format!("pull:{}", container.name);
+        // Pulls that failed wait out their back-off before the next try.
+        if self
+            .backoff
+            .get(&key)
+            .is_some_and(|b| SystemTime::now().duration_since(b.last).unwrap_or_default() < b.delay)
+        {
+            return Err((
+                "ImagePullBackOff".into(),
+                format!("Back-off pulling image {image:?}"),
+            ));
+        }
+        match self
+            .cri
+            .pull_image(&image, None, Some(ctx.sandbox_config))
+            .await
+        {
+            Ok(reference) => {
+                self.backoff.remove(&key);
+                Ok(reference)
+            }
+            Err(e) => {
+                self.next_backoff(&key);
+                Err(err("ErrImagePull", e))
+            }
+        }
+    }
+
+    /// env and envFrom: values, fieldRef, configMapKeyRef, secretKeyRef.
+    async fn environment(
+        &self,
+        ctx: &Ctx<'_>,
+        container: &Container,
+    ) -> Result<Vec<v1::KeyValue>, String> {
+        let namespace = &ctx.id.namespace;
+        let mut env: Vec<(String, String)> = Vec::new();
+        let mut set = |key: String, value: String| {
+            env.retain(|(k, _)| *k != key);
+            env.push((key, value));
+        };
+        for from in container.env_from.iter().flatten() {
+            let prefix = from.prefix.clone().unwrap_or_default();
+            if let Some(source) = &from.config_map_ref {
+                let optional = source.optional.unwrap_or(false);
+                match self.config_map(namespace, &source.name, optional).await? {
+                    Some(cm) => {
+                        for (k, v) in cm.data.unwrap_or_default() {
+                            set(format!("{prefix}{k}"), v);
+                        }
+                    }
+                    None => continue,
+                }
+            }
+            if let Some(source) = &from.secret_ref {
+                let optional = source.optional.unwrap_or(false);
+                if let Some(secret) = self.secret(namespace, &source.name, optional).await? {
+                    for (k, v) in secret.data.unwrap_or_default() {
+                        set(format!("{prefix}{k}"), String::from_utf8_lossy(&v.0).into());
+                    }
+                }
+            }
+        }
+        for var in container.env.iter().flatten() {
+            let Some(from) = &var.value_from else {
+                set(var.name.clone(), var.value.clone().unwrap_or_default());
+                continue;
+            };
+            let value = if let Some(field) = &from.field_ref {
+                Some(field_value(ctx, &field.field_path)?)
+            } else if let Some(key) = &from.config_map_key_ref {
+                let optional = key.optional.unwrap_or(false);
+                let cm = self.config_map(namespace, &key.name, optional).await?;
+                let value = cm.and_then(|cm| cm.data?.get(&key.key).cloned());
+                if value.is_none() && !optional {
+                    return Err(format!(
+                        "couldn't find key {} in ConfigMap {namespace}/{}",
+                        key.key, key.name
+                    ));
+                }
+                value
+            } else if let Some(key) = &from.secret_key_ref {
+                let optional = key.optional.unwrap_or(false);
+                let secret = self.secret(namespace, &key.name, optional).await?;
+                let value = secret.and_then(|s| {
+                    s.data?
+                        .get(&key.key)
+                        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+                });
+                if value.is_none() && !optional {
+                    return Err(format!(
+                        "couldn't find key {} in Secret {namespace}/{}",
+                        key.key, key.name
+                    ));
+                }
+                value
+            } else {
+                None
+            };
+            if let Some(value) = value {
+                set(var.name.clone(), value);
+            }
+        }
+        Ok(env
+            .into_iter()
+            .map(|(key, value)| v1::KeyValue { key, value })
+            .collect())
+    }
+
+    async fn config_map(
+        &self,
+        ns: &str,
+        name: &str,
+        optional: bool,
+    ) -> Result<Option<ConfigMap>, String> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
+        match api.get_opt(name).await.map_err(|e| e.to_string())? {
+            None if !optional => Err(format!("configmap \"{name}\" not found")),
+            found => Ok(found),
+        }
+    }
+
+    async fn secret(&self, ns: &str, name: &str, optional: bool) -> Result<Option<Secret>, String> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        match api.get_opt(name).await.map_err(|e| e.to_string())? {
+            None if !optional => Err(format!("secret \"{name}\" not found")),
+            found => Ok(found),
+        }
+    }
+
+    /// Runs the running container's due probes; a failed liveness probe stops it (the next
+    /// sync restarts it per restartPolicy). Returns whether it acted.
+    async fn probe(
+        &mut self,
+        ctx: &Ctx<'_>,
+        container: &Container,
+        latest: &v1::ContainerStatus,
+        view: &mut ContainerView,
+    ) -> bool {
+        let running_for = SystemTime::now()
+            .duration_since(since_epoch(latest.started_at))
+            .unwrap_or_default();
+        let pod_ip = ctx.pod_ip.as_deref().and_then(|ip| ip.parse().ok());
+        let mut verdicts = HashMap::new();
+        for kind in [Kind::Startup, Kind::Liveness, Kind::Readiness] {
+            let Some(spec) = kind.of(container) else {
+                verdicts.insert(kind, true);
+                continue;
+            };
+            let key = (container.name.clone(), kind);
+            let state = self
+                .probes
+                .entry(key.clone())
+                .or_insert_with(|| probe::State::new(kind, &latest.id));
+            if state.container_id != latest.id {
+                *state = probe::State::new(kind, &latest.id);
+            }
+            // Liveness and readiness wait until the startup probe has passed.
+            let gated =
+                kind != Kind::Startup && !verdicts.get(&Kind::Startup).copied().unwrap_or(true);
+            if !gated && state.due(spec, running_for) {
+                let target = probe::Target {
+                    cri: &self.cri,
+                    container_id: &latest.id,
+                    pod_ip,
+                };
+                let result = probe::run(spec, container, &target).await;
+                if let Err(why) = &result {
+                    tracing::debug!(pod = %ctx.id.name, container = %container.name, ?kind, %why, "probe failed");
+                }
+                let state = self.probes.get_mut(&key).expect("inserted above");
+                if state.record(spec, result.is_ok()) {
+                    tracing::info!(pod = %ctx.id.name, container = %container.name, ?kind, passing = state.passing, "probe verdict changed");
+                }
+            }
+            let passing = self.probes.get(&key).is_some_and(|s| s.passing) && !gated;
+            verdicts.insert(kind, passing);
+        }
+        view.started = verdicts[&Kind::Startup];
+        view.ready = view.started && verdicts[&Kind::Readiness];
+        if !verdicts[&Kind::Liveness] && view.started {
+            let grace = container
+                .liveness_probe
+                .as_ref()
+                .and_then(|p| p.termination_grace_period_seconds)
+                .map_or_else(
+                    || grace_period(ctx.pod),
+                    |s| Duration::from_secs(s.max(0) as u64),
+                );
+            tracing::info!(pod = %ctx.id.name, container = %container.name, "liveness probe failed; restarting the container");
+            if let Err(err) = self.cri.stop_container(&latest.id, grace).await {
+                tracing::warn!(%err, "stopping a container that failed its liveness probe");
+            }
+            self.probes.retain(|(name, _), _| *name != container.name);
+            return true;
+        }
+        false
+    }
+
+    /// Patches pods/status when it differs from what was last reported.
+    async fn report(&mut self, pod: &Pod, id: &PodRef, status: Value) -> anyhow::Result<()> {
+        if self.last_status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &id.namespace);
+        // A JSON merge patch replaces the status lists (containerStatuses, conditions) whole,
+        // which is what a kubelet that owns them all wants.
+        let patch = json!({"metadata": {"uid": pod.metadata.uid}, "status": status});
+        pods.patch_status(&id.name, &PatchParams::default(), &Patch::Merge(patch))
+            .await?;
+        self.last_status = Some(status);
+        Ok(())
+    }
+}
+
+/// What one sync pass knows about the pod.
+struct Ctx<'a> {
+    pod: &'a Pod,
+    id: &'a PodRef,
+    sandbox_id: &'a str,
+    sandbox_config: &'a v1::PodSandboxConfig,
+    pod_ip: Option<String>,
+    host_ip: Option<String>,
+}
+
+fn view_of(container: &Container, found: Instances) -> ContainerView {
+    let running = found
+        .latest
+        .as_ref()
+        .is_some_and(|l| is(l, v1::ContainerState::ContainerRunning));
+    ContainerView {
+        name: container.name.clone(),
+        image: container.image.clone().unwrap_or_default(),
+        latest: found.latest,
+        previous: found.previous,
+        waiting: None,
+        // Without probes a running container is ready and started; probes refine this.
+        ready: running,
+        started: running,
+    }
+}
+
+/// A downward-API field for `valueFrom.fieldRef`.
+fn field_value(ctx: &Ctx<'_>, path: &str) -> Result<String, String> {
+    let meta = &ctx.pod.metadata;
+    let spec = ctx.pod.spec.as_ref();
+    let lookup = |map: &Option<std::collections::BTreeMap<String, String>>, key: &str| {
+        map.as_ref()
+            .and_then(|m| m.get(key))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let keyed = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix("['"))
+            .and_then(|rest| rest.strip_suffix("']"))
+            .map(str::to_owned)
+    };
+    Ok(match path {
+        "metadata.name" => ctx.id.name.clone(),
+        "metadata.namespace" => ctx.id.namespace.clone(),
+        "metadata.uid" => ctx.id.uid.clone(),
+        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        "spec.serviceAccountName" => spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
+        "status.podIP" => ctx.pod_ip.clone().unwrap_or_default(),
+        "status.podIPs" => ctx.pod_ip.clone().unwrap_or_default(),
+        "status.hostIP" | "status.hostIPs" => ctx.host_ip.clone().unwrap_or_default(),
+        _ => {
+            if let Some(key) = keyed("metadata.labels") {
+                lookup(&meta.labels, &key)
+            } else if let Some(key) = keyed("metadata.annotations") {
+                lookup(&meta.annotations, &key)
+            } else {
+                return Err(format!("unsupported fieldRef {path}"));
+            }
+        }
+    })
+}
