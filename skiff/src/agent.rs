@@ -1,5 +1,5 @@
-//! `skiff agent`: the node agent. Today that is the eBPF service proxy (kube-proxy's job) and
-//! the pod network (the CNI's node-wide half); the kubelet and DNS join it as their issues land.
+//! `skiff agent`: the node agent: the eBPF service proxy (kube-proxy's job), the pod network (the
+//! CNI's node-wide half) and, given a CRI endpoint, the kubelet; DNS joins it with its issue.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -89,6 +89,16 @@ pub struct AgentArgs {
     /// Masquerade pod traffic leaving the cluster (not to pods or nodes).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub masquerade: bool,
+    /// The CRI socket (e.g. containerd's `/run/containerd/containerd.sock`): with it, the
+    /// agent also runs the kubelet (pods bound to this node run there); without, it does not.
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<PathBuf>,
+    /// Where pod logs go (`<root>/<namespace>_<name>_<uid>/<container>/<n>.log`).
+    #[arg(long, default_value = "/var/log/pods")]
+    pub pod_log_root: PathBuf,
+    /// The cgroup parent of every pod.
+    #[arg(long, default_value = "/kubepods")]
+    pub cgroup_parent: String,
 }
 
 impl AgentArgs {
@@ -119,6 +129,9 @@ impl AgentArgs {
             cni_bin_dir: "/opt/cni/bin".into(),
             cni_data_dir: "/var/lib/skiff/cni".into(),
             masquerade: true,
+            container_runtime_endpoint: None,
+            pod_log_root: "/var/log/pods".into(),
+            cgroup_parent: "/kubepods".into(),
         }
     }
 }
@@ -170,7 +183,7 @@ pub async fn run(
         args.nodeport_addresses
     };
     let config = skiff_proxy::proxy::Config {
-        node_name,
+        node_name: node_name.clone(),
         node_addresses,
         pins,
         cgroup: args.cgroup_root,
@@ -183,13 +196,41 @@ pub async fn run(
         packet_interfaces: args.packet_lb_interfaces,
         xdp: args.xdp,
     };
-    let proxy = skiff_proxy::proxy::run(client.clone(), config, shutdown.clone());
-    match network {
-        Some(network) => {
-            let network = skiff_net::run::run(client, network, shutdown);
-            tokio::try_join!(proxy, network)?;
-            Ok(())
+    let kubelet = match &args.container_runtime_endpoint {
+        Some(endpoint) => {
+            let cri = skiff_cri::Cri::connect(endpoint)
+                .await
+                .with_context(|| format!("connecting to the CRI at {}", endpoint.display()))?;
+            let mut config = skiff_kubelet::Config::new(&node_name);
+            if let Some(ip) = args.node_ip {
+                config.addresses = vec![
+                    ("InternalIP".into(), ip.to_string()),
+                    ("Hostname".into(), node_name.clone()),
+                ];
+            }
+            config.pod_log_root = args.pod_log_root.clone();
+            config.cgroup_parent = args.cgroup_parent.clone();
+            Some(skiff_kubelet::run(
+                client.clone(),
+                cri,
+                config,
+                shutdown.clone(),
+            ))
         }
-        None => proxy.await,
+        None => None,
+    };
+    let network =
+        network.map(|network| skiff_net::run::run(client.clone(), network, shutdown.clone()));
+    let proxy = skiff_proxy::proxy::run(client, config, shutdown);
+    // Each part runs until shutdown; the first to fail stops the agent.
+    tokio::try_join!(proxy, optional(network), optional(kubelet))?;
+    Ok(())
+}
+
+/// A part of the agent that may be switched off: done at once when it is.
+async fn optional(part: Option<impl Future<Output = anyhow::Result<()>>>) -> anyhow::Result<()> {
+    match part {
+        Some(part) => part.await,
+        None => Ok(()),
     }
 }
