@@ -27,7 +27,7 @@
 
 /* Counters of net_stats (per CPU). Rust mirrors the order in net::STAT_NAMES. */
 enum net_stat {
-	NET_STAT_REDIRECT_LOCAL = 0, /* to a pod on this node (bpf_redirect_peer) */
+	NET_STAT_REDIRECT_LOCAL = 0, /* to a pod on this node (out of its host veth) */
 	NET_STAT_REDIRECT_NATIVE,    /* to another node through the FIB */
 	NET_STAT_REDIRECT_TUNNEL,    /* to another node through the overlay */
 	NET_STAT_PASS,               /* handed to the stack (or the next tcx program) */

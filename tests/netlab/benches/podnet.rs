@@ -25,8 +25,8 @@
 //! inside the pods' namespaces, the client pinned to CPU 0 and the server to CPU 1.
 //!
 //! Environment: `SKIFF_CNI_BIN` (the `skiff-cni` binary; `cargo xtask bench podnet` builds it),
-//! `SKIFF_BENCH_SECONDS` (length of each traffic test per mechanism, default 4, in
-//! `SKIFF_BENCH_ROUNDS` alternating rounds, default 4), `SKIFF_BENCH_PODS` (default 20),
+//! `SKIFF_BENCH_SECONDS` (length of each traffic test per mechanism, default 10, in
+//! `SKIFF_BENCH_ROUNDS` alternating rounds, default 10: one-second rounds, whose median ratio holds within a few percent here), `SKIFF_BENCH_PODS` (default 20),
 //! `SKIFF_BENCH_MODES` (skiff's modes: `native`, `overlay` or `native,overlay`, the default),
 //! `SKIFF_BENCH_OUT` (default `target/bench/podnet.json`).
 
@@ -140,8 +140,8 @@ impl Settings {
             }
         }
         Ok(Settings {
-            seconds: number("SKIFF_BENCH_SECONDS", 4.0)?,
-            rounds: number("SKIFF_BENCH_ROUNDS", 4.0)? as usize,
+            seconds: number("SKIFF_BENCH_SECONDS", 10.0)?,
+            rounds: number("SKIFF_BENCH_ROUNDS", 10.0)? as usize,
             pods: (number("SKIFF_BENCH_PODS", 20.0)? as usize).max(2),
             modes,
             skiff_cni,
