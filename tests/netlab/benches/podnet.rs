@@ -26,7 +26,8 @@
 //!
 //! Environment: `SKIFF_CNI_BIN` (the `skiff-cni` binary; `cargo xtask bench podnet` builds it),
 //! `SKIFF_BENCH_SECONDS` (length of each traffic test per mechanism, default 10, in
-//! `SKIFF_BENCH_ROUNDS` alternating rounds, default 10: one-second rounds, whose median ratio holds within a few percent here), `SKIFF_BENCH_PODS` (default 20),
+//! `SKIFF_BENCH_ROUNDS` alternating rounds, default 10: one-second rounds, whose median ratio
+//! holds within a few percent here; 4 rounds varied by 10-15%), `SKIFF_BENCH_PODS` (default 20),
 //! `SKIFF_BENCH_MODES` (skiff's modes: `native`, `overlay` or `native,overlay`, the default),
 //! `SKIFF_BENCH_OUT` (default `target/bench/podnet.json`).
 
