@@ -45,6 +45,10 @@
 #define LB_MAX_BACKENDS 4096
 
 /* Entries of lb4_sock_peer, the connected sockets' reverse table (a power of two). */
+/* Backend ids a service entry (slot 0) carries itself: a service with at most this many
+ * backends is one hash lookup per new connection, not two, and has no slot entries. */
+#define LB_INLINE_BACKENDS 12
+
 #define LB_SOCK_PEER_ENTRIES 131072
 
 /* Maglev lookup table size per service: a prime well above LB_MAX_BACKENDS' typical use. */

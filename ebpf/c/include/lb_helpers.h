@@ -91,6 +91,7 @@ static __always_inline struct lb4_backend *lb4_select_backend(struct lb4_key *ke
 	struct lb4_affinity fresh = {};
 	struct lb4_backend *backend;
 	__u64 now = 0;
+	__u32 index;
 
 	if (svc->count == 0)
 		return 0;
@@ -112,7 +113,13 @@ static __always_inline struct lb4_backend *lb4_select_backend(struct lb4_key *ke
 			bpf_map_delete_elem(&lb4_affinity, &akey);
 		}
 	}
-	backend = lb4_backend_in_slot(key, (bpf_get_prandom_u32() % svc->count) + 1, backend_id);
+	index = bpf_get_prandom_u32() % svc->count;
+	if (index < svc->inline_count && index < LB_INLINE_BACKENDS) {
+		*backend_id = svc->inline_ids[index];
+		backend = lb4_backend_by_id(backend_id);
+	} else {
+		backend = lb4_backend_in_slot(key, index + 1, backend_id);
+	}
 	if (backend && (svc->flags & SVC_F_AFFINITY)) {
 		fresh.last_used_ns = now;
 		fresh.backend_id = *backend_id;

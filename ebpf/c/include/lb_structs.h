@@ -9,8 +9,8 @@
 
 #include "lb_consts.h"
 
-/* A service frontend (address, port, protocol). Slot 0 holds the service itself
- * (lb4_service.count backends follow in slots 1..=count); slot n holds the n-th backend id. */
+/* A service frontend (address, port, protocol). Slot 0 holds the service itself with its
+ * first inline_count backend ids; slot n (n > inline_count) holds the n-th backend id. */
 struct lb4_key {
 	__be32 address; /* the ClusterIP, ExternalIP or LB IP; 0 for a NodePort on any node address */
 	__be16 port;
@@ -22,10 +22,11 @@ struct lb4_key {
 struct lb4_service {
 	__u32 backend_id;       /* slot n > 0: the backend; slot 0: unused */
 	__u32 service_id;       /* reverse NAT, affinity, Maglev and counters key by it */
-	__u16 count;            /* slot 0: backends in slots 1..=count (0: reject) */
+	__u16 count;            /* slot 0: backends 1..=count (0: reject) */
 	__u8 flags;             /* SVC_F_* */
-	__u8 pad;
+	__u8 inline_count;      /* slot 0: backends 1..=inline_count are in inline_ids */
 	__u32 affinity_timeout; /* seconds, with SVC_F_AFFINITY */
+	__u32 inline_ids[LB_INLINE_BACKENDS]; /* slot 0 */
 };
 
 struct lb4_backend {

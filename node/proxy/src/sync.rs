@@ -50,7 +50,20 @@ struct Applied {
     flags: u8,
     affinity_timeout: u32,
     backend_ids: Vec<u32>,
+    /// `backend_ids[..inline]` are in the service entry itself, the rest in slot entries
+    /// (an agent from before inline ids stored every one in a slot: 0).
+    inline: usize,
     source_ranges: Vec<(Ipv4Addr, u8)>,
+}
+
+/// How many backend ids a service entry carries itself (`LB_INLINE_BACKENDS`).
+fn inline_capacity() -> usize {
+    lb4_service::default().inline_ids.len()
+}
+
+/// How many of `ids` go into the service entry itself.
+fn inline_count(ids: &[u32]) -> usize {
+    ids.len().min(inline_capacity())
 }
 
 /// The agent's view of the maps, kept in step with them.
@@ -162,8 +175,12 @@ impl MapSync {
                 proto: key.proto,
             };
             let slots = slots.remove(&(key.address, key.port, key.proto));
+            let inline = usize::from(value.inline_count).min(inline_capacity());
             let backend_ids: Vec<u32> = (1..=value.count)
-                .map(|s| slots.as_ref().and_then(|m| m.get(&s).copied()).unwrap_or(0))
+                .map(|s| match usize::from(s) {
+                    n if n <= inline => value.inline_ids[n - 1],
+                    _ => slots.as_ref().and_then(|m| m.get(&s).copied()).unwrap_or(0),
+                })
                 .collect();
             let mut source_ranges = ranges.remove(&value.service_id).unwrap_or_default();
             source_ranges.sort();
@@ -179,6 +196,7 @@ impl MapSync {
                     flags: value.flags,
                     affinity_timeout: value.affinity_timeout,
                     backend_ids,
+                    inline,
                     source_ranges,
                 },
             );
@@ -393,9 +411,13 @@ impl MapSync {
             .as_ref()
             .map(|a| a.source_ranges.clone())
             .unwrap_or_default();
+        // Slot entries that hold backends, before and after.
+        let old_inline = old.as_ref().map_or(0, |a| a.inline);
+        let inline = inline_count(&ids);
+        let old_slot = |i: usize| (i >= old_inline).then(|| old_ids.get(i)).flatten();
         // 1. What the service entry will point at: slots, Maglev table, source ranges.
-        for (i, id) in ids.iter().enumerate() {
-            if old_ids.get(i) != Some(id) {
+        for (i, id) in ids.iter().enumerate().skip(inline) {
+            if old_slot(i) != Some(id) {
                 let value = lb4_service {
                     backend_id: *id,
                     service_id,
@@ -428,14 +450,16 @@ impl MapSync {
             stats.map_operations += 1;
         }
         // 2. The service entry: from here on the new backends are used.
-        let entry = lb4_service {
+        let mut entry = lb4_service {
             backend_id: 0,
             service_id,
             count: ids.len() as u16,
             flags: spec.flags,
-            pad: 0,
+            inline_count: inline as u8,
             affinity_timeout: spec.affinity_timeout,
+            ..Default::default()
         };
+        entry.inline_ids[..inline].copy_from_slice(&ids[..inline]);
         lb::put(&self.maps.services, &key(0), &entry)?;
         stats.map_operations += 1;
         if old.is_none() {
@@ -448,9 +472,9 @@ impl MapSync {
             zero_counter(&self.maps.service_traffic, service_id);
             stats.map_operations += 2;
         }
-        // 3. What nothing points at any more.
-        for slot in ids.len()..old_ids.len() {
-            lb::remove(&self.maps.services, &key(slot as u16 + 1))?;
+        // 3. What nothing points at any more: old slot entries now inline or past the end.
+        for i in (old_inline..old_ids.len()).filter(|&i| i < inline || i >= ids.len()) {
+            lb::remove(&self.maps.services, &key(i as u16 + 1))?;
             stats.map_operations += 1;
         }
         for range in old_ranges.iter().filter(|r| !new_ranges.contains(r)) {
@@ -482,6 +506,7 @@ impl MapSync {
                 flags: spec.flags,
                 affinity_timeout: spec.affinity_timeout,
                 backend_ids: ids,
+                inline,
                 source_ranges: new_ranges,
             },
             lost,
@@ -493,7 +518,7 @@ impl MapSync {
             |slot: u16| lb::frontend_key(frontend.address, frontend.port, frontend.proto, slot);
         // The service entry first: from then on nothing reads the rest.
         let mut results = vec![lb::remove(&self.maps.services, &key(0))];
-        for slot in 1..=applied.backend_ids.len() {
+        for slot in applied.inline + 1..=applied.backend_ids.len() {
             results.push(lb::remove(&self.maps.services, &key(slot as u16)));
         }
         for range in &applied.source_ranges {

@@ -18,7 +18,12 @@ use skiff_proxy::sync::MapSync;
 
 /// A TCP "pod" on a loopback address that answers each connection with its name.
 fn tcp_backend(address: Ipv4Addr, name: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind((address, 0)).unwrap();
+    tcp_backend_on(address, 0, name)
+}
+
+/// The same on `port` (0: any).
+fn tcp_backend_on(address: Ipv4Addr, port: u16, name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind((address, port)).unwrap();
     let local = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -254,6 +259,71 @@ fn socket_lb_translates_connections_and_datagrams() {
     assert_eq!(stats.frontends_written, 0, "{stats:?}");
     assert_eq!(stats.frontends_removed, 0, "{stats:?}");
     assert_ne!(ask_tcp(service).unwrap().0, first);
+
+    // A service with more backends than its entry carries (LB_INLINE_BACKENDS): the first
+    // ones inline, the rest in slot entries; every one of them gets connections; shrinking
+    // and growing across the boundary leaves exactly the slot entries needed; a new MapSync
+    // reads the inline ids back.
+    let capacity = lb::types::lb4_service::default().inline_ids.len();
+    let names: Vec<&'static str> = (0..capacity + 2)
+        .map(|i| &*Box::leak(format!("m{i}").into_boxed_str()))
+        .collect();
+    // One port for all, as an EndpointSlice's port is shared by its endpoints.
+    let first = tcp_backend(Ipv4Addr::new(127, 0, 1, 10), names[0]);
+    let many: Vec<Backend> = std::iter::once(first)
+        .chain((1..names.len()).map(|i| {
+            tcp_backend_on(
+                Ipv4Addr::new(127, 0, 1, 10 + i as u8),
+                first.port(),
+                names[i],
+            )
+        }))
+        .map(|addr| backend(addr, proto::TCP))
+        .collect();
+    let wide = Frontend {
+        address: Ipv4Addr::new(10, 96, 77, 9),
+        port: 80,
+        proto: proto::TCP,
+    };
+    let wide_at = SocketAddr::from((wide.address, 80));
+    let slot_entries = |sync: &MapSync| {
+        lb::entries::<lb::types::lb4_key, lb::types::lb4_service>(&sync.maps().services)
+            .iter()
+            .filter(|(k, _)| lb::addr_of(k.address) == wide.address && k.slot != 0)
+            .map(|(k, _)| k.slot)
+            .collect::<BTreeSet<u16>>()
+    };
+    desired.frontends.insert(wide, spec(many.clone(), 0, 0));
+    let stats = sync.apply(&desired);
+    assert!(stats.errors.is_empty(), "{stats:?}");
+    assert_eq!(
+        slot_entries(&sync),
+        ((capacity as u16 + 1)..=(capacity as u16 + 2)).collect(),
+        "slot entries only past the inline ids"
+    );
+    let mut seen = BTreeSet::new();
+    for _ in 0..400 {
+        seen.insert(ask_tcp(wide_at).unwrap().0);
+    }
+    assert_eq!(seen.len(), many.len(), "every backend answers: {seen:?}");
+    desired
+        .frontends
+        .insert(wide, spec(many[..3].to_vec(), 0, 0));
+    sync.apply(&desired);
+    assert!(
+        slot_entries(&sync).is_empty(),
+        "no slot entry for 3 backends"
+    );
+    desired.frontends.insert(wide, spec(many.clone(), 0, 0));
+    sync.apply(&desired);
+    drop(sync);
+    let mut sync = MapSync::new(LbMaps::open(&pins.0).unwrap());
+    let stats = sync.apply(&desired);
+    assert_eq!(stats.frontends_written, 0, "adopted as written: {stats:?}");
+    desired.frontends.remove(&wide);
+    let stats = sync.apply(&desired);
+    assert_eq!(stats.frontends_removed, 1, "{stats:?}");
+    assert!(slot_entries(&sync).is_empty());
 
     // Removing every service leaves empty maps.
     let stats = sync.apply(&Desired::default());
