@@ -40,7 +40,7 @@ const AREAS: &[Area] = &[
     },
     Area {
         name: "node",
-        about: "node agent (root): CRI against a real containerd",
+        about: "node agent (root): CRI, images from a loopback registry and the kubelet against a real containerd",
         run: node,
     },
     Area {
