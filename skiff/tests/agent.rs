@@ -492,3 +492,137 @@ async fn agent_sets_up_the_pod_network() {
     drop(cgroup);
     control.stop().await;
 }
+
+/// The node half of the seed's story with every part real (root): `skiff agent` with the pod
+/// network and the kubelet, a real containerd running pods through `skiff-cni` (which the agent
+/// installs and configures), and a Pod created through the API: it runs, gets an address from
+/// the node's podCIDR, serves on it, reports Ready, and is gone after deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_runs_a_pod_on_its_own_network() {
+    use k8s_openapi::api::core::v1::Pod;
+    use skiff_testenv::{Containerd, ContainerdConfig, images, wait_ready};
+
+    assert_eq!(unsafe { libc::geteuid() }, 0, "needs root");
+    let id = std::process::id();
+    let cni_bin = Path::new(env!("CARGO_BIN_EXE_skiff")).with_file_name("skiff-cni");
+    assert!(
+        cni_bin.exists(),
+        "{} is missing: build it first (`cargo build -p skiff-cni`; `cargo xtask test` does)",
+        cni_bin.display()
+    );
+    let target_tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tempfile::tempdir_in(target_tmp).unwrap();
+    let control = ControlPlane::start(dir.path(), None).await;
+    let pod_cidr = format!("10.248.{}.0/24", id % 250);
+
+    // containerd reads the CNI config the agent writes and runs the plugin the agent installs.
+    let (bin_dir, conf_dir) = (dir.path().join("cni-bin"), dir.path().join("net.d"));
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::os::unix::fs::symlink("/usr/lib/cni/loopback", bin_dir.join("loopback")).unwrap();
+    let containerd = Containerd::start(&ContainerdConfig::new(
+        &dir.path().join("containerd"),
+        &bin_dir,
+        &conf_dir,
+    ))
+    .unwrap();
+    containerd
+        .import_test_images(&target_tmp.join("images"))
+        .unwrap();
+
+    let cgroup = Cgroup::create("agent-pods").unwrap();
+    let mut agent = Agent {
+        child: None,
+        pins: PathBuf::from(format!("/sys/fs/bpf/skiff-test-agent-pods-{id}")),
+    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skiff"));
+    command
+        .args(["agent", "--pod-cidr", &pod_cidr])
+        .args(["--cluster-cidr", "10.248.0.0/16", "--masquerade=false"])
+        .arg("--cni-conf-dir")
+        .arg(&conf_dir)
+        .arg("--cni-bin-dir")
+        .arg(&bin_dir)
+        .arg("--cni-data-dir")
+        .arg(dir.path().join("cni-data"))
+        .arg("--container-runtime-endpoint")
+        .arg(containerd.socket())
+        .arg("--pod-log-root")
+        .arg(dir.path().join("pod-logs"))
+        .args(["--cgroup-parent", containerd.cgroup_parent()]);
+    let health = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    agent.spawn(
+        command,
+        "node-pods",
+        &control.kubeconfig,
+        cgroup.path(),
+        health,
+    );
+    let cri = skiff_cri::Cri::connect(containerd.socket()).await.unwrap();
+    wait_ready(&cri, Duration::from_secs(20)).await.unwrap();
+
+    let pods: Api<Pod> = Api::namespaced(control.client.clone(), "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "web", "namespace": "default" },
+        "spec": {
+            "nodeName": "node-pods",
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "httpd",
+                "image": images::BUSYBOX,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["httpd", "-f", "-p", "8080", "-h", "/"],
+                "readinessProbe": { "tcpSocket": { "port": 8080 }, "periodSeconds": 1 },
+            }],
+        },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ip: Ipv4Addr = loop {
+        let status = pods.get("web").await.unwrap().status.unwrap_or_default();
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        if ready && let Some(ip) = status.pod_ip.as_deref() {
+            break ip.parse().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pod never got Ready: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let network = pod_cidr.trim_end_matches(".0/24");
+    assert!(
+        ip.to_string().starts_with(&format!("{network}.")),
+        "{ip} outside {pod_cidr}"
+    );
+    let reply = tokio::task::spawn_blocking(move || {
+        let mut stream =
+            TcpStream::connect_timeout(&SocketAddr::from((ip, 8080)), Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply)?;
+        std::io::Result::Ok(reply)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(reply.starts_with("HTTP/1."), "{reply}");
+
+    pods.delete("web", &DeleteParams::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pods.get_opt("web").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the pod was never removed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    drop(agent);
+    drop(cri);
+    drop(containerd);
+    drop(cgroup);
+    control.stop().await;
+}

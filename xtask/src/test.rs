@@ -30,7 +30,7 @@ const AREAS: &[Area] = &[
     },
     Area {
         name: "ebpf",
-        about: "eBPF dataplane (root): golden packets, socket-LB with real connect(), `skiff agent` against the API across SIGKILL",
+        about: "eBPF dataplane (root): golden packets, socket-LB with real connect(), `skiff agent` against the API across SIGKILL, its pod network, and a pod it runs on containerd",
         run: ebpf,
     },
     Area {
@@ -126,6 +126,8 @@ fn store() -> anyhow::Result<()> {
 fn ebpf() -> anyhow::Result<()> {
     run_command(cargo().args(["test", "-p", "skiff-ebpf", "--tests"]))?;
     run_command(cargo().args(["test", "-p", "skiff-proxy", "--tests"]))?;
+    // The agent installs the CNI plugin from beside its own binary.
+    run_command(cargo().args(["build", "-p", "skiff-cni"]))?;
     run_command(cargo().args(["test", "-p", "skiff", "--test", "agent"]))?;
     run_command(cargo().args(["test", "-p", "skiff-netlab", "--tests"]))
 }

@@ -87,9 +87,15 @@ pub async fn ensure_pod_cidr(
                 spec: Some(NodeSpec::default()),
                 status: Some(NodeStatus::default()),
             };
-            let created = nodes.create(&PostParams::default(), &node).await?;
-            tracing::info!(node = name, "registered the Node");
-            created
+            match nodes.create(&PostParams::default(), &node).await {
+                Ok(created) => {
+                    tracing::info!(node = name, "registered the Node");
+                    created
+                }
+                // The kubelet (same agent) registered it meanwhile.
+                Err(kube::Error::Api(status)) if status.code == 409 => nodes.get(name).await?,
+                Err(err) => return Err(err.into()),
+            }
         }
     };
     if let Some(address) = address
