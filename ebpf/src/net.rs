@@ -12,7 +12,6 @@ use std::ffi::CString;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use libbpf_rs::{MapHandle, Object, libbpf_sys};
 
@@ -518,16 +517,7 @@ impl PodNet {
     }
 }
 
-/// What one `BPF_PROG_TEST_RUN` gave.
-#[derive(Clone, Debug)]
-pub struct RunOutput {
-    /// The program's return value (see [`verdict`]).
-    pub verdict: i32,
-    /// The packet as the program left it.
-    pub packet: Vec<u8>,
-    /// The kernel's time for the run.
-    pub duration: Duration,
-}
+pub use crate::object::RunOutput;
 
 /// Runs `program` of `object` once on `packet` as if it had arrived on `ingress_ifindex`
 /// (what `skb->ingress_ifindex` reads), without any interface.
@@ -537,32 +527,9 @@ pub fn run(
     packet: &[u8],
     ingress_ifindex: u32,
 ) -> Result<RunOutput> {
-    let prog = object::program(object, program).ok_or_else(|| Error::Io {
-        what: format!("program {program}"),
-        source: std::io::ErrorKind::NotFound.into(),
-    })?;
     // The leading fields of struct __sk_buff up to ifindex: test_run takes ingress_ifindex
     // (offset 36) as skb_iif and wants the rest zero.
     let mut ctx = [0u8; 44];
     ctx[36..40].copy_from_slice(&ingress_ifindex.to_ne_bytes());
-    let mut out = vec![0u8; packet.len() + 256];
-    let input = libbpf_rs::ProgramInput {
-        data_in: Some(packet),
-        data_out: Some(&mut out),
-        context_in: Some(&mut ctx),
-        repeat: 1,
-        ..Default::default()
-    };
-    let output = prog
-        .test_run(input)
-        .context(|| format!("test run of {program}"))?;
-    let len = output.data.as_ref().map_or(0, |d| d.len());
-    let verdict = output.return_value as i32;
-    let duration = output.duration;
-    out.truncate(len);
-    Ok(RunOutput {
-        verdict,
-        packet: out,
-        duration,
-    })
+    object::test_run(object, program, packet, 1, Some(&mut ctx))
 }

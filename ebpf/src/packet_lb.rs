@@ -12,7 +12,6 @@
 
 use std::net::SocketAddrV4;
 use std::ptr::NonNull;
-use std::time::Duration;
 
 use libbpf_rs::{AsRawLibbpf, Link, Object, ProgramMut, libbpf_sys};
 
@@ -147,45 +146,11 @@ impl PacketLb {
     }
 }
 
-/// What one `BPF_PROG_TEST_RUN` gave.
-#[derive(Clone, Debug)]
-pub struct RunOutput {
-    /// The program's return value (see [`verdict`]).
-    pub verdict: i32,
-    /// The packet as the program left it (after the last repetition).
-    pub packet: Vec<u8>,
-    /// The kernel's average time per repetition.
-    pub per_packet: Duration,
-}
+pub use crate::object::RunOutput;
 
-/// Runs `program` of `object` on `packet` `repeat` times (at least once) in the kernel,
-/// without any interface. The kernel reuses one buffer across repetitions: a rewriting
-/// program sees its own output from the second on.
+/// Runs `program` of `object` on `packet` `repeat` times (see [`object::test_run`]).
 pub fn run(object: &Object, program: &str, packet: &[u8], repeat: u32) -> Result<RunOutput> {
-    let prog = object::program(object, program).ok_or_else(|| crate::Error::Io {
-        what: format!("program {program}"),
-        source: std::io::ErrorKind::NotFound.into(),
-    })?;
-    // Room for the largest answer a program builds from a packet (ICMP adds 28 bytes).
-    let mut out = vec![0u8; packet.len() + 256];
-    let input = libbpf_rs::ProgramInput {
-        data_in: Some(packet),
-        data_out: Some(&mut out),
-        repeat,
-        ..Default::default()
-    };
-    let output = prog
-        .test_run(input)
-        .context(|| format!("test run of {program}"))?;
-    let len = output.data.as_ref().map_or(0, |d| d.len());
-    let verdict = output.return_value as i32;
-    let per_packet = output.duration;
-    out.truncate(len);
-    Ok(RunOutput {
-        verdict,
-        packet: out,
-        per_packet,
-    })
+    object::test_run(object, program, packet, repeat, None)
 }
 
 /// Nanoseconds per packet of `program` on `packet` over `repeat` runs, as the kernel times
