@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
+use skiff_apiserver::testing::ControlPlane;
 use skiff_ebpf::lb;
 use skiff_netlab::netns::End;
 use skiff_netlab::{Cgroup, NetNs};
@@ -136,72 +137,9 @@ fn slice(port: u16, addresses: &[&str]) -> EndpointSlice {
     .unwrap()
 }
 
-/// The control plane (store + apiserver) in this process, on loopback; with `agents_in`, also
-/// on the loopback of that network namespace, where `kubeconfig` points.
-struct ControlPlane {
-    client: kube::Client,
-    kubeconfig: PathBuf,
-    stops: Vec<tokio::sync::oneshot::Sender<()>>,
-    serving: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
-
-impl ControlPlane {
-    async fn start(dir: &Path, agents_in: Option<&NetNs>) -> ControlPlane {
-        let store = Arc::new(
-            skiff_store::EmbeddedStore::open(skiff_store::EmbeddedConfig::new(dir.join("store")))
-                .unwrap(),
-        );
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap();
-        let server = skiff_apiserver::Server::new(store, address);
-        server.bootstrap().await.unwrap();
-        let mut listeners = vec![listener];
-        if let Some(ns) = agents_in {
-            // A socket belongs to the namespace it was created in, whoever accepts on it.
-            listeners.push(
-                ns.within(|| std::net::TcpListener::bind("127.0.0.1:0"))
-                    .unwrap()
-                    .unwrap(),
-            );
-        }
-        let agents_address = listeners.last().unwrap().local_addr().unwrap();
-        let (mut stops, mut serving) = (Vec::new(), Vec::new());
-        for listener in listeners {
-            listener.set_nonblocking(true).unwrap();
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            stops.push(stop);
-            serving.push(tokio::spawn(skiff_apiserver::serve(
-                server.clone(),
-                listener,
-                async {
-                    let _ = stopped.await;
-                },
-            )));
-        }
-        let kubeconfig = dir.join("admin.kubeconfig");
-        skiff_apiserver::kubeconfig::write_admin(&kubeconfig, &format!("http://{agents_address}"))
-            .unwrap();
-        let client = kube::Client::try_from(kube::Config::new(
-            format!("http://{address}").parse().unwrap(),
-        ))
-        .unwrap();
-        ControlPlane {
-            client,
-            kubeconfig,
-            stops,
-            serving,
-        }
-    }
-
-    async fn stop(self) {
-        for stop in self.stops {
-            let _ = stop.send(());
-        }
-        for serving in self.serving {
-            let _ = serving.await;
-        }
-    }
+/// A client of the test's apiserver.
+fn client(control: &ControlPlane) -> kube::Client {
+    kube::Client::try_from(kube::Config::new(control.url.parse().unwrap())).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,7 +153,7 @@ async fn agent_programs_services_and_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
 
     let control = ControlPlane::start(dir.path(), None).await;
-    let (kubeconfig, client) = (control.kubeconfig.clone(), control.client.clone());
+    let (kubeconfig, client) = (control.kubeconfig.clone(), client(&control));
 
     // Two "pods" on one port, as an EndpointSlice port applies to all its endpoints.
     let a = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).unwrap();
@@ -379,7 +317,12 @@ async fn agent_sets_up_the_pod_network() {
         },
     )
     .unwrap();
-    let control = ControlPlane::start(dir.path(), Some(&node)).await;
+    // The agent runs inside `node`: it reaches the apiserver on that namespace's loopback.
+    let inside = node
+        .within(|| std::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap()
+        .unwrap();
+    let control = ControlPlane::start(dir.path(), Some(inside)).await;
     let cgroup = Cgroup::create("agent-net").unwrap();
     let mut agent = Agent {
         child: None,
@@ -411,7 +354,7 @@ async fn agent_sets_up_the_pod_network() {
         health,
     );
 
-    let nodes: Api<Node> = Api::all(control.client.clone());
+    let nodes: Api<Node> = Api::all(client(&control));
     let deadline = Instant::now() + Duration::from_secs(30);
     let registered = loop {
         let found = nodes.get_opt("node-net").await.unwrap();
@@ -560,7 +503,7 @@ async fn agent_runs_a_pod_on_its_own_network() {
     let cri = skiff_cri::Cri::connect(containerd.socket()).await.unwrap();
     wait_ready(&cri, Duration::from_secs(20)).await.unwrap();
 
-    let pods: Api<Pod> = Api::namespaced(control.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client(&control), "default");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": { "name": "web", "namespace": "default" },
         "spec": {

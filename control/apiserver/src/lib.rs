@@ -22,6 +22,7 @@ pub mod namespaces;
 pub mod registry;
 pub mod request;
 pub mod storage;
+pub mod testing;
 mod watch;
 
 use std::collections::HashMap;
