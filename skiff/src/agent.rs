@@ -99,6 +99,12 @@ pub struct AgentArgs {
     /// The cgroup parent of every pod.
     #[arg(long, default_value = "/kubepods")]
     pub cgroup_parent: String,
+    /// A directory of static pod manifests (the kubelet's file source).
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
+    /// A URL serving a static pod manifest (the kubelet's HTTP source).
+    #[arg(long)]
+    pub manifest_url: Option<String>,
 }
 
 impl AgentArgs {
@@ -132,6 +138,8 @@ impl AgentArgs {
             container_runtime_endpoint: None,
             pod_log_root: "/var/log/pods".into(),
             cgroup_parent: "/kubepods".into(),
+            pod_manifest_path: None,
+            manifest_url: None,
         }
     }
 }
@@ -210,6 +218,10 @@ pub async fn run(
             }
             config.pod_log_root = args.pod_log_root.clone();
             config.cgroup_parent = args.cgroup_parent.clone();
+            use skiff_kubelet::static_pods::Source;
+            config.static_pods = (args.pod_manifest_path.clone().map(Source::Dir).into_iter())
+                .chain(args.manifest_url.clone().map(Source::Url))
+                .collect();
             Some(skiff_kubelet::run(
                 client.clone(),
                 cri,

@@ -472,6 +472,19 @@ async fn agent_runs_a_pod_on_its_own_network() {
         .import_test_images(&target_tmp.join("images"))
         .unwrap();
 
+    // A static pod: its manifest in the directory the agent's kubelet reads.
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("sleeper.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sleeper\nspec:\n  \
+             terminationGracePeriodSeconds: 0\n  containers:\n  - name: sleep\n    \
+             image: {}\n    imagePullPolicy: IfNotPresent\n    command: [sleep, '3600']\n",
+            images::BUSYBOX
+        ),
+    )
+    .unwrap();
     let cgroup = Cgroup::create("agent-pods").unwrap();
     let mut agent = Agent {
         child: None,
@@ -491,6 +504,8 @@ async fn agent_runs_a_pod_on_its_own_network() {
         .arg(containerd.socket())
         .arg("--pod-log-root")
         .arg(dir.path().join("pod-logs"))
+        .arg("--pod-manifest-path")
+        .arg(&manifests)
         .args(["--cgroup-parent", containerd.cgroup_parent()]);
     let health = SocketAddr::from(([127, 0, 0, 1], free_port()));
     agent.spawn(
@@ -555,6 +570,24 @@ async fn agent_runs_a_pod_on_its_own_network() {
     .unwrap()
     .unwrap();
     assert!(reply.starts_with("HTTP/1."), "{reply}");
+
+    // The static pod runs as the mirror pod `sleeper-node-pods`.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let phase = pods
+            .get_opt("sleeper-node-pods")
+            .await
+            .unwrap()
+            .and_then(|p| p.status?.phase);
+        if phase.as_deref() == Some("Running") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the static pod never ran: {phase:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     pods.delete("web", &DeleteParams::default()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -18,6 +18,7 @@ pub mod pods;
 pub mod probe;
 pub mod quantity;
 pub mod runtime;
+pub mod static_pods;
 pub mod status;
 pub mod worker;
 
@@ -48,6 +49,8 @@ pub struct Config {
     pub backoff_initial: Duration,
     /// The longest crash-loop back-off.
     pub backoff_max: Duration,
+    /// Static pod sources (a manifest directory, a manifest URL), kept as mirror pods.
+    pub static_pods: Vec<static_pods::Source>,
 }
 
 impl Config {
@@ -64,6 +67,7 @@ impl Config {
             lease_period: Duration::from_secs(10),
             backoff_initial: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),
+            static_pods: Vec::new(),
         }
     }
 
@@ -87,10 +91,22 @@ pub async fn run(
     let config = Arc::new(config);
     node::register(&client, &cri, &config).await?;
     let heartbeat = tokio::spawn(node::heartbeat(client.clone(), cri.clone(), config.clone()));
+    // Kubernetes checks static pod files every 20 s; a few seconds is friendlier to editing.
+    let static_pods = (!config.static_pods.is_empty()).then(|| {
+        tokio::spawn(static_pods::run(
+            client.clone(),
+            config.node_name.clone(),
+            config.static_pods.clone(),
+            Duration::from_secs(2),
+        ))
+    });
     let result = tokio::select! {
         result = pods::run(client, cri, config) => result,
         () = shutdown => Ok(()),
     };
     heartbeat.abort();
+    if let Some(static_pods) = static_pods {
+        static_pods.abort();
+    }
     result
 }

@@ -1,0 +1,255 @@
+//! Static pods: pod manifests from a directory (the kubelet's `--pod-manifest-path`) and from
+//! an HTTP URL (`--manifest-url`), the seed's "file path" and "HTTP endpoint" sources, kept as
+//! mirror pods in the API under Kubernetes' naming and annotations.
+//!
+//! A manifest's pod is named `<name>-<node>`, bound to this node, and carries
+//! `kubernetes.io/config.source`, `kubernetes.io/config.hash` and `kubernetes.io/config.mirror`
+//! (the hash of the manifest as read). A changed manifest (another hash) replaces its mirror
+//! pod; a removed one deletes it. The pod then runs like any pod bound to this node.
+//! Difference from Kubernetes: the kubelet runs static pods from their mirror pods, so they
+//! need the apiserver (Kubernetes runs them without one, to bootstrap a control plane).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+
+/// Where static pods come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Every `*.yaml`, `*.yml` and `*.json` file of a directory (one pod each).
+    Dir(PathBuf),
+    /// One manifest served over plain HTTP.
+    Url(String),
+}
+
+impl Source {
+    fn kind(&self) -> &'static str {
+        match self {
+            Source::Dir(_) => "file",
+            Source::Url(_) => "http",
+        }
+    }
+}
+
+const SOURCE: &str = "kubernetes.io/config.source";
+const HASH: &str = "kubernetes.io/config.hash";
+const MIRROR: &str = "kubernetes.io/config.mirror";
+
+/// One manifest as read: its text and where it came from.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    pub origin: String,
+    pub source: &'static str,
+    pub text: String,
+}
+
+/// Reads every manifest of `sources` (unreadable ones are logged and skipped).
+pub async fn read(sources: &[Source]) -> Vec<Manifest> {
+    let mut manifests = Vec::new();
+    for source in sources {
+        match source {
+            Source::Dir(dir) => {
+                let Ok(entries) = std::fs::read_dir(dir) else {
+                    tracing::warn!(dir = %dir.display(), "static pod directory unreadable");
+                    continue;
+                };
+                let mut paths: Vec<PathBuf> = entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.extension()
+                            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+                    })
+                    .collect();
+                paths.sort();
+                for path in paths {
+                    match std::fs::read_to_string(&path) {
+                        Ok(text) => manifests.push(Manifest {
+                            origin: path.display().to_string(),
+                            source: source.kind(),
+                            text,
+                        }),
+                        Err(err) => {
+                            tracing::warn!(path = %path.display(), %err, "reading a static pod")
+                        }
+                    }
+                }
+            }
+            Source::Url(url) => match http_get(url).await {
+                Ok(text) => manifests.push(Manifest {
+                    origin: url.clone(),
+                    source: source.kind(),
+                    text,
+                }),
+                Err(err) => tracing::warn!(url, %err, "fetching static pods"),
+            },
+        }
+    }
+    manifests
+}
+
+/// The mirror pod of `manifest` on `node`, or why there is none.
+pub fn mirror_pod(manifest: &Manifest, node: &str) -> Result<Pod, String> {
+    let mut pod: Pod = serde_saphyr::from_str(&manifest.text)
+        .map_err(|err| format!("{}: not a pod manifest: {err}", manifest.origin))?;
+    let name = pod
+        .metadata
+        .name
+        .clone()
+        .ok_or_else(|| format!("{}: the pod has no name", manifest.origin))?;
+    // A hash that stays the same across builds, or every upgrade would replace static pods.
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(manifest.text.as_bytes());
+    hasher.update(node.as_bytes());
+    let hash = format!("{:08x}", hasher.finalize());
+    pod.metadata.name = Some(format!("{name}-{node}"));
+    pod.metadata
+        .namespace
+        .get_or_insert_with(|| "default".to_owned());
+    let annotations = pod.metadata.annotations.get_or_insert_default();
+    annotations.insert(SOURCE.into(), manifest.source.into());
+    annotations.insert(HASH.into(), hash.clone());
+    annotations.insert(MIRROR.into(), hash);
+    pod.metadata.resource_version = None;
+    pod.metadata.uid = None;
+    let spec = pod
+        .spec
+        .as_mut()
+        .ok_or_else(|| format!("{}: the pod has no spec", manifest.origin))?;
+    spec.node_name = Some(node.to_owned());
+    pod.status = None;
+    Ok(pod)
+}
+
+/// Makes this node's mirror pods exactly those of `manifests`: creates the missing, replaces
+/// the changed (another hash), deletes those whose manifest is gone.
+pub async fn sync(client: &Client, node: &str, manifests: &[Manifest]) -> anyhow::Result<()> {
+    let mut desired: BTreeMap<(String, String), Pod> = BTreeMap::new();
+    for manifest in manifests {
+        match mirror_pod(manifest, node) {
+            Ok(pod) => {
+                let key = (pod.namespace().unwrap_or_default(), pod.name_any());
+                desired.insert(key, pod);
+            }
+            Err(err) => tracing::warn!("{err}"),
+        }
+    }
+    let all: Api<Pod> = Api::all(client.clone());
+    let selector = format!("spec.nodeName={node}");
+    let existing = all.list(&ListParams::default().fields(&selector)).await?;
+    let mut present: BTreeMap<(String, String), String> = BTreeMap::new();
+    for pod in existing {
+        if let Some(hash) = pod.annotations().get(MIRROR) {
+            present.insert(
+                (pod.namespace().unwrap_or_default(), pod.name_any()),
+                hash.clone(),
+            );
+        }
+    }
+    let now = DeleteParams::default().grace_period(0);
+    for ((namespace, name), hash) in &present {
+        let wanted = desired.get(&(namespace.clone(), name.clone()));
+        if wanted.is_none_or(|pod| pod.annotations().get(MIRROR) != Some(hash)) {
+            let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            api.delete(name, &now).await?;
+            tracing::info!(
+                namespace,
+                name,
+                "static pod gone or changed: mirror pod deleted"
+            );
+        }
+    }
+    for ((namespace, name), pod) in desired {
+        let current = present.get(&(namespace.clone(), name.clone()));
+        if current == pod.annotations().get(MIRROR) {
+            continue;
+        }
+        let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+        match api.create(&PostParams::default(), &pod).await {
+            Ok(_) => tracing::info!(namespace, name, "static pod: mirror pod created"),
+            // The old one is still being deleted: the next pass creates it.
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the mirror pods in step with `sources`, every `period`, until dropped.
+pub async fn run(client: Client, node: String, sources: Vec<Source>, period: std::time::Duration) {
+    loop {
+        let manifests = read(&sources).await;
+        if let Err(err) = sync(&client, &node, &manifests).await {
+            tracing::warn!(%err, "syncing static pods");
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
+/// A plain-HTTP GET of `url` (`http://host:port/path`): the body of a 200 answer.
+async fn http_get(url: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("only http:// manifest URLs are supported"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::TcpStream::connect(host),
+    )
+    .await??;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut answer),
+    )
+    .await??;
+    let answer = String::from_utf8(answer)?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("a malformed HTTP answer"))?;
+    let status = head.split_whitespace().nth(1).unwrap_or_default();
+    anyhow::ensure!(status == "200", "HTTP status {status}");
+    Ok(body.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(text: &str) -> Manifest {
+        Manifest {
+            origin: "test.yaml".into(),
+            source: "file",
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn mirror_pods_are_named_bound_and_hashed() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: c\n    image: busybox\n";
+        let pod = mirror_pod(&manifest(text), "n1").unwrap();
+        assert_eq!(pod.metadata.name.as_deref(), Some("web-n1"));
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(pod.spec.as_ref().unwrap().node_name.as_deref(), Some("n1"));
+        let annotations = pod.metadata.annotations.unwrap();
+        assert_eq!(annotations[SOURCE], "file");
+        assert_eq!(annotations[HASH], annotations[MIRROR]);
+        let changed = mirror_pod(&manifest(&text.replace("busybox", "nginx")), "n1").unwrap();
+        assert_ne!(
+            changed.metadata.annotations.unwrap()[MIRROR],
+            annotations[MIRROR],
+            "another manifest, another hash"
+        );
+        assert!(mirror_pod(&manifest("kind: Pod\nspec: {}\n"), "n1").is_err());
+        assert!(mirror_pod(&manifest("not: [yaml"), "n1").is_err());
+    }
+}
