@@ -195,6 +195,12 @@ async fn agent_programs_services_and_survives_sigkill() {
             http_status(health, "/healthz") == Some(200)
         });
         wait_for("the service to answer", || ask(service).is_ok());
+        // The `kubernetes` Service leads to the apiserver (its EndpointSlice is the
+        // apiserver's own).
+        let api = SocketAddr::from(([10, 96, 0, 1], 443));
+        wait_for("the kubernetes Service", || {
+            http_status(api, "/version") == Some(200)
+        });
     })
     .await
     .unwrap();

@@ -164,6 +164,87 @@ impl Server {
                 .create(services, Some("default"), "kubernetes", service)
                 .await,
         )?;
+        self.reconcile_api_endpoints(port).await
+    }
+
+    /// Points the `kubernetes` Service at this apiserver: its EndpointSlice and Endpoints (the
+    /// apiserver's endpoint reconciler in Kubernetes), rewritten when the address changed. An
+    /// unspecified listen address (0.0.0.0) advertises nothing.
+    async fn reconcile_api_endpoints(&self, port: u16) -> Result<(), ApiError> {
+        let Some(ip) = self
+            .address
+            .rsplit_once(':')
+            .and_then(|(host, _)| host.parse::<std::net::Ipv4Addr>().ok())
+            .filter(|ip| !ip.is_unspecified())
+        else {
+            return Ok(());
+        };
+        let labels = json!({ "kubernetes.io/service-name": "kubernetes" });
+        let slice = json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": { "name": "kubernetes", "namespace": "default", "labels": labels },
+            "addressType": "IPv4",
+            "endpoints": [{ "addresses": [ip.to_string()], "conditions": { "ready": true } }],
+            "ports": [{ "name": "https", "port": port, "protocol": "TCP" }],
+        });
+        let endpoints = json!({
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": { "name": "kubernetes", "namespace": "default" },
+            "subsets": [{
+                "addresses": [{ "ip": ip.to_string() }],
+                "ports": [{ "name": "https", "port": port, "protocol": "TCP" }],
+            }],
+        });
+        self.upsert(
+            ("discovery.k8s.io", "v1", "endpointslices"),
+            slice,
+            &["endpoints", "ports"],
+        )
+        .await?;
+        self.upsert(("", "v1", "endpoints"), endpoints, &["subsets"])
+            .await
+    }
+
+    /// Creates `object` (in `default`), or rewrites it when its `fields` differ from the stored
+    /// one's.
+    async fn upsert(
+        &self,
+        (group, version, resource): (&str, &str, &str),
+        mut object: serde_json::Value,
+        fields: &[&str],
+    ) -> Result<(), ApiError> {
+        let info = self
+            .registry
+            .lookup(group, version, resource)
+            .expect("a built-in resource")
+            .info();
+        let name = meta::name(&object).unwrap_or_default().to_owned();
+        match self.storage.get(info, Some("default"), &name).await {
+            Ok(stored) => {
+                if fields.iter().all(|f| stored[*f] == object[*f]) {
+                    return Ok(());
+                }
+                let revision = meta::resource_version(&stored).unwrap_or_default();
+                object["metadata"] = stored["metadata"].clone();
+                meta::set(&mut object, "resourceVersion", None);
+                self.storage
+                    .update(info, Some("default"), &name, object, revision)
+                    .await?;
+            }
+            Err(err) if err.reason == "NotFound" => {
+                let metadata = meta::metadata_mut(&mut object);
+                metadata.insert("uid".into(), json!(meta::new_uid()));
+                metadata.insert("creationTimestamp".into(), json!(meta::now()));
+                ignore_exists(
+                    self.storage
+                        .create(info, Some("default"), &name, object)
+                        .await,
+                )?;
+            }
+            Err(err) => return Err(err),
+        }
         Ok(())
     }
 
