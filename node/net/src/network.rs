@@ -240,17 +240,10 @@ fn overlay_device(netlink: &mut Netlink, port: u16) -> anyhow::Result<u32> {
     if netlink.link_by_name(OVERLAY_DEVICE)?.is_none() {
         netlink.create_vxlan_external(OVERLAY_DEVICE, port, None)?;
     }
-    let status = std::process::Command::new("ip")
-        .args(["link", "set", "dev", OVERLAY_DEVICE, "arp", "off"])
-        .status()
-        .context("running ip")?;
-    anyhow::ensure!(
-        status.success(),
-        "ip link set {OVERLAY_DEVICE} arp off failed"
-    );
     let link = netlink
         .link_by_name(OVERLAY_DEVICE)?
         .context("the overlay device vanished")?;
+    netlink.set_arp(link.index, false)?;
     netlink.set_up(link.index, true)?;
     Ok(link.index)
 }

@@ -22,6 +22,7 @@ const IFLA_VXLAN_PORT: u16 = 15;
 const IFLA_VXLAN_COLLECT_METADATA: u16 = 25;
 
 const IFF_UP: u32 = libc::IFF_UP as u32;
+const IFF_NOARP: u32 = libc::IFF_NOARP as u32;
 
 /// What a link lookup reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,16 +104,28 @@ impl Netlink {
 
     /// Sets a link administratively up or down.
     pub fn set_up(&mut self, index: u32, up: bool) -> Result<()> {
+        self.set_flag(index, IFF_UP, up, if up { "up" } else { "down" })
+    }
+
+    /// Turns ARP on or off on a link (`ip link set ... arp on|off`).
+    pub fn set_arp(&mut self, index: u32, arp: bool) -> Result<()> {
+        self.set_flag(
+            index,
+            IFF_NOARP,
+            !arp,
+            if arp { "arp on" } else { "arp off" },
+        )
+    }
+
+    fn set_flag(&mut self, index: u32, flag: u32, on: bool, what: &str) -> Result<()> {
         let mut m = Message::new(RTM_NEWLINK, 0);
         m.raw(&ifinfomsg(
             libc::AF_UNSPEC as u8,
             index as i32,
-            if up { IFF_UP } else { 0 },
-            IFF_UP,
+            if on { flag } else { 0 },
+            flag,
         ));
-        self.execute(m, &|| {
-            format!("setting link {index} {}", if up { "up" } else { "down" })
-        })
+        self.execute(m, &|| format!("setting link {index} {what}"))
     }
 
     /// Sets a link's MTU.
