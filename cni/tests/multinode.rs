@@ -6,7 +6,9 @@
 //! - every pod reaches every other pod, and every node reaches every pod and back, each side
 //!   seeing the other's real address (no NAT);
 //! - a pod reaching an address outside the cluster is seen as its node (masquerade);
-//! - a node leaving the peer list takes its pods' route with it.
+//! - a node leaving the peer list takes its pods' route with it;
+//! - (native) a NodePort reached from outside leads to a pod on this node (client address kept)
+//!   and to one on another node (SNATed to the node), through the service LB on the uplink.
 //!
 //! Everything (namespaces, pins, data directories) is removed by guards, failures included.
 
@@ -60,6 +62,9 @@ struct Cluster {
 
 impl Cluster {
     fn create(mode: Mode) -> Result<Cluster> {
+        // Tests run in parallel: each cluster has its own pins (maps) per node.
+        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let lab = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let switch = NetNs::create("switch")?;
         switch.ip(&["link", "add", "br0", "type", "bridge"])?;
         switch.ip(&["addr", "add", &format!("{OUTSIDE}/24"), "dev", "br0"])?;
@@ -86,13 +91,12 @@ impl Cluster {
             cluster
                 .switch
                 .ip(&["link", "set", &format!("n{n}"), "master", "br0"])?;
-            // One pin directory (one set of maps) per node of each test.
             let kind = match mode {
                 Mode::Native => "native",
                 Mode::Overlay { .. } => "overlay",
             };
             let pins = PinDir::new(format!(
-                "/sys/fs/bpf/skiff-test-multinode-{}-{kind}-{n}",
+                "/sys/fs/bpf/skiff-test-multinode-{}-{kind}{lab}-{n}",
                 std::process::id()
             ));
             let setup = Setup {
@@ -299,4 +303,78 @@ fn vxlan_overlay() -> Result<()> {
         vni: 7,
         port: VXLAN_PORT,
     })
+}
+
+/// Pods behind a NodePort reached from outside the cluster: node 1's uplink carries the
+/// per-packet load balancer as well as the pod network's delivery program. A local backend
+/// sees the client's own address (no SNAT); a backend on node 2 sees node 1's (SNAT, traffic
+/// policy Cluster), and the reply finds its way back through node 1 in both cases.
+#[test]
+fn nodeport_from_outside_reaches_pods_on_any_node() -> Result<()> {
+    use skiff_ebpf::lb::flags;
+    use skiff_ebpf::lb::{LbMaps, Sizes};
+    use skiff_ebpf::packet_lb::PacketLb;
+    use skiff_proxy::model::{Backend, Desired, Frontend, FrontendSpec, proto};
+    use skiff_proxy::sync::MapSync;
+
+    if !is_root() {
+        return Ok(());
+    }
+    let cluster = Cluster::create(Mode::Native)?;
+    let node1 = &cluster.nodes[0];
+    let (local_ns, local) = &node1.pods[0];
+    let (remote_ns, remote) = &cluster.nodes[1].pods[0];
+    reach::serve_peer_address(local_ns, *local, PORT)?;
+    reach::serve_peer_address(remote_ns, *remote, PORT)?;
+
+    let sizes = Sizes::small();
+    let pins = node1.pins.0.clone();
+    let lb_pins = pins.clone();
+    let _lb = node1.ns.within(move || -> Result<PacketLb> {
+        let uplink = skiff_netlink::Netlink::open()?
+            .link_by_name("ul0")?
+            .context("ul0")?;
+        Ok(PacketLb::attach_tc(&lb_pins, uplink.index, &sizes)?)
+    })??;
+    let mut sync = MapSync::new(LbMaps::open(&pins)?);
+    sync.set_node_addresses(&[node_address(1)].into())?;
+    let frontend = Frontend {
+        address: Ipv4Addr::UNSPECIFIED,
+        port: 30080,
+        proto: proto::TCP,
+    };
+    let backend = |address: Ipv4Addr, remote: bool| Backend {
+        address,
+        port: PORT,
+        proto: proto::TCP,
+        remote,
+    };
+    let mut desired = Desired::default();
+    let spec = |backends: Vec<Backend>| FrontendSpec {
+        service: "test/web:http".into(),
+        flags: flags::NODEPORT | flags::EXTERNAL,
+        affinity_timeout: 0,
+        backends,
+        terminating: Default::default(),
+        source_ranges: Vec::new(),
+    };
+    for (only, expect_seen) in [
+        (backend(*local, false), OUTSIDE),
+        (backend(*remote, true), node_address(1)),
+    ] {
+        desired.frontends.insert(frontend, spec(vec![only]));
+        let stats = sync.apply(&desired);
+        anyhow::ensure!(stats.errors.is_empty(), "{stats:?}");
+        for _ in 0..5 {
+            let seen = reach::peer_seen(&cluster.switch, node_address(1), 30080)
+                .with_context(|| format!("NodePort to {}", only.address))?;
+            assert_eq!(
+                seen,
+                expect_seen.to_string(),
+                "the backend {} saw the client as",
+                only.address
+            );
+        }
+    }
+    Ok(())
 }
