@@ -12,7 +12,8 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume,
+    ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, PersistentVolume,
+    PersistentVolumeClaim, Pod, Secret, Volume,
 };
 use kube::Api;
 use skiff_cri::v1;
@@ -68,9 +69,21 @@ pub struct State {
     error: Option<String>,
     written: HashMap<String, Files>,
     warned: bool,
+    /// persistentVolumeClaim volumes: the host path of the bound hostPath/local PV.
+    claims: HashMap<String, PathBuf>,
 }
 
 impl State {
+    /// The container's `volumeMounts` as CRI mounts (see [`mounts`]).
+    pub fn mounts(
+        &self,
+        config: &Config,
+        pod: &Pod,
+        container: &Container,
+    ) -> Result<Vec<v1::Mount>, String> {
+        mounts(config, &self.claims, pod, container)
+    }
+
     /// Prepares (or refreshes, every [`RESYNC`]) the pod's volumes; `Err` holds the message of
     /// the first volume that cannot be set up (containers then wait with
     /// CreateContainerConfigError). A failed setup is retried at every call.
@@ -116,6 +129,13 @@ impl State {
             };
             if let Some(host) = &volume.host_path {
                 check_host_path(&host.path, host.type_.as_deref().unwrap_or("")).map_err(failed)?;
+                continue;
+            }
+            if let Some(claim) = &volume.persistent_volume_claim {
+                let path = claim_path(client, namespace, &claim.claim_name)
+                    .await
+                    .map_err(failed)?;
+                self.claims.insert(volume.name.clone(), path);
                 continue;
             }
             let Some(dir) = volume_dir(config, uid, volume) else {
@@ -434,7 +454,6 @@ fn write_atomically(dir: &Path, files: &Files) -> std::io::Result<()> {
         std::fs::write(&target, content)?;
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode))?;
     }
-    let old = std::fs::read_link(dir.join("..data")).ok();
     let tmp = dir.join("..data_tmp");
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(&fresh_name, &tmp)?;
@@ -454,9 +473,8 @@ fn write_atomically(dir: &Path, files: &Files) -> std::io::Result<()> {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with("..") {
-            let stale_dir = name != fresh_name
-                && name != "..data"
-                && old.as_deref().is_some_and(|o| o == Path::new(&name));
+            // The previous data dir, and any left by an interrupted write.
+            let stale_dir = name != fresh_name && name != "..data" && entry.file_type()?.is_dir();
             if stale_dir {
                 std::fs::remove_dir_all(entry.path())?;
             }
@@ -594,9 +612,47 @@ pub fn cleanup(config: &Config, uid: &str) -> std::io::Result<()> {
     std::fs::remove_dir_all(&dir)
 }
 
+/// The host path of the PV bound to claim `name` (hostPath and local PVs only).
+async fn claim_path(client: &kube::Client, ns: &str, name: &str) -> Result<PathBuf, String> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let claim = claims
+        .get_opt(name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("persistentvolumeclaim {name:?} not found"))?;
+    let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+    let volume_name = claim
+        .spec
+        .and_then(|s| s.volume_name)
+        .filter(|v| bound && !v.is_empty())
+        .ok_or_else(|| format!("persistentvolumeclaim {name:?} is not bound"))?;
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let pv = volumes
+        .get_opt(&volume_name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("persistentvolume {volume_name:?} not found"))?;
+    let spec = pv.spec.unwrap_or_default();
+    if let Some(host) = spec.host_path {
+        check_host_path(&host.path, host.type_.as_deref().unwrap_or(""))?;
+        Ok(PathBuf::from(host.path))
+    } else if let Some(local) = spec.local {
+        Ok(PathBuf::from(local.path))
+    } else {
+        Err(format!(
+            "persistentvolume {volume_name:?} is neither hostPath nor local; not supported"
+        ))
+    }
+}
+
 /// The container's `volumeMounts` as CRI mounts (subPath joined and created for emptyDir
 /// and hostPath volumes; API-backed volumes are read-only, as in Kubernetes).
-pub fn mounts(config: &Config, pod: &Pod, container: &Container) -> Result<Vec<v1::Mount>, String> {
+pub fn mounts(
+    config: &Config,
+    claims: &HashMap<String, PathBuf>,
+    pod: &Pod,
+    container: &Container,
+) -> Result<Vec<v1::Mount>, String> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
     let mut out = Vec::new();
@@ -609,8 +665,15 @@ pub fn mounts(config: &Config, pod: &Pod, container: &Container) -> Result<Vec<v
                     mount.name, container.name
                 )
             })?;
+        let mut read_only = mount.read_only.unwrap_or(false);
         let (base, api_backed) = if let Some(host) = &volume.host_path {
             (PathBuf::from(&host.path), false)
+        } else if let Some(claim) = &volume.persistent_volume_claim {
+            read_only |= claim.read_only.unwrap_or(false);
+            let path = claims.get(&volume.name).ok_or_else(|| {
+                format!("persistentvolumeclaim {:?} is not set up", claim.claim_name)
+            })?;
+            (path.clone(), false)
         } else if let Some(dir) = volume_dir(config, uid, volume) {
             (dir, volume.empty_dir.is_none())
         } else {
@@ -632,7 +695,7 @@ pub fn mounts(config: &Config, pod: &Pod, container: &Container) -> Result<Vec<v
         out.push(v1::Mount {
             container_path: mount.mount_path.clone(),
             host_path: host_path.display().to_string(),
-            readonly: mount.read_only.unwrap_or(false) || api_backed,
+            readonly: read_only || api_backed,
             propagation: propagation.into(),
             ..Default::default()
         });
@@ -774,7 +837,7 @@ mod tests {
         let mut config = Config::new("n");
         config.root_dir = PathBuf::from("/root-dir");
         let container = &pod.spec.as_ref().unwrap().containers[0];
-        let mounts = mounts(&config, &pod, container).unwrap();
+        let mounts = mounts(&config, &HashMap::new(), &pod, container).unwrap();
         let got: Vec<(&str, &str, bool)> = mounts
             .iter()
             .map(|m| (m.container_path.as_str(), m.host_path.as_str(), m.readonly))

@@ -486,7 +486,10 @@ impl Worker {
         if let Some(err) = &ctx.volume_error {
             return Err(config_error(err.clone()));
         }
-        let mounts = volumes::mounts(&self.config, ctx.pod, container).map_err(config_error)?;
+        let mounts = self
+            .volumes
+            .mounts(&self.config, ctx.pod, container)
+            .map_err(config_error)?;
         let image = self.ensure_image(ctx, container).await?;
         let envs = self
             .environment(ctx, container)

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use skiff_cri::Cri;
@@ -73,10 +73,45 @@ async fn kubelet_mounts_pod_volumes() {
         .await
         .unwrap();
 
+    // A hostPath PV bound to a claim (no PV controller here: the test binds it).
+    let pv_dir = env.dir.0.join("pv-data");
+    let pv: PersistentVolume = serde_json::from_value(json!({
+        "metadata": {"name": "data-pv"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": pv_dir, "type": "DirectoryOrCreate"}},
+    }))
+    .unwrap();
+    Api::<PersistentVolume>::all(client.clone())
+        .create(&PostParams::default(), &pv)
+        .await
+        .unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "data-pv",
+            "resources": {"requests": {"storage": "1Gi"}}},
+    }))
+    .unwrap();
+    claims.create(&PostParams::default(), &claim).await.unwrap();
+    claims
+        .patch_status(
+            "data",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Bound"}})),
+        )
+        .await
+        .unwrap();
+    let host_dir = env.dir.0.join("host-dir");
+
     let mut writer = busybox("writer", "echo written > /scratch/msg && exec sleep 3600");
-    writer["volumeMounts"] = json!([{"name": "scratch", "mountPath": "/scratch"}]);
+    writer["volumeMounts"] = json!([
+        {"name": "scratch", "mountPath": "/scratch"},
+        {"name": "data", "mountPath": "/data"},
+        {"name": "host", "mountPath": "/host", "subPath": "sub"},
+    ]);
     let mut reader = busybox("reader", "exec sleep 3600");
-    reader["env"] = json!([{"name": "USERNAME", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "USERNAME"}}}]);
+    reader["env"] = json!([{"name": "USERNAME",
+        "valueFrom": {"secretKeyRef": {"name": "creds", "key": "USERNAME"}}}]);
     reader["volumeMounts"] = json!([
         {"name": "scratch", "mountPath": "/scratch", "readOnly": true},
         {"name": "mem", "mountPath": "/mem"},
@@ -93,6 +128,8 @@ async fn kubelet_mounts_pod_volumes() {
             "terminationGracePeriodSeconds": 0,
             "volumes": [
                 {"name": "scratch", "emptyDir": {}},
+                {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                {"name": "host", "hostPath": {"path": host_dir, "type": "DirectoryOrCreate"}},
                 {"name": "mem", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
                 {"name": "config", "configMap": {"name": "app-config"}},
                 {"name": "items", "configMap": {"name": "app-config", "defaultMode": 0o600,
@@ -103,9 +140,11 @@ async fn kubelet_mounts_pod_volumes() {
                     {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
                 ]}},
                 {"name": "all", "projected": {"sources": [
-                    {"configMap": {"name": "app-config", "items": [{"key": "greeting", "path": "greeting"}]}},
+                    {"configMap": {"name": "app-config",
+                        "items": [{"key": "greeting", "path": "greeting"}]}},
                     {"secret": {"name": "creds"}},
-                    {"downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+                    {"downwardAPI": {"items": [
+                        {"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
                     {"serviceAccountToken": {"path": "token"}},
                 ]}},
             ],
@@ -174,6 +213,18 @@ async fn kubelet_mounts_pod_volumes() {
             .unwrap();
         assert_ne!(reply.exit_code, 0, "{path} is writable");
     }
+
+    // The claim's PV and the hostPath (with a subPath) are the host's directories.
+    let script = "echo persisted > /data/f && echo host > /host/f";
+    exec(&cri, &shared, "writer", &["sh", "-c", script]).await;
+    assert_eq!(
+        std::fs::read_to_string(pv_dir.join("f")).unwrap(),
+        "persisted\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("sub/f")).unwrap(),
+        "host\n"
+    );
 
     // Updating the configMap changes the file (within the resync period).
     let patch = json!({"data": {"greeting": "hello again"}});
