@@ -149,12 +149,17 @@ impl State {
                         .size_limit
                         .as_ref()
                         .and_then(|q| quantity::bytes(&q.0));
-                    mount_tmpfs(&dir, size).map_err(|e| failed(e.to_string()))?;
+                    mount_tmpfs(&dir, size, 0o777).map_err(|e| failed(e.to_string()))?;
                 }
                 // Writable by every user, as Kubernetes makes it.
                 std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
                     .map_err(|e| failed(e.to_string()))?;
                 continue;
+            }
+            // Secrets never touch the disk: their volume is a tmpfs, as in Kubernetes.
+            if volume.secret.is_some() && !is_mount_point(&dir) {
+                std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
+                mount_tmpfs(&dir, None, 0o755).map_err(|e| failed(e.to_string()))?;
             }
             let files = self
                 .files(client, namespace, pod, volume)
@@ -567,9 +572,9 @@ fn cstring(path: &Path) -> std::io::Result<std::ffi::CString> {
     std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)
 }
 
-fn mount_tmpfs(path: &Path, size: Option<i64>) -> std::io::Result<()> {
+fn mount_tmpfs(path: &Path, size: Option<i64>, mode: u32) -> std::io::Result<()> {
     let target = cstring(path)?;
-    let mut options = "mode=0777".to_owned();
+    let mut options = format!("mode={mode:o}");
     if let Some(size) = size.filter(|s| *s > 0) {
         options.push_str(&format!(",size={size}"));
     }

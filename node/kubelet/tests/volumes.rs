@@ -197,6 +197,13 @@ async fn kubelet_mounts_pod_volumes() {
         mounts.lines().any(|l| l.contains(" /mem tmpfs ")),
         "{mounts}"
     );
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        host_mounts
+            .lines()
+            .any(|l| l.contains(&uid) && l.contains("kubernetes.io~secret/creds ")),
+        "the secret volume is a tmpfs: {host_mounts}"
+    );
     // API-backed volumes are read-only; the read-only emptyDir mount too.
     for path in ["/etc/config/new", "/scratch/new"] {
         let id = container(&shared, "reader")["containerID"]
