@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, PersistentVolume,
     PersistentVolumeClaim, Pod, Secret, Volume,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Api;
 use skiff_cri::v1;
 
@@ -162,7 +163,7 @@ impl State {
                 mount_tmpfs(&dir, None, 0o755).map_err(|e| failed(e.to_string()))?;
             }
             let files = self
-                .files(client, namespace, pod, volume)
+                .files(client, config, namespace, pod, volume)
                 .await
                 .map_err(failed)?;
             if self.written.get(&volume.name) != Some(&files) || !dir.join("..data").exists() {
@@ -177,6 +178,7 @@ impl State {
     async fn files(
         &mut self,
         client: &kube::Client,
+        config: &Config,
         ns: &str,
         pod: &Pod,
         volume: &Volume,
@@ -212,6 +214,7 @@ impl State {
         } else if let Some(source) = &volume.downward_api {
             let mode = mode_of(source.default_mode);
             downward_files(
+                config,
                 pod,
                 source.items.as_deref().unwrap_or_default(),
                 mode,
@@ -248,6 +251,7 @@ impl State {
                 }
                 if let Some(downward) = &projection.downward_api {
                     downward_files(
+                        config,
                         pod,
                         downward.items.as_deref().unwrap_or_default(),
                         mode,
@@ -375,6 +379,7 @@ fn format_map(map: &Option<BTreeMap<String, String>>) -> String {
 }
 
 fn downward_files(
+    config: &Config,
     pod: &Pod,
     items: &[DownwardAPIVolumeFile],
     mode: u32,
@@ -415,9 +420,15 @@ fn downward_files(
                     }
                 }
             }
-        } else if item.resource_field_ref.is_some() {
-            tracing::warn!(path = %item.path, "downwardAPI resourceFieldRef files are not supported yet");
-            continue;
+        } else if let Some(field) = &item.resource_field_ref {
+            let container = field.container_name.as_deref().unwrap_or_default();
+            resource_value(
+                config,
+                pod,
+                container,
+                &field.resource,
+                field.divisor.as_ref(),
+            )?
         } else {
             continue;
         };
@@ -425,6 +436,77 @@ fn downward_files(
         files.insert(item.path.clone(), (value.into_bytes(), mode));
     }
     Ok(())
+}
+
+/// A container's resource for `resourceFieldRef` (env or downwardAPI file), in units of
+/// `divisor` rounded up; an unset limit is the node's allocatable amount, an unset request
+/// the limit (if set) or 0, as Kubernetes reports them.
+pub fn resource_value(
+    config: &Config,
+    pod: &Pod,
+    container: &str,
+    resource: &str,
+    divisor: Option<&Quantity>,
+) -> Result<String, String> {
+    let spec = pod.spec.as_ref().ok_or("pod without spec")?;
+    let c = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == container)
+        .ok_or_else(|| format!("resourceFieldRef: no container {container:?}"))?;
+    let (kind, name) = resource
+        .split_once('.')
+        .ok_or_else(|| format!("unsupported resource {resource:?}"))?;
+    let get = |map: &Option<BTreeMap<String, Quantity>>| {
+        map.as_ref().and_then(|m| m.get(name)).map(|q| q.0.clone())
+    };
+    let resources = c.resources.clone().unwrap_or_default();
+    let limit = get(&resources.limits);
+    let request = get(&resources.requests).or_else(|| limit.clone());
+    let cpu = name == "cpu";
+    let amount = |text: &str| {
+        if cpu {
+            quantity::millicores(text)
+        } else {
+            quantity::bytes(text)
+        }
+    };
+    let value = match kind {
+        "limits" => match limit {
+            Some(text) => amount(&text),
+            None => Some(node_allocatable(config, name)?),
+        },
+        "requests" => request.map_or(Some(0), |text| amount(&text)),
+        _ => None,
+    }
+    .ok_or_else(|| format!("unsupported resource {resource:?}"))?;
+    let unit = match divisor {
+        Some(q) => amount(&q.0).filter(|d| *d > 0).ok_or("invalid divisor")?,
+        None if cpu => 1000,
+        None => 1,
+    };
+    Ok(((value + unit - 1) / unit).to_string())
+}
+
+/// The node's cpu (millicores), memory or ephemeral-storage (bytes).
+fn node_allocatable(config: &Config, name: &str) -> Result<i64, String> {
+    match name {
+        "cpu" => Ok(std::thread::available_parallelism().map_or(1, |n| n.get()) as i64 * 1000),
+        "memory" => std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<i64>().ok())
+            })
+            .map(|kib| kib * 1024)
+            .ok_or_else(|| "no MemTotal in /proc/meminfo".to_owned()),
+        "ephemeral-storage" => crate::node::filesystem_size(&config.ephemeral_storage_dir)
+            .map(|b| b as i64)
+            .ok_or_else(|| "no ephemeral storage size".to_owned()),
+        other => Err(format!("unsupported resource {other:?}")),
+    }
 }
 
 /// A relative path without `..` (item paths may not escape the volume).
@@ -878,9 +960,32 @@ mod tests {
         ]))
         .unwrap();
         let mut files = Files::new();
-        downward_files(&pod, &items, 0o644, &mut files).unwrap();
+        downward_files(&Config::new("n"), &pod, &items, 0o644, &mut files).unwrap();
         assert_eq!(files["name"], (b"p".to_vec(), 0o644));
         assert_eq!(files["labels"].0, b"a=\"1\"\nb=\"x y\"");
         assert_eq!(files["b"], (b"x y".to_vec(), 0o600));
+    }
+
+    #[test]
+    fn resource_field_values() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "resources": {
+                "limits": {"cpu": "1500m", "memory": "128Mi"},
+                "requests": {"memory": "64Mi"},
+            }}]},
+        }))
+        .unwrap();
+        let config = Config::new("n");
+        let value = |resource: &str, divisor: Option<&str>| {
+            let divisor = divisor.map(|d| Quantity(d.to_owned()));
+            resource_value(&config, &pod, "c", resource, divisor.as_ref()).unwrap()
+        };
+        assert_eq!(value("limits.cpu", None), "2");
+        assert_eq!(value("limits.cpu", Some("1m")), "1500");
+        assert_eq!(value("requests.cpu", Some("1m")), "1500");
+        assert_eq!(value("limits.memory", Some("1Mi")), "128");
+        assert_eq!(value("requests.memory", None), (64 << 20).to_string());
+        assert!(resource_value(&config, &pod, "other", "limits.cpu", None).is_err());
     }
 }

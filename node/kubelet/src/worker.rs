@@ -616,6 +616,20 @@ impl Worker {
             };
             let value = if let Some(field) = &from.field_ref {
                 Some(field_value(ctx, &field.field_path)?)
+            } else if let Some(field) = &from.resource_field_ref {
+                let name = field.container_name.as_deref().unwrap_or(&container.name);
+                let name = if name.is_empty() {
+                    &container.name
+                } else {
+                    name
+                };
+                Some(volumes::resource_value(
+                    &self.config,
+                    ctx.pod,
+                    name,
+                    &field.resource,
+                    field.divisor.as_ref(),
+                )?)
             } else if let Some(key) = &from.config_map_key_ref {
                 let optional = key.optional.unwrap_or(false);
                 let cm = self.config_map(namespace, &key.name, optional).await?;

@@ -112,6 +112,12 @@ async fn kubelet_mounts_pod_volumes() {
     let mut reader = busybox("reader", "exec sleep 3600");
     reader["env"] = json!([{"name": "USERNAME",
         "valueFrom": {"secretKeyRef": {"name": "creds", "key": "USERNAME"}}}]);
+    reader["resources"] = json!({"limits": {"memory": "64Mi", "cpu": "250m"}});
+    reader["env"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "CPU_MILLIS",
+        "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}}}));
     reader["volumeMounts"] = json!([
         {"name": "scratch", "mountPath": "/scratch", "readOnly": true},
         {"name": "mem", "mountPath": "/mem"},
@@ -138,6 +144,8 @@ async fn kubelet_mounts_pod_volumes() {
                 {"name": "podinfo", "downwardAPI": {"items": [
                     {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
                     {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                    {"path": "mem", "resourceFieldRef": {"containerName": "reader",
+                        "resource": "limits.memory", "divisor": "1Mi"}},
                 ]}},
                 {"name": "all", "projected": {"sources": [
                     {"configMap": {"name": "app-config",
@@ -184,6 +192,9 @@ async fn kubelet_mounts_pod_volumes() {
     assert_eq!(cat("/etc/all/ns").await, "default");
     let env_user = exec(&cri, &shared, "reader", &["sh", "-c", "echo $USERNAME"]).await;
     assert_eq!(env_user, "admin\n");
+    let cpu = exec(&cri, &shared, "reader", &["sh", "-c", "echo $CPU_MILLIS"]).await;
+    assert_eq!(cpu, "250\n");
+    assert_eq!(cat("/etc/podinfo/mem").await, "64");
     let mode = exec(
         &cri,
         &shared,
