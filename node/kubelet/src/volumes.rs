@@ -81,8 +81,9 @@ impl State {
         config: &Config,
         pod: &Pod,
         container: &Container,
+        env: &[v1::KeyValue],
     ) -> Result<Vec<v1::Mount>, String> {
-        mounts(config, &self.claims, pod, container)
+        mounts(config, &self.claims, pod, container, env)
     }
 
     /// Prepares (or refreshes, every [`RESYNC`]) the pod's volumes; `Err` holds the message of
@@ -732,6 +733,35 @@ async fn claim_path(client: &kube::Client, ns: &str, name: &str) -> Result<PathB
     }
 }
 
+/// `$(VAR)` references in a subPathExpr replaced by the container's environment (unknown
+/// ones stay as written, `$$` is a literal `$`).
+fn expand(expr: &str, env: &[v1::KeyValue]) -> String {
+    let mut out = String::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some((name, tail)) = after
+            .strip_prefix('(')
+            .and_then(|inner| inner.split_once(')'))
+        {
+            match env.iter().rev().find(|kv| kv.key == name) {
+                Some(kv) => out.push_str(&kv.value),
+                None => out.push_str(&format!("$({name})")),
+            }
+            rest = tail;
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The container's `volumeMounts` as CRI mounts (subPath joined and created for emptyDir
 /// and hostPath volumes; API-backed volumes are read-only, as in Kubernetes).
 pub fn mounts(
@@ -739,6 +769,7 @@ pub fn mounts(
     claims: &HashMap<String, PathBuf>,
     pod: &Pod,
     container: &Container,
+    env: &[v1::KeyValue],
 ) -> Result<Vec<v1::Mount>, String> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
@@ -767,7 +798,11 @@ pub fn mounts(
             continue;
         };
         let mut host_path = base.clone();
-        if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
+        let sub = match mount.sub_path_expr.as_deref().filter(|s| !s.is_empty()) {
+            Some(expr) => Some(expand(expr, env)),
+            None => mount.sub_path.clone(),
+        };
+        if let Some(sub) = sub.as_deref().filter(|s| !s.is_empty()) {
             check_relative(sub)?;
             host_path = base.join(sub);
             if !api_backed && std::fs::symlink_metadata(&host_path).is_err() {
@@ -924,7 +959,7 @@ mod tests {
         let mut config = Config::new("n");
         config.root_dir = PathBuf::from("/root-dir");
         let container = &pod.spec.as_ref().unwrap().containers[0];
-        let mounts = mounts(&config, &HashMap::new(), &pod, container).unwrap();
+        let mounts = mounts(&config, &HashMap::new(), &pod, container, &[]).unwrap();
         let got: Vec<(&str, &str, bool)> = mounts
             .iter()
             .map(|m| (m.container_path.as_str(), m.host_path.as_str(), m.readonly))
@@ -987,5 +1022,16 @@ mod tests {
         assert_eq!(value("limits.memory", Some("1Mi")), "128");
         assert_eq!(value("requests.memory", None), (64 << 20).to_string());
         assert!(resource_value(&config, &pod, "other", "limits.cpu", None).is_err());
+    }
+
+    #[test]
+    fn sub_path_expressions() {
+        let env = [v1::KeyValue {
+            key: "POD".into(),
+            value: "web-1".into(),
+        }];
+        assert_eq!(expand("logs/$(POD)", &env), "logs/web-1");
+        assert_eq!(expand("$(MISSING)/x", &env), "$(MISSING)/x");
+        assert_eq!(expand("a$$b$", &env), "a$b$");
     }
 }

@@ -486,15 +486,15 @@ impl Worker {
         if let Some(err) = &ctx.volume_error {
             return Err(config_error(err.clone()));
         }
-        let mounts = self
-            .volumes
-            .mounts(&self.config, ctx.pod, container)
-            .map_err(config_error)?;
         let image = self.ensure_image(ctx, container).await?;
         let envs = self
             .environment(ctx, container)
             .await
-            .map_err(|m| ("CreateContainerConfigError".to_owned(), m))?;
+            .map_err(config_error)?;
+        let mounts = self
+            .volumes
+            .mounts(&self.config, ctx.pod, container, &envs)
+            .map_err(config_error)?;
         let mut config =
             runtime::container_config(ctx.pod, ctx.id, container, attempt, &image, envs);
         config.mounts = mounts;

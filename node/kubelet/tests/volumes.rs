@@ -108,7 +108,10 @@ async fn kubelet_mounts_pod_volumes() {
         {"name": "scratch", "mountPath": "/scratch"},
         {"name": "data", "mountPath": "/data"},
         {"name": "host", "mountPath": "/host", "subPath": "sub"},
+        {"name": "scratch", "mountPath": "/mine", "subPathExpr": "$(POD_NAME)"},
     ]);
+    writer["env"] = json!([{"name": "POD_NAME",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]);
     let mut reader = busybox("reader", "exec sleep 3600");
     reader["env"] = json!([{"name": "USERNAME",
         "valueFrom": {"secretKeyRef": {"name": "creds", "key": "USERNAME"}}}]);
@@ -243,6 +246,16 @@ async fn kubelet_mounts_pod_volumes() {
         std::fs::read_to_string(host_dir.join("sub/f")).unwrap(),
         "host\n"
     );
+
+    // subPathExpr expands the container's environment.
+    exec(
+        &cri,
+        &shared,
+        "writer",
+        &["sh", "-c", "echo expr > /mine/e"],
+    )
+    .await;
+    assert_eq!(cat("/scratch/shared/e").await, "expr\n");
 
     // Updating the configMap changes the file (within the resync period).
     let patch = json!({"data": {"greeting": "hello again"}});
