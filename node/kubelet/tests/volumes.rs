@@ -1,7 +1,8 @@
 //! Pod volumes against a real containerd and an in-process apiserver (root): two containers
 //! sharing an emptyDir, a Memory emptyDir (tmpfs), configMap, secret, downwardAPI and projected
 //! volumes and a secret env var, a pod waiting for its missing configMap, a configMap update
-//! reaching the file, and the volume dirs removed with the pod. Run through
+//! reaching the file, a restarted kubelet adopting the volumes, and the volume dirs removed
+//! with the pod (also when deleted while the kubelet was down). Run through
 //! `cargo xtask test node`.
 
 mod common;
@@ -318,12 +319,48 @@ async fn kubelet_mounts_pod_volumes() {
         "value"
     );
 
-    // Deleting the pods removes their volume dirs (the tmpfs unmounted first).
+    // A restarted kubelet adopts the pod with its volumes as they are (no second tmpfs, no
+    // restart), and removes the volumes of a pod deleted while it was down.
+    let late_uid = late["metadata"]["uid"].as_str().unwrap().to_owned();
+    let late_dir = env.config.root_dir.join("pods").join(&late_uid);
+    assert!(late_dir.exists());
+    kubelet.stop().await;
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    pods.delete("late", &now).await.unwrap();
+    wait_for("the late pod gone", Duration::from_secs(10), async || {
+        pods.get_opt("late").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    let kubelet = Kubelet::start(&client, &cri, &env.config);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = ready(&pods, "shared").await;
+    for name in ["writer", "reader"] {
+        let (b, a) = (container(&shared, name), container(&after, name));
+        assert_eq!(b["containerID"], a["containerID"], "{name} was restarted");
+    }
+    assert_eq!(cat("/etc/config/greeting").await, "hello again");
+    let secret_mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&uid) && l.contains("kubernetes.io~secret/creds "))
+        .count();
+    assert_eq!(secret_mounts, 1);
+    wait_for(
+        "the late pod's volumes removed",
+        Duration::from_secs(30),
+        async || (!late_dir.exists()).then_some(()),
+    )
+    .await;
+
+    // Deleting the pod removes its volume dirs (the tmpfs unmounted first).
     let pod_dir = env.config.root_dir.join("pods").join(&uid);
     assert!(pod_dir.exists());
-    for name in ["shared", "late"] {
-        pods.delete(name, &DeleteParams::default()).await.unwrap();
-    }
+    pods.delete("shared", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_for("all pods gone", Duration::from_secs(30), async || {
         pods.list(&Default::default())
             .await
