@@ -131,7 +131,9 @@ async fn remove_orphans(
         let uid = entry.file_name().to_string_lossy().into_owned();
         if !workers.contains_key(&uid) {
             tracing::info!(%uid, "removing the volumes of a pod that is gone");
-            crate::volumes::cleanup(config, &uid)?;
+            if let Err(err) = crate::volumes::cleanup(config, &uid) {
+                tracing::warn!(%uid, %err, "removing the volumes of a pod that is gone");
+            }
         }
     }
     Ok(())

@@ -97,11 +97,19 @@ impl State {
     ) -> Result<(), String> {
         let due = self.error.is_some() || self.last_sync.is_none_or(|t| t.elapsed() >= RESYNC);
         if due {
-            self.error = self.prepare(client, config, pod).await.err();
+            let error = self.prepare(client, config, pod).await.err();
             self.last_sync = Some(Instant::now());
-            if let Some(err) = &self.error {
-                tracing::warn!(pod = ?pod.metadata.name, %err, "volume setup");
+            // Logged when it changes, not at every retry.
+            if error != self.error {
+                match &error {
+                    Some(err) => tracing::warn!(pod = ?pod.metadata.name, %err, "volume setup"),
+                    None if self.error.is_some() => {
+                        tracing::info!(pod = ?pod.metadata.name, "volumes set up")
+                    }
+                    None => {}
+                }
             }
+            self.error = error;
         }
         match &self.error {
             Some(err) => Err(err.clone()),

@@ -135,7 +135,10 @@ impl Worker {
     /// final delete of the pod object.
     async fn terminate(&mut self, uid: &str, pod: &Pod) -> anyhow::Result<()> {
         self.stop_all(uid, grace_period(pod)).await?;
-        volumes::cleanup(&self.config, uid)?;
+        // Left for the housekeeping to retry if it fails: never blocks the pod's deletion.
+        if let Err(err) = volumes::cleanup(&self.config, uid) {
+            tracing::warn!(%uid, %err, "removing the pod's volumes");
+        }
         let pods: Api<Pod> = Api::namespaced(
             self.client.clone(),
             pod.metadata.namespace.as_deref().unwrap_or("default"),
@@ -165,7 +168,10 @@ impl Worker {
             .as_ref()
             .map_or(Duration::from_secs(30), grace_period);
         self.stop_all(uid, grace).await?;
-        volumes::cleanup(&self.config, uid)?;
+        // Left for the housekeeping to retry if it fails: never blocks the pod's deletion.
+        if let Err(err) = volumes::cleanup(&self.config, uid) {
+            tracing::warn!(%uid, %err, "removing the pod's volumes");
+        }
         Ok(())
     }
 
