@@ -20,6 +20,7 @@ pub mod quantity;
 pub mod runtime;
 pub mod static_pods;
 pub mod status;
+pub mod volumes;
 pub mod worker;
 
 /// The kubelet version the Node reports.
@@ -35,6 +36,8 @@ pub struct Config {
     pub addresses: Vec<(String, String)>,
     /// Pod logs go to `<root>/<namespace>_<name>_<uid>/<container>/<attempt>.log`.
     pub pod_log_root: PathBuf,
+    /// The kubelet's state directory: pod volumes live under `<root>/pods/<uid>/volumes`.
+    pub root_dir: PathBuf,
     /// The cgroup parent of every pod (each pod gets `<parent>/pod<uid>` under it).
     pub cgroup_parent: String,
     /// The filesystem whose size is the Node's ephemeral-storage capacity.
@@ -60,6 +63,7 @@ impl Config {
             node_name: node_name.to_owned(),
             addresses: Vec::new(),
             pod_log_root: PathBuf::from("/var/log/pods"),
+            root_dir: PathBuf::from("/var/lib/skiff/kubelet"),
             cgroup_parent: "/kubepods".to_owned(),
             ephemeral_storage_dir: PathBuf::from("/var/lib"),
             max_pods: 110,

@@ -262,7 +262,7 @@ fn capacity(config: &Config) -> Value {
     capacity
 }
 
-fn filesystem_size(dir: &std::path::Path) -> Option<u64> {
+pub(crate) fn filesystem_size(dir: &std::path::Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: an all-zero statvfs is a valid value for the kernel to overwrite.

@@ -1,5 +1,5 @@
 //! The pods bound to this node: a watch (field selector `spec.nodeName`) that feeds one
-//! [`Worker`] per pod UID, and housekeeping that removes sandboxes of pods that are gone.
+//! [`Worker`] per pod UID, and housekeeping that removes sandboxes and volume dirs of pods that are gone.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -74,7 +74,7 @@ pub async fn run(client: kube::Client, cri: Cri, config: Arc<Config>) -> anyhow:
                 }
             }
             _ = housekeeping.tick() => {
-                if synced && let Err(err) = remove_orphans(&cri, &workers).await {
+                if synced && let Err(err) = remove_orphans(&cri, &config, &workers).await {
                     tracing::warn!(%err, "removing sandboxes of unknown pods");
                 }
             }
@@ -106,6 +106,7 @@ fn dispatch(
 /// Sandboxes this kubelet made for pods that no longer exist (deleted while it was down).
 async fn remove_orphans(
     cri: &Cri,
+    config: &Config,
     workers: &HashMap<String, watch::Sender<Option<Pod>>>,
 ) -> anyhow::Result<()> {
     let filter = v1::PodSandboxFilter {
@@ -120,6 +121,19 @@ async fn remove_orphans(
             tracing::info!(%uid, sandbox = %sandbox.id, "removing the sandbox of a pod that is gone");
             cri.stop_pod_sandbox(&sandbox.id).await?;
             cri.remove_pod_sandbox(&sandbox.id).await?;
+        }
+    }
+    // Volume dirs of pods that are gone.
+    let Ok(entries) = std::fs::read_dir(config.root_dir.join("pods")) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let uid = entry.file_name().to_string_lossy().into_owned();
+        if !workers.contains_key(&uid) {
+            tracing::info!(%uid, "removing the volumes of a pod that is gone");
+            if let Err(err) = crate::volumes::cleanup(config, &uid) {
+                tracing::warn!(%uid, %err, "removing the volumes of a pod that is gone");
+            }
         }
     }
     Ok(())

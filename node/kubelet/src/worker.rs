@@ -16,6 +16,7 @@ use crate::Config;
 use crate::probe::{self, Kind};
 use crate::runtime::{self, POD_UID, PodRef};
 use crate::status::{self, ContainerView};
+use crate::volumes;
 
 /// A sync that acted (started or stopped something) is followed at once by another, which
 /// observes the result; this bounds such chains before the next wait.
@@ -37,6 +38,7 @@ pub struct Worker {
     probes: HashMap<(String, Kind), probe::State>,
     last_status: Option<Value>,
     last_pod: Option<Pod>,
+    volumes: volumes::State,
 }
 
 /// The newest two CRI instances of one container name.
@@ -86,6 +88,7 @@ impl Worker {
             probes: HashMap::new(),
             last_status: None,
             last_pod: None,
+            volumes: volumes::State::default(),
         }
     }
 
@@ -132,6 +135,10 @@ impl Worker {
     /// final delete of the pod object.
     async fn terminate(&mut self, uid: &str, pod: &Pod) -> anyhow::Result<()> {
         self.stop_all(uid, grace_period(pod)).await?;
+        // Left for the housekeeping to retry if it fails: never blocks the pod's deletion.
+        if let Err(err) = volumes::cleanup(&self.config, uid) {
+            tracing::warn!(%uid, %err, "removing the pod's volumes");
+        }
         let pods: Api<Pod> = Api::namespaced(
             self.client.clone(),
             pod.metadata.namespace.as_deref().unwrap_or("default"),
@@ -160,7 +167,12 @@ impl Worker {
             .last_pod
             .as_ref()
             .map_or(Duration::from_secs(30), grace_period);
-        self.stop_all(uid, grace).await
+        self.stop_all(uid, grace).await?;
+        // Left for the housekeeping to retry if it fails: never blocks the pod's deletion.
+        if let Err(err) = volumes::cleanup(&self.config, uid) {
+            tracing::warn!(%uid, %err, "removing the pod's volumes");
+        }
+        Ok(())
     }
 
     async fn stop_all(&mut self, uid: &str, grace: Duration) -> anyhow::Result<()> {
@@ -247,7 +259,13 @@ impl Worker {
                 .collect()
         };
         let mut observed = self.observe(&sandbox_id).await?;
+        let volume_error = self
+            .volumes
+            .sync(&self.client, &self.config, pod)
+            .await
+            .err();
         let ctx = Ctx {
+            volume_error,
             pod,
             id: &id,
             sandbox_id: &sandbox_id,
@@ -470,12 +488,22 @@ impl Worker {
         container: &Container,
         attempt: u32,
     ) -> Result<(), (String, String)> {
+        let config_error = |m: String| ("CreateContainerConfigError".to_owned(), m);
+        if let Some(err) = &ctx.volume_error {
+            return Err(config_error(err.clone()));
+        }
         let image = self.ensure_image(ctx, container).await?;
         let envs = self
             .environment(ctx, container)
             .await
-            .map_err(|m| ("CreateContainerConfigError".to_owned(), m))?;
-        let config = runtime::container_config(ctx.pod, ctx.id, container, attempt, &image, envs);
+            .map_err(config_error)?;
+        let mounts = self
+            .volumes
+            .mounts(&self.config, ctx.pod, container, &envs)
+            .map_err(config_error)?;
+        let mut config =
+            runtime::container_config(ctx.pod, ctx.id, container, attempt, &image, envs);
+        config.mounts = mounts;
         let log_dir = std::path::Path::new(&ctx.sandbox_config.log_directory).join(&container.name);
         std::fs::create_dir_all(&log_dir)
             .map_err(|e| ("CreateContainerError".to_owned(), e.to_string()))?;
@@ -594,6 +622,20 @@ impl Worker {
             };
             let value = if let Some(field) = &from.field_ref {
                 Some(field_value(ctx, &field.field_path)?)
+            } else if let Some(field) = &from.resource_field_ref {
+                let name = field.container_name.as_deref().unwrap_or(&container.name);
+                let name = if name.is_empty() {
+                    &container.name
+                } else {
+                    name
+                };
+                Some(volumes::resource_value(
+                    &self.config,
+                    ctx.pod,
+                    name,
+                    &field.resource,
+                    field.divisor.as_ref(),
+                )?)
             } else if let Some(key) = &from.config_map_key_ref {
                 let optional = key.optional.unwrap_or(false);
                 let cm = self.config_map(namespace, &key.name, optional).await?;
@@ -747,6 +789,8 @@ struct Ctx<'a> {
     sandbox_config: &'a v1::PodSandboxConfig,
     pod_ip: Option<String>,
     host_ip: Option<String>,
+    /// Why the pod's volumes could not be set up (containers wait until they can).
+    volume_error: Option<String>,
 }
 
 fn view_of(container: &Container, found: Instances) -> ContainerView {

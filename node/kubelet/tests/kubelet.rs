@@ -4,257 +4,26 @@
 //! container, a kubelet restart adopting running containers, and deletion within the grace
 //! period. Run through `cargo xtask test node`.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use common::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
-use serde_json::{Value, json};
-use skiff_cri::{Cri, v1};
-use skiff_kubelet::Config;
-use skiff_testenv::{Containerd, ContainerdConfig, wait_ready};
-
-const NODE: &str = "node-k1";
-
-/// A test-owned Linux bridge (the CNI plugin creates it), deleted on drop.
-struct Bridge(String);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.0])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
-
-/// The test's files under the target dir, removed on drop.
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The apiserver in this process, on loopback, over an embedded store.
-struct ControlPlane {
-    client: kube::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl ControlPlane {
-    async fn start(dir: &Path) -> ControlPlane {
-        let store = Arc::new(
-            skiff_store::EmbeddedStore::open(skiff_store::EmbeddedConfig::new(dir.join("store")))
-                .unwrap(),
-        );
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap();
-        let server = skiff_apiserver::Server::new(store, address);
-        server.bootstrap().await.unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(skiff_apiserver::serve(server, listener, async {
-            let _ = stopped.await;
-        }));
-        let client = kube::Client::try_from(kube::Config::new(
-            format!("http://{address}").parse().unwrap(),
-        ))
-        .unwrap();
-        ControlPlane {
-            client,
-            stop: Some(stop),
-        }
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// A running kubelet task; stopped (containers left running) on `stop` or drop.
-struct Kubelet {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl Kubelet {
-    fn start(client: &kube::Client, cri: &Cri, config: &Config) -> Kubelet {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(skiff_kubelet::run(
-            client.clone(),
-            cri.clone(),
-            config.clone(),
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        Kubelet {
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let result = self.task.take().unwrap().await.unwrap();
-        result.unwrap();
-    }
-}
-
-impl Drop for Kubelet {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-    }
-}
-
-fn write_bridge_conflist(conf_dir: &Path, ipam_dir: &Path, bridge: &str, subnet: Ipv4Addr) {
-    std::fs::create_dir_all(conf_dir).unwrap();
-    let conflist = format!(
-        r#"{{
-  "cniVersion": "0.4.0",
-  "name": "{bridge}",
-  "plugins": [{{
-    "type": "bridge",
-    "bridge": "{bridge}",
-    "isGateway": true,
-    "ipMasq": false,
-    "ipam": {{
-      "type": "host-local",
-      "ranges": [[{{"subnet": "{subnet}/24"}}]],
-      "dataDir": "{ipam}"
-    }}
-  }}]
-}}"#,
-        ipam = ipam_dir.display()
-    );
-    std::fs::write(conf_dir.join("10-bridge.conflist"), conflist).unwrap();
-}
-
-async fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn pod_json(pods: &Api<Pod>, name: &str) -> Option<Value> {
-    let pod = pods.get_opt(name).await.unwrap()?;
-    Some(serde_json::to_value(pod).unwrap())
-}
-
-fn condition(pod: &Value, kind: &str) -> String {
-    pod["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == kind)
-        .map(|c| c["status"].as_str().unwrap_or_default().to_owned())
-        .unwrap_or_default()
-}
-
-fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
-    pod["status"]["containerStatuses"]
-        .as_array()
-        .and_then(|list| list.iter().find(|c| c["name"] == name))
-        .unwrap_or(&Value::Null)
-}
-
-fn http_get(addr: SocketAddr) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply)?;
-    Ok(reply)
-}
-
-fn pod(name: &str, spec: Value) -> Pod {
-    let mut spec = spec;
-    spec["nodeName"] = json!(NODE);
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": spec,
-    }))
-    .unwrap()
-}
-
-fn busybox(name: &str, script: &str) -> Value {
-    json!({
-        "name": name,
-        "image": skiff_testenv::images::BUSYBOX,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["sh", "-c", script],
-    })
-}
-
-async fn sandboxes_of(cri: &Cri, uid: &str) -> Vec<v1::PodSandbox> {
-    let filter = v1::PodSandboxFilter {
-        label_selector: [("io.kubernetes.pod.uid".to_owned(), uid.to_owned())].into(),
-        ..Default::default()
-    };
-    cri.list_pod_sandbox(Some(filter)).await.unwrap()
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_runs_pods_through_containerd() {
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "the kubelet tests need root (run them through `cargo xtask test node`)"
+    let env = Env::start("kubelet").await;
+    let (client, cri, config, subnet) = (
+        env.client.clone(),
+        env.cri.clone(),
+        env.config.clone(),
+        env.subnet,
     );
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "skiff_kubelet=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
-    let pid = std::process::id();
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let dir = Dir(tmp.join(format!("kubelet-{pid}")));
-    let bridge_name = format!("skkl-{pid}");
-    let bridge = Bridge(bridge_name.clone());
-    let subnet = Ipv4Addr::new(10, 210 + (pid % 40) as u8, (pid / 40 % 256) as u8, 0);
-    let conf_dir = dir.0.join("cni");
-    write_bridge_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet);
-    let containerd = Containerd::start(&ContainerdConfig::new(
-        &dir.0.join("containerd"),
-        Path::new("/usr/lib/cni"),
-        &conf_dir,
-    ))
-    .unwrap();
-    containerd.import_test_images(&tmp.join("images")).unwrap();
-    let cri = Cri::connect(containerd.socket()).await.unwrap();
-    wait_ready(&cri, Duration::from_secs(10)).await.unwrap();
-    let control = ControlPlane::start(&dir.0).await;
-    let client = control.client.clone();
-
-    let mut config = Config::new(NODE);
-    config.addresses = vec![("InternalIP".into(), "127.0.0.1".into())];
-    config.pod_log_root = dir.0.join("pods");
-    config.cgroup_parent = containerd.cgroup_parent().to_owned();
-    config.ephemeral_storage_dir = dir.0.clone();
     let kubelet = Kubelet::start(&client, &cri, &config);
 
     // The Node and its Lease.
@@ -484,8 +253,6 @@ async fn kubelet_runs_pods_through_containerd() {
     .await;
 
     kubelet.stop().await;
-    drop(control);
     drop(cri);
-    drop(containerd);
-    drop(bridge);
+    drop(env);
 }
