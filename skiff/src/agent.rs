@@ -99,6 +99,9 @@ pub struct AgentArgs {
     /// The cgroup parent of every pod.
     #[arg(long, default_value = "/kubepods")]
     pub cgroup_parent: String,
+    /// The kubelet's state: pods' volumes live under `<root>/pods/<uid>/volumes`.
+    #[arg(long, default_value = "/var/lib/skiff/kubelet")]
+    pub root_dir: PathBuf,
     /// A directory of static pod manifests (the kubelet's file source).
     #[arg(long)]
     pub pod_manifest_path: Option<PathBuf>,
@@ -138,6 +141,7 @@ impl AgentArgs {
             container_runtime_endpoint: None,
             pod_log_root: "/var/log/pods".into(),
             cgroup_parent: "/kubepods".into(),
+            root_dir: "/var/lib/skiff/kubelet".into(),
             pod_manifest_path: None,
             manifest_url: None,
         }
@@ -218,6 +222,7 @@ pub async fn run(
             }
             config.pod_log_root = args.pod_log_root.clone();
             config.cgroup_parent = args.cgroup_parent.clone();
+            config.root_dir = args.root_dir.clone();
             use skiff_kubelet::static_pods::Source;
             config.static_pods = (args.pod_manifest_path.clone().map(Source::Dir).into_iter())
                 .chain(args.manifest_url.clone().map(Source::Url))

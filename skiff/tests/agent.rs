@@ -512,6 +512,8 @@ async fn agent_runs_a_pod_on_its_own_network() {
         .arg(dir.path().join("pod-logs"))
         .arg("--pod-manifest-path")
         .arg(&manifests)
+        .arg("--root-dir")
+        .arg(dir.path().join("kubelet"))
         .args(["--cgroup-parent", containerd.cgroup_parent()]);
     let health = SocketAddr::from(([127, 0, 0, 1], free_port()));
     agent.spawn(
