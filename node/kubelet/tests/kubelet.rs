@@ -255,6 +255,7 @@ async fn kubelet_runs_pods_through_containerd() {
     config.pod_log_root = dir.0.join("pods");
     config.cgroup_parent = containerd.cgroup_parent().to_owned();
     config.ephemeral_storage_dir = dir.0.clone();
+    config.server_bind = SocketAddr::from(([127, 0, 0, 1], 0));
     let kubelet = Kubelet::start(&client, &cri, &config);
 
     // The Node and its Lease.
@@ -270,6 +271,10 @@ async fn kubelet_runs_pods_through_containerd() {
     .await;
     let status = &node["status"];
     assert_eq!(status["capacity"]["pods"], "110", "{status}");
+    let kubelet_port = status["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(kubelet_port > 0, "no kubelet port: {status}");
     assert!(
         status["capacity"]["memory"]
             .as_str()
