@@ -1,5 +1,6 @@
 //! The kubelet's HTTP API (plain HTTP for now): `/healthz` and
-//! `/containerLogs/{namespace}/{pod}/{container}`, which the apiserver proxies `pods/log` to.
+//! `/containerLogs/{namespace}/{pod}/{container}` (tailLines, previous, timestamps, limitBytes,
+//! sinceSeconds/sinceTime, follow), which the apiserver proxies `pods/log` to.
 //!
 //! Logs are read straight from the files containerd writes in the CRI format:
 //! `<root>/<namespace>_<name>_<uid>/<container>/<attempt>.log`, one record per line,
@@ -58,6 +59,8 @@ pub struct LogOptions {
     pub limit_bytes: Option<u64>,
     /// Keep streaming lines as they are written.
     pub follow: bool,
+    /// Only records written at or after this time (`sinceTime`, or `sinceSeconds` ago).
+    pub since: Option<jiff::Timestamp>,
 }
 
 impl LogOptions {
@@ -83,7 +86,19 @@ impl LogOptions {
             Some(n) if n < 1 => return Err("limitBytes must be greater than zero".into()),
             n => n.map(|n| n as u64),
         };
+        let since = match (query.get("sinceTime"), number("sinceSeconds")?) {
+            (Some(time), _) if !time.is_empty() => Some(
+                time.parse::<jiff::Timestamp>()
+                    .map_err(|_| format!("invalid sinceTime: {time:?}"))?,
+            ),
+            (_, Some(seconds)) if seconds > 0 => {
+                Some(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(seconds))
+            }
+            (_, Some(_)) => return Err("sinceSeconds must be greater than zero".into()),
+            _ => None,
+        };
         Ok(LogOptions {
+            since,
             // A negative tail means everything, as in Kubernetes.
             tail_lines: number("tailLines")?.and_then(|n| usize::try_from(n).ok()),
             previous: flag("previous")?,
@@ -253,7 +268,11 @@ async fn stream_log(
     };
     let data = tokio::fs::read(file).await?;
     let (lines, mut offset) = complete_lines(&data);
-    let records: Vec<Record<'_>> = lines.iter().filter_map(|l| parse_record(l)).collect();
+    let records: Vec<Record<'_>> = lines
+        .iter()
+        .filter_map(|l| parse_record(l))
+        .filter(|r| is_since(r, options.since))
+        .collect();
     let first = match options.tail_lines {
         Some(n) => tail_start(&records, n),
         None => 0,
@@ -292,7 +311,11 @@ async fn stream_log(
         offset += end;
         let mut out = Vec::new();
         let mut open = true;
-        for record in lines.iter().filter_map(|l| parse_record(l)) {
+        for record in lines
+            .iter()
+            .filter_map(|l| parse_record(l))
+            .filter(|r| is_since(r, options.since))
+        {
             if !writer.write(&record, &mut out) {
                 open = false;
                 break;
@@ -305,6 +328,16 @@ async fn stream_log(
             return Ok(());
         }
     }
+}
+
+/// Whether `record` was written at or after `since` (a record whose time does not parse is
+/// kept).
+fn is_since(record: &Record<'_>, since: Option<jiff::Timestamp>) -> bool {
+    let Some(since) = since else { return true };
+    std::str::from_utf8(record.time)
+        .ok()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .is_none_or(|t| t >= since)
 }
 
 /// The index of the first record of the last `lines` lines (a partial record belongs to the
@@ -357,6 +390,28 @@ mod tests {
         assert_eq!(tail_start(&records, 3), 0);
         assert_eq!(tail_start(&records, 10), 0);
         assert_eq!(tail_start(&records, 0), 4);
+    }
+
+    #[test]
+    fn filters_by_time() {
+        let query = |pairs: &[(&str, &str)]| {
+            LogOptions::from_query(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let options = query(&[("sinceTime", "2026-11-25T21:00:01Z")]).unwrap();
+        let early = parse_record(b"2026-11-25T21:00:00.5Z stdout F a").unwrap();
+        let late = parse_record(b"2026-11-25T21:00:01.000000001Z stdout F b").unwrap();
+        assert!(!is_since(&early, options.since));
+        assert!(is_since(&late, options.since));
+        assert!(is_since(&early, None));
+        let recent = query(&[("sinceSeconds", "60")]).unwrap();
+        assert!(!is_since(&early, recent.since));
+        assert!(query(&[("sinceTime", "yesterday")]).is_err());
+        assert!(query(&[("sinceSeconds", "0")]).is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The kubelet API's `containerLogs` over a pod log directory written by hand in the CRI
-//! format: whole logs, tailLines, previous, timestamps, limitBytes, follow (lines appended
+//! format: whole logs, tailLines, previous, timestamps, sinceTime, limitBytes, follow (lines appended
 //! while streaming arrive), and 404s for what is unknown. No root needed.
 
 use std::io::Write;
@@ -99,6 +99,10 @@ async fn container_logs_from_cri_files() {
     assert_eq!(
         get(address, &format!("{logs}?timestamps=true&tailLines=2")).await,
         (200, format!("{T2} two\n{T3} three\n"))
+    );
+    assert_eq!(
+        get(address, &format!("{logs}?sinceTime=2026-11-25T21:00:01Z")).await,
+        (200, "two\nthree\n".into())
     );
     assert_eq!(
         get(address, &format!("{logs}?limitBytes=6")).await,
