@@ -306,6 +306,10 @@ async fn stream_log(
         handle.read_to_end(&mut data).await?;
         let (lines, end) = complete_lines(&data);
         if end == 0 {
+            // The container restarted (its next attempt logs elsewhere): this log is done.
+            if newer_attempt(file) {
+                return Ok(());
+            }
             continue;
         }
         offset += end;
@@ -328,6 +332,25 @@ async fn stream_log(
             return Ok(());
         }
     }
+}
+
+/// Whether the container directory holding `file` (`<attempt>.log`) has a later attempt.
+fn newer_attempt(file: &Path) -> bool {
+    let attempt_of = |path: &Path| -> Option<u64> {
+        path.file_name()?
+            .to_str()?
+            .strip_suffix(".log")?
+            .parse()
+            .ok()
+    };
+    let (Some(this), Some(dir)) = (attempt_of(file), file.parent()) else {
+        return false;
+    };
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| attempt_of(&e.path()).is_some_and(|a| a > this))
 }
 
 /// Whether `record` was written at or after `since` (a record whose time does not parse is

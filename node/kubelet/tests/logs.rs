@@ -1,6 +1,7 @@
 //! The kubelet API's `containerLogs` over a pod log directory written by hand in the CRI
-//! format: whole logs, tailLines, previous, timestamps, sinceTime, limitBytes, follow (lines appended
-//! while streaming arrive), and 404s for what is unknown. No root needed.
+//! format: whole logs, tailLines, previous, timestamps, sinceTime, limitBytes, follow (lines
+//! appended while streaming arrive, until the container restarts), and 404s for what is
+//! unknown. No root needed.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -154,6 +155,14 @@ async fn container_logs_from_cri_files() {
     read_until(&mut stream, &mut seen, "three\nfour\nfi").await;
     write_log(&container.join("1.log"), &[(T3, "stdout", "F", "ve")]);
     read_until(&mut stream, &mut seen, "three\nfour\nfive\n").await;
+    // The container restarts: the followed attempt's stream ends.
+    write_log(&container.join("2.log"), &[(T3, "stdout", "F", "again")]);
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+        .await
+        .expect("the followed stream ends after a restart")
+        .unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
     drop(stream);
 
     let _ = stop.send(());
