@@ -108,6 +108,10 @@ pub struct AgentArgs {
     /// A URL serving a static pod manifest (the kubelet's HTTP source).
     #[arg(long)]
     pub manifest_url: Option<String>,
+    /// The kubelet API (`/containerLogs`, which `kubectl logs` reaches through the apiserver);
+    /// port 0 picks a free one, reported in the Node's status.
+    #[arg(long, default_value = "0.0.0.0:10250")]
+    pub kubelet_bind_address: SocketAddr,
 }
 
 impl AgentArgs {
@@ -144,6 +148,7 @@ impl AgentArgs {
             root_dir: "/var/lib/skiff/kubelet".into(),
             pod_manifest_path: None,
             manifest_url: None,
+            kubelet_bind_address: ([127, 0, 0, 1], 10250).into(),
         }
     }
 }
@@ -223,6 +228,7 @@ pub async fn run(
             config.pod_log_root = args.pod_log_root.clone();
             config.cgroup_parent = args.cgroup_parent.clone();
             config.root_dir = args.root_dir.clone();
+            config.server_bind = args.kubelet_bind_address;
             use skiff_kubelet::static_pods::Source;
             config.static_pods = (args.pod_manifest_path.clone().map(Source::Dir).into_iter())
                 .chain(args.manifest_url.clone().map(Source::Url))

@@ -138,6 +138,20 @@ fn slice(port: u16, addresses: &[&str]) -> EndpointSlice {
 }
 
 /// A client of the test's apiserver.
+/// The real kubectl (`SKIFF_KUBECTL`, else the one `cargo xtask setup` installs).
+fn kubectl_path() -> PathBuf {
+    if let Ok(path) = std::env::var("SKIFF_KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/venv/bin/kubectl");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask setup`",
+        path.display()
+    );
+    path
+}
+
 fn client(control: &ControlPlane) -> kube::Client {
     kube::Client::try_from(kube::Config::new(control.url.parse().unwrap())).unwrap()
 }
@@ -514,6 +528,12 @@ async fn agent_runs_a_pod_on_its_own_network() {
         .arg(&manifests)
         .arg("--root-dir")
         .arg(dir.path().join("kubelet"))
+        .args([
+            "--node-ip",
+            "127.0.0.1",
+            "--kubelet-bind-address",
+            "127.0.0.1:0",
+        ])
         .args(["--cgroup-parent", containerd.cgroup_parent()]);
     let health = SocketAddr::from(([127, 0, 0, 1], free_port()));
     agent.spawn(
@@ -596,6 +616,99 @@ async fn agent_runs_a_pod_on_its_own_network() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // `kubectl logs`: the apiserver proxies the agent's kubelet, which reads containerd's
+    // CRI-format files.
+    let talker: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "talker", "namespace": "default" },
+        "spec": {
+            "nodeName": "node-pods",
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "talk",
+                "image": images::BUSYBOX,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", "echo line-one; echo line-two; echo line-three; sleep 3600"],
+            }],
+        },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &talker).await.unwrap();
+    let kubectl = async |args: &[&str]| {
+        let out = tokio::process::Command::new(kubectl_path())
+            .args(args)
+            .env("KUBECONFIG", &control.kubeconfig)
+            .env("HOME", dir.path())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ok, stdout, stderr) = kubectl(&["logs", "talker"]).await;
+        if ok && stdout == "line-one\nline-two\nline-three\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubectl logs never showed the lines: {stdout:?} {stderr:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (ok, stdout, stderr) = kubectl(&["logs", "talker", "--tail=1"]).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "line-three\n");
+    let (ok, stdout, stderr) = kubectl(&["logs", "talker", "-c", "talk", "--timestamps"]).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(
+        stdout.lines().all(|l| l.contains("Z line-")),
+        "no timestamps: {stdout}"
+    );
+    let (ok, _, stderr) = kubectl(&["logs", "talker", "--previous"]).await;
+    assert!(
+        !ok && stderr.contains("previous terminated container"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = kubectl(&["logs", "nope"]).await;
+    assert!(!ok && stderr.contains("not found"), "{stderr}");
+    // -f streams: the lines arrive while kubectl keeps following.
+    let mut follow = tokio::process::Command::new(kubectl_path())
+        .args(["logs", "-f", "talker"])
+        .env("KUBECONFIG", &control.kubeconfig)
+        .env("HOME", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut followed = String::new();
+    let mut stdout = follow.stdout.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        use tokio::io::AsyncReadExt;
+        while !followed.ends_with("line-three\n") {
+            let mut buf = [0u8; 256];
+            let n = stdout.read(&mut buf).await.unwrap();
+            assert!(n > 0, "kubectl logs -f ended: {followed:?}");
+            followed.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("kubectl logs -f showed {followed:?}"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        follow.try_wait().unwrap().is_none(),
+        "kubectl logs -f stopped following"
+    );
+    follow.kill().await.unwrap();
+    pods.delete("talker", &DeleteParams::default())
+        .await
+        .unwrap();
 
     pods.delete("web", &DeleteParams::default()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -44,6 +44,7 @@ on_both_backends!(
     services_get_cluster_ips_and_node_ports,
     pods_are_defaulted_and_printed,
     namespaces_are_deleted_with_their_contents,
+    logs_are_proxied_to_the_kubelet,
 );
 
 const DEPLOYMENT: &str = r#"
@@ -556,4 +557,102 @@ async fn namespaces_are_deleted_with_their_contents(s: &TestServer) {
         .kubectl_fails(&["delete", "namespace", "default"], None)
         .await;
     assert!(err.contains("this namespace may not be deleted"), "{err}");
+}
+
+/// `kubectl logs` against a stand-in kubelet that answers with the query it was asked (and 404
+/// for any other container): the apiserver finds the Node's InternalIP and kubelet port, passes
+/// the options on, and turns the kubelet's errors into Statuses.
+async fn logs_are_proxied_to_the_kubelet(s: &TestServer) {
+    use axum::http::{StatusCode, Uri};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let kubelet = axum::Router::new().fallback(async |uri: Uri| {
+        if uri.path() == "/containerLogs/default/two/b" {
+            (
+                StatusCode::OK,
+                format!("{}\n", uri.query().unwrap_or("everything")),
+            )
+        } else {
+            (StatusCode::NOT_FOUND, format!("no logs for {}", uri.path()))
+        }
+    });
+    let kubelet = tokio::spawn(async move { axum::serve(listener, kubelet).await });
+
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Node
+metadata:
+  name: logs-node
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: two
+spec:
+  nodeName: logs-node
+  containers:
+  - {name: a, image: busybox}
+  - {name: b, image: busybox}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: pending
+spec:
+  containers:
+  - {name: a, image: busybox}
+"#,
+    )
+    .await;
+    let status = format!(
+        r#"{{"status": {{"addresses": [{{"type": "Hostname", "address": "logs-node"}},
+            {{"type": "InternalIP", "address": "127.0.0.1"}}],
+            "daemonEndpoints": {{"kubeletEndpoint": {{"Port": {port}}}}}}}}}"#
+    );
+    s.kubectl(&[
+        "patch",
+        "node",
+        "logs-node",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status,
+    ])
+    .await;
+
+    assert_eq!(s.kubectl(&["logs", "two", "-c", "b"]).await, "everything\n");
+    assert_eq!(
+        s.kubectl(&["logs", "two", "-c", "b", "--tail=2", "--timestamps"])
+            .await,
+        "timestamps=true&tailLines=2\n"
+    );
+    assert_eq!(
+        s.kubectl(&["logs", "-f", "two", "-c", "b", "--limit-bytes=5", "-p"])
+            .await,
+        "follow=true&previous=true&limitBytes=5\n"
+    );
+    // kubectl picks the first container itself; the kubelet's 404 comes back as a Status.
+    let err = s.kubectl_fails(&["logs", "two"], None).await;
+    assert!(
+        err.contains("NotFound") && err.contains("no logs for /containerLogs/default/two/a"),
+        "{err}"
+    );
+    let err = s.kubectl_fails(&["logs", "two", "-c", "c"], None).await;
+    assert!(
+        err.contains("container c is not valid for pod two"),
+        "{err}"
+    );
+    let err = s.kubectl_fails(&["logs", "pending"], None).await;
+    assert!(
+        err.contains("pod pending does not have a host assigned"),
+        "{err}"
+    );
+    let err = s.kubectl_fails(&["logs", "absent"], None).await;
+    assert!(err.contains(r#"pods "absent" not found"#), "{err}");
+
+    s.kubectl(&["delete", "pod", "two", "pending", "--wait=false"])
+        .await;
+    s.kubectl(&["delete", "node", "logs-node"]).await;
+    kubelet.abort();
 }

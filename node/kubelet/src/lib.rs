@@ -6,11 +6,12 @@
 //! Only the public Kubernetes API (kube-rs) and the CRI are used; every piece of state the
 //! kubelet needs after a restart lives in CRI labels, so a restarted kubelet adopts what runs.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use skiff_cri::Cri;
 
 pub mod node;
@@ -18,6 +19,7 @@ pub mod pods;
 pub mod probe;
 pub mod quantity;
 pub mod runtime;
+pub mod server;
 pub mod static_pods;
 pub mod status;
 pub mod volumes;
@@ -54,6 +56,9 @@ pub struct Config {
     pub backoff_max: Duration,
     /// Static pod sources (a manifest directory, a manifest URL), kept as mirror pods.
     pub static_pods: Vec<static_pods::Source>,
+    /// Where the kubelet API ([`server`]) listens; port 0 picks one, and [`run`] reports the
+    /// bound port in the Node's `status.daemonEndpoints`.
+    pub server_bind: SocketAddr,
 }
 
 impl Config {
@@ -72,6 +77,7 @@ impl Config {
             backoff_initial: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),
             static_pods: Vec::new(),
+            server_bind: SocketAddr::from(([0, 0, 0, 0], 10250)),
         }
     }
 
@@ -84,16 +90,34 @@ impl Config {
     }
 }
 
-/// Runs the kubelet until `shutdown` completes: registers the Node, heartbeats, and syncs the
-/// node's pods. On shutdown the containers keep running (a restarted kubelet adopts them).
+/// Runs the kubelet until `shutdown` completes: serves the kubelet API, registers the Node,
+/// heartbeats, and syncs the node's pods. On shutdown the containers keep running (a restarted
+/// kubelet adopts them).
 pub async fn run(
     client: kube::Client,
     cri: Cri,
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Bound first, so the Node reports the port actually listened on.
+    let listener = tokio::net::TcpListener::bind(config.server_bind)
+        .await
+        .with_context(|| format!("binding the kubelet API to {}", config.server_bind))?;
+    config.server_bind = listener.local_addr()?;
+    tracing::info!(address = %config.server_bind, "serving the kubelet API");
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(
+        listener,
+        config.pod_log_root.clone(),
+        async move {
+            let _ = server_stopped.await;
+        },
+    ));
     let config = Arc::new(config);
-    node::register(&client, &cri, &config).await?;
+    if let Err(err) = node::register(&client, &cri, &config).await {
+        server.abort();
+        return Err(err);
+    }
     let heartbeat = tokio::spawn(node::heartbeat(client.clone(), cri.clone(), config.clone()));
     // Kubernetes checks static pod files every 20 s; a few seconds is friendlier to editing.
     let static_pods = (!config.static_pods.is_empty()).then(|| {
@@ -109,6 +133,8 @@ pub async fn run(
         () = shutdown => Ok(()),
     };
     heartbeat.abort();
+    let _ = stop_server.send(());
+    server.abort();
     if let Some(static_pods) = static_pods {
         static_pods.abort();
     }

@@ -94,7 +94,7 @@ async fn update_status(client: &kube::Client, cri: &Cri, config: &Config) -> any
 }
 
 /// What the node looks like now, without timestamps (so two observations compare equal when
-/// nothing changed): `{capacity, nodeInfo, addresses, ready: (bool, message)}`.
+/// nothing changed): `{capacity, nodeInfo, addresses, ready: (bool, message), kubeletPort}`.
 async fn observe(cri: &Cri, config: &Config) -> anyhow::Result<Value> {
     let version = cri.version().await?;
     let (ready, message) = match cri.status(false).await {
@@ -131,6 +131,7 @@ async fn observe(cri: &Cri, config: &Config) -> anyhow::Result<Value> {
             "systemUUID": "",
         },
         "ready": [ready, message],
+        "kubeletPort": config.server_bind.port(),
     }))
 }
 
@@ -202,6 +203,7 @@ async fn patch_status(
         "addresses": observed["addresses"],
         "nodeInfo": observed["nodeInfo"],
         "conditions": conditions,
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": observed["kubeletPort"]}},
     }});
     nodes
         .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))

@@ -39,6 +39,10 @@ async fn kubelet_runs_pods_through_containerd() {
     .await;
     let status = &node["status"];
     assert_eq!(status["capacity"]["pods"], "110", "{status}");
+    let kubelet_port = status["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(kubelet_port > 0, "no kubelet port: {status}");
     assert!(
         status["capacity"]["memory"]
             .as_str()

@@ -7,11 +7,12 @@
 //!
 //! One module per step: `read` (get, list, selectors), `body` (encodings, decoding,
 //! shared validation), `create`, `update` (PUT, PATCH, status, scale, binding), `delete`, `table`
-//! (server-side printing).
+//! (server-side printing), `logs` (pods/log, proxied to the node's kubelet).
 
 mod body;
 mod create;
 mod delete;
+mod logs;
 mod read;
 mod table;
 mod update;
@@ -150,6 +151,10 @@ pub async fn serve(
     if request.verb == "watch" && sub.is_none() {
         return crate::watch::serve(&ctx).await;
     }
+    // Logs stream from the node's kubelet, past the JSON answer handling.
+    if request.verb == "get" && sub == Some("log") {
+        return logs::serve_log(&ctx).await;
+    }
     if matches!(request.verb, "create" | "update")
         && let Err(err) = check_encoding(&ctx)
     {
@@ -158,9 +163,6 @@ pub async fn serve(
     let result = match (request.verb, sub) {
         ("get", None | Some("status")) => get(&ctx).await,
         ("get", Some("scale")) => get(&ctx).await.map(|a| Answer::ok(scale_view(&a.body))),
-        ("get", Some("log")) => Err(ApiError::bad_request(
-            "pod logs are served by the node agent, which is not running on this cluster yet",
-        )),
         ("list", None) => list(&ctx).await,
         ("create", None) => create(&ctx, &body).await,
         ("create", Some("binding")) => bind(&ctx, &body).await,

@@ -1,0 +1,174 @@
+//! The kubelet API's `containerLogs` over a pod log directory written by hand in the CRI
+//! format: whole logs, tailLines, previous, timestamps, sinceTime, limitBytes, follow (lines
+//! appended while streaming arrive, until the container restarts), and 404s for what is
+//! unknown. No root needed.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const T1: &str = "2026-11-25T21:00:00.000000001Z";
+const T2: &str = "2026-11-25T21:00:01.000000002Z";
+const T3: &str = "2026-11-25T21:00:02.000000003Z";
+
+fn write_log(path: &Path, records: &[(&str, &str, &str, &str)]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for (time, stream, tag, content) in records {
+        writeln!(file, "{time} {stream} {tag} {content}").unwrap();
+    }
+}
+
+/// One request over HTTP/1.0 (the body ends with the connection): status and body.
+async fn get(address: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut reply))
+        .await
+        .expect("the reply in time")
+        .unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, body.to_owned())
+}
+
+#[tokio::test]
+async fn container_logs_from_cri_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let container = root.join("default_web_1234-uid").join("app");
+    write_log(
+        &container.join("0.log"),
+        &[
+            (T1, "stdout", "F", "first run"),
+            (T2, "stderr", "F", "it died"),
+        ],
+    );
+    write_log(
+        &container.join("1.log"),
+        &[
+            (T1, "stdout", "F", "one"),
+            (T2, "stdout", "P", "tw"),
+            (T2, "stdout", "F", "o"),
+            (T3, "stderr", "F", "three"),
+        ],
+    );
+    // Another pod whose name shares a prefix is not ours.
+    write_log(
+        &root.join("default_web-2_999").join("app").join("0.log"),
+        &[(T1, "stdout", "F", "not mine")],
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(skiff_kubelet::server::serve(
+        listener,
+        root.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    assert_eq!(get(address, "/healthz").await, (200, "ok".into()));
+    let logs = "/containerLogs/default/web/app";
+    assert_eq!(get(address, logs).await, (200, "one\ntwo\nthree\n".into()));
+    assert_eq!(
+        get(address, &format!("{logs}?tailLines=2")).await,
+        (200, "two\nthree\n".into())
+    );
+    assert_eq!(
+        get(address, &format!("{logs}?tailLines=0")).await,
+        (200, String::new())
+    );
+    assert_eq!(
+        get(address, &format!("{logs}?previous=true")).await,
+        (200, "first run\nit died\n".into())
+    );
+    assert_eq!(
+        get(address, &format!("{logs}?timestamps=true&tailLines=2")).await,
+        (200, format!("{T2} two\n{T3} three\n"))
+    );
+    assert_eq!(
+        get(address, &format!("{logs}?sinceTime=2026-11-25T21:00:01Z")).await,
+        (200, "two\nthree\n".into())
+    );
+    assert_eq!(
+        get(address, &format!("{logs}?limitBytes=6")).await,
+        (200, "one\ntw".into())
+    );
+    assert_eq!(
+        get(address, "/containerLogs/default/web-2/app").await,
+        (200, "not mine\n".into())
+    );
+
+    let (code, body) = get(address, "/containerLogs/default/nope/app").await;
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("default/nope"), "{body}");
+    let (code, body) = get(address, "/containerLogs/default/web/other").await;
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("\"other\""), "{body}");
+    let (code, body) = get(address, "/containerLogs/default/web-2/app?previous=true").await;
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("previous"), "{body}");
+    let (code, _) = get(address, &format!("{logs}?tailLines=x")).await;
+    assert_eq!(code, 400);
+
+    // follow: the existing tail, then lines as they are appended (a partial record only once
+    // its line is complete in the file).
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(format!("GET {logs}?follow=true&tailLines=1 HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    let read_until = async |stream: &mut TcpStream, seen: &mut String, want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.ends_with(want) {
+            let mut buf = [0u8; 1024];
+            let left = deadline.saturating_duration_since(Instant::now());
+            let n = tokio::time::timeout(left, stream.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("never got {want:?}; got {seen:?}"))
+                .unwrap();
+            assert!(n > 0, "the stream ended early: {seen:?}");
+            seen.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+        }
+    };
+    read_until(&mut stream, &mut seen, "\r\n\r\nthree\n").await;
+    write_log(
+        &container.join("1.log"),
+        &[(T3, "stdout", "F", "four"), (T3, "stdout", "P", "fi")],
+    );
+    read_until(&mut stream, &mut seen, "three\nfour\nfi").await;
+    write_log(&container.join("1.log"), &[(T3, "stdout", "F", "ve")]);
+    read_until(&mut stream, &mut seen, "three\nfour\nfive\n").await;
+    // The container restarts: the followed attempt's stream ends.
+    write_log(&container.join("2.log"), &[(T3, "stdout", "F", "again")]);
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+        .await
+        .expect("the followed stream ends after a restart")
+        .unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+    drop(stream);
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+}
