@@ -196,9 +196,10 @@ impl State {
         if let Some(source) = &volume.config_map {
             let mode = mode_of(source.default_mode);
             let optional = source.optional.unwrap_or(false);
-            config_map_files(
+            keyed_files(
                 client,
                 ns,
+                Keyed::ConfigMap,
                 &source.name,
                 source.items.as_deref(),
                 optional,
@@ -210,9 +211,10 @@ impl State {
             let mode = mode_of(source.default_mode);
             let optional = source.optional.unwrap_or(false);
             let name = source.secret_name.clone().unwrap_or_default();
-            secret_files(
+            keyed_files(
                 client,
                 ns,
+                Keyed::Secret,
                 &name,
                 source.items.as_deref(),
                 optional,
@@ -234,9 +236,10 @@ impl State {
             for projection in source.sources.iter().flatten() {
                 if let Some(cm) = &projection.config_map {
                     let optional = cm.optional.unwrap_or(false);
-                    config_map_files(
+                    keyed_files(
                         client,
                         ns,
+                        Keyed::ConfigMap,
                         &cm.name,
                         cm.items.as_deref(),
                         optional,
@@ -247,9 +250,10 @@ impl State {
                 }
                 if let Some(secret) = &projection.secret {
                     let optional = secret.optional.unwrap_or(false);
-                    secret_files(
+                    keyed_files(
                         client,
                         ns,
+                        Keyed::Secret,
                         &secret.name,
                         secret.items.as_deref(),
                         optional,
@@ -321,60 +325,78 @@ fn key_files(
     Ok(())
 }
 
-async fn config_map_files(
-    client: &kube::Client,
-    ns: &str,
-    name: &str,
-    items: Option<&[KeyToPath]>,
-    optional: bool,
-    mode: u32,
-    files: &mut Files,
-) -> Result<(), String> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let Some(cm) = api.get_opt(name).await.map_err(|e| e.to_string())? else {
-        if optional {
-            return Ok(());
-        }
-        return Err(format!("configmap {name:?} not found"));
-    };
-    let mut data: BTreeMap<String, Vec<u8>> = cm
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.into_bytes()))
-        .collect();
-    for (k, v) in cm.binary_data.unwrap_or_default() {
-        data.insert(k, v.0);
-    }
-    key_files("configmap", name, data, items, optional, mode, files)
+/// The kinds whose keys become files.
+#[derive(Clone, Copy)]
+enum Keyed {
+    ConfigMap,
+    Secret,
 }
 
-async fn secret_files(
+impl Keyed {
+    fn kind(self) -> &'static str {
+        match self {
+            Keyed::ConfigMap => "configmap",
+            Keyed::Secret => "secret",
+        }
+    }
+
+    /// The object's keys and contents, `None` when it does not exist.
+    async fn data(
+        self,
+        client: &kube::Client,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+        let mut data = BTreeMap::new();
+        match self {
+            Keyed::ConfigMap => {
+                let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+                let Some(cm) = api.get_opt(name).await.map_err(|e| e.to_string())? else {
+                    return Ok(None);
+                };
+                for (k, v) in cm.data.unwrap_or_default() {
+                    data.insert(k, v.into_bytes());
+                }
+                for (k, v) in cm.binary_data.unwrap_or_default() {
+                    data.insert(k, v.0);
+                }
+            }
+            Keyed::Secret => {
+                let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+                let Some(secret) = api.get_opt(name).await.map_err(|e| e.to_string())? else {
+                    return Ok(None);
+                };
+                for (k, v) in secret.data.unwrap_or_default() {
+                    data.insert(k, v.0);
+                }
+                for (k, v) in secret.string_data.unwrap_or_default() {
+                    data.insert(k, v.into_bytes());
+                }
+            }
+        }
+        Ok(Some(data))
+    }
+}
+
+/// The files of a configMap or secret volume (or projection).
+#[allow(clippy::too_many_arguments)]
+async fn keyed_files(
     client: &kube::Client,
     ns: &str,
+    keyed: Keyed,
     name: &str,
     items: Option<&[KeyToPath]>,
     optional: bool,
     mode: u32,
     files: &mut Files,
 ) -> Result<(), String> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let Some(secret) = api.get_opt(name).await.map_err(|e| e.to_string())? else {
+    let Some(data) = keyed.data(client, ns, name).await? else {
         if optional {
             return Ok(());
         }
-        return Err(format!("secret {name:?} not found"));
+        return Err(format!("{} {name:?} not found", keyed.kind()));
     };
-    let mut data: BTreeMap<String, Vec<u8>> = secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .collect();
-    for (k, v) in secret.string_data.unwrap_or_default() {
-        data.insert(k, v.into_bytes());
-    }
-    key_files("secret", name, data, items, optional, mode, files)
+    key_files(keyed.kind(), name, data, items, optional, mode, files)
 }
 
 /// `key="value"` lines, sorted, as Kubernetes writes labels and annotations.

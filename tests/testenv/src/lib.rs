@@ -9,6 +9,7 @@
 //! process behind.
 #![deny(missing_docs)]
 
+pub mod bridge;
 mod containerd;
 pub mod images;
 mod registry;

@@ -5,23 +5,10 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use skiff_cri::Cri;
 use skiff_testenv::{Containerd, ContainerdConfig, images, wait_ready};
-
-/// A test-owned Linux bridge (the CNI plugin creates it), deleted on drop.
-pub struct Bridge(pub String);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.0])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
 
 /// The test's files, under the target dir (CARGO_TARGET_TMPDIR) and removed on drop.
 pub struct Dir(pub PathBuf);
@@ -44,7 +31,7 @@ pub struct Lab {
     pub cri: Cri,
     pub containerd: Containerd,
     pub subnet: Ipv4Addr,
-    pub _bridge: Bridge,
+    pub _bridge: skiff_testenv::bridge::Bridge,
     pub dir: Dir,
 }
 
@@ -71,9 +58,10 @@ pub async fn lab_with(test: u32, docker_io_mirror: Option<&str>) -> Lab {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let dir = Dir(tmp.join(format!("cri-{pid}-{test}")));
     let (bridge_name, subnet) = network(pid, test);
-    let bridge = Bridge(bridge_name.clone());
+    let bridge = skiff_testenv::bridge::Bridge(bridge_name.clone());
     let conf_dir = dir.0.join("cni");
-    write_bridge_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet);
+    skiff_testenv::bridge::write_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet)
+        .unwrap();
 
     let started = Instant::now();
     let mut config = ContainerdConfig::new(
@@ -104,31 +92,6 @@ pub async fn lab_with(test: u32, docker_io_mirror: Option<&str>) -> Lab {
         _bridge: bridge,
         dir,
     }
-}
-
-pub fn write_bridge_conflist(conf_dir: &Path, ipam_dir: &Path, bridge: &str, subnet: Ipv4Addr) {
-    std::fs::create_dir_all(conf_dir).unwrap();
-    // isGateway puts .1 on the bridge, which is how the host reaches pods; no masquerade, so
-    // the test adds no iptables rules; host-local keeps its leases under the test's dir.
-    let conflist = format!(
-        r#"{{
-  "cniVersion": "0.4.0",
-  "name": "{bridge}",
-  "plugins": [{{
-    "type": "bridge",
-    "bridge": "{bridge}",
-    "isGateway": true,
-    "ipMasq": false,
-    "ipam": {{
-      "type": "host-local",
-      "ranges": [[{{"subnet": "{subnet}/24"}}]],
-      "dataDir": "{ipam}"
-    }}
-  }}]
-}}"#,
-        ipam = ipam_dir.display()
-    );
-    std::fs::write(conf_dir.join("10-bridge.conflist"), conflist).unwrap();
 }
 
 /// An HTTP GET to the pod, retried while the server comes up.

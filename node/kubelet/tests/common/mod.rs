@@ -6,8 +6,6 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -19,18 +17,6 @@ use skiff_testenv::{Containerd, ContainerdConfig, wait_ready};
 
 pub const NODE: &str = "node-k1";
 
-/// A test-owned Linux bridge (the CNI plugin creates it), deleted on drop.
-pub struct Bridge(pub String);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.0])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
-
 /// The test's files under the target dir, removed on drop.
 pub struct Dir(pub PathBuf);
 
@@ -40,43 +26,20 @@ impl Drop for Dir {
     }
 }
 
-/// The apiserver in this process, on loopback, over an embedded store.
+/// The apiserver in this process (stopped with the test's runtime) and a client of it.
 pub struct ControlPlane {
     pub client: kube::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _server: skiff_apiserver::testing::ControlPlane,
 }
 
 impl ControlPlane {
     pub async fn start(dir: &Path) -> ControlPlane {
-        let store = Arc::new(
-            skiff_store::EmbeddedStore::open(skiff_store::EmbeddedConfig::new(dir.join("store")))
-                .unwrap(),
-        );
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap();
-        let server = skiff_apiserver::Server::new(store, address);
-        server.bootstrap().await.unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(skiff_apiserver::serve(server, listener, async {
-            let _ = stopped.await;
-        }));
-        let client = kube::Client::try_from(kube::Config::new(
-            format!("http://{address}").parse().unwrap(),
-        ))
-        .unwrap();
+        let server = skiff_apiserver::testing::ControlPlane::start(dir, None).await;
+        let client =
+            kube::Client::try_from(kube::Config::new(server.url.parse().unwrap())).unwrap();
         ControlPlane {
             client,
-            stop: Some(stop),
-        }
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            _server: server,
         }
     }
 }
@@ -117,29 +80,6 @@ impl Drop for Kubelet {
             task.abort();
         }
     }
-}
-
-pub fn write_bridge_conflist(conf_dir: &Path, ipam_dir: &Path, bridge: &str, subnet: Ipv4Addr) {
-    std::fs::create_dir_all(conf_dir).unwrap();
-    let conflist = format!(
-        r#"{{
-  "cniVersion": "0.4.0",
-  "name": "{bridge}",
-  "plugins": [{{
-    "type": "bridge",
-    "bridge": "{bridge}",
-    "isGateway": true,
-    "ipMasq": false,
-    "ipam": {{
-      "type": "host-local",
-      "ranges": [[{{"subnet": "{subnet}/24"}}]],
-      "dataDir": "{ipam}"
-    }}
-  }}]
-}}"#,
-        ipam = ipam_dir.display()
-    );
-    std::fs::write(conf_dir.join("10-bridge.conflist"), conflist).unwrap();
 }
 
 pub async fn wait_for<T>(
@@ -223,7 +163,7 @@ pub struct Env {
     pub containerd: Containerd,
     pub config: Config,
     pub subnet: Ipv4Addr,
-    pub bridge: Bridge,
+    pub bridge: skiff_testenv::bridge::Bridge,
     pub dir: Dir,
 }
 
@@ -246,10 +186,11 @@ impl Env {
         let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
         let dir = Dir(tmp.join(format!("{name}-{pid}")));
         let bridge_name = format!("skkl-{pid}");
-        let bridge = Bridge(bridge_name.clone());
+        let bridge = skiff_testenv::bridge::Bridge(bridge_name.clone());
         let subnet = Ipv4Addr::new(10, 210 + (pid % 40) as u8, (pid / 40 % 256) as u8, 0);
         let conf_dir = dir.0.join("cni");
-        write_bridge_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet);
+        skiff_testenv::bridge::write_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet)
+            .unwrap();
         let containerd = Containerd::start(&ContainerdConfig::new(
             &dir.0.join("containerd"),
             Path::new("/usr/lib/cni"),
