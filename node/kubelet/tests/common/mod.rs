@@ -22,6 +22,22 @@ pub struct Dir(pub PathBuf);
 
 impl Drop for Dir {
     fn drop(&mut self) {
+        // A test that failed midway may leave the kubelet's tmpfs volumes mounted in here:
+        // detach them (deepest first) so the directory can go.
+        let prefix = self.0.to_string_lossy().into_owned();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|line| line.split(' ').nth(4))
+            .filter(|point| point.starts_with(&prefix))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for point in points {
+            if let Ok(c) = std::ffi::CString::new(point) {
+                // SAFETY: a valid C string; MNT_DETACH has no other preconditions.
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
