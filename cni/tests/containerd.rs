@@ -4,8 +4,7 @@
 //! the node's podCIDR and an endpoint in the BPF maps; a pod reaches the other over TCP and is
 //! seen there under its own address; removing the sandboxes releases both.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -160,18 +159,7 @@ async fn containerd_sandboxes_on_skiff_cni() {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let reply = in_netns(&netns, || {
-            let request = || -> std::io::Result<String> {
-                let mut stream = TcpStream::connect_timeout(
-                    &SocketAddr::from((server_ip, 8080)),
-                    Duration::from_secs(2),
-                )?;
-                stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-                stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-                let mut reply = String::new();
-                stream.read_to_string(&mut reply)?;
-                Ok(reply)
-            };
-            Ok(request())
+            Ok(skiff_testenv::http_get(SocketAddr::from((server_ip, 8080))))
         })
         .unwrap();
         let logged = std::fs::read_to_string(&log).unwrap_or_default();

@@ -311,10 +311,6 @@ fn prog_pin(pins: &PinDir, name: &str) -> PathBuf {
     pins.path().join("progs").join(name)
 }
 
-fn link_name(program: &str, ifindex: u32) -> String {
-    format!("{program}-if{ifindex}")
-}
-
 fn c_path(path: &Path) -> CString {
     CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in a pin path")
 }
@@ -367,7 +363,7 @@ fn attach_pinned_prog(
             })?
         }
     };
-    let path = pins.link(&link_name(name, ifindex));
+    let path = pins.link(&object::interface_link(name, ifindex));
     if let Some(link) = obj_get(&path)? {
         if link_update(&link, &prog) {
             return Ok(());
@@ -408,7 +404,8 @@ impl PodNet {
     /// Whether the pod behind host veth `ifindex` is attached by a pinned tcx link (which
     /// [`PodNet::load_and_pin`] switches in place) rather than by a tc filter.
     pub fn pod_link_pinned(pins: &PinDir, ifindex: u32) -> bool {
-        pins.link(&link_name(programs::FROM_POD, ifindex)).exists()
+        pins.link(&object::interface_link(programs::FROM_POD, ifindex))
+            .exists()
     }
 
     /// The program `name` (see [`programs`]) pinned by [`PodNet::load_and_pin`], loaded and
@@ -458,16 +455,7 @@ impl PodNet {
 
     /// Removes this module's pinned links for `ifindex` (detaching them when still attached).
     pub fn detach(pins: &PinDir, ifindex: u32) -> Result<()> {
-        for name in programs::ALL {
-            let path = pins.link(&link_name(name, ifindex));
-            match std::fs::remove_file(&path) {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(err).context(|| format!("removing {}", path.display()));
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+        object::unpin_interface_links(pins, ifindex, &programs::ALL)
     }
 
     /// Loads the programs against the maps under `pins` and pins the programs themselves, so

@@ -165,6 +165,26 @@ pub fn program<'o>(object: &'o Object, name: &str) -> Option<ProgramMut<'o>> {
     object.progs_mut().find(|p| p.name() == name)
 }
 
+/// The name a link of `program` on interface `ifindex` is pinned as.
+pub fn interface_link(program: &str, ifindex: u32) -> String {
+    format!("{program}-if{ifindex}")
+}
+
+/// Removes the pinned links of `programs` on interface `ifindex` (a link still attached is
+/// detached with its last reference); missing ones are fine.
+pub fn unpin_interface_links(pins: &PinDir, ifindex: u32, programs: &[&str]) -> Result<()> {
+    for program in programs {
+        let path = pins.link(&interface_link(program, ifindex));
+        match std::fs::remove_file(&path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(err).context(|| format!("removing {}", path.display()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Attaches `prog` through the link pinned as `name`: when one is pinned already, the link is
 /// switched to `prog` in place (atomically); otherwise `attach` creates it and it is pinned.
 pub fn attach_pinned(

@@ -15,9 +15,9 @@ use std::ptr::NonNull;
 
 use libbpf_rs::{AsRawLibbpf, Link, Object, ProgramMut, libbpf_sys};
 
+use crate::Result;
 use crate::lb::{Sizes, be_addr, be_port};
 use crate::object::{self, PinDir};
-use crate::{Context, Result};
 
 static LB_TC_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lb_tc.bpf.o"));
 static LB_XDP_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lb_xdp.bpf.o"));
@@ -50,10 +50,6 @@ pub fn load_tc(pins: &PinDir, sizes: &Sizes) -> Result<Object> {
 /// Loads the XDP program against the maps under `pins` (created or adopted), unattached.
 pub fn load_xdp(pins: &PinDir, sizes: &Sizes) -> Result<Object> {
     object::load(LB_XDP_OBJECT, pins, &|name| sizes.for_map(name))
-}
-
-fn link_name(program: &str, ifindex: u32) -> String {
-    format!("{program}-if{ifindex}")
 }
 
 /// libbpf-rs 0.27 has no tcx attach: libbpf's own, on the program's attach type (its section
@@ -106,7 +102,7 @@ impl PacketLb {
             let prog = object::program(&object, name).expect("lb_tc.bpf.c defines it");
             links.push(object::attach_pinned(
                 pins,
-                &link_name(name, ifindex),
+                &object::interface_link(name, ifindex),
                 &prog,
                 |p| attach_tcx(p, ifindex),
             )?);
@@ -119,30 +115,28 @@ impl PacketLb {
     pub fn attach_xdp(pins: &PinDir, ifindex: u32, sizes: &Sizes) -> Result<PacketLb> {
         let object = load_xdp(pins, sizes)?;
         let prog = object::program(&object, programs::XDP).expect("lb_xdp.bpf.c defines it");
-        let link = object::attach_pinned(pins, &link_name(programs::XDP, ifindex), &prog, |p| {
-            p.attach_xdp(ifindex as i32)
-        })?;
+        let link = object::attach_pinned(
+            pins,
+            &object::interface_link(programs::XDP, ifindex),
+            &prog,
+            |p| p.attach_xdp(ifindex as i32),
+        )?;
         Ok(PacketLb { _links: vec![link] })
     }
 
     /// Detaches every per-packet program from `ifindex`: removes the pinned links (a link
     /// whose interface is gone is removed too).
     pub fn detach(pins: &PinDir, ifindex: u32) -> Result<()> {
-        for name in [
-            programs::TC_INGRESS,
-            programs::TC_EGRESS,
-            programs::TC_REPLY,
-            programs::XDP,
-        ] {
-            let path = pins.link(&link_name(name, ifindex));
-            match std::fs::remove_file(&path) {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(err).context(|| format!("removing {}", path.display()));
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+        object::unpin_interface_links(
+            pins,
+            ifindex,
+            &[
+                programs::TC_INGRESS,
+                programs::TC_EGRESS,
+                programs::TC_REPLY,
+                programs::XDP,
+            ],
+        )
     }
 }
 

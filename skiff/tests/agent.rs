@@ -585,18 +585,11 @@ async fn agent_runs_a_pod_on_its_own_network() {
         ip.to_string().starts_with(&format!("{network}.")),
         "{ip} outside {pod_cidr}"
     );
-    let reply = tokio::task::spawn_blocking(move || {
-        let mut stream =
-            TcpStream::connect_timeout(&SocketAddr::from((ip, 8080)), Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply)?;
-        std::io::Result::Ok(reply)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let reply =
+        tokio::task::spawn_blocking(move || skiff_testenv::http_get(SocketAddr::from((ip, 8080))))
+            .await
+            .unwrap()
+            .unwrap();
     assert!(reply.starts_with("HTTP/1."), "{reply}");
 
     // The static pod runs as the mirror pod `sleeper-node-pods`.

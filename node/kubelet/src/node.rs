@@ -1,7 +1,7 @@
 //! The Node object: registration, status (capacity, addresses, nodeInfo, conditions) and the
 //! Lease in `kube-node-lease` that tells the control plane this kubelet is alive.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,37 @@ pub fn now_time() -> String {
     jiff::Timestamp::from_second(now.as_second())
         .unwrap_or(now)
         .to_string()
+}
+
+/// The conditions an object had, for `lastTransitionTime`: it moves only when a condition's
+/// status does (Kubernetes' rule for node and pod conditions alike).
+pub struct Transitions {
+    previous: HashMap<String, (String, Option<String>)>,
+    /// The time of this update.
+    pub now: String,
+}
+
+impl Transitions {
+    /// From the previous conditions as (type, status, lastTransitionTime).
+    pub fn new(previous: impl IntoIterator<Item = (String, String, Option<String>)>) -> Self {
+        Transitions {
+            previous: previous
+                .into_iter()
+                .map(|(kind, status, since)| (kind, (status, since)))
+                .collect(),
+            now: now_time(),
+        }
+    }
+
+    /// Condition `kind`'s status word and its lastTransitionTime.
+    pub fn status(&self, kind: &str, ok: bool) -> (&'static str, String) {
+        let status = if ok { "True" } else { "False" };
+        let since = match self.previous.get(kind) {
+            Some((old, Some(since))) if old == status => since.clone(),
+            _ => self.now.clone(),
+        };
+        (status, since)
+    }
 }
 
 /// Microseconds, as the API's `MicroTime` fields (Lease renewTime) carry them.
@@ -143,24 +174,23 @@ async fn patch_status(
     let nodes: Api<Node> = Api::all(client.clone());
     let name = &config.node_name;
     let current = nodes.get(name).await?;
-    let now = now_time();
-    let existing: BTreeMap<String, (String, Option<String>)> = current
-        .status
-        .and_then(|s| s.conditions)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| {
-            let since = c.last_transition_time.map(|t| t.0.to_string());
-            (c.type_, (c.status, since))
-        })
-        .collect();
-    // lastTransitionTime moves only when the condition's status does.
-    let condition = |kind: &str, status: bool, reason: &str, message: &str| {
-        let status = if status { "True" } else { "False" };
-        let since = match existing.get(kind) {
-            Some((old, Some(since))) if old == status => since.clone(),
-            _ => now.clone(),
-        };
+    let transitions = Transitions::new(
+        current
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                (
+                    c.type_,
+                    c.status,
+                    c.last_transition_time.map(|t| t.0.to_string()),
+                )
+            }),
+    );
+    let now = &transitions.now;
+    let condition = |kind: &str, ok: bool, reason: &str, message: &str| {
+        let (status, since) = transitions.status(kind, ok);
         json!({"type": kind, "status": status, "reason": reason, "message": message,
                "lastHeartbeatTime": now, "lastTransitionTime": since})
     };

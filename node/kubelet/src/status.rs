@@ -1,13 +1,11 @@
 //! PodStatus from what the CRI reports plus the worker's decisions: phase, conditions,
 //! (init) container statuses, IPs and times.
 
-use std::collections::HashMap;
-
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 use skiff_cri::v1;
 
-use crate::node::now_time;
+use crate::node::Transitions;
 
 /// One container as the status reports it.
 #[derive(Debug, Default)]
@@ -207,24 +205,23 @@ pub fn pod_status(inputs: &Inputs<'_>) -> Value {
         .and_then(|s| s.restart_policy.clone())
         .unwrap_or_else(|| "Always".to_owned());
     let phase = phase(inputs, &policy);
-    let existing: HashMap<String, (String, Option<String>)> = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| {
-            let since = c.last_transition_time.map(|t| t.0.to_string());
-            (c.type_, (c.status, since))
-        })
-        .collect();
-    let now = now_time();
+    let transitions = Transitions::new(
+        pod.status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                (
+                    c.type_,
+                    c.status,
+                    c.last_transition_time.map(|t| t.0.to_string()),
+                )
+            }),
+    );
+    let now = &transitions.now;
     let condition = |kind: &str, ok: bool, reason: Option<&str>| {
-        let status = if ok { "True" } else { "False" };
-        let since = match existing.get(kind) {
-            Some((old, Some(since))) if old == status => since.clone(),
-            _ => now.clone(),
-        };
+        let (status, since) = transitions.status(kind, ok);
         let mut c = json!({"type": kind, "status": status, "lastTransitionTime": since});
         if let Some(reason) = reason {
             c["reason"] = json!(reason);

@@ -173,3 +173,14 @@ fn remove_stale_data_dirs(data_root: &Path) {
         }
     }
 }
+
+/// One plain `GET /` over HTTP/1.0 to `addr` (a pod's server, say): the whole answer, headers
+/// included. Connecting and reading each time out after 2 s.
+pub fn http_get(addr: std::net::SocketAddr) -> io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
+}

@@ -2,8 +2,7 @@
 //! reference `bridge` + `host-local` CNI plugins) and an HTTP check from the host.
 #![allow(dead_code)] // Each test binary uses its own part.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -97,15 +96,7 @@ pub async fn lab_with(test: u32, docker_io_mirror: Option<&str>) -> Lab {
 /// An HTTP GET to the pod, retried while the server comes up.
 pub fn http_get(addr: SocketAddr, deadline: Instant) -> String {
     loop {
-        let attempt = (|| -> std::io::Result<String> {
-            let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-            stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-            stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-            let mut reply = String::new();
-            stream.read_to_string(&mut reply)?;
-            Ok(reply)
-        })();
-        match attempt {
+        match skiff_testenv::http_get(addr) {
             Ok(reply) if !reply.is_empty() => return reply,
             other if Instant::now() > deadline => panic!("no HTTP answer from {addr}: {other:?}"),
             _ => std::thread::sleep(Duration::from_millis(20)),

@@ -3,8 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -133,15 +132,6 @@ pub fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
         .as_array()
         .and_then(|list| list.iter().find(|c| c["name"] == name))
         .unwrap_or(&Value::Null)
-}
-
-pub fn http_get(addr: SocketAddr) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply)?;
-    Ok(reply)
 }
 
 pub fn pod(name: &str, spec: Value) -> Pod {
