@@ -86,10 +86,10 @@ static __always_inline struct net4_config *net4_config_get(void)
 
 /* Into the local pod behind `ep`: it sees its gateway (the host veth) as the sender. Out of
  * the pod's host veth (bpf_redirect), not into its peer (bpf_redirect_peer): the peer redirect
- * runs the receiver's whole stack inline on the sender's softirq, which measured 5-10% less
- * single-stream TCP throughput than the reference bridge, against 12-20% more this way (the
- * veth's backlog hop lets sender and receiver work overlap); request/response rates are the
- * same either way (`cargo xtask bench podnet`). */
+ * runs the receiver's whole stack inline on the sender's softirq, and single-stream TCP
+ * throughput measured lower with it in every quiet run (0.68 of the reference bridge against
+ * 0.93 this way in the same run, cubic; the run before: 5-10% less against 12-20% more);
+ * request/response rates are the same either way (`cargo xtask bench podnet`). */
 static __always_inline long net4_to_endpoint(struct net4_pkt *p, struct net4_endpoint *ep)
 {
 	__builtin_memcpy(p->eth->h_dest, ep->pod_mac, ETH_ALEN);

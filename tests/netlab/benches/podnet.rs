@@ -17,7 +17,9 @@
 //! Figures, each beside the reference's:
 //! - CNI ADD and DEL time (`SKIFF_BENCH_PODS` pods on node 1, one after another, alternating the
 //!   mechanisms pod by pod), mean, p50 and p99;
-//! - TCP throughput pod A → pod B (same node) and pod A → pod C (across nodes), one stream;
+//! - TCP throughput pod A → pod B (same node) and pod A → pod C (across nodes), one stream,
+//!   once with cubic (Linux's default congestion control) and once with BBR (this machine's
+//!   `net.ipv4.tcp_congestion_control`), set on the sender's socket;
 //! - TCP request/response on one connection (1 byte each way): transactions/s, p50/p99 latency;
 //! - new TCP connections/s (connect, 1 byte each way, close), one client thread.
 //!
@@ -485,14 +487,21 @@ struct Sample {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Test {
-    Stream,
+    /// One stream, the sender using this congestion control (`TCP_CONGESTION`).
+    Stream(&'static str),
     RequestResponse,
     Connect,
 }
 
 /// One TCP stream `from` → `to` for `secs`: bytes the receiver got, over the time from the
 /// first write to the receiver's acknowledgement of the end.
-fn stream(from: &NetNs, to_ns: &NetNs, to: Ipv4Addr, secs: f64) -> anyhow::Result<Sample> {
+fn stream(
+    from: &NetNs,
+    to_ns: &NetNs,
+    to: Ipv4Addr,
+    congestion: &'static str,
+    secs: f64,
+) -> anyhow::Result<Sample> {
     let (listener, at) = listen(to_ns, to)?;
     client_server(
         from,
@@ -511,6 +520,7 @@ fn stream(from: &NetNs, to_ns: &NetNs, to: Ipv4Addr, secs: f64) -> anyhow::Resul
         },
         move || {
             let mut conn = connect(at)?;
+            set_congestion_control(&conn, congestion)?;
             let chunk = vec![0x5au8; 128 * 1024];
             let began = Instant::now();
             let deadline = began + Duration::from_secs_f64(secs);
@@ -527,6 +537,28 @@ fn stream(from: &NetNs, to_ns: &NetNs, to: Ipv4Addr, secs: f64) -> anyhow::Resul
             })
         },
     )
+}
+
+/// Picks the socket's congestion control (before any data is sent).
+fn set_congestion_control(conn: &TcpStream, name: &str) -> std::io::Result<()> {
+    // SAFETY: the option value is `name`'s bytes with their length; the descriptor is open.
+    let rc = unsafe {
+        libc::setsockopt(
+            conn.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(
+            err.kind(),
+            format!("TCP_CONGESTION {name}: {err}"),
+        ));
+    }
+    Ok(())
 }
 
 /// 1-byte ping-pong on one connection for `secs`.
@@ -645,7 +677,7 @@ fn run_test(lab: &Lab, test: Test, cross: bool, secs: f64) -> anyhow::Result<Sam
     let a = lab.pod(0, 0);
     let b = if cross { lab.pod(1, 0) } else { lab.pod(0, 1) };
     match test {
-        Test::Stream => stream(&a.ns, &b.ns, b.address, secs),
+        Test::Stream(congestion) => stream(&a.ns, &b.ns, b.address, congestion, secs),
         Test::RequestResponse => request_response(&a.ns, &b.ns, b.address, secs),
         Test::Connect => connections(&a.ns, &b.ns, b.address, secs),
     }
@@ -796,8 +828,10 @@ fn main() -> anyhow::Result<()> {
 
     // Traffic, round by round, alternating.
     let tests = [
-        (Test::Stream, false),
-        (Test::Stream, true),
+        (Test::Stream("cubic"), false),
+        (Test::Stream("cubic"), true),
+        (Test::Stream("bbr"), false),
+        (Test::Stream("bbr"), true),
         (Test::RequestResponse, false),
         (Test::RequestResponse, true),
         (Test::Connect, false),
@@ -881,8 +915,8 @@ fn main() -> anyhow::Result<()> {
     for (t, &(test, cross)) in tests.iter().enumerate() {
         let path = if cross { "across nodes" } else { "same node" };
         match test {
-            Test::Stream => row(
-                &format!("TCP throughput, one stream, {path}"),
+            Test::Stream(congestion) => row(
+                &format!("TCP throughput, one stream ({congestion}), {path}"),
                 "Gbit/s",
                 true,
                 &mut |k| ok(k).then(|| merged[k][t].gbits()),
@@ -920,7 +954,7 @@ fn main() -> anyhow::Result<()> {
     {
         for (t, &(test, cross)) in tests.iter().enumerate() {
             let what = match test {
-                Test::Stream => "throughput",
+                Test::Stream(congestion) => &format!("throughput ({congestion})"),
                 Test::RequestResponse => "request/response rate",
                 Test::Connect => "new connections rate",
             };
@@ -1044,13 +1078,15 @@ fn print_rows(rows: &[Row], mechanisms: &[Mechanism]) {
         };
         let median = |metric: &str| rows.iter().find(|r| r.metric.starts_with(metric))?.get(*m);
         println!(
-            "{}: ADD mean {} of the reference's (goal <= 0.5); throughput {} / {}, \
-             request rate {} / {} of the reference's (same node / across, median of rounds; \
-             goal > 1)",
+            "{}: ADD mean {} of the reference's (goal <= 0.5); throughput {} / {} (cubic), \
+             {} / {} (bbr), request rate {} / {} of the reference's (same node / across, \
+             median of rounds; goal > 1)",
             m.label(),
             fmt(ratio("CNI ADD time, mean")),
-            fmt(median("throughput / reference's, same node")),
-            fmt(median("throughput / reference's, across nodes")),
+            fmt(median("throughput (cubic) / reference's, same node")),
+            fmt(median("throughput (cubic) / reference's, across nodes")),
+            fmt(median("throughput (bbr) / reference's, same node")),
+            fmt(median("throughput (bbr) / reference's, across nodes")),
             fmt(median("request/response rate / reference's, same node")),
             fmt(median("request/response rate / reference's, across nodes")),
         );
