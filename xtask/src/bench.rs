@@ -14,8 +14,12 @@ pub fn run(area: &str) -> anyhow::Result<()> {
         "apiserver" => "skiff-apiserver",
         // Root only: network namespaces, a cgroup and BPF programs of its own.
         "dataplane" | "podnet" => "skiff-netlab",
+        // Root only: containerd and `skiff agent` (its kubelet) as processes.
+        "pods" => "skiff",
         other => {
-            bail!("unknown benchmark area {other:?}; known: store, apiserver, dataplane, podnet")
+            bail!(
+                "unknown benchmark area {other:?}; known: store, apiserver, dataplane, podnet, pods"
+            )
         }
     };
     let mut command = cargo();
@@ -39,7 +43,7 @@ pub fn run(area: &str) -> anyhow::Result<()> {
     }
     // The store and API anchors need a real etcd on this machine's disk, like the embedded
     // store's data.
-    let _etcd = if area == "dataplane" || area == "podnet" {
+    let _etcd = if matches!(area, "dataplane" | "podnet" | "pods") {
         None
     } else {
         let etcd =
