@@ -308,6 +308,25 @@ impl Cri {
         call("ExecSync", self.runtime.clone().exec_sync(request).await)
     }
 
+    /// The streaming-server URL for an exec session in container `id`.
+    pub async fn exec(&self, request: v1::ExecRequest) -> Result<String> {
+        call("Exec", self.runtime.clone().exec(request).await).map(|r| r.url)
+    }
+
+    /// The streaming-server URL for attaching to container `id`'s main process.
+    pub async fn attach(&self, request: v1::AttachRequest) -> Result<String> {
+        call("Attach", self.runtime.clone().attach(request).await).map(|r| r.url)
+    }
+
+    /// The streaming-server URL for forwarding ports into sandbox `id`.
+    pub async fn port_forward(&self, request: v1::PortForwardRequest) -> Result<String> {
+        call(
+            "PortForward",
+            self.runtime.clone().port_forward(request).await,
+        )
+        .map(|r| r.url)
+    }
+
     /// The images matching `filter` (all when `None`).
     pub async fn list_images(&self, filter: Option<v1::ImageFilter>) -> Result<Vec<v1::Image>> {
         let request = v1::ListImagesRequest { filter };
