@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use skiff_cri::v1;
 
 use crate::Config;
+use crate::cgroups;
 use crate::quantity;
 
 /// The CRI labels (the same keys the upstream kubelet uses).
@@ -151,11 +152,7 @@ pub fn sandbox_config(
         port_mappings,
         labels: id.labels(),
         linux: Some(v1::LinuxPodSandboxConfig {
-            cgroup_parent: format!(
-                "{}/pod{}",
-                config.cgroup_parent.trim_end_matches('/'),
-                id.uid
-            ),
+            cgroup_parent: cgroups::pod_cgroup(pod, &id.uid, &config.cgroup_parent),
             security_context: Some(v1::LinuxSandboxSecurityContext {
                 namespace_options: Some(namespace_options(pod)),
                 ..Default::default()

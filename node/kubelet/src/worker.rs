@@ -3,6 +3,7 @@
 //! probe), then reports the status; and the teardown when the pod is deleted.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +18,7 @@ use crate::probe::{self, Kind};
 use crate::runtime::{self, POD_UID, PodRef};
 use crate::status::{self, ContainerView};
 use crate::volumes;
+use crate::{cgroups, dns, hooks, pull_secrets};
 
 /// A sync that acted (started or stopped something) is followed at once by another, which
 /// observes the result; this bounds such chains before the next wait.
@@ -134,7 +136,7 @@ impl Worker {
     /// Stops the containers within the pod's grace period, removes the sandbox, and makes the
     /// final delete of the pod object.
     async fn terminate(&mut self, uid: &str, pod: &Pod) -> anyhow::Result<()> {
-        self.stop_all(uid, grace_period(pod)).await?;
+        self.stop_all(uid, Some(pod), grace_period(pod)).await?;
         // Left for the housekeeping to retry if it fails: never blocks the pod's deletion.
         if let Err(err) = volumes::cleanup(&self.config, uid) {
             tracing::warn!(%uid, %err, "removing the pod's volumes");
@@ -163,11 +165,11 @@ impl Worker {
 
     /// The pod object is gone (force-deleted): stop and remove what it left.
     async fn teardown(&mut self, uid: &str) -> anyhow::Result<()> {
-        let grace = self
-            .last_pod
+        let last_pod = self.last_pod.clone();
+        let grace = last_pod
             .as_ref()
             .map_or(Duration::from_secs(30), grace_period);
-        self.stop_all(uid, grace).await?;
+        self.stop_all(uid, last_pod.as_ref(), grace).await?;
         // Left for the housekeeping to retry if it fails: never blocks the pod's deletion.
         if let Err(err) = volumes::cleanup(&self.config, uid) {
             tracing::warn!(%uid, %err, "removing the pod's volumes");
@@ -175,17 +177,33 @@ impl Worker {
         Ok(())
     }
 
-    async fn stop_all(&mut self, uid: &str, grace: Duration) -> anyhow::Result<()> {
+    /// Kills the pod's running containers (preStop hooks first, when `pod` has the spec), then
+    /// stops and removes its sandboxes.
+    async fn stop_all(
+        &mut self,
+        uid: &str,
+        pod: Option<&Pod>,
+        grace: Duration,
+    ) -> anyhow::Result<()> {
         let filter = v1::ContainerFilter {
             label_selector: uid_filter(uid),
             ..Default::default()
         };
         let containers = self.cri.list_containers(Some(filter)).await?;
+        let pod_ip = self.pod_ip(uid, pod).await;
+        let spec_of = |c: &v1::Container| {
+            let name = c.metadata.as_ref().map(|m| m.name.as_str())?;
+            let spec = pod?.spec.as_ref()?;
+            spec.containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .find(|s| s.name == name)
+        };
         // In parallel: each may take the whole grace period.
         let stops = containers
             .iter()
             .filter(|c| c.state == v1::ContainerState::ContainerRunning as i32)
-            .map(|c| self.cri.stop_container(&c.id, grace));
+            .map(|c| hooks::kill_container(&self.cri, spec_of(c), &c.id, pod_ip, grace));
         for result in futures::future::join_all(stops).await {
             result?;
         }
@@ -197,7 +215,30 @@ impl Worker {
             self.cri.stop_pod_sandbox(&sandbox.id).await?;
             self.cri.remove_pod_sandbox(&sandbox.id).await?;
         }
+        // The runtime removed the containers' cgroups, not the pod's.
+        let root = std::path::Path::new("/sys/fs/cgroup");
+        if let Err(err) = cgroups::remove_pod_cgroup(root, uid, &self.config.cgroup_parent) {
+            tracing::warn!(%uid, %err, "removing the pod's cgroup");
+        }
         Ok(())
+    }
+
+    /// The pod's IP for hooks run while it stops: the node's for hostNetwork pods, else its
+    /// ready sandbox's.
+    async fn pod_ip(&self, uid: &str, pod: Option<&Pod>) -> Option<IpAddr> {
+        if pod.is_some_and(runtime::host_network) {
+            return self.config.host_ip();
+        }
+        let filter = v1::PodSandboxFilter {
+            label_selector: uid_filter(uid),
+            ..Default::default()
+        };
+        let sandboxes = self.cri.list_pod_sandbox(Some(filter)).await.ok()?;
+        let ready = sandboxes
+            .iter()
+            .find(|s| s.state == v1::PodSandboxState::SandboxReady as i32)?;
+        let status = self.cri.pod_sandbox_status(&ready.id, false).await.ok()?;
+        status.status?.network?.ip.parse().ok()
     }
 
     /// One level-triggered pass; returns whether it changed anything (then the caller syncs
@@ -238,7 +279,9 @@ impl Worker {
                 self.cri.remove_pod_sandbox(&old.id).await?;
             }
             let attempt = sandboxes.iter().map(|s| sandbox_attempt(s) + 1).max();
-            let config = runtime::sandbox_config(pod, &id, attempt.unwrap_or(0), &self.config);
+            let mut config = runtime::sandbox_config(pod, &id, attempt.unwrap_or(0), &self.config);
+            // Only RunPodSandbox uses it (it writes the sandbox's resolv.conf).
+            config.dns_config = Some(dns::sandbox_dns(pod, &self.config));
             std::fs::create_dir_all(&config.log_directory)?;
             let sandbox = self.cri.run_pod_sandbox(&config, "").await?;
             tracing::info!(pod = %id.name, %sandbox, "sandbox started");
@@ -515,7 +558,19 @@ impl Worker {
         self.cri
             .start_container(&id)
             .await
-            .map_err(|e| ("RunContainerError".to_owned(), e.to_string()))
+            .map_err(|e| ("RunContainerError".to_owned(), e.to_string()))?;
+        let pod_ip = ctx.pod_ip.as_deref().and_then(|ip| ip.parse().ok());
+        if let Err(message) = hooks::post_start(&self.cri, container, &id, pod_ip).await {
+            tracing::warn!(pod = %ctx.id.name, container = %container.name, reason = hooks::FAILED_POST_START, %message, "postStart hook failed; killing the container");
+            let grace = grace_period(ctx.pod);
+            if let Err(err) =
+                hooks::kill_container(&self.cri, Some(container), &id, pod_ip, grace).await
+            {
+                tracing::warn!(%err, "killing a container whose postStart hook failed");
+            }
+            return Err((hooks::POST_START_ERROR.to_owned(), message));
+        }
+        Ok(())
     }
 
     /// The image id to run, per imagePullPolicy (default: Always for `:latest` or no tag,
@@ -565,11 +620,7 @@ impl Worker {
                 format!("Back-off pulling image {image:?}"),
             ));
         }
-        match self
-            .cri
-            .pull_image(&image, None, Some(ctx.sandbox_config))
-            .await
-        {
+        match self.pull(ctx, &image).await {
             Ok(reference) => {
                 self.backoff.remove(&key);
                 Ok(reference)
@@ -579,6 +630,31 @@ impl Worker {
                 Err(err("ErrImagePull", e))
             }
         }
+    }
+
+    /// PullImage with the pod's pull secrets that match the image, each in turn until one
+    /// works (the last error if none does); anonymously when none match.
+    async fn pull(&self, ctx: &Ctx<'_>, image: &str) -> Result<String, skiff_cri::Error> {
+        let credentials =
+            pull_secrets::credentials(&self.client, ctx.pod, &ctx.id.namespace, image).await;
+        if credentials.is_empty() {
+            return self
+                .cri
+                .pull_image(image, None, Some(ctx.sandbox_config))
+                .await;
+        }
+        let mut last = None;
+        for auth in credentials {
+            match self
+                .cri
+                .pull_image(image, Some(auth), Some(ctx.sandbox_config))
+                .await
+            {
+                Ok(reference) => return Ok(reference),
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last.expect("at least one credential was tried"))
     }
 
     /// env and envFrom: values, fieldRef, configMapKeyRef, secretKeyRef.
@@ -756,7 +832,9 @@ impl Worker {
                     |s| Duration::from_secs(s.max(0) as u64),
                 );
             tracing::info!(pod = %ctx.id.name, container = %container.name, "liveness probe failed; restarting the container");
-            if let Err(err) = self.cri.stop_container(&latest.id, grace).await {
+            if let Err(err) =
+                hooks::kill_container(&self.cri, Some(container), &latest.id, pod_ip, grace).await
+            {
                 tracing::warn!(%err, "stopping a container that failed its liveness probe");
             }
             self.probes.retain(|(name, _), _| *name != container.name);

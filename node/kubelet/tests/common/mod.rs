@@ -177,6 +177,12 @@ impl Env {
     /// containerd (with the test images), the apiserver, and a kubelet config for them, all
     /// under the target dir in `<name>-<pid>`.
     pub async fn start(name: &str) -> Env {
+        Env::start_with(name, None).await
+    }
+
+    /// [`Env::start`] with `mirror` (a [`skiff_testenv::Registry::address`]) as containerd's
+    /// docker.io.
+    pub async fn start_with(name: &str, mirror: Option<&str>) -> Env {
         assert!(
             unsafe { libc::geteuid() } == 0,
             "the kubelet tests need root (run them through `cargo xtask test node`)"
@@ -197,12 +203,13 @@ impl Env {
         let conf_dir = dir.0.join("cni");
         skiff_testenv::bridge::write_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet)
             .unwrap();
-        let containerd = Containerd::start(&ContainerdConfig::new(
+        let mut containerd_config = ContainerdConfig::new(
             &dir.0.join("containerd"),
             Path::new("/usr/lib/cni"),
             &conf_dir,
-        ))
-        .unwrap();
+        );
+        containerd_config.docker_io_mirror = mirror.map(str::to_owned);
+        let containerd = Containerd::start(&containerd_config).unwrap();
         containerd.import_test_images(&tmp.join("images")).unwrap();
         let cri = Cri::connect(containerd.socket()).await.unwrap();
         wait_ready(&cri, Duration::from_secs(10)).await.unwrap();

@@ -1,0 +1,163 @@
+//! Container lifecycle hooks against a real containerd (root): a postStart hook's effect is
+//! seen by the container, preStop hooks run before SIGTERM and spend the grace period, and a
+//! failing postStart hook kills and restarts its container. Run through `cargo xtask test node`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_run_after_start_and_before_stop() {
+    let env = Env::start("hooks").await;
+    let kubelet = Kubelet::start(&env.client, &env.cri, &env.config);
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    let shared = env.dir.0.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let log = shared.join("log");
+
+    // "main" waits for what its postStart hook writes, then records it; on SIGTERM it records
+    // that and exits. Its preStop hook records itself first, and takes a second.
+    let mut main = busybox(
+        "main",
+        "trap 'echo term >> /shared/log; exit 0' TERM; \
+         until [ -f /tmp/started ]; do sleep 0.1; done; cat /tmp/started >> /shared/log; \
+         while true; do sleep 0.1; done",
+    );
+    main["lifecycle"] = json!({
+        "postStart": {"exec": {"command": [
+            "sh", "-c", "echo poststart > /tmp/s.tmp && mv /tmp/s.tmp /tmp/started",
+        ]}},
+        "preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /shared/log; sleep 1"]}},
+    });
+    main["volumeMounts"] = json!([{"name": "shared", "mountPath": "/shared"}]);
+    // "slow" ignores SIGTERM (PID 1 without a handler): its sleep hook (3 s) counts against
+    // the grace period (6 s), so SIGKILL comes 3 s after SIGTERM, not 6.
+    let mut slow = busybox("slow", "while true; do sleep 0.1; done");
+    slow["lifecycle"] = json!({"preStop": {"sleep": {"seconds": 3}}});
+    let spec = json!({
+        "terminationGracePeriodSeconds": 6,
+        "containers": [main, slow],
+        "volumes": [{"name": "shared", "hostPath": {"path": shared, "type": "Directory"}}],
+    });
+    pods.create(&PostParams::default(), &pod("hooked", spec))
+        .await
+        .unwrap();
+    wait_for(
+        "the hooked pod Ready",
+        Duration::from_secs(60),
+        async || {
+            let pod = pod_json(&pods, "hooked").await?;
+            (condition(&pod, "Ready") == "True").then_some(())
+        },
+    )
+    .await;
+    wait_for(
+        "the postStart hook's file",
+        Duration::from_secs(10),
+        async || {
+            let text = std::fs::read_to_string(&log).ok()?;
+            (text == "poststart\n").then_some(())
+        },
+    )
+    .await;
+
+    let deleted = Instant::now();
+    pods.delete("hooked", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the hooked pod gone", Duration::from_secs(30), async || {
+        pods.get_opt("hooked")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let took = deleted.elapsed();
+    eprintln!("hooked pod deleted in {took:?}");
+    // The preStop hook ran before SIGTERM reached the container.
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "poststart\nprestop\nterm\n"
+    );
+    // 3 s of sleep hook, then 3 s (what is left of 6) until SIGKILL.
+    assert!(took >= Duration::from_secs(5), "{took:?}");
+    assert!(
+        took < Duration::from_secs(9),
+        "the hook's time was not counted: {took:?}"
+    );
+
+    kubelet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_post_start_hook_restarts_the_container() {
+    let env = Env::start("hookfail").await;
+    let mut config = env.config.clone();
+    config.backoff_initial = Duration::from_secs(2);
+    config.backoff_max = Duration::from_secs(4);
+    let kubelet = Kubelet::start(&env.client, &env.cri, &config);
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+
+    let mut failing = busybox("failing", "exec sleep 3600");
+    failing["lifecycle"] = json!({
+        "postStart": {"exec": {"command": ["sh", "-c", "echo no luck; exit 3"]}},
+    });
+    let spec = json!({
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": 1,
+        "hostNetwork": true,
+        "containers": [failing],
+    });
+    pods.create(&PostParams::default(), &pod("hookfail", spec))
+        .await
+        .unwrap();
+    let waiting = wait_for("PostStartHookError", Duration::from_secs(30), async || {
+        let pod = pod_json(&pods, "hookfail").await?;
+        let c = container(&pod, "failing").clone();
+        (c["state"]["waiting"]["reason"] == "PostStartHookError").then_some(c)
+    })
+    .await;
+    let message = waiting["state"]["waiting"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("exited with 3") && message.contains("no luck"),
+        "{waiting}"
+    );
+    let restarted = wait_for("restarts", Duration::from_secs(40), async || {
+        let pod = pod_json(&pods, "hookfail").await?;
+        let c = container(&pod, "failing").clone();
+        (c["restartCount"].as_i64()? >= 2).then_some(pod)
+    })
+    .await;
+    let c = container(&restarted, "failing");
+    // Killed: the instance that ran never became ready, and it was stopped, not left running.
+    assert_eq!(c["ready"], false, "{c}");
+    assert!(c["state"]["running"].is_null(), "{c}");
+    assert!(
+        c["lastState"]["terminated"]["exitCode"].as_i64().unwrap() != 0,
+        "{c}"
+    );
+    assert_eq!(
+        restarted["status"]["phase"], "Running",
+        "{}",
+        restarted["status"]
+    );
+
+    pods.delete("hookfail", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the pod gone", Duration::from_secs(30), async || {
+        pods.get_opt("hookfail")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    kubelet.stop().await;
+}
