@@ -90,10 +90,10 @@ pub async fn kill_container(
                 tracing::warn!(container = %spec.name, reason = FAILED_PRE_STOP, ?grace, "preStop hook did not finish within the grace period");
             }
         }
-        grace = grace.saturating_sub(started.elapsed());
-        if grace < MINIMUM_GRACE {
-            grace = MINIMUM_GRACE;
-        }
+        let left = grace.saturating_sub(started.elapsed());
+        // StopContainer counts whole seconds: round up rather than cut the container short.
+        grace = Duration::from_secs(left.as_secs() + u64::from(left.subsec_nanos() > 0));
+        grace = grace.max(MINIMUM_GRACE);
     }
     cri.stop_container(container_id, grace).await
 }

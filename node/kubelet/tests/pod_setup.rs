@@ -159,10 +159,18 @@ async fn dns_and_qos_cgroups_follow_the_pod_spec() {
         list.items.is_empty().then_some(())
     })
     .await;
-    // The kubelet removed the pods' cgroups (the runtime removes only the containers').
+    // With no grace period the objects go at once; the kubelet then tears the pods down and
+    // removes their cgroups (the runtime removes only the containers').
     for dir in pod_cgroups {
-        assert!(!dir.exists(), "{} left behind", dir.display());
+        wait_for(
+            &format!("{} removed", dir.display()),
+            Duration::from_secs(20),
+            async || (!dir.exists()).then_some(()),
+        )
+        .await;
     }
+    let sandboxes = env.cri.list_pod_sandbox(None).await.unwrap();
+    assert!(sandboxes.is_empty(), "{sandboxes:?}");
     kubelet.stop().await;
 }
 
@@ -250,11 +258,11 @@ async fn image_pull_secrets_authenticate_pulls() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let pod = pod_json(&pods, "own-secret").await.unwrap();
+    let still = pod_json(&pods, "own-secret").await.unwrap();
     assert!(
-        container(&pod, "c")["state"]["waiting"].is_object(),
+        container(&still, "c")["state"]["waiting"].is_object(),
         "pulled with another registry's credentials: {}",
-        pod["status"]
+        still["status"]
     );
     secrets
         .delete("regcred", &DeleteParams::default())
@@ -270,8 +278,8 @@ async fn image_pull_secrets_authenticate_pulls() {
         .create(&PostParams::default(), &right)
         .await
         .unwrap();
-    let pod = running(&pods, "own-secret").await;
-    assert_eq!(container(&pod, "c")["image"], "private:v1");
+    let ran = running(&pods, "own-secret").await;
+    assert_eq!(container(&ran, "c")["image"], "private:v1");
 
     // The ServiceAccount's secret (a legacy dockercfg keyed by docker.io), for a pod that
     // names none and pulls again (Always).
