@@ -3,11 +3,15 @@
 //! class. The runtime creates a pod's cgroup (as its containers' parent) but removes only the
 //! containers' own cgroups, so the kubelet removes the pod's once its sandboxes are gone.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::status;
+
+/// Where the cgroup hierarchies are mounted.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The cgroup (relative to each hierarchy's root) of the pod with `uid` under `parent`:
 /// `<parent>/pod<uid>`, `<parent>/burstable/pod<uid>` or `<parent>/besteffort/pod<uid>`.
@@ -49,6 +53,35 @@ pub fn remove_pod_cgroup(root: &Path, uid: &str, parent: &str) -> std::io::Resul
         }
     }
     result
+}
+
+/// The uids of the pods that have a cgroup under `parent` in any hierarchy under `root`
+/// (for the housekeeping that removes those of pods that are gone).
+pub fn pod_uids(root: &Path, parent: &str) -> BTreeSet<String> {
+    let parent = parent.trim_start_matches('/').trim_end_matches('/');
+    let mut hierarchies: Vec<_> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    hierarchies.push(root.to_owned());
+    let mut uids = BTreeSet::new();
+    for hierarchy in hierarchies {
+        for qos in ["", "burstable", "besteffort"] {
+            let Ok(entries) = std::fs::read_dir(hierarchy.join(parent).join(qos)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let uid = name.to_str().and_then(|n| n.strip_prefix("pod"));
+                if let Some(uid) = uid.filter(|_| entry.path().is_dir()) {
+                    uids.insert(uid.to_owned());
+                }
+            }
+        }
+    }
+    uids
 }
 
 #[cfg(test)]
@@ -95,7 +128,10 @@ mod tests {
         ] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
         }
+        let uids: Vec<String> = pod_uids(&root, "/kubepods").into_iter().collect();
+        assert_eq!(uids, ["u1", "u2"]);
         remove_pod_cgroup(&root, "u1", "/kubepods").unwrap();
+        assert_eq!(pod_uids(&root, "/kubepods").len(), 1);
         assert!(!root.join("memory/kubepods/burstable/podu1").exists());
         assert!(!root.join("unified/kubepods/burstable/podu1").exists());
         assert!(!root.join("kubepods/besteffort/podu1").exists());

@@ -216,7 +216,7 @@ impl Worker {
             self.cri.remove_pod_sandbox(&sandbox.id).await?;
         }
         // The runtime removed the containers' cgroups, not the pod's.
-        let root = std::path::Path::new("/sys/fs/cgroup");
+        let root = std::path::Path::new(cgroups::CGROUP_ROOT);
         if let Err(err) = cgroups::remove_pod_cgroup(root, uid, &self.config.cgroup_parent) {
             tracing::warn!(%uid, %err, "removing the pod's cgroup");
         }

@@ -39,9 +39,18 @@ async fn hooks_run_after_start_and_before_stop() {
     // the grace period (6 s), so SIGKILL comes 3 s after SIGTERM, not 6.
     let mut slow = busybox("slow", "while true; do sleep 0.1; done");
     slow["lifecycle"] = json!({"preStop": {"sleep": {"seconds": 3}}});
+    // "web" serves a CGI script its preStop httpGet hook calls over the pod IP.
+    let mut web = busybox(
+        "web",
+        "mkdir -p /www/cgi-bin && \
+         printf '#!/bin/sh\\necho http-prestop >> /shared/web\\necho\\necho bye\\n' > /www/cgi-bin/bye && \
+         chmod +x /www/cgi-bin/bye && exec httpd -f -p 8080 -h /www",
+    );
+    web["lifecycle"] = json!({"preStop": {"httpGet": {"port": 8080, "path": "/cgi-bin/bye"}}});
+    web["volumeMounts"] = json!([{"name": "shared", "mountPath": "/shared"}]);
     let spec = json!({
         "terminationGracePeriodSeconds": 6,
-        "containers": [main, slow],
+        "containers": [main, slow, web],
         "volumes": [{"name": "shared", "hostPath": {"path": shared, "type": "Directory"}}],
     });
     pods.create(&PostParams::default(), &pod("hooked", spec))
@@ -84,6 +93,10 @@ async fn hooks_run_after_start_and_before_stop() {
     assert_eq!(
         std::fs::read_to_string(&log).unwrap(),
         "poststart\nprestop\nterm\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(shared.join("web")).unwrap(),
+        "http-prestop\n"
     );
     // 3 s of sleep hook, then 3 s (what is left of 6) until SIGKILL.
     assert!(took >= Duration::from_secs(5), "{took:?}");
