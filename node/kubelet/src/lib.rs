@@ -23,6 +23,7 @@ pub mod probe;
 pub mod pull_secrets;
 pub mod quantity;
 pub mod runtime;
+pub mod security;
 pub mod server;
 pub mod static_pods;
 pub mod status;

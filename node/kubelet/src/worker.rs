@@ -18,7 +18,7 @@ use crate::probe::{self, Kind};
 use crate::runtime::{self, POD_UID, PodRef};
 use crate::status::{self, ContainerView};
 use crate::volumes;
-use crate::{cgroups, dns, hooks, pull_secrets};
+use crate::{cgroups, dns, hooks, pull_secrets, security};
 
 /// A sync that acted (started or stopped something) is followed at once by another, which
 /// observes the result; this bounds such chains before the next wait.
@@ -536,6 +536,18 @@ impl Worker {
             return Err(config_error(err.clone()));
         }
         let image = self.ensure_image(ctx, container).await?;
+        if security::needs_image_user(ctx.pod, container) {
+            let found = self
+                .cri
+                .image_status(&image)
+                .await
+                .map_err(|e| config_error(e.to_string()))?;
+            let (uid, username) = found.map_or((None, String::new()), |i| {
+                (i.uid.map(|u| u.value), i.username)
+            });
+            security::verify_run_as_non_root(ctx.pod, container, uid, &username)
+                .map_err(config_error)?;
+        }
         let envs = self
             .environment(ctx, container)
             .await

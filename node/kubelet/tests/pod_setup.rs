@@ -334,3 +334,96 @@ async fn image_pull_secrets_authenticate_pulls() {
     drop(env);
     drop(registry);
 }
+
+/// A capability set line (`CapBnd:` etc.) of `/proc/1/status`, as bits.
+fn caps(status: &str, field: &str) -> u64 {
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .unwrap_or_else(|| panic!("no {field} in {status}"));
+    u64::from_str_radix(line.trim(), 16).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_contexts_reach_the_containers() {
+    const CAP_NET_BIND_SERVICE: u64 = 1 << 10;
+    const CAP_SYS_ADMIN: u64 = 1 << 21;
+    let env = Env::start("security").await;
+    let kubelet = Kubelet::start(&env.client, &env.cri, &env.config);
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+
+    let mut limited = busybox("limited", "exec sleep 3600");
+    limited["securityContext"] = json!({
+        "runAsUser": 1000,
+        "readOnlyRootFilesystem": true,
+        "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+    });
+    let mut privileged = busybox("privileged", "exec sleep 3600");
+    privileged["securityContext"] = json!({"privileged": true});
+    let spec = json!({
+        "terminationGracePeriodSeconds": 0,
+        "securityContext": {"runAsGroup": 3000, "supplementalGroups": [4000]},
+        "containers": [limited, busybox("plain", "exec sleep 3600"), privileged],
+    });
+    pods.create(&PostParams::default(), &pod("secure", spec))
+        .await
+        .unwrap();
+    let secure = running(&pods, "secure").await;
+    let status = |name: &str| {
+        let id = container_id(&secure, name);
+        let env = &env;
+        async move { exec(env, &id, &["cat", "/proc/1/status"]).await }
+    };
+
+    let limited = status("limited").await;
+    let ids = |field: &str| {
+        limited
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .map(|v| v.split_whitespace().next().unwrap_or_default().to_owned())
+    };
+    assert_eq!(ids("Uid:").as_deref(), Some("1000"), "{limited}");
+    assert_eq!(ids("Gid:").as_deref(), Some("3000"), "{limited}");
+    let groups = limited.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    assert!(groups.contains("4000"), "{groups}");
+    assert_eq!(caps(&limited, "CapBnd:"), CAP_NET_BIND_SERVICE, "{limited}");
+    assert_eq!(ids("NoNewPrivs:").as_deref(), Some("1"), "{limited}");
+    let id = container_id(&secure, "limited");
+    let touch = env
+        .cri
+        .exec_sync(&id, &["touch", "/written"], Duration::from_secs(10))
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&touch.stderr);
+    assert_ne!(touch.exit_code, 0, "the root filesystem is writable");
+    assert!(said.contains("Read-only file system"), "{said}");
+
+    let plain = caps(&status("plain").await, "CapBnd:");
+    let full = caps(&status("privileged").await, "CapBnd:");
+    assert_eq!(plain & CAP_SYS_ADMIN, 0, "{plain:x}");
+    assert_ne!(full & CAP_SYS_ADMIN, 0, "{full:x}");
+
+    // runAsNonRoot with an image that runs as root: the kubelet refuses to create it.
+    let spec = json!({
+        "terminationGracePeriodSeconds": 0,
+        "securityContext": {"runAsNonRoot": true},
+        "containers": [busybox("c", "exec sleep 3600")],
+    });
+    pods.create(&PostParams::default(), &pod("nonroot", spec))
+        .await
+        .unwrap();
+    let refused = waiting_reason(&pods, "nonroot", "CreateContainerConfigError").await;
+    let message = refused["state"]["waiting"]["message"].as_str().unwrap();
+    assert!(message.contains("image will run as root"), "{refused}");
+
+    for name in ["secure", "nonroot"] {
+        pods.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    wait_for("the sandboxes gone", Duration::from_secs(30), async || {
+        let left = env.cri.list_pod_sandbox(None).await.unwrap();
+        left.is_empty().then_some(())
+    })
+    .await;
+    kubelet.stop().await;
+}

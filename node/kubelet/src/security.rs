@@ -1,0 +1,211 @@
+//! Security contexts: the pod's and the container's merged (the container's fields win), as
+//! CRI sandbox and container security contexts, and the kubelet's own runAsNonRoot check.
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SecurityContext};
+use skiff_cri::v1;
+
+fn pod_context(pod: &Pod) -> PodSecurityContext {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.security_context.clone())
+        .unwrap_or_default()
+}
+
+/// The container's effective security context: its own fields, else the pod's for the fields
+/// both have (runAsUser, runAsGroup, runAsNonRoot, seLinux, seccomp...).
+pub fn effective(pod: &Pod, container: &Container) -> SecurityContext {
+    let pod = pod_context(pod);
+    let mut sc = container.security_context.clone().unwrap_or_default();
+    sc.run_as_user = sc.run_as_user.or(pod.run_as_user);
+    sc.run_as_group = sc.run_as_group.or(pod.run_as_group);
+    sc.run_as_non_root = sc.run_as_non_root.or(pod.run_as_non_root);
+    sc
+}
+
+/// The pod's supplemental groups, fsGroup included (the kubelet adds it so volumes it owns
+/// are writable).
+fn supplemental_groups(pod: &Pod) -> Vec<i64> {
+    let pod = pod_context(pod);
+    let mut groups = pod.supplemental_groups.unwrap_or_default();
+    if let Some(fs_group) = pod.fs_group
+        && !groups.contains(&fs_group)
+    {
+        groups.push(fs_group);
+    }
+    groups
+}
+
+/// The sandbox's security context: privileged when any container is (the runtime refuses a
+/// privileged container in an unprivileged sandbox), the pod's user, group and groups.
+pub fn sandbox(pod: &Pod, namespaces: v1::NamespaceOption) -> v1::LinuxSandboxSecurityContext {
+    let spec = pod.spec.as_ref();
+    let privileged = spec.is_some_and(|s| {
+        s.containers
+            .iter()
+            .chain(s.init_containers.iter().flatten())
+            .any(|c| {
+                c.security_context
+                    .as_ref()
+                    .and_then(|sc| sc.privileged)
+                    .unwrap_or(false)
+            })
+    });
+    let context = pod_context(pod);
+    v1::LinuxSandboxSecurityContext {
+        namespace_options: Some(namespaces),
+        run_as_user: context.run_as_user.map(|value| v1::Int64Value { value }),
+        run_as_group: context.run_as_group.map(|value| v1::Int64Value { value }),
+        supplemental_groups: supplemental_groups(pod),
+        privileged,
+        ..Default::default()
+    }
+}
+
+/// The container's security context for CreateContainer.
+pub fn container(
+    pod: &Pod,
+    container: &Container,
+    namespaces: v1::NamespaceOption,
+) -> v1::LinuxContainerSecurityContext {
+    let sc = effective(pod, container);
+    let capabilities = sc.capabilities.map(|c| v1::Capability {
+        add_capabilities: c.add.unwrap_or_default(),
+        drop_capabilities: c.drop.unwrap_or_default(),
+    });
+    v1::LinuxContainerSecurityContext {
+        capabilities,
+        privileged: sc.privileged.unwrap_or(false),
+        namespace_options: Some(namespaces),
+        run_as_user: sc.run_as_user.map(|value| v1::Int64Value { value }),
+        run_as_group: sc.run_as_group.map(|value| v1::Int64Value { value }),
+        supplemental_groups: supplemental_groups(pod),
+        readonly_rootfs: sc.read_only_root_filesystem.unwrap_or(false),
+        no_new_privs: sc.allow_privilege_escalation == Some(false),
+        ..Default::default()
+    }
+}
+
+/// Whether the kubelet must learn the image's user to check runAsNonRoot (it is set and the
+/// security context names no user).
+pub fn needs_image_user(pod: &Pod, container: &Container) -> bool {
+    let sc = effective(pod, container);
+    sc.run_as_non_root == Some(true) && sc.run_as_user.is_none()
+}
+
+/// The kubelet's runAsNonRoot check, given the image's user (`uid`, else a `username`; neither
+/// means root). The error is the container's CreateContainerConfigError message.
+pub fn verify_run_as_non_root(
+    pod: &Pod,
+    container: &Container,
+    image_uid: Option<i64>,
+    image_username: &str,
+) -> Result<(), String> {
+    let sc = effective(pod, container);
+    if sc.run_as_non_root != Some(true) {
+        return Ok(());
+    }
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let which = format!("pod: \"{name}_{namespace}\", container: {}", container.name);
+    match (sc.run_as_user, image_uid) {
+        (Some(0), _) => Err(format!(
+            "container's runAsUser breaks non-root policy ({which})"
+        )),
+        (Some(_), _) => Ok(()),
+        (None, None) if !image_username.is_empty() => Err(format!(
+            "container has runAsNonRoot and image has non-numeric user ({image_username}), cannot verify user is non-root ({which})"
+        )),
+        (None, Some(0) | None) => Err(format!(
+            "container has runAsNonRoot and image will run as root ({which})"
+        )),
+        (None, Some(_)) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(pod_sc: serde_json::Value, sc: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {
+                "securityContext": pod_sc,
+                "containers": [{"name": "c", "image": "busybox", "securityContext": sc}],
+            },
+        }))
+        .unwrap()
+    }
+
+    fn check(pod: &Pod, uid: Option<i64>, user: &str) -> Result<(), String> {
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        verify_run_as_non_root(pod, c, uid, user)
+    }
+
+    #[test]
+    fn run_as_non_root_is_checked_against_the_user_that_will_run() {
+        let p = pod(json!({"runAsNonRoot": true}), json!({}));
+        assert!(needs_image_user(
+            &p,
+            &p.spec.as_ref().unwrap().containers[0]
+        ));
+        assert!(
+            check(&p, None, "")
+                .unwrap_err()
+                .contains("image will run as root")
+        );
+        assert!(check(&p, Some(0), "").is_err());
+        assert!(check(&p, Some(1000), "").is_ok());
+        assert!(
+            check(&p, None, "nginx")
+                .unwrap_err()
+                .contains("non-numeric user (nginx)")
+        );
+        // The container's runAsUser decides without the image.
+        let p = pod(json!({"runAsNonRoot": true}), json!({"runAsUser": 1000}));
+        assert!(!needs_image_user(
+            &p,
+            &p.spec.as_ref().unwrap().containers[0]
+        ));
+        assert!(check(&p, Some(0), "").is_ok());
+        let p = pod(
+            json!({"runAsNonRoot": true, "runAsUser": 1000}),
+            json!({"runAsUser": 0}),
+        );
+        assert!(
+            check(&p, Some(1000), "")
+                .unwrap_err()
+                .contains("breaks non-root policy")
+        );
+        // The container may opt out.
+        let p = pod(
+            json!({"runAsNonRoot": true}),
+            json!({"runAsNonRoot": false}),
+        );
+        assert!(check(&p, Some(0), "").is_ok());
+    }
+
+    #[test]
+    fn pod_fields_fill_in_and_a_privileged_container_privileges_the_sandbox() {
+        let p = pod(
+            json!({"runAsUser": 1000, "runAsGroup": 3000, "supplementalGroups": [4000], "fsGroup": 2000}),
+            json!({"runAsUser": 1001, "privileged": true, "readOnlyRootFilesystem": true,
+                   "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}),
+        );
+        let c = &p.spec.as_ref().unwrap().containers[0];
+        let sc = container(&p, c, v1::NamespaceOption::default());
+        assert_eq!(sc.run_as_user, Some(v1::Int64Value { value: 1001 }));
+        assert_eq!(sc.run_as_group, Some(v1::Int64Value { value: 3000 }));
+        assert_eq!(sc.supplemental_groups, [4000, 2000]);
+        assert!(sc.privileged && sc.readonly_rootfs);
+        let caps = sc.capabilities.unwrap();
+        assert_eq!(caps.add_capabilities, ["NET_ADMIN"]);
+        assert_eq!(caps.drop_capabilities, ["ALL"]);
+        let sandbox = sandbox(&p, v1::NamespaceOption::default());
+        assert!(sandbox.privileged);
+        assert_eq!(sandbox.run_as_user, Some(v1::Int64Value { value: 1000 }));
+        let plain = pod(json!({}), json!({}));
+        assert!(!super::sandbox(&plain, v1::NamespaceOption::default()).privileged);
+    }
+}
