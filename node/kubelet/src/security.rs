@@ -54,7 +54,11 @@ pub fn sandbox(pod: &Pod, namespaces: v1::NamespaceOption) -> v1::LinuxSandboxSe
     v1::LinuxSandboxSecurityContext {
         namespace_options: Some(namespaces),
         run_as_user: context.run_as_user.map(|value| v1::Int64Value { value }),
-        run_as_group: context.run_as_group.map(|value| v1::Int64Value { value }),
+        // The runtime refuses a group without a user; the pause process needs neither.
+        run_as_group: context
+            .run_as_group
+            .filter(|_| context.run_as_user.is_some())
+            .map(|value| v1::Int64Value { value }),
         supplemental_groups: supplemental_groups(pod),
         privileged,
         ..Default::default()
@@ -85,11 +89,28 @@ pub fn container(
     }
 }
 
-/// Whether the kubelet must learn the image's user to check runAsNonRoot (it is set and the
-/// security context names no user).
+/// Whether the kubelet must learn the image's user: the security context names no user but
+/// asks for runAsNonRoot (to check it) or a group (the runtime wants the user with it).
 pub fn needs_image_user(pod: &Pod, container: &Container) -> bool {
     let sc = effective(pod, container);
-    sc.run_as_non_root == Some(true) && sc.run_as_user.is_none()
+    sc.run_as_user.is_none() && (sc.run_as_non_root == Some(true) || sc.run_as_group.is_some())
+}
+
+/// Fills the image's user (`uid`, else `username`) into a security context that names none,
+/// as the kubelet does, so a runAsGroup travels with a user.
+pub fn with_image_user(
+    sc: &mut v1::LinuxContainerSecurityContext,
+    image_uid: Option<i64>,
+    image_username: &str,
+) {
+    if sc.run_as_user.is_some() || !sc.run_as_username.is_empty() {
+        return;
+    }
+    match image_uid {
+        Some(value) => sc.run_as_user = Some(v1::Int64Value { value }),
+        None if !image_username.is_empty() => sc.run_as_username = image_username.to_owned(),
+        None => sc.run_as_user = Some(v1::Int64Value { value: 0 }),
+    }
 }
 
 /// The kubelet's runAsNonRoot check, given the image's user (`uid`, else a `username`; neither
@@ -205,6 +226,21 @@ mod tests {
         let sandbox = sandbox(&p, v1::NamespaceOption::default());
         assert!(sandbox.privileged);
         assert_eq!(sandbox.run_as_user, Some(v1::Int64Value { value: 1000 }));
+        // A group without a user gets the image's user (the runtime wants both).
+        let p = pod(json!({"runAsGroup": 3000}), json!({}));
+        let c = &p.spec.as_ref().unwrap().containers[0];
+        assert!(needs_image_user(&p, c));
+        let mut sc = container(&p, c, v1::NamespaceOption::default());
+        with_image_user(&mut sc, None, "nginx");
+        assert_eq!(sc.run_as_username, "nginx");
+        let mut sc = container(&p, c, v1::NamespaceOption::default());
+        with_image_user(&mut sc, None, "");
+        assert_eq!(sc.run_as_user, Some(v1::Int64Value { value: 0 }));
+        assert!(
+            super::sandbox(&p, v1::NamespaceOption::default())
+                .run_as_group
+                .is_none()
+        );
         let plain = pod(json!({}), json!({}));
         assert!(!super::sandbox(&plain, v1::NamespaceOption::default()).privileged);
     }

@@ -536,7 +536,7 @@ impl Worker {
             return Err(config_error(err.clone()));
         }
         let image = self.ensure_image(ctx, container).await?;
-        if security::needs_image_user(ctx.pod, container) {
+        let image_user = if security::needs_image_user(ctx.pod, container) {
             let found = self
                 .cri
                 .image_status(&image)
@@ -547,7 +547,10 @@ impl Worker {
             });
             security::verify_run_as_non_root(ctx.pod, container, uid, &username)
                 .map_err(config_error)?;
-        }
+            Some((uid, username))
+        } else {
+            None
+        };
         let envs = self
             .environment(ctx, container)
             .await
@@ -559,6 +562,15 @@ impl Worker {
         let mut config =
             runtime::container_config(ctx.pod, ctx.id, container, attempt, &image, envs);
         config.mounts = mounts;
+        if let (Some((uid, username)), Some(sc)) = (
+            &image_user,
+            config
+                .linux
+                .as_mut()
+                .and_then(|l| l.security_context.as_mut()),
+        ) {
+            security::with_image_user(sc, *uid, username);
+        }
         let log_dir = std::path::Path::new(&ctx.sandbox_config.log_directory).join(&container.name);
         std::fs::create_dir_all(&log_dir)
             .map_err(|e| ("CreateContainerError".to_owned(), e.to_string()))?;
