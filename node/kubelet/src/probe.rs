@@ -6,7 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{
-    Container, ExecAction, HTTPGetAction, LifecycleHandler, Probe, SleepAction, TCPSocketAction,
+    Container, ExecAction, GRPCAction, HTTPGetAction, LifecycleHandler, Probe, SleepAction,
+    TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use skiff_cri::Cri;
@@ -109,6 +110,8 @@ pub struct Handler<'a> {
     pub tcp_socket: Option<&'a TCPSocketAction>,
     /// Sleep in the kubelet (lifecycle hooks only).
     pub sleep: Option<&'a SleepAction>,
+    /// A gRPC health check (`grpc.health.v1.Health/Check`) on the pod IP (probes only).
+    pub grpc: Option<&'a GRPCAction>,
 }
 
 impl<'a> Handler<'a> {
@@ -119,6 +122,7 @@ impl<'a> Handler<'a> {
             http_get: probe.http_get.as_ref(),
             tcp_socket: probe.tcp_socket.as_ref(),
             sleep: None,
+            grpc: probe.grpc.as_ref(),
         }
     }
 
@@ -129,6 +133,7 @@ impl<'a> Handler<'a> {
             http_get: hook.http_get.as_ref(),
             tcp_socket: hook.tcp_socket.as_ref(),
             sleep: hook.sleep.as_ref(),
+            grpc: None,
         }
     }
 }
@@ -195,6 +200,12 @@ pub async fn run_handler(
             .await
             .map_err(|e| format!("dial tcp {address}: {e}"))?;
         return Ok(());
+    }
+    if let Some(grpc) = handler.grpc {
+        let ip = target.pod_ip.ok_or("the pod has no IP yet")?;
+        let port = u16::try_from(grpc.port).map_err(|_| format!("bad port {}", grpc.port))?;
+        let service = grpc.service.clone().unwrap_or_default();
+        return grpc_check(SocketAddr::new(ip, port), service).await;
     }
     if let Some(sleep) = handler.sleep {
         tokio::time::sleep(Duration::from_secs(sleep.seconds.max(0) as u64)).await;
@@ -273,4 +284,55 @@ async fn http_get(address: SocketAddr, path: &str, headers: &str) -> Result<u16,
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| format!("not an HTTP answer: {:?}", line.lines().next()))
+}
+
+/// `grpc.health.v1.HealthCheckRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    service: String,
+}
+
+/// `grpc.health.v1.HealthCheckResponse` (its status enum as the number on the wire).
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckResponse {
+    #[prost(int32, tag = "1")]
+    status: i32,
+}
+
+/// `grpc.health.v1.HealthCheckResponse.ServingStatus` names.
+fn serving_status(status: i32) -> &'static str {
+    match status {
+        1 => "SERVING",
+        2 => "NOT_SERVING",
+        3 => "SERVICE_UNKNOWN",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The standard gRPC health check over plain HTTP/2; success is SERVING.
+async fn grpc_check(address: SocketAddr, service: String) -> Result<(), String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| e.to_string())?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("failed to connect service {address:?}: {e}"))?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| e.to_string())?;
+    let path = http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check");
+    let request = tonic::Request::new(HealthCheckRequest { service });
+    let codec = tonic_prost::ProstCodec::<HealthCheckRequest, HealthCheckResponse>::default();
+    match grpc.unary(request, path, codec).await {
+        Ok(answer) if answer.get_ref().status == 1 => Ok(()),
+        Ok(answer) => Err(format!(
+            "service unhealthy (responded with {:?})",
+            serving_status(answer.get_ref().status)
+        )),
+        Err(status) => Err(format!(
+            "rpc error: code = {:?} desc = {}",
+            status.code(),
+            status.message()
+        )),
+    }
 }

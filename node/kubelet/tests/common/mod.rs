@@ -235,3 +235,65 @@ impl Env {
         }
     }
 }
+
+/// A gRPC health service (`grpc.health.v1.Health/Check`) on 127.0.0.1, answering with
+/// `status` (1 SERVING, 2 NOT_SERVING) for any service name; stopped on drop.
+pub struct GrpcHealth {
+    pub port: u16,
+    pub status: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GrpcHealth {
+    pub async fn start() -> GrpcHealth {
+        use std::sync::atomic::{AtomicI32, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let status = std::sync::Arc::new(AtomicI32::new(1));
+        let shared = status.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let Ok(mut connection) = h2::server::handshake(socket).await else {
+                        return;
+                    };
+                    while let Some(Ok((request, mut respond))) = connection.accept().await {
+                        let status = shared.load(Ordering::Relaxed);
+                        tokio::spawn(async move {
+                            let mut body = request.into_body();
+                            while let Some(Ok(chunk)) = body.data().await {
+                                let _ = body.flow_control().release_capacity(chunk.len());
+                            }
+                            let head = http::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(())
+                                .unwrap();
+                            let Ok(mut send) = respond.send_response(head, false) else {
+                                return;
+                            };
+                            // One length-prefixed message: field 1 (status) as a varint.
+                            let message = [0u8, 0, 0, 0, 2, 0x08, status as u8];
+                            let _ = send.send_data(bytes::Bytes::copy_from_slice(&message), false);
+                            let mut trailers = http::HeaderMap::new();
+                            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                            let _ = send.send_trailers(trailers);
+                        });
+                    }
+                });
+            }
+        });
+        GrpcHealth { port, status, task }
+    }
+
+    pub fn set(&self, status: i32) {
+        self.status
+            .store(status, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for GrpcHealth {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
