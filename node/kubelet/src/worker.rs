@@ -115,7 +115,13 @@ impl Worker {
                 Some(pod) => {
                     self.last_pod = Some(pod.clone());
                     for _ in 0..MAX_CHAINED_SYNCS {
-                        match self.sync(&pod).await {
+                        // A deletion cancels a sync stuck in a long step (a postStart hook
+                        // that does not return), as the kubelet cancels a pod's sync to kill it.
+                        let result = tokio::select! {
+                            result = self.sync(&pod) => result,
+                            () = until_deleted(&mut pods) => break,
+                        };
+                        match result {
                             Ok(true) => continue,
                             Ok(false) => break,
                             Err(err) => {
@@ -880,6 +886,23 @@ impl Worker {
             .await?;
         self.last_status = Some(status);
         Ok(())
+    }
+}
+
+/// Completes once the channel holds a deleted pod (gone, or with a deletionTimestamp); never
+/// if it closes first.
+async fn until_deleted(pods: &mut watch::Receiver<Option<Pod>>) {
+    loop {
+        if pods.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let deleted = pods
+            .borrow()
+            .as_ref()
+            .is_none_or(|p| p.metadata.deletion_timestamp.is_some());
+        if deleted {
+            return;
+        }
     }
 }
 

@@ -161,6 +161,40 @@ async fn a_failing_post_start_hook_restarts_the_container() {
         restarted["status"]
     );
 
+    // A postStart hook that never returns does not hold up the pod's deletion.
+    let mut stuck = busybox("stuck", "exec sleep 3600");
+    stuck["lifecycle"] = json!({"postStart": {"exec": {"command": ["sleep", "3600"]}}});
+    let spec = json!({
+        "terminationGracePeriodSeconds": 1,
+        "hostNetwork": true,
+        "containers": [stuck],
+    });
+    pods.create(&PostParams::default(), &pod("stuck", spec))
+        .await
+        .unwrap();
+    let uid = wait_for("the stuck container", Duration::from_secs(30), async || {
+        let pod = pod_json(&pods, "stuck").await?;
+        let uid = pod["metadata"]["uid"].as_str()?.to_owned();
+        let filter = skiff_cri::v1::ContainerFilter {
+            label_selector: [("io.kubernetes.pod.uid".to_owned(), uid.clone())].into(),
+            ..Default::default()
+        };
+        let running = env.cri.list_containers(Some(filter)).await.unwrap();
+        (!running.is_empty()).then_some(uid)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let deleted = Instant::now();
+    pods.delete("stuck", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the stuck pod gone", Duration::from_secs(15), async || {
+        pods.get_opt("stuck").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(sandboxes_of(&env.cri, &uid).await.is_empty());
+    eprintln!("stuck pod deleted in {:?}", deleted.elapsed());
+
     pods.delete("hookfail", &DeleteParams::default())
         .await
         .unwrap();
