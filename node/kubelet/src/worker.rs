@@ -667,24 +667,22 @@ impl Worker {
     async fn pull(&self, ctx: &Ctx<'_>, image: &str) -> Result<String, skiff_cri::Error> {
         let credentials =
             pull_secrets::credentials(&self.client, ctx.pod, &ctx.id.namespace, image).await;
-        if credentials.is_empty() {
-            return self
-                .cri
-                .pull_image(image, None, Some(ctx.sandbox_config))
-                .await;
-        }
-        let mut last = None;
-        for auth in credentials {
-            match self
+        let mut tries = credentials.into_iter();
+        // The first credential, or none at all.
+        let mut result = self
+            .cri
+            .pull_image(image, tries.next(), Some(ctx.sandbox_config))
+            .await;
+        for auth in tries {
+            if result.is_ok() {
+                break;
+            }
+            result = self
                 .cri
                 .pull_image(image, Some(auth), Some(ctx.sandbox_config))
-                .await
-            {
-                Ok(reference) => return Ok(reference),
-                Err(err) => last = Some(err),
-            }
+                .await;
         }
-        Err(last.expect("at least one credential was tried"))
+        result
     }
 
     /// env and envFrom: values, fieldRef, configMapKeyRef, secretKeyRef.

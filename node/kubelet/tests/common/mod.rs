@@ -161,6 +161,9 @@ pub async fn sandboxes_of(cri: &Cri, uid: &str) -> Vec<v1::PodSandbox> {
     cri.list_pod_sandbox(Some(filter)).await.unwrap()
 }
 
+/// How many [`Env`]s this test binary started.
+static ENVS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Everything a kubelet test runs against; torn down in order on drop.
 pub struct Env {
     pub client: kube::Client,
@@ -197,9 +200,13 @@ impl Env {
         let pid = std::process::id();
         let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
         let dir = Dir(tmp.join(format!("{name}-{pid}")));
-        let bridge_name = format!("skkl-{pid}");
+        // Tests of one binary run in parallel: each gets a bridge and subnet of its own (one
+        // dropping its bridge must not cut off another's pods).
+        let seq = ENVS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let bridge_name = format!("skkl-{pid}-{seq}");
         let bridge = skiff_testenv::bridge::Bridge(bridge_name.clone());
-        let subnet = Ipv4Addr::new(10, 210 + (pid % 40) as u8, (pid / 40 % 256) as u8, 0);
+        let slot = pid * 8 + seq % 8;
+        let subnet = Ipv4Addr::new(10, 210 + (slot % 40) as u8, (slot / 40 % 256) as u8, 0);
         let conf_dir = dir.0.join("cni");
         skiff_testenv::bridge::write_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet)
             .unwrap();
