@@ -154,7 +154,11 @@ pub fn sandbox_config(
         labels: id.labels(),
         linux: Some(v1::LinuxPodSandboxConfig {
             cgroup_parent: cgroups::pod_cgroup(pod, &id.uid, &config.cgroup_parent),
-            security_context: Some(security::sandbox(pod, namespace_options(pod))),
+            security_context: Some(security::sandbox(
+                pod,
+                namespace_options(pod),
+                &config.root_dir,
+            )),
             ..Default::default()
         }),
         ..Default::default()
@@ -199,6 +203,7 @@ pub fn container_config(
     attempt: u32,
     image: &str,
     envs: Vec<v1::KeyValue>,
+    config: &Config,
 ) -> v1::ContainerConfig {
     let mut labels = id.labels();
     labels.insert(CONTAINER_NAME.to_owned(), container.name.clone());
@@ -219,7 +224,12 @@ pub fn container_config(
         tty: container.tty.unwrap_or(false),
         linux: Some(v1::LinuxContainerConfig {
             resources: Some(resources(container)),
-            security_context: Some(security::container(pod, container, namespace_options(pod))),
+            security_context: Some(security::container(
+                pod,
+                container,
+                namespace_options(pod),
+                &config.root_dir,
+            )),
         }),
         ..Default::default()
     }

@@ -1,7 +1,11 @@
 //! Security contexts: the pod's and the container's merged (the container's fields win), as
 //! CRI sandbox and container security contexts, and the kubelet's own runAsNonRoot check.
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SecurityContext};
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::{
+    Container, Pod, PodSecurityContext, SeccompProfile, SecurityContext,
+};
 use skiff_cri::v1;
 
 fn pod_context(pod: &Pod) -> PodSecurityContext {
@@ -19,7 +23,29 @@ pub fn effective(pod: &Pod, container: &Container) -> SecurityContext {
     sc.run_as_user = sc.run_as_user.or(pod.run_as_user);
     sc.run_as_group = sc.run_as_group.or(pod.run_as_group);
     sc.run_as_non_root = sc.run_as_non_root.or(pod.run_as_non_root);
+    sc.seccomp_profile = sc.seccomp_profile.or(pod.seccomp_profile);
     sc
+}
+
+/// A seccompProfile as the CRI's: RuntimeDefault, Localhost (a file under
+/// `<root_dir>/seccomp`), else Unconfined (Kubernetes' default).
+fn seccomp(profile: Option<&SeccompProfile>, root_dir: &Path) -> v1::SecurityProfile {
+    use v1::security_profile::ProfileType;
+    let (kind, localhost_ref) = match profile.map(|p| p.type_.as_str()) {
+        Some("RuntimeDefault") => (ProfileType::RuntimeDefault, String::new()),
+        Some("Localhost") => {
+            let file = profile
+                .and_then(|p| p.localhost_profile.as_deref())
+                .unwrap_or_default();
+            let path = root_dir.join("seccomp").join(file);
+            (ProfileType::Localhost, path.display().to_string())
+        }
+        _ => (ProfileType::Unconfined, String::new()),
+    };
+    v1::SecurityProfile {
+        profile_type: kind.into(),
+        localhost_ref,
+    }
 }
 
 /// The pod's supplemental groups, fsGroup included (the kubelet adds it so volumes it owns
@@ -37,7 +63,11 @@ fn supplemental_groups(pod: &Pod) -> Vec<i64> {
 
 /// The sandbox's security context: privileged when any container is (the runtime refuses a
 /// privileged container in an unprivileged sandbox), the pod's user, group and groups.
-pub fn sandbox(pod: &Pod, namespaces: v1::NamespaceOption) -> v1::LinuxSandboxSecurityContext {
+pub fn sandbox(
+    pod: &Pod,
+    namespaces: v1::NamespaceOption,
+    root_dir: &Path,
+) -> v1::LinuxSandboxSecurityContext {
     let spec = pod.spec.as_ref();
     let privileged = spec.is_some_and(|s| {
         s.containers
@@ -61,6 +91,7 @@ pub fn sandbox(pod: &Pod, namespaces: v1::NamespaceOption) -> v1::LinuxSandboxSe
             .map(|value| v1::Int64Value { value }),
         supplemental_groups: supplemental_groups(pod),
         privileged,
+        seccomp: Some(seccomp(context.seccomp_profile.as_ref(), root_dir)),
         ..Default::default()
     }
 }
@@ -70,8 +101,10 @@ pub fn container(
     pod: &Pod,
     container: &Container,
     namespaces: v1::NamespaceOption,
+    root_dir: &Path,
 ) -> v1::LinuxContainerSecurityContext {
     let sc = effective(pod, container);
+    let seccomp = seccomp(sc.seccomp_profile.as_ref(), root_dir);
     let capabilities = sc.capabilities.map(|c| v1::Capability {
         add_capabilities: c.add.unwrap_or_default(),
         drop_capabilities: c.drop.unwrap_or_default(),
@@ -85,6 +118,7 @@ pub fn container(
         supplemental_groups: supplemental_groups(pod),
         readonly_rootfs: sc.read_only_root_filesystem.unwrap_or(false),
         no_new_privs: sc.allow_privilege_escalation == Some(false),
+        seccomp: Some(seccomp),
         ..Default::default()
     }
 }
@@ -215,7 +249,7 @@ mod tests {
                    "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}),
         );
         let c = &p.spec.as_ref().unwrap().containers[0];
-        let sc = container(&p, c, v1::NamespaceOption::default());
+        let sc = container(&p, c, v1::NamespaceOption::default(), Path::new("/k"));
         assert_eq!(sc.run_as_user, Some(v1::Int64Value { value: 1001 }));
         assert_eq!(sc.run_as_group, Some(v1::Int64Value { value: 3000 }));
         assert_eq!(sc.supplemental_groups, [4000, 2000]);
@@ -223,25 +257,57 @@ mod tests {
         let caps = sc.capabilities.unwrap();
         assert_eq!(caps.add_capabilities, ["NET_ADMIN"]);
         assert_eq!(caps.drop_capabilities, ["ALL"]);
-        let sandbox = sandbox(&p, v1::NamespaceOption::default());
+        let sandbox = sandbox(&p, v1::NamespaceOption::default(), Path::new("/k"));
         assert!(sandbox.privileged);
         assert_eq!(sandbox.run_as_user, Some(v1::Int64Value { value: 1000 }));
         // A group without a user gets the image's user (the runtime wants both).
         let p = pod(json!({"runAsGroup": 3000}), json!({}));
         let c = &p.spec.as_ref().unwrap().containers[0];
         assert!(needs_image_user(&p, c));
-        let mut sc = container(&p, c, v1::NamespaceOption::default());
+        let mut sc = container(&p, c, v1::NamespaceOption::default(), Path::new("/k"));
         with_image_user(&mut sc, None, "nginx");
         assert_eq!(sc.run_as_username, "nginx");
-        let mut sc = container(&p, c, v1::NamespaceOption::default());
+        let mut sc = container(&p, c, v1::NamespaceOption::default(), Path::new("/k"));
         with_image_user(&mut sc, None, "");
         assert_eq!(sc.run_as_user, Some(v1::Int64Value { value: 0 }));
         assert!(
-            super::sandbox(&p, v1::NamespaceOption::default())
+            super::sandbox(&p, v1::NamespaceOption::default(), Path::new("/k"))
                 .run_as_group
                 .is_none()
         );
         let plain = pod(json!({}), json!({}));
-        assert!(!super::sandbox(&plain, v1::NamespaceOption::default()).privileged);
+        let unconfined = container(
+            &plain,
+            &plain.spec.as_ref().unwrap().containers[0],
+            v1::NamespaceOption::default(),
+            Path::new("/k"),
+        );
+        assert_eq!(
+            unconfined.seccomp.unwrap().profile_type(),
+            v1::security_profile::ProfileType::Unconfined
+        );
+        let local = pod(
+            json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+            json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "audit.json"}}),
+        );
+        let c = &local.spec.as_ref().unwrap().containers[0];
+        let profile = container(&local, c, v1::NamespaceOption::default(), Path::new("/k"))
+            .seccomp
+            .unwrap();
+        assert_eq!(
+            profile.profile_type(),
+            v1::security_profile::ProfileType::Localhost
+        );
+        assert_eq!(profile.localhost_ref, "/k/seccomp/audit.json");
+        let profile = super::sandbox(&local, v1::NamespaceOption::default(), Path::new("/k"))
+            .seccomp
+            .unwrap();
+        assert_eq!(
+            profile.profile_type(),
+            v1::security_profile::ProfileType::RuntimeDefault
+        );
+        assert!(
+            !super::sandbox(&plain, v1::NamespaceOption::default(), Path::new("/k")).privileged
+        );
     }
 }

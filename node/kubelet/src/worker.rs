@@ -565,8 +565,15 @@ impl Worker {
             .volumes
             .mounts(&self.config, ctx.pod, container, &envs)
             .map_err(config_error)?;
-        let mut config =
-            runtime::container_config(ctx.pod, ctx.id, container, attempt, &image, envs);
+        let mut config = runtime::container_config(
+            ctx.pod,
+            ctx.id,
+            container,
+            attempt,
+            &image,
+            envs,
+            &self.config,
+        );
         config.mounts = mounts;
         if let (Some((uid, username)), Some(sc)) = (
             &image_user,

@@ -358,6 +358,7 @@ async fn security_contexts_reach_the_containers() {
         "readOnlyRootFilesystem": true,
         "allowPrivilegeEscalation": false,
         "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
     });
     let mut privileged = busybox("privileged", "exec sleep 3600");
     privileged["securityContext"] = json!({"privileged": true});
@@ -389,6 +390,8 @@ async fn security_contexts_reach_the_containers() {
     assert!(groups.contains("4000"), "{groups}");
     assert_eq!(caps(&limited, "CapBnd:"), CAP_NET_BIND_SERVICE, "{limited}");
     assert_eq!(ids("NoNewPrivs:").as_deref(), Some("1"), "{limited}");
+    // Filtered by the runtime's default profile (mode 2); unconfined (0) without one.
+    assert_eq!(ids("Seccomp:").as_deref(), Some("2"), "{limited}");
     let id = container_id(&secure, "limited");
     let touch = env
         .cri
@@ -399,7 +402,10 @@ async fn security_contexts_reach_the_containers() {
     assert_ne!(touch.exit_code, 0, "the root filesystem is writable");
     assert!(said.contains("Read-only file system"), "{said}");
 
-    let plain = caps(&status("plain").await, "CapBnd:");
+    let plain = status("plain").await;
+    let seccomp = plain.lines().find(|l| l.starts_with("Seccomp:")).unwrap();
+    assert!(seccomp.ends_with('0'), "{seccomp}");
+    let plain = caps(&plain, "CapBnd:");
     let full = caps(&status("privileged").await, "CapBnd:");
     assert_eq!(plain & CAP_SYS_ADMIN, 0, "{plain:x}");
     assert_ne!(full & CAP_SYS_ADMIN, 0, "{full:x}");
