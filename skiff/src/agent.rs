@@ -123,6 +123,10 @@ pub struct AgentArgs {
     /// use a resolver on the node's loopback).
     #[arg(long, default_value = "/etc/resolv.conf")]
     pub resolv_conf: PathBuf,
+    /// Unsafe sysctls (comma-separated names, or prefixes ending in `*`) pods may set besides
+    /// the safe ones; a pod asking for any other is rejected (SysctlForbidden).
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_unsafe_sysctls: Vec<String>,
 }
 
 impl AgentArgs {
@@ -163,6 +167,7 @@ impl AgentArgs {
             cluster_dns: Vec::new(),
             cluster_domain: "cluster.local".into(),
             resolv_conf: "/etc/resolv.conf".into(),
+            allowed_unsafe_sysctls: Vec::new(),
         }
     }
 }
@@ -245,6 +250,7 @@ pub async fn run(
             config.server_bind = args.kubelet_bind_address;
             config.cluster_dns = args.cluster_dns.clone();
             config.cluster_domain = args.cluster_domain.clone();
+            config.allowed_unsafe_sysctls = args.allowed_unsafe_sysctls.clone();
             config.resolv_conf =
                 (!args.resolv_conf.as_os_str().is_empty()).then(|| args.resolv_conf.clone());
             use skiff_kubelet::static_pods::Source;

@@ -52,6 +52,8 @@ pub struct Config {
     pub cluster_dns: Vec<IpAddr>,
     /// The cluster's DNS domain, for ClusterFirst pods' search path.
     pub cluster_domain: String,
+    /// Unsafe sysctls pods may set besides the safe ones (names, or prefixes ending in `*`).
+    pub allowed_unsafe_sysctls: Vec<String>,
     /// The node's resolver configuration, the base of Default pods' DNS (`None`: the node's
     /// own resolver on 127.0.0.1).
     pub resolv_conf: Option<PathBuf>,
@@ -84,6 +86,7 @@ impl Config {
             root_dir: PathBuf::from("/var/lib/skiff/kubelet"),
             cgroup_parent: "/kubepods".to_owned(),
             cluster_dns: Vec::new(),
+            allowed_unsafe_sysctls: Vec::new(),
             cluster_domain: "cluster.local".to_owned(),
             resolv_conf: Some(PathBuf::from("/etc/resolv.conf")),
             ephemeral_storage_dir: PathBuf::from("/var/lib"),

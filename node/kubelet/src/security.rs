@@ -177,6 +177,54 @@ pub fn verify_run_as_non_root(
     }
 }
 
+/// The sysctls every pod may set: namespaced, and isolated from the node and other pods.
+pub const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_wmem",
+];
+
+/// The pod's sysctls for the sandbox, or why the kubelet rejects the pod (Kubernetes' reason
+/// SysctlForbidden): a sysctl neither safe nor in `allowed_unsafe` (names, or prefixes ending
+/// in `*`), or a network one on a pod sharing the node's network.
+pub fn sysctls(
+    pod: &Pod,
+    allowed_unsafe: &[String],
+) -> Result<std::collections::HashMap<String, String>, String> {
+    let host_network = crate::runtime::host_network(pod);
+    let mut out = std::collections::HashMap::new();
+    for sysctl in pod_context(pod).sysctls.into_iter().flatten() {
+        // `/` is an alternative separator.
+        let name = sysctl.name.replace('/', ".");
+        let allowed = SAFE_SYSCTLS.contains(&name.as_str())
+            || allowed_unsafe
+                .iter()
+                .any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(prefix),
+                    None => *pattern == name,
+                });
+        if !allowed {
+            return Err(format!("forbidden sysctl: \"{name}\" not allowlisted"));
+        }
+        if host_network && name.starts_with("net.") {
+            return Err(format!(
+                "forbidden sysctl: \"{name}\" not allowed with host net enabled"
+            ));
+        }
+        out.insert(name, sysctl.value);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +244,37 @@ mod tests {
     fn check(pod: &Pod, uid: Option<i64>, user: &str) -> Result<(), String> {
         let c = &pod.spec.as_ref().unwrap().containers[0];
         verify_run_as_non_root(pod, c, uid, user)
+    }
+
+    #[test]
+    fn only_safe_or_allowed_sysctls_pass() {
+        let p = |sysctls: serde_json::Value, host: bool| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": "p"},
+                "spec": {"hostNetwork": host, "securityContext": {"sysctls": sysctls},
+                         "containers": [{"name": "c"}]},
+            }))
+            .unwrap()
+        };
+        let safe = p(
+            json!([{"name": "net/ipv4/ip_unprivileged_port_start", "value": "80"}]),
+            false,
+        );
+        let set = sysctls(&safe, &[]).unwrap();
+        assert_eq!(set["net.ipv4.ip_unprivileged_port_start"], "80");
+        let network = sysctls(
+            &p(
+                json!([{"name": "net.ipv4.tcp_syncookies", "value": "1"}]),
+                true,
+            ),
+            &[],
+        );
+        assert!(network.unwrap_err().contains("host net"));
+        let unsafe_one = p(json!([{"name": "kernel.msgmax", "value": "65536"}]), false);
+        let err = sysctls(&unsafe_one, &[]).unwrap_err();
+        assert_eq!(err, "forbidden sysctl: \"kernel.msgmax\" not allowlisted");
+        assert!(sysctls(&unsafe_one, &["kernel.msg*".to_owned()]).is_ok());
+        assert!(sysctls(&unsafe_one, &["kernel.msgmax".to_owned()]).is_ok());
     }
 
     #[test]

@@ -285,7 +285,21 @@ impl Worker {
                 self.cri.remove_pod_sandbox(&old.id).await?;
             }
             let attempt = sandboxes.iter().map(|s| sandbox_attempt(s) + 1).max();
+            let sysctls = match security::sysctls(pod, &self.config.allowed_unsafe_sysctls) {
+                Ok(sysctls) => sysctls,
+                Err(message) => {
+                    // Rejected, as the kubelet's admission does: the pod fails without running.
+                    tracing::warn!(pod = %id.name, %message, "pod rejected");
+                    let status =
+                        json!({"phase": "Failed", "reason": "SysctlForbidden", "message": message});
+                    self.report(pod, &id, status).await?;
+                    return Ok(false);
+                }
+            };
             let mut config = runtime::sandbox_config(pod, &id, attempt.unwrap_or(0), &self.config);
+            if let Some(linux) = config.linux.as_mut() {
+                linux.sysctls = sysctls;
+            }
             // Only RunPodSandbox uses it (it writes the sandbox's resolv.conf).
             config.dns_config = Some(dns::sandbox_dns(pod, &self.config));
             std::fs::create_dir_all(&config.log_directory)?;

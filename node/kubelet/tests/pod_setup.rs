@@ -364,7 +364,11 @@ async fn security_contexts_reach_the_containers() {
     privileged["securityContext"] = json!({"privileged": true});
     let spec = json!({
         "terminationGracePeriodSeconds": 0,
-        "securityContext": {"runAsGroup": 3000, "supplementalGroups": [4000]},
+        "securityContext": {
+            "runAsGroup": 3000,
+            "supplementalGroups": [4000],
+            "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "80"}],
+        },
         "containers": [limited, busybox("plain", "exec sleep 3600"), privileged],
     });
     pods.create(&PostParams::default(), &pod("secure", spec))
@@ -402,6 +406,15 @@ async fn security_contexts_reach_the_containers() {
     assert_ne!(touch.exit_code, 0, "the root filesystem is writable");
     assert!(said.contains("Read-only file system"), "{said}");
 
+    // The pod's (safe) sysctl, set in its network namespace.
+    let id = container_id(&secure, "plain");
+    let port_start = exec(
+        &env,
+        &id,
+        &["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"],
+    )
+    .await;
+    assert_eq!(port_start.trim(), "80");
     let plain = status("plain").await;
     let seccomp = plain.lines().find(|l| l.starts_with("Seccomp:")).unwrap();
     assert!(seccomp.ends_with('0'), "{seccomp}");
@@ -423,7 +436,33 @@ async fn security_contexts_reach_the_containers() {
     let message = refused["state"]["waiting"]["message"].as_str().unwrap();
     assert!(message.contains("image will run as root"), "{refused}");
 
-    for name in ["secure", "nonroot"] {
+    // An unsafe sysctl the node does not allow: the pod is rejected and never runs.
+    let spec = json!({
+        "terminationGracePeriodSeconds": 0,
+        "securityContext": {"sysctls": [{"name": "kernel.msgmax", "value": "65536"}]},
+        "containers": [busybox("c", "exec sleep 3600")],
+    });
+    pods.create(&PostParams::default(), &pod("sysctl", spec))
+        .await
+        .unwrap();
+    let rejected = wait_for(
+        "the sysctl pod Failed",
+        Duration::from_secs(30),
+        async || {
+            let pod = pod_json(&pods, "sysctl").await?;
+            (pod["status"]["phase"] == "Failed").then_some(pod)
+        },
+    )
+    .await;
+    assert_eq!(
+        rejected["status"]["reason"], "SysctlForbidden",
+        "{}",
+        rejected["status"]
+    );
+    let uid = rejected["metadata"]["uid"].as_str().unwrap();
+    assert!(sandboxes_of(&env.cri, uid).await.is_empty());
+
+    for name in ["secure", "nonroot", "sysctl"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
     wait_for("the sandboxes gone", Duration::from_secs(30), async || {
