@@ -1,6 +1,7 @@
 //! Container lifecycle hooks against a real containerd (root): a postStart hook's effect is
-//! seen by the container, preStop hooks run before SIGTERM and spend the grace period, and a
-//! failing postStart hook kills and restarts its container. Run through `cargo xtask test node`.
+//! seen by the container, preStop hooks (exec, httpGet, sleep) run before SIGTERM and spend the
+//! grace period, on deletion and on a liveness failure; a failing postStart hook kills and
+//! restarts its container, and one that never returns does not block the pod's deletion. Run through `cargo xtask test node`.
 
 mod common;
 
@@ -161,6 +162,38 @@ async fn a_failing_post_start_hook_restarts_the_container() {
         restarted["status"]
     );
 
+    // A liveness failure kills the container through its preStop hook too.
+    let shared = env.dir.0.join("live");
+    std::fs::create_dir_all(&shared).unwrap();
+    let mut unhealthy = busybox("unhealthy", "exec sleep 3600");
+    unhealthy["livenessProbe"] = json!({
+        "exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 1,
+    });
+    unhealthy["lifecycle"] = json!({
+        "preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /shared/log"]}},
+    });
+    unhealthy["volumeMounts"] = json!([{"name": "shared", "mountPath": "/shared"}]);
+    let spec = json!({
+        "terminationGracePeriodSeconds": 1,
+        "hostNetwork": true,
+        "containers": [unhealthy],
+        "volumes": [{"name": "shared", "hostPath": {"path": shared, "type": "Directory"}}],
+    });
+    pods.create(&PostParams::default(), &pod("unhealthy", spec))
+        .await
+        .unwrap();
+    wait_for("a liveness restart", Duration::from_secs(40), async || {
+        let pod = pod_json(&pods, "unhealthy").await?;
+        let c = container(&pod, "unhealthy");
+        (c["restartCount"].as_i64()? >= 1).then_some(())
+    })
+    .await;
+    let log = std::fs::read_to_string(shared.join("log")).unwrap_or_default();
+    assert!(log.starts_with("prestop\n"), "{log:?}");
+    pods.delete("unhealthy", &DeleteParams::default())
+        .await
+        .unwrap();
+
     // A postStart hook that never returns does not hold up the pod's deletion.
     let mut stuck = busybox("stuck", "exec sleep 3600");
     stuck["lifecycle"] = json!({"postStart": {"exec": {"command": ["sleep", "3600"]}}});
@@ -198,12 +231,9 @@ async fn a_failing_post_start_hook_restarts_the_container() {
     pods.delete("hookfail", &DeleteParams::default())
         .await
         .unwrap();
-    wait_for("the pod gone", Duration::from_secs(30), async || {
-        pods.get_opt("hookfail")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
+    wait_for("the pods gone", Duration::from_secs(30), async || {
+        let list = pods.list(&Default::default()).await.unwrap();
+        list.items.is_empty().then_some(())
     })
     .await;
     kubelet.stop().await;
