@@ -112,6 +112,21 @@ pub struct AgentArgs {
     /// port 0 picks a free one, reported in the Node's status.
     #[arg(long, default_value = "0.0.0.0:10250")]
     pub kubelet_bind_address: SocketAddr,
+    /// The cluster DNS service's addresses (comma-separated) that ClusterFirst pods use;
+    /// without any, those pods get the node's resolv.conf.
+    #[arg(long, value_delimiter = ',')]
+    pub cluster_dns: Vec<std::net::IpAddr>,
+    /// The cluster's DNS domain (pods search `<ns>.svc.<domain>`, `svc.<domain>`, `<domain>`).
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// The resolver configuration pods with dnsPolicy Default inherit; "" for none (they then
+    /// use a resolver on the node's loopback).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
+    /// Unsafe sysctls (comma-separated names, or prefixes ending in `*`) pods may set besides
+    /// the safe ones; a pod asking for any other is rejected (SysctlForbidden).
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_unsafe_sysctls: Vec<String>,
 }
 
 impl AgentArgs {
@@ -149,6 +164,10 @@ impl AgentArgs {
             pod_manifest_path: None,
             manifest_url: None,
             kubelet_bind_address: ([127, 0, 0, 1], 10250).into(),
+            cluster_dns: Vec::new(),
+            cluster_domain: "cluster.local".into(),
+            resolv_conf: "/etc/resolv.conf".into(),
+            allowed_unsafe_sysctls: Vec::new(),
         }
     }
 }
@@ -229,6 +248,11 @@ pub async fn run(
             config.cgroup_parent = args.cgroup_parent.clone();
             config.root_dir = args.root_dir.clone();
             config.server_bind = args.kubelet_bind_address;
+            config.cluster_dns = args.cluster_dns.clone();
+            config.cluster_domain = args.cluster_domain.clone();
+            config.allowed_unsafe_sysctls = args.allowed_unsafe_sysctls.clone();
+            config.resolv_conf =
+                (!args.resolv_conf.as_os_str().is_empty()).then(|| args.resolv_conf.clone());
             use skiff_kubelet::static_pods::Source;
             config.static_pods = (args.pod_manifest_path.clone().map(Source::Dir).into_iter())
                 .chain(args.manifest_url.clone().map(Source::Url))

@@ -14,11 +14,16 @@ use std::time::Duration;
 use anyhow::Context;
 use skiff_cri::Cri;
 
+pub mod cgroups;
+pub mod dns;
+pub mod hooks;
 pub mod node;
 pub mod pods;
 pub mod probe;
+pub mod pull_secrets;
 pub mod quantity;
 pub mod runtime;
+pub mod security;
 pub mod server;
 pub mod static_pods;
 pub mod status;
@@ -40,8 +45,18 @@ pub struct Config {
     pub pod_log_root: PathBuf,
     /// The kubelet's state directory: pod volumes live under `<root>/pods/<uid>/volumes`.
     pub root_dir: PathBuf,
-    /// The cgroup parent of every pod (each pod gets `<parent>/pod<uid>` under it).
+    /// The cgroup parent of every pod: a pod's cgroup is `<parent>/pod<uid>` (Guaranteed),
+    /// `<parent>/burstable/pod<uid>` or `<parent>/besteffort/pod<uid>`.
     pub cgroup_parent: String,
+    /// The cluster DNS servers ClusterFirst pods use (empty: they use the node's resolver).
+    pub cluster_dns: Vec<IpAddr>,
+    /// The cluster's DNS domain, for ClusterFirst pods' search path.
+    pub cluster_domain: String,
+    /// Unsafe sysctls pods may set besides the safe ones (names, or prefixes ending in `*`).
+    pub allowed_unsafe_sysctls: Vec<String>,
+    /// The node's resolver configuration, the base of Default pods' DNS (`None`: the node's
+    /// own resolver on 127.0.0.1).
+    pub resolv_conf: Option<PathBuf>,
     /// The filesystem whose size is the Node's ephemeral-storage capacity.
     pub ephemeral_storage_dir: PathBuf,
     /// The Node's pod capacity.
@@ -70,6 +85,10 @@ impl Config {
             pod_log_root: PathBuf::from("/var/log/pods"),
             root_dir: PathBuf::from("/var/lib/skiff/kubelet"),
             cgroup_parent: "/kubepods".to_owned(),
+            cluster_dns: Vec::new(),
+            allowed_unsafe_sysctls: Vec::new(),
+            cluster_domain: "cluster.local".to_owned(),
+            resolv_conf: Some(PathBuf::from("/etc/resolv.conf")),
             ephemeral_storage_dir: PathBuf::from("/var/lib"),
             max_pods: 110,
             relist_period: Duration::from_secs(1),

@@ -123,6 +123,15 @@ async fn remove_orphans(
             cri.remove_pod_sandbox(&sandbox.id).await?;
         }
     }
+    // Cgroups of pods that are gone (empty ones only; a teardown may not have got them all).
+    let root = std::path::Path::new(crate::cgroups::CGROUP_ROOT);
+    for uid in crate::cgroups::pod_uids(root, &config.cgroup_parent) {
+        if !workers.contains_key(&uid)
+            && let Err(err) = crate::cgroups::remove_pod_cgroup(root, &uid, &config.cgroup_parent)
+        {
+            tracing::debug!(%uid, %err, "the cgroup of a pod that is gone is not empty yet");
+        }
+    }
     // Volume dirs of pods that are gone.
     let Ok(entries) = std::fs::read_dir(config.root_dir.join("pods")) else {
         return Ok(());

@@ -1,10 +1,14 @@
-//! Container probes (exec through CRI ExecSync, tcpSocket, httpGet over plain HTTP to the pod
-//! IP) and the per-container state that turns results into success/failure by thresholds.
+//! Container probes and the handler actions they share with lifecycle hooks (exec through CRI
+//! ExecSync, tcpSocket, httpGet over plain HTTP to the pod IP, sleep), and the per-container
+//! state that turns probe results into success/failure by thresholds.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::api::core::v1::{
+    Container, ExecAction, GRPCAction, HTTPGetAction, LifecycleHandler, Probe, SleepAction,
+    TCPSocketAction,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use skiff_cri::Cri;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -83,9 +87,10 @@ impl State {
     }
 }
 
-/// Where the probe connects: the probe's host, else the pod IP.
+/// Where a handler (probe or lifecycle hook) acts: the container, and the pod IP its
+/// network handlers connect to unless they name a host.
 pub struct Target<'a> {
-    /// The CRI, for exec probes.
+    /// The CRI, for exec handlers.
     pub cri: &'a Cri,
     /// The container's CRI id.
     pub container_id: &'a str,
@@ -93,49 +98,132 @@ pub struct Target<'a> {
     pub pod_ip: Option<IpAddr>,
 }
 
+/// One handler's action, the part probes and lifecycle hooks share (Kubernetes' probe and
+/// `LifecycleHandler` carry the same exec/httpGet/tcpSocket actions; hooks add sleep).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Handler<'a> {
+    /// Run a command in the container (CRI ExecSync); success is exit code 0.
+    pub exec: Option<&'a ExecAction>,
+    /// An HTTP GET to the pod IP (or the action's host).
+    pub http_get: Option<&'a HTTPGetAction>,
+    /// A TCP connect to the pod IP (or the action's host).
+    pub tcp_socket: Option<&'a TCPSocketAction>,
+    /// Sleep in the kubelet (lifecycle hooks only).
+    pub sleep: Option<&'a SleepAction>,
+    /// A gRPC health check (`grpc.health.v1.Health/Check`) on the pod IP (probes only).
+    pub grpc: Option<&'a GRPCAction>,
+}
+
+impl<'a> Handler<'a> {
+    /// A probe's action.
+    pub fn of_probe(probe: &'a Probe) -> Handler<'a> {
+        Handler {
+            exec: probe.exec.as_ref(),
+            http_get: probe.http_get.as_ref(),
+            tcp_socket: probe.tcp_socket.as_ref(),
+            sleep: None,
+            grpc: probe.grpc.as_ref(),
+        }
+    }
+
+    /// A lifecycle hook's action.
+    pub fn of_hook(hook: &'a LifecycleHandler) -> Handler<'a> {
+        Handler {
+            exec: hook.exec.as_ref(),
+            http_get: hook.http_get.as_ref(),
+            tcp_socket: hook.tcp_socket.as_ref(),
+            sleep: hook.sleep.as_ref(),
+            grpc: None,
+        }
+    }
+}
+
+/// How an httpGet action's answer is judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpCheck {
+    /// A probe: a status in 200..400 succeeds.
+    Status,
+    /// A lifecycle hook: any answer succeeds (Kubernetes only fails hooks on transport errors).
+    Answered,
+}
+
+/// Runs `handler` once against `target`; `Ok(())` is success, the error says why it failed.
+/// `timeout` bounds exec commands (`None`: no limit, as for hooks); callers bound the rest.
+pub async fn run_handler(
+    handler: Handler<'_>,
+    container: &Container,
+    target: &Target<'_>,
+    timeout: Option<Duration>,
+    check: HttpCheck,
+) -> Result<(), String> {
+    if let Some(exec) = handler.exec {
+        let command = exec.command.clone().unwrap_or_default();
+        let command: Vec<&str> = command.iter().map(String::as_str).collect();
+        let answer = target
+            .cri
+            .exec_sync(target.container_id, &command, timeout.unwrap_or_default())
+            .await
+            .map_err(|e| e.to_string())?;
+        return match answer.exit_code {
+            0 => Ok(()),
+            code => Err(format!(
+                "command {:?} exited with {code}: {}{}",
+                command,
+                String::from_utf8_lossy(&answer.stdout),
+                String::from_utf8_lossy(&answer.stderr)
+            )),
+        };
+    }
+    if let Some(http) = handler.http_get {
+        if http.scheme.as_deref().is_some_and(|s| s != "HTTP") {
+            return Err("only HTTP handlers are supported".to_owned());
+        }
+        let address = address(http.host.as_deref(), &http.port, container, target)?;
+        let path = http.path.clone().unwrap_or_else(|| "/".to_owned());
+        let headers: String = http
+            .http_headers
+            .iter()
+            .flatten()
+            .map(|h| format!("{}: {}\r\n", h.name, h.value))
+            .collect();
+        let code = http_get(address, &path, &headers).await?;
+        return match check {
+            HttpCheck::Status if !(200..400).contains(&code) => {
+                Err(format!("HTTP probe failed with statuscode: {code}"))
+            }
+            _ => Ok(()),
+        };
+    }
+    if let Some(tcp) = handler.tcp_socket {
+        let address = address(tcp.host.as_deref(), &tcp.port, container, target)?;
+        tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("dial tcp {address}: {e}"))?;
+        return Ok(());
+    }
+    if let Some(grpc) = handler.grpc {
+        let ip = target.pod_ip.ok_or("the pod has no IP yet")?;
+        let port = u16::try_from(grpc.port).map_err(|_| format!("bad port {}", grpc.port))?;
+        let service = grpc.service.clone().unwrap_or_default();
+        return grpc_check(SocketAddr::new(ip, port), service).await;
+    }
+    if let Some(sleep) = handler.sleep {
+        tokio::time::sleep(Duration::from_secs(sleep.seconds.max(0) as u64)).await;
+        return Ok(());
+    }
+    Err("the handler has no action this kubelet supports".to_owned())
+}
+
 /// Runs `probe` once; `Ok(())` is success, the error says why it failed.
 pub async fn run(probe: &Probe, container: &Container, target: &Target<'_>) -> Result<(), String> {
     let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
-    let attempt = async {
-        if let Some(exec) = &probe.exec {
-            let command = exec.command.clone().unwrap_or_default();
-            let command: Vec<&str> = command.iter().map(String::as_str).collect();
-            let answer = target
-                .cri
-                .exec_sync(target.container_id, &command, timeout)
-                .await
-                .map_err(|e| e.to_string())?;
-            return match answer.exit_code {
-                0 => Ok(()),
-                code => Err(format!(
-                    "command exited with {code}: {}",
-                    String::from_utf8_lossy(&answer.stdout)
-                )),
-            };
-        }
-        if let Some(tcp) = &probe.tcp_socket {
-            let address = address(tcp.host.as_deref(), &tcp.port, container, target)?;
-            tokio::net::TcpStream::connect(address)
-                .await
-                .map_err(|e| format!("dial tcp {address}: {e}"))?;
-            return Ok(());
-        }
-        if let Some(http) = &probe.http_get {
-            if http.scheme.as_deref().is_some_and(|s| s != "HTTP") {
-                return Err("only HTTP probes are supported".to_owned());
-            }
-            let address = address(http.host.as_deref(), &http.port, container, target)?;
-            let path = http.path.clone().unwrap_or_else(|| "/".to_owned());
-            let headers: String = http
-                .http_headers
-                .iter()
-                .flatten()
-                .map(|h| format!("{}: {}\r\n", h.name, h.value))
-                .collect();
-            return http_get(address, &path, &headers).await;
-        }
-        Err("the probe has no handler this kubelet supports".to_owned())
-    };
+    let attempt = run_handler(
+        Handler::of_probe(probe),
+        container,
+        target,
+        Some(timeout),
+        HttpCheck::Status,
+    );
     // ExecSync has its own timeout; the outer one also covers connects and slow servers.
     match tokio::time::timeout(timeout + Duration::from_millis(500), attempt).await {
         Ok(result) => result,
@@ -169,8 +257,8 @@ fn address(
     Ok(SocketAddr::new(ip, port))
 }
 
-/// A plain HTTP/1.1 GET; success is a status in 200..400.
-async fn http_get(address: SocketAddr, path: &str, headers: &str) -> Result<(), String> {
+/// A plain HTTP/1.1 GET; returns the answer's status code.
+async fn http_get(address: SocketAddr, path: &str, headers: &str) -> Result<u16, String> {
     let mut stream = tokio::net::TcpStream::connect(address)
         .await
         .map_err(|e| format!("dial tcp {address}: {e}"))?;
@@ -192,14 +280,59 @@ async fn http_get(address: SocketAddr, path: &str, headers: &str) -> Result<(), 
         head.extend_from_slice(&buf[..n]);
     }
     let line = String::from_utf8_lossy(&head);
-    let code: u16 = line
-        .split_whitespace()
+    line.split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {:?}", line.lines().next()))?;
-    if (200..400).contains(&code) {
-        Ok(())
-    } else {
-        Err(format!("HTTP probe failed with statuscode: {code}"))
+        .ok_or_else(|| format!("not an HTTP answer: {:?}", line.lines().next()))
+}
+
+/// `grpc.health.v1.HealthCheckRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    service: String,
+}
+
+/// `grpc.health.v1.HealthCheckResponse` (its status enum as the number on the wire).
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckResponse {
+    #[prost(int32, tag = "1")]
+    status: i32,
+}
+
+/// `grpc.health.v1.HealthCheckResponse.ServingStatus` names.
+fn serving_status(status: i32) -> &'static str {
+    match status {
+        1 => "SERVING",
+        2 => "NOT_SERVING",
+        3 => "SERVICE_UNKNOWN",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The standard gRPC health check over plain HTTP/2; success is SERVING.
+async fn grpc_check(address: SocketAddr, service: String) -> Result<(), String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| e.to_string())?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("failed to connect service {address:?}: {e}"))?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| e.to_string())?;
+    let path = http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check");
+    let request = tonic::Request::new(HealthCheckRequest { service });
+    let codec = tonic_prost::ProstCodec::<HealthCheckRequest, HealthCheckResponse>::default();
+    match grpc.unary(request, path, codec).await {
+        Ok(answer) if answer.get_ref().status == 1 => Ok(()),
+        Ok(answer) => Err(format!(
+            "service unhealthy (responded with {:?})",
+            serving_status(answer.get_ref().status)
+        )),
+        Err(status) => Err(format!(
+            "rpc error: code = {:?} desc = {}",
+            status.code(),
+            status.message()
+        )),
     }
 }

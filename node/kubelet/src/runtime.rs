@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use skiff_cri::v1;
 
 use crate::Config;
+use crate::cgroups;
 use crate::quantity;
+use crate::security;
 
 /// The CRI labels (the same keys the upstream kubelet uses).
 pub const POD_UID: &str = "io.kubernetes.pod.uid";
@@ -151,15 +153,12 @@ pub fn sandbox_config(
         port_mappings,
         labels: id.labels(),
         linux: Some(v1::LinuxPodSandboxConfig {
-            cgroup_parent: format!(
-                "{}/pod{}",
-                config.cgroup_parent.trim_end_matches('/'),
-                id.uid
-            ),
-            security_context: Some(v1::LinuxSandboxSecurityContext {
-                namespace_options: Some(namespace_options(pod)),
-                ..Default::default()
-            }),
+            cgroup_parent: cgroups::pod_cgroup(pod, &id.uid, &config.cgroup_parent),
+            security_context: Some(security::sandbox(
+                pod,
+                namespace_options(pod),
+                &config.root_dir,
+            )),
             ..Default::default()
         }),
         ..Default::default()
@@ -204,21 +203,10 @@ pub fn container_config(
     attempt: u32,
     image: &str,
     envs: Vec<v1::KeyValue>,
+    config: &Config,
 ) -> v1::ContainerConfig {
     let mut labels = id.labels();
     labels.insert(CONTAINER_NAME.to_owned(), container.name.clone());
-    let security = container.security_context.clone().unwrap_or_default();
-    let pod_security = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.security_context.clone())
-        .unwrap_or_default();
-    let run_as_user = security.run_as_user.or(pod_security.run_as_user);
-    let run_as_group = security.run_as_group.or(pod_security.run_as_group);
-    let capabilities = security.capabilities.map(|c| v1::Capability {
-        add_capabilities: c.add.unwrap_or_default(),
-        drop_capabilities: c.drop.unwrap_or_default(),
-    });
     v1::ContainerConfig {
         metadata: Some(v1::ContainerMetadata {
             name: container.name.clone(),
@@ -236,16 +224,12 @@ pub fn container_config(
         tty: container.tty.unwrap_or(false),
         linux: Some(v1::LinuxContainerConfig {
             resources: Some(resources(container)),
-            security_context: Some(v1::LinuxContainerSecurityContext {
-                capabilities,
-                privileged: security.privileged.unwrap_or(false),
-                namespace_options: Some(namespace_options(pod)),
-                run_as_user: run_as_user.map(|value| v1::Int64Value { value }),
-                run_as_group: run_as_group.map(|value| v1::Int64Value { value }),
-                readonly_rootfs: security.read_only_root_filesystem.unwrap_or(false),
-                no_new_privs: security.allow_privilege_escalation == Some(false),
-                ..Default::default()
-            }),
+            security_context: Some(security::container(
+                pod,
+                container,
+                namespace_options(pod),
+                &config.root_dir,
+            )),
         }),
         ..Default::default()
     }

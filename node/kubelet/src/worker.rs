@@ -3,6 +3,7 @@
 //! probe), then reports the status; and the teardown when the pod is deleted.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +18,7 @@ use crate::probe::{self, Kind};
 use crate::runtime::{self, POD_UID, PodRef};
 use crate::status::{self, ContainerView};
 use crate::volumes;
+use crate::{cgroups, dns, hooks, pull_secrets, security};
 
 /// A sync that acted (started or stopped something) is followed at once by another, which
 /// observes the result; this bounds such chains before the next wait.
@@ -113,7 +115,13 @@ impl Worker {
                 Some(pod) => {
                     self.last_pod = Some(pod.clone());
                     for _ in 0..MAX_CHAINED_SYNCS {
-                        match self.sync(&pod).await {
+                        // A deletion cancels a sync stuck in a long step (a postStart hook
+                        // that does not return), as the kubelet cancels a pod's sync to kill it.
+                        let result = tokio::select! {
+                            result = self.sync(&pod) => result,
+                            () = until_deleted(&mut pods) => break,
+                        };
+                        match result {
                             Ok(true) => continue,
                             Ok(false) => break,
                             Err(err) => {
@@ -134,7 +142,7 @@ impl Worker {
     /// Stops the containers within the pod's grace period, removes the sandbox, and makes the
     /// final delete of the pod object.
     async fn terminate(&mut self, uid: &str, pod: &Pod) -> anyhow::Result<()> {
-        self.stop_all(uid, grace_period(pod)).await?;
+        self.stop_all(uid, Some(pod), grace_period(pod)).await?;
         // Left for the housekeeping to retry if it fails: never blocks the pod's deletion.
         if let Err(err) = volumes::cleanup(&self.config, uid) {
             tracing::warn!(%uid, %err, "removing the pod's volumes");
@@ -163,11 +171,11 @@ impl Worker {
 
     /// The pod object is gone (force-deleted): stop and remove what it left.
     async fn teardown(&mut self, uid: &str) -> anyhow::Result<()> {
-        let grace = self
-            .last_pod
+        let last_pod = self.last_pod.clone();
+        let grace = last_pod
             .as_ref()
             .map_or(Duration::from_secs(30), grace_period);
-        self.stop_all(uid, grace).await?;
+        self.stop_all(uid, last_pod.as_ref(), grace).await?;
         // Left for the housekeeping to retry if it fails: never blocks the pod's deletion.
         if let Err(err) = volumes::cleanup(&self.config, uid) {
             tracing::warn!(%uid, %err, "removing the pod's volumes");
@@ -175,17 +183,33 @@ impl Worker {
         Ok(())
     }
 
-    async fn stop_all(&mut self, uid: &str, grace: Duration) -> anyhow::Result<()> {
+    /// Kills the pod's running containers (preStop hooks first, when `pod` has the spec), then
+    /// stops and removes its sandboxes.
+    async fn stop_all(
+        &mut self,
+        uid: &str,
+        pod: Option<&Pod>,
+        grace: Duration,
+    ) -> anyhow::Result<()> {
         let filter = v1::ContainerFilter {
             label_selector: uid_filter(uid),
             ..Default::default()
         };
         let containers = self.cri.list_containers(Some(filter)).await?;
+        let pod_ip = self.pod_ip(uid, pod).await;
+        let spec_of = |c: &v1::Container| {
+            let name = c.metadata.as_ref().map(|m| m.name.as_str())?;
+            let spec = pod?.spec.as_ref()?;
+            spec.containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .find(|s| s.name == name)
+        };
         // In parallel: each may take the whole grace period.
         let stops = containers
             .iter()
             .filter(|c| c.state == v1::ContainerState::ContainerRunning as i32)
-            .map(|c| self.cri.stop_container(&c.id, grace));
+            .map(|c| hooks::kill_container(&self.cri, spec_of(c), &c.id, pod_ip, grace));
         for result in futures::future::join_all(stops).await {
             result?;
         }
@@ -197,7 +221,30 @@ impl Worker {
             self.cri.stop_pod_sandbox(&sandbox.id).await?;
             self.cri.remove_pod_sandbox(&sandbox.id).await?;
         }
+        // The runtime removed the containers' cgroups, not the pod's.
+        let root = std::path::Path::new(cgroups::CGROUP_ROOT);
+        if let Err(err) = cgroups::remove_pod_cgroup(root, uid, &self.config.cgroup_parent) {
+            tracing::warn!(%uid, %err, "removing the pod's cgroup");
+        }
         Ok(())
+    }
+
+    /// The pod's IP for hooks run while it stops: the node's for hostNetwork pods, else its
+    /// ready sandbox's.
+    async fn pod_ip(&self, uid: &str, pod: Option<&Pod>) -> Option<IpAddr> {
+        if pod.is_some_and(runtime::host_network) {
+            return self.config.host_ip();
+        }
+        let filter = v1::PodSandboxFilter {
+            label_selector: uid_filter(uid),
+            ..Default::default()
+        };
+        let sandboxes = self.cri.list_pod_sandbox(Some(filter)).await.ok()?;
+        let ready = sandboxes
+            .iter()
+            .find(|s| s.state == v1::PodSandboxState::SandboxReady as i32)?;
+        let status = self.cri.pod_sandbox_status(&ready.id, false).await.ok()?;
+        status.status?.network?.ip.parse().ok()
     }
 
     /// One level-triggered pass; returns whether it changed anything (then the caller syncs
@@ -238,7 +285,23 @@ impl Worker {
                 self.cri.remove_pod_sandbox(&old.id).await?;
             }
             let attempt = sandboxes.iter().map(|s| sandbox_attempt(s) + 1).max();
-            let config = runtime::sandbox_config(pod, &id, attempt.unwrap_or(0), &self.config);
+            let sysctls = match security::sysctls(pod, &self.config.allowed_unsafe_sysctls) {
+                Ok(sysctls) => sysctls,
+                Err(message) => {
+                    // Rejected, as the kubelet's admission does: the pod fails without running.
+                    tracing::warn!(pod = %id.name, %message, "pod rejected");
+                    let status =
+                        json!({"phase": "Failed", "reason": "SysctlForbidden", "message": message});
+                    self.report(pod, &id, status).await?;
+                    return Ok(false);
+                }
+            };
+            let mut config = runtime::sandbox_config(pod, &id, attempt.unwrap_or(0), &self.config);
+            if let Some(linux) = config.linux.as_mut() {
+                linux.sysctls = sysctls;
+            }
+            // Only RunPodSandbox uses it (it writes the sandbox's resolv.conf).
+            config.dns_config = Some(dns::sandbox_dns(pod, &self.config));
             std::fs::create_dir_all(&config.log_directory)?;
             let sandbox = self.cri.run_pod_sandbox(&config, "").await?;
             tracing::info!(pod = %id.name, %sandbox, "sandbox started");
@@ -493,6 +556,21 @@ impl Worker {
             return Err(config_error(err.clone()));
         }
         let image = self.ensure_image(ctx, container).await?;
+        let image_user = if security::needs_image_user(ctx.pod, container) {
+            let found = self
+                .cri
+                .image_status(&image)
+                .await
+                .map_err(|e| config_error(e.to_string()))?;
+            let (uid, username) = found.map_or((None, String::new()), |i| {
+                (i.uid.map(|u| u.value), i.username)
+            });
+            security::verify_run_as_non_root(ctx.pod, container, uid, &username)
+                .map_err(config_error)?;
+            Some((uid, username))
+        } else {
+            None
+        };
         let envs = self
             .environment(ctx, container)
             .await
@@ -501,9 +579,25 @@ impl Worker {
             .volumes
             .mounts(&self.config, ctx.pod, container, &envs)
             .map_err(config_error)?;
-        let mut config =
-            runtime::container_config(ctx.pod, ctx.id, container, attempt, &image, envs);
+        let mut config = runtime::container_config(
+            ctx.pod,
+            ctx.id,
+            container,
+            attempt,
+            &image,
+            envs,
+            &self.config,
+        );
         config.mounts = mounts;
+        if let (Some((uid, username)), Some(sc)) = (
+            &image_user,
+            config
+                .linux
+                .as_mut()
+                .and_then(|l| l.security_context.as_mut()),
+        ) {
+            security::with_image_user(sc, *uid, username);
+        }
         let log_dir = std::path::Path::new(&ctx.sandbox_config.log_directory).join(&container.name);
         std::fs::create_dir_all(&log_dir)
             .map_err(|e| ("CreateContainerError".to_owned(), e.to_string()))?;
@@ -515,7 +609,19 @@ impl Worker {
         self.cri
             .start_container(&id)
             .await
-            .map_err(|e| ("RunContainerError".to_owned(), e.to_string()))
+            .map_err(|e| ("RunContainerError".to_owned(), e.to_string()))?;
+        let pod_ip = ctx.pod_ip.as_deref().and_then(|ip| ip.parse().ok());
+        if let Err(message) = hooks::post_start(&self.cri, container, &id, pod_ip).await {
+            tracing::warn!(pod = %ctx.id.name, container = %container.name, reason = hooks::FAILED_POST_START, %message, "postStart hook failed; killing the container");
+            let grace = grace_period(ctx.pod);
+            if let Err(err) =
+                hooks::kill_container(&self.cri, Some(container), &id, pod_ip, grace).await
+            {
+                tracing::warn!(%err, "killing a container whose postStart hook failed");
+            }
+            return Err((hooks::POST_START_ERROR.to_owned(), message));
+        }
+        Ok(())
     }
 
     /// The image id to run, per imagePullPolicy (default: Always for `:latest` or no tag,
@@ -565,11 +671,7 @@ impl Worker {
                 format!("Back-off pulling image {image:?}"),
             ));
         }
-        match self
-            .cri
-            .pull_image(&image, None, Some(ctx.sandbox_config))
-            .await
-        {
+        match self.pull(ctx, &image).await {
             Ok(reference) => {
                 self.backoff.remove(&key);
                 Ok(reference)
@@ -579,6 +681,29 @@ impl Worker {
                 Err(err("ErrImagePull", e))
             }
         }
+    }
+
+    /// PullImage with the pod's pull secrets that match the image, each in turn until one
+    /// works (the last error if none does); anonymously when none match.
+    async fn pull(&self, ctx: &Ctx<'_>, image: &str) -> Result<String, skiff_cri::Error> {
+        let credentials =
+            pull_secrets::credentials(&self.client, ctx.pod, &ctx.id.namespace, image).await;
+        let mut tries = credentials.into_iter();
+        // The first credential, or none at all.
+        let mut result = self
+            .cri
+            .pull_image(image, tries.next(), Some(ctx.sandbox_config))
+            .await;
+        for auth in tries {
+            if result.is_ok() {
+                break;
+            }
+            result = self
+                .cri
+                .pull_image(image, Some(auth), Some(ctx.sandbox_config))
+                .await;
+        }
+        result
     }
 
     /// env and envFrom: values, fieldRef, configMapKeyRef, secretKeyRef.
@@ -756,7 +881,9 @@ impl Worker {
                     |s| Duration::from_secs(s.max(0) as u64),
                 );
             tracing::info!(pod = %ctx.id.name, container = %container.name, "liveness probe failed; restarting the container");
-            if let Err(err) = self.cri.stop_container(&latest.id, grace).await {
+            if let Err(err) =
+                hooks::kill_container(&self.cri, Some(container), &latest.id, pod_ip, grace).await
+            {
                 tracing::warn!(%err, "stopping a container that failed its liveness probe");
             }
             self.probes.retain(|(name, _), _| *name != container.name);
@@ -778,6 +905,23 @@ impl Worker {
             .await?;
         self.last_status = Some(status);
         Ok(())
+    }
+}
+
+/// Completes once the channel holds a deleted pod (gone, or with a deletionTimestamp); never
+/// if it closes first.
+async fn until_deleted(pods: &mut watch::Receiver<Option<Pod>>) {
+    loop {
+        if pods.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let deleted = pods
+            .borrow()
+            .as_ref()
+            .is_none_or(|p| p.metadata.deletion_timestamp.is_some());
+        if deleted {
+            return;
+        }
     }
 }
 

@@ -261,3 +261,53 @@ async fn kubelet_runs_pods_through_containerd() {
     drop(cri);
     drop(env);
 }
+
+/// A gRPC readiness probe follows the health service's answer (the pod on the host network,
+/// so the probe reaches the test's service on the node's 127.0.0.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_readiness_probe_follows_the_health_service() {
+    let env = Env::start("grpcprobe").await;
+    let health = GrpcHealth::start().await;
+    let kubelet = Kubelet::start(&env.client, &env.cri, &env.config);
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    let mut c = busybox("c", "exec sleep 3600");
+    c["readinessProbe"] = json!({
+        "grpc": {"port": health.port, "service": "skiff"},
+        "periodSeconds": 1, "failureThreshold": 1,
+    });
+    let spec = json!({
+        "terminationGracePeriodSeconds": 0,
+        "hostNetwork": true,
+        "containers": [c],
+    });
+    pods.create(&PostParams::default(), &pod("grpc", spec))
+        .await
+        .unwrap();
+    let ready = |want: &'static str| {
+        let pods = pods.clone();
+        async move {
+            wait_for(
+                &format!("Ready={want}"),
+                Duration::from_secs(30),
+                async || {
+                    let pod = pod_json(&pods, "grpc").await?;
+                    (condition(&pod, "Ready") == want).then_some(())
+                },
+            )
+            .await
+        }
+    };
+    ready("True").await;
+    health.set(2);
+    ready("False").await;
+    health.set(1);
+    ready("True").await;
+
+    pods.delete("grpc", &DeleteParams::default()).await.unwrap();
+    wait_for("the sandbox gone", Duration::from_secs(30), async || {
+        let left = env.cri.list_pod_sandbox(None).await.unwrap();
+        left.is_empty().then_some(())
+    })
+    .await;
+    kubelet.stop().await;
+}

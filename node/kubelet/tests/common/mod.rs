@@ -161,6 +161,9 @@ pub async fn sandboxes_of(cri: &Cri, uid: &str) -> Vec<v1::PodSandbox> {
     cri.list_pod_sandbox(Some(filter)).await.unwrap()
 }
 
+/// How many [`Env`]s this test binary started.
+static ENVS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Everything a kubelet test runs against; torn down in order on drop.
 pub struct Env {
     pub client: kube::Client,
@@ -177,6 +180,12 @@ impl Env {
     /// containerd (with the test images), the apiserver, and a kubelet config for them, all
     /// under the target dir in `<name>-<pid>`.
     pub async fn start(name: &str) -> Env {
+        Env::start_with(name, None).await
+    }
+
+    /// [`Env::start`] with `mirror` (a [`skiff_testenv::Registry::address`]) as containerd's
+    /// docker.io.
+    pub async fn start_with(name: &str, mirror: Option<&str>) -> Env {
         assert!(
             unsafe { libc::geteuid() } == 0,
             "the kubelet tests need root (run them through `cargo xtask test node`)"
@@ -191,18 +200,23 @@ impl Env {
         let pid = std::process::id();
         let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
         let dir = Dir(tmp.join(format!("{name}-{pid}")));
-        let bridge_name = format!("skkl-{pid}");
+        // Tests of one binary run in parallel: each gets a bridge and subnet of its own (one
+        // dropping its bridge must not cut off another's pods).
+        let seq = ENVS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let bridge_name = format!("skkl-{pid}-{seq}");
         let bridge = skiff_testenv::bridge::Bridge(bridge_name.clone());
-        let subnet = Ipv4Addr::new(10, 210 + (pid % 40) as u8, (pid / 40 % 256) as u8, 0);
+        let slot = pid * 8 + seq % 8;
+        let subnet = Ipv4Addr::new(10, 210 + (slot % 40) as u8, (slot / 40 % 256) as u8, 0);
         let conf_dir = dir.0.join("cni");
         skiff_testenv::bridge::write_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet)
             .unwrap();
-        let containerd = Containerd::start(&ContainerdConfig::new(
+        let mut containerd_config = ContainerdConfig::new(
             &dir.0.join("containerd"),
             Path::new("/usr/lib/cni"),
             &conf_dir,
-        ))
-        .unwrap();
+        );
+        containerd_config.docker_io_mirror = mirror.map(str::to_owned);
+        let containerd = Containerd::start(&containerd_config).unwrap();
         containerd.import_test_images(&tmp.join("images")).unwrap();
         let cri = Cri::connect(containerd.socket()).await.unwrap();
         wait_ready(&cri, Duration::from_secs(10)).await.unwrap();
@@ -226,5 +240,67 @@ impl Env {
             bridge,
             dir,
         }
+    }
+}
+
+/// A gRPC health service (`grpc.health.v1.Health/Check`) on 127.0.0.1, answering with
+/// `status` (1 SERVING, 2 NOT_SERVING) for any service name; stopped on drop.
+pub struct GrpcHealth {
+    pub port: u16,
+    pub status: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GrpcHealth {
+    pub async fn start() -> GrpcHealth {
+        use std::sync::atomic::{AtomicI32, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let status = std::sync::Arc::new(AtomicI32::new(1));
+        let shared = status.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let Ok(mut connection) = h2::server::handshake(socket).await else {
+                        return;
+                    };
+                    while let Some(Ok((request, mut respond))) = connection.accept().await {
+                        let status = shared.load(Ordering::Relaxed);
+                        tokio::spawn(async move {
+                            let mut body = request.into_body();
+                            while let Some(Ok(chunk)) = body.data().await {
+                                let _ = body.flow_control().release_capacity(chunk.len());
+                            }
+                            let head = http::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(())
+                                .unwrap();
+                            let Ok(mut send) = respond.send_response(head, false) else {
+                                return;
+                            };
+                            // One length-prefixed message: field 1 (status) as a varint.
+                            let message = [0u8, 0, 0, 0, 2, 0x08, status as u8];
+                            let _ = send.send_data(bytes::Bytes::copy_from_slice(&message), false);
+                            let mut trailers = http::HeaderMap::new();
+                            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                            let _ = send.send_trailers(trailers);
+                        });
+                    }
+                });
+            }
+        });
+        GrpcHealth { port, status, task }
+    }
+
+    pub fn set(&self, status: i32) {
+        self.status
+            .store(status, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for GrpcHealth {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
