@@ -703,6 +703,81 @@ async fn agent_runs_a_pod_on_its_own_network() {
         .await
         .unwrap();
 
+    // `kubectl exec` and `port-forward`: upgraded connections through the apiserver and the
+    // kubelet to containerd's streaming server.
+    let (ok, stdout, stderr) = kubectl(&["exec", "web", "--", "echo", "hello from", "exec"]).await;
+    assert!(ok, "kubectl exec: {stderr}");
+    assert_eq!(stdout, "hello from exec\n");
+    let (ok, _, stderr) = kubectl(&["exec", "web", "--", "sh", "-c", "exit 3"]).await;
+    assert!(!ok && stderr.contains("exit code 3"), "{stderr}");
+    let mut cat = tokio::process::Command::new(kubectl_path())
+        .args(["exec", "-i", "web", "--", "tr", "a-z", "A-Z"])
+        .env("KUBECONFIG", &control.kubeconfig)
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = cat.stdin.take().unwrap();
+        stdin.write_all(b"through stdin\n").await.unwrap();
+    }
+    let out = tokio::time::timeout(Duration::from_secs(30), cat.wait_with_output())
+        .await
+        .expect("kubectl exec -i never ended")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl exec -i: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "THROUGH STDIN\n");
+    let (ok, _, stderr) = kubectl(&["exec", "web", "-c", "nope", "--", "true"]).await;
+    assert!(!ok && stderr.contains("nope"), "{stderr}");
+
+    let mut forward = tokio::process::Command::new(kubectl_path())
+        .args(["port-forward", "pod/web", ":8080", "--address", "127.0.0.1"])
+        .env("KUBECONFIG", &control.kubeconfig)
+        .env("HOME", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut announced = String::new();
+    let mut out = forward.stdout.take().unwrap();
+    let local: SocketAddr = tokio::time::timeout(Duration::from_secs(20), async {
+        use tokio::io::AsyncReadExt;
+        loop {
+            // "Forwarding from 127.0.0.1:PORT -> 8080"
+            if let Some(line) = announced
+                .lines()
+                .find(|l| l.starts_with("Forwarding from "))
+                && let Some(address) = line.split_whitespace().nth(2)
+            {
+                return address.parse().unwrap();
+            }
+            let mut buf = [0u8; 256];
+            let n = out.read(&mut buf).await.unwrap();
+            assert!(n > 0, "kubectl port-forward ended: {announced:?}");
+            announced.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("kubectl port-forward never listened: {announced:?}"));
+    for _ in 0..2 {
+        // Two connections: each is a stream pair of its own over the one forwarding session.
+        let reply = tokio::task::spawn_blocking(move || skiff_testenv::http_get(local))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(reply.starts_with("HTTP/1."), "{reply}");
+    }
+    forward.kill().await.unwrap();
+
     pods.delete("web", &DeleteParams::default()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while pods.get_opt("web").await.unwrap().is_some() {

@@ -108,6 +108,9 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
                 Subresource::Scale => ("Scale", &["get", "patch", "update"], "autoscaling", "v1"),
                 Subresource::Binding => ("Binding", &["create"], "", "v1"),
                 Subresource::Log => ("Pod", &["get"], "", "v1"),
+                Subresource::Exec => ("PodExecOptions", &["create", "get"], "", "v1"),
+                Subresource::Attach => ("PodAttachOptions", &["create", "get"], "", "v1"),
+                Subresource::PortForward => ("PodPortForwardOptions", &["create", "get"], "", "v1"),
             };
             let mut entry = json!({
                 "name": format!("{}/{}", info.plural, sub.name()),
@@ -175,6 +178,11 @@ pub fn aggregated(registry: &Registry, core: bool) -> Value {
                     }
                     Subresource::Binding => ("", "v1", "Binding", &["create"]),
                     Subresource::Log => ("", "v1", "Pod", &["get"]),
+                    Subresource::Exec => ("", "v1", "PodExecOptions", &["create", "get"]),
+                    Subresource::Attach => ("", "v1", "PodAttachOptions", &["create", "get"]),
+                    Subresource::PortForward => {
+                        ("", "v1", "PodPortForwardOptions", &["create", "get"])
+                    }
                 };
                 json!({
                     "subresource": sub.name(),

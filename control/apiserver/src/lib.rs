@@ -296,7 +296,7 @@ pub async fn serve(
 
 /// Every request enters here: the pipeline's first stages, then the handler for its target.
 async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let query: HashMap<String, String> =
         parts.uri.query().map(url_decode_pairs).unwrap_or_default();
     let target = request::parse(&parts.method, parts.uri.path(), &query);
@@ -313,7 +313,12 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
                 Ok(body) => body,
                 Err(err) => return err.into_response(),
             };
-            handlers::serve(&server, info, &query, &parts.headers, body).await
+            let upgrade = handlers::streaming::Upgrade {
+                method: parts.method.clone(),
+                raw_query: parts.uri.query().map(str::to_owned),
+                on_upgrade: parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+            };
+            handlers::serve(&server, info, &query, &parts.headers, body, upgrade).await
         }
         Target::CoreVersions | Target::Groups
             if discovery::wants_aggregated(accept(&parts.headers)) =>

@@ -27,6 +27,7 @@ pub mod security;
 pub mod server;
 pub mod static_pods;
 pub mod status;
+pub mod streaming;
 pub mod volumes;
 pub mod worker;
 
@@ -128,6 +129,7 @@ pub async fn run(
     let server = tokio::spawn(server::serve(
         listener,
         config.pod_log_root.clone(),
+        cri.clone(),
         async move {
             let _ = server_stopped.await;
         },

@@ -1,6 +1,7 @@
 //! The kubelet's HTTP API (plain HTTP for now): `/healthz` and
 //! `/containerLogs/{namespace}/{pod}/{container}` (tailLines, previous, timestamps, limitBytes,
-//! sinceSeconds/sinceTime, follow), which the apiserver proxies `pods/log` to.
+//! sinceSeconds/sinceTime, follow), which the apiserver proxies `pods/log` to; the streaming
+//! endpoints (exec, attach, portForward) are in `streaming.rs`.
 //!
 //! Logs are read straight from the files containerd writes in the CRI format:
 //! `<root>/<namespace>_<name>_<uid>/<container>/<attempt>.log`, one record per line,
@@ -39,11 +40,15 @@ pub fn router(pod_log_root: PathBuf) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     pod_log_root: PathBuf,
+    cri: skiff_cri::Cri,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(pod_log_root))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(pod_log_root).merge(crate::streaming::router(cri)),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// The `containerLogs` query (Kubernetes' PodLogOptions).

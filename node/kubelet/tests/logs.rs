@@ -74,13 +74,14 @@ async fn container_logs_from_cri_files() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(skiff_kubelet::server::serve(
-        listener,
-        root.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    // The log routes alone (the streaming ones need a runtime).
+    let server = tokio::spawn(
+        axum::serve(listener, skiff_kubelet::server::router(root.clone()))
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .into_future(),
+    );
 
     assert_eq!(get(address, "/healthz").await, (200, "ok".into()));
     let logs = "/containerLogs/default/web/app";

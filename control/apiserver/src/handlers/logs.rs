@@ -10,7 +10,7 @@ use hyper_util::rt::TokioIo;
 use super::*;
 
 /// How long connecting to a kubelet and waiting for its answer's head may take.
-const KUBELET_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const KUBELET_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most this much of a kubelet's error body becomes the Status message.
 const MAX_ERROR_BODY: usize = 4096;
 
@@ -32,11 +32,24 @@ pub(super) async fn serve_log(ctx: &Ctx<'_>) -> Response {
     }
 }
 
-async fn proxy(ctx: &Ctx<'_>) -> ApiResult<Response> {
+/// Where a pod's kubelet serves it: the pod's name, the container (`with_container`: the
+/// `container` parameter's, else the pod's only one), the node's name and its kubelet API's
+/// `host:port`.
+pub(super) struct Located {
+    pub name: String,
+    pub container: String,
+    pub node: String,
+    pub authority: String,
+}
+
+pub(super) async fn locate(ctx: &Ctx<'_>, with_container: bool) -> ApiResult<Located> {
     let name = name_of(ctx)?;
-    let namespace = ctx.ns().unwrap_or("default");
     let pod = ctx.server.storage.get(ctx.info(), ctx.ns(), name).await?;
-    let container = container_of(&pod, name, ctx.param("container"))?;
+    let container = if with_container {
+        container_of(&pod, name, ctx.param("container"))?
+    } else {
+        String::new()
+    };
     let node_name = pod["spec"]["nodeName"]
         .as_str()
         .filter(|n| !n.is_empty())
@@ -55,9 +68,29 @@ async fn proxy(ctx: &Ctx<'_>) -> ApiResult<Response> {
         .await?;
     let (host, port) = kubelet_endpoint(&node).ok_or_else(|| {
         ApiError::bad_request(format!(
-            "node {node_name} has no address and kubelet port to read logs from"
+            "node {node_name} has no address and kubelet port to reach its kubelet"
         ))
     })?;
+    let authority = match host.parse::<std::net::Ipv6Addr>() {
+        Ok(_) => format!("[{host}]:{port}"),
+        Err(_) => format!("{host}:{port}"),
+    };
+    Ok(Located {
+        name: name.to_owned(),
+        container,
+        node: node_name.to_owned(),
+        authority,
+    })
+}
+
+async fn proxy(ctx: &Ctx<'_>) -> ApiResult<Response> {
+    let namespace = ctx.ns().unwrap_or("default");
+    let Located {
+        name,
+        container,
+        node: node_name,
+        authority,
+    } = locate(ctx, true).await?;
     let mut path = format!("/containerLogs/{namespace}/{name}/{container}");
     let query: Vec<String> = FORWARDED
         .iter()
@@ -67,7 +100,7 @@ async fn proxy(ctx: &Ctx<'_>) -> ApiResult<Response> {
         path.push('?');
         path.push_str(&query.join("&"));
     }
-    let response = request_kubelet(&host, port, &path)
+    let response = request_kubelet(&authority, &path)
         .await
         .map_err(|err| ApiError::internal(format!("reading logs from node {node_name}: {err}")))?;
     let code = response.status();
@@ -145,21 +178,13 @@ fn encode(value: &str) -> String {
 
 /// `GET path` on the kubelet over HTTP/1.1; the answer's body streams from the connection.
 async fn request_kubelet(
-    host: &str,
-    port: u16,
+    authority: &str,
     path: &str,
 ) -> Result<axum::http::Response<hyper::body::Incoming>, String> {
-    let authority = match host.parse::<std::net::Ipv6Addr>() {
-        Ok(_) => format!("[{host}]:{port}"),
-        Err(_) => format!("{host}:{port}"),
-    };
-    let stream = tokio::time::timeout(
-        KUBELET_TIMEOUT,
-        tokio::net::TcpStream::connect(authority.as_str()),
-    )
-    .await
-    .map_err(|_| format!("connecting to {authority}: timed out"))?
-    .map_err(|err| format!("connecting to {authority}: {err}"))?;
+    let stream = tokio::time::timeout(KUBELET_TIMEOUT, tokio::net::TcpStream::connect(authority))
+        .await
+        .map_err(|_| format!("connecting to {authority}: timed out"))?
+        .map_err(|err| format!("connecting to {authority}: {err}"))?;
     let _ = stream.set_nodelay(true);
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -171,7 +196,7 @@ async fn request_kubelet(
         }
     });
     let request = axum::http::Request::get(path)
-        .header(header::HOST, authority.as_str())
+        .header(header::HOST, authority)
         .body(Body::empty())
         .map_err(|err| err.to_string())?;
     tokio::time::timeout(KUBELET_TIMEOUT, sender.send_request(request))

@@ -14,6 +14,7 @@ mod create;
 mod delete;
 mod logs;
 mod read;
+pub mod streaming;
 mod table;
 mod update;
 
@@ -123,6 +124,7 @@ pub async fn serve(
     query: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Bytes,
+    upgrade: streaming::Upgrade,
 ) -> Response {
     let Some(kind) = server
         .registry
@@ -154,6 +156,12 @@ pub async fn serve(
     // Logs stream from the node's kubelet, past the JSON answer handling.
     if request.verb == "get" && sub == Some("log") {
         return logs::serve_log(&ctx).await;
+    }
+    // exec, attach and port-forward: upgraded connections to the node's kubelet.
+    if matches!(sub, Some("exec" | "attach" | "portforward"))
+        && matches!(request.verb, "get" | "create")
+    {
+        return streaming::serve(&ctx, upgrade).await;
     }
     if matches!(request.verb, "create" | "update")
         && let Err(err) = check_encoding(&ctx)

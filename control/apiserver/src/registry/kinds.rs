@@ -11,7 +11,7 @@ use k8s_openapi::api::{
     scheduling::v1 as scheduling, storage::v1 as storage,
 };
 
-use super::Subresource::{Binding, Log, Scale, Status};
+use super::Subresource::{Attach, Binding, Exec, Log, PortForward, Scale, Status};
 use super::strategies::*;
 use super::{Registry, Typed};
 
@@ -35,7 +35,14 @@ pub fn builtin() -> Registry {
     let mut r = Registry::default();
     // core/v1
     register!(r, core::Namespace, Namespaces, &["ns"], NONE, &[Status]);
-    register!(r, core::Pod, Pods, &["po"], ALL, &[Status, Binding, Log]);
+    register!(
+        r,
+        core::Pod,
+        Pods,
+        &["po"],
+        ALL,
+        &[Status, Binding, Log, Exec, Attach, PortForward]
+    );
     register!(r, core::Service, Services, &["svc"], ALL, &[Status]);
     register!(r, core::Endpoints, Endpoints, &["ep"], NONE, &[]);
     register!(r, core::Node, Nodes, &["no"], NONE, &[Status]);

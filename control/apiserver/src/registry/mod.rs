@@ -28,8 +28,14 @@ pub enum Subresource {
     Scale,
     /// `/binding` (pods): assigns a node.
     Binding,
-    /// `/log` (pods): served by the node agent once it exists.
+    /// `/log` (pods): read from the pod's kubelet.
     Log,
+    /// `/exec` (pods): an upgraded connection forwarded to the pod's kubelet.
+    Exec,
+    /// `/attach` (pods): likewise.
+    Attach,
+    /// `/portforward` (pods): likewise.
+    PortForward,
 }
 
 impl Subresource {
@@ -40,6 +46,9 @@ impl Subresource {
             Subresource::Scale => "scale",
             Subresource::Binding => "binding",
             Subresource::Log => "log",
+            Subresource::Exec => "exec",
+            Subresource::Attach => "attach",
+            Subresource::PortForward => "portforward",
         }
     }
 }
