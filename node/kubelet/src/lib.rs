@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use skiff_cri::Cri;
 
+pub mod events;
 pub mod node;
 pub mod pods;
 pub mod probe;
@@ -21,6 +22,7 @@ pub mod quantity;
 pub mod runtime;
 pub mod server;
 pub mod static_pods;
+pub mod stats;
 pub mod status;
 pub mod volumes;
 pub mod worker;
@@ -59,6 +61,8 @@ pub struct Config {
     /// Where the kubelet API ([`server`]) listens; port 0 picks one, and [`run`] reports the
     /// bound port in the Node's `status.daemonEndpoints`.
     pub server_bind: SocketAddr,
+    /// Where the kubelet's events go; [`run`] starts the writer (the default drops them).
+    pub events: events::Recorder,
 }
 
 impl Config {
@@ -78,6 +82,7 @@ impl Config {
             backoff_max: Duration::from_secs(300),
             static_pods: Vec::new(),
             server_bind: SocketAddr::from(([0, 0, 0, 0], 10250)),
+            events: events::Recorder::default(),
         }
     }
 
@@ -106,18 +111,30 @@ pub async fn run(
     config.server_bind = listener.local_addr()?;
     tracing::info!(address = %config.server_bind, "serving the kubelet API");
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(
-        listener,
-        config.pod_log_root.clone(),
-        async move {
-            let _ = server_stopped.await;
-        },
-    ));
+    let known = pods::Known::default();
+    let sources = server::Sources {
+        pod_log_root: config.pod_log_root.clone(),
+        pods: Some(known.clone()),
+        stats: Some(Arc::new(stats::Collector::new(
+            cri.clone(),
+            &config.node_name,
+        ))),
+    };
+    let server = tokio::spawn(server::serve(listener, sources, async move {
+        let _ = server_stopped.await;
+    }));
+    let (recorder, event_writer) = events::Recorder::start(client.clone(), &config.node_name);
+    config.events = recorder;
     let config = Arc::new(config);
     if let Err(err) = node::register(&client, &cri, &config).await {
         server.abort();
+        event_writer.abort();
         return Err(err);
     }
+    config
+        .events
+        .node(&config.node_name)
+        .normal("Starting", "Starting kubelet.");
     let heartbeat = tokio::spawn(node::heartbeat(client.clone(), cri.clone(), config.clone()));
     // Kubernetes checks static pod files every 20 s; a few seconds is friendlier to editing.
     let static_pods = (!config.static_pods.is_empty()).then(|| {
@@ -129,7 +146,7 @@ pub async fn run(
         ))
     });
     let result = tokio::select! {
-        result = pods::run(client, cri, config) => result,
+        result = pods::run(client, cri, config, known) => result,
         () = shutdown => Ok(()),
     };
     heartbeat.abort();
@@ -138,5 +155,6 @@ pub async fn run(
     if let Some(static_pods) = static_pods {
         static_pods.abort();
     }
+    event_writer.abort();
     result
 }

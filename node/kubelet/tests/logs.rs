@@ -76,7 +76,7 @@ async fn container_logs_from_cri_files() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(skiff_kubelet::server::serve(
         listener,
-        root.clone(),
+        skiff_kubelet::server::Sources::logs(root.clone()),
         async {
             let _ = stopped.await;
         },

@@ -1,0 +1,161 @@
+//! The kubelet API's `/pods` and `/stats/summary` against a real containerd (root): a pod with
+//! a container burning CPU and one holding memory shows non-zero usage for the pod and each
+//! container, read from their cgroups. Run through `cargo xtask test node`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::{Value, json};
+
+/// 32 MiB held in a shell variable.
+const HOLD_MEMORY: &str =
+    "x=$(head -c 33554432 /dev/zero | tr '\\0' m); echo held; exec sleep 3600";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_serves_pods_and_stats() {
+    let env = Env::start("stats").await;
+    let client = env.client.clone();
+    let kubelet = Kubelet::start(&client, &env.cri, &env.config);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let spec = json!({
+        "terminationGracePeriodSeconds": 0,
+        "hostNetwork": true,
+        "containers": [
+            busybox("burn", "while :; do :; done"),
+            busybox("hold", HOLD_MEMORY),
+        ],
+    });
+    pods.create(&PostParams::default(), &pod("busy", spec))
+        .await
+        .unwrap();
+    let uid = wait_for("the pod Running", Duration::from_secs(60), async || {
+        let pod = pod_json(&pods, "busy").await?;
+        let running = ["burn", "hold"]
+            .iter()
+            .all(|c| container(&pod, c)["state"]["running"].is_object());
+        running.then(|| pod["metadata"]["uid"].as_str().unwrap().to_owned())
+    })
+    .await;
+    let address = kubelet_address(&client).await;
+
+    // /pods: the pod this kubelet runs.
+    let (code, body) = http_get_path(address, "/pods").await;
+    assert_eq!(code, 200, "{body}");
+    let list: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list["kind"], "PodList");
+    assert_eq!(list["apiVersion"], "v1");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["metadata"]["uid"], uid.as_str());
+    assert_eq!(items[0]["kind"], "Pod");
+    assert_eq!(items[0]["spec"]["containers"][1]["name"], "hold");
+
+    // /stats/summary: usage of the node, the pod and both containers.
+    let summary = wait_for("memory held", Duration::from_secs(30), async || {
+        let (code, body) = http_get_path(address, "/stats/summary").await;
+        assert_eq!(code, 200, "{body}");
+        let summary: Value = serde_json::from_str(&body).unwrap();
+        let pod = summary["pods"].as_array()?.first()?.clone();
+        let hold = pod["containers"]
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == "hold")?
+            .clone();
+        (hold["memory"]["rssBytes"].as_u64()? >= 32 << 20).then_some(summary)
+    })
+    .await;
+    let node = &summary["node"];
+    assert_eq!(node["nodeName"], NODE);
+    assert!(node["startTime"].is_string(), "{node}");
+    assert!(
+        node["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap() > 0,
+        "{node}"
+    );
+    assert!(
+        node["cpu"]["usageNanoCores"].as_u64().unwrap() > 0,
+        "{node}"
+    );
+    for key in [
+        "usageBytes",
+        "workingSetBytes",
+        "rssBytes",
+        "availableBytes",
+    ] {
+        assert!(node["memory"][key].as_u64().unwrap() > 0, "{key}: {node}");
+    }
+    let pods_stats = summary["pods"].as_array().unwrap();
+    assert_eq!(pods_stats.len(), 1, "{summary}");
+    let pod = &pods_stats[0];
+    assert_eq!(
+        pod["podRef"],
+        json!({"name": "busy", "namespace": "default", "uid": uid})
+    );
+    assert!(pod["startTime"].is_string());
+    let find = |name: &str| {
+        pod["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {pod}"))
+            .clone()
+    };
+    let (burn, hold) = (find("burn"), find("hold"));
+    // A busy loop uses most of a core (2 shared cores: allow for contention).
+    let burn_rate = burn["cpu"]["usageNanoCores"].as_u64().unwrap();
+    assert!(burn_rate > 200_000_000, "{burn}");
+    assert!(burn["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap() > 0);
+    let hold_memory = &hold["memory"];
+    assert!(
+        hold_memory["workingSetBytes"].as_u64().unwrap() >= 32 << 20,
+        "{hold}"
+    );
+    assert!(hold["cpu"]["usageNanoCores"].as_u64().unwrap() < burn_rate);
+    // The pod's cgroup holds both containers.
+    assert!(
+        pod["cpu"]["usageNanoCores"].as_u64().unwrap() > 200_000_000,
+        "{pod}"
+    );
+    assert!(
+        pod["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap()
+            >= burn["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap()
+    );
+    assert!(
+        pod["memory"]["usageBytes"].as_u64().unwrap()
+            >= hold_memory["usageBytes"].as_u64().unwrap(),
+        "{pod}"
+    );
+    // Samples move on: a later summary reports more CPU time.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, body) = http_get_path(address, "/stats/summary").await;
+    let later: Value = serde_json::from_str(&body).unwrap();
+    let later_burn = later["pods"][0]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "burn")
+        .unwrap()
+        .clone();
+    assert!(
+        later_burn["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap()
+            > burn["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap()
+    );
+
+    pods.delete("busy", &DeleteParams::default()).await.unwrap();
+    wait_for("the pod gone", Duration::from_secs(30), async || {
+        pods.get_opt("busy").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    wait_for("/pods empty", Duration::from_secs(10), async || {
+        let (_, body) = http_get_path(address, "/pods").await;
+        let list: Value = serde_json::from_str(&body).unwrap();
+        (list["items"] == json!([])).then_some(())
+    })
+    .await;
+    kubelet.stop().await;
+    drop(env);
+}
