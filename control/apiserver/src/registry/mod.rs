@@ -126,6 +126,14 @@ pub struct Column {
 
 /// The per-kind hooks, on the kind's k8s-openapi type. All have defaults.
 pub trait Strategy<K>: Send + Sync + 'static {
+    /// Converts the request's object into the stored form before anything else sees it, as
+    /// Kubernetes' conversion to the internal version does (a Secret's write-only
+    /// `stringData` folded into `data`). Returns the top-level fields it consumed: the request
+    /// may carry them although the stored form never does, so they are not unknown fields.
+    fn convert(&self, _obj: &mut K) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Fills defaults, as Kubernetes' defaulting functions do.
     fn default(&self, _obj: &mut K) {}
 

@@ -1,6 +1,7 @@
 //! The plainer core kinds: namespaces, nodes, config maps, secrets, service accounts,
 //! persistent volumes and claims, events — columns, defaults and field selectors.
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Secret,
     ServiceAccount,
@@ -142,6 +143,18 @@ impl Strategy<ConfigMap> for ConfigMaps {
 }
 
 impl Strategy<Secret> for Secrets {
+    /// `stringData` is write-only: its values go into `data` (winning over the same keys
+    /// there) and it is never stored, on create and update alike.
+    fn convert(&self, secret: &mut Secret) -> &'static [&'static str] {
+        if let Some(strings) = secret.string_data.take() {
+            let data = secret.data.get_or_insert_with(Default::default);
+            for (key, value) in strings {
+                data.insert(key, ByteString(value.into_bytes()));
+            }
+        }
+        &["stringData"]
+    }
+
     fn default(&self, secret: &mut Secret) {
         secret.type_.get_or_insert_with(|| "Opaque".into());
     }
@@ -164,8 +177,7 @@ impl Strategy<Secret> for Secrets {
     }
 
     fn cells(&self, secret: &Secret) -> Vec<Value> {
-        let data = secret.data.as_ref().map_or(0, |d| d.len())
-            + secret.string_data.as_ref().map_or(0, |d| d.len());
+        let data = secret.data.as_ref().map_or(0, |d| d.len());
         vec![json!(secret.type_.clone().unwrap_or_default()), json!(data)]
     }
 }
