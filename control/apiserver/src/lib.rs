@@ -17,6 +17,7 @@ pub mod encode;
 pub mod error;
 mod handlers;
 pub mod kubeconfig;
+pub mod kubelet_client;
 pub mod meta;
 pub mod namespaces;
 pub mod registry;

@@ -577,6 +577,8 @@ async fn logs_are_proxied_to_the_kubelet(s: &TestServer) {
             (StatusCode::NOT_FOUND, format!("no logs for {}", uri.path()))
         }
     });
+    // Kubelets serve HTTPS (self-signed): so does this stand-in.
+    let listener = support::TlsTestListener::new(listener, s.dir());
     let kubelet = tokio::spawn(async move { axum::serve(listener, kubelet).await });
 
     s.apply(

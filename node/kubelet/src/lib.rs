@@ -24,6 +24,7 @@ pub mod server;
 pub mod static_pods;
 pub mod stats;
 pub mod status;
+pub mod tls;
 pub mod volumes;
 pub mod worker;
 
@@ -120,9 +121,20 @@ pub async fn run(
             &config.node_name,
         ))),
     };
-    let server = tokio::spawn(server::serve(listener, sources, async move {
-        let _ = server_stopped.await;
-    }));
+    // A self-signed serving certificate for the node's names, as the kubelet makes without
+    // --tls-cert-file.
+    let names: Vec<String> = std::iter::once(config.node_name.clone())
+        .chain(config.addresses.iter().map(|(_, address)| address.clone()))
+        .collect();
+    let certificate = tls::self_signed(&config.node_name, &names)?;
+    let server = tokio::spawn(server::serve_tls(
+        listener,
+        tls::server_config(&certificate)?,
+        sources,
+        async move {
+            let _ = server_stopped.await;
+        },
+    ));
     let (recorder, event_writer) = events::Recorder::start(client.clone(), &config.node_name);
     config.events = recorder;
     let config = Arc::new(config);

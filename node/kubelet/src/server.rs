@@ -1,4 +1,5 @@
-//! The kubelet's HTTP API (plain HTTP for now): `/healthz`,
+//! The kubelet's HTTP API, served over HTTPS by [`crate::run`] ([`serve_tls`], a
+//! self-signed certificate from [`crate::tls`]) and over plain HTTP by [`serve`]: `/healthz`,
 //! `/containerLogs/{namespace}/{pod}/{container}` (tailLines, previous, timestamps, limitBytes,
 //! sinceSeconds/sinceTime, follow), which the apiserver proxies `pods/log` to, `/pods` (a
 //! PodList of the pods this kubelet runs) and `/stats/summary` (the Summary API, see
@@ -67,6 +68,19 @@ pub async fn serve(
     sources: Sources,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    axum::serve(listener, router(sources))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves the API over TLS with `tls` on `listener` until `shutdown` completes.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    sources: Sources,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = crate::tls::TlsListener::new(listener, tls)?;
     axum::serve(listener, router(sources))
         .with_graceful_shutdown(shutdown)
         .await

@@ -1,6 +1,7 @@
-//! The kubelet API's `/pods` and `/stats/summary` against a real containerd (root): a pod with
-//! a container burning CPU and one holding memory shows non-zero usage for the pod and each
-//! container, read from their cgroups. Run through `cargo xtask test node`.
+//! The kubelet API (HTTPS) against a real containerd (root): `kubectl logs` through the
+//! apiserver's proxy, `/pods`, and `/stats/summary`, where a pod with a container burning CPU
+//! and one holding memory shows non-zero usage for the pod and each container, read from
+//! their cgroups. Run through `cargo xtask test node`.
 
 mod common;
 
@@ -11,9 +12,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
 
-/// 32 MiB held in a shell variable.
+/// 32 MiB held in the pod's /dev/shm (tmpfs: charged to the writer's cgroup, never
+/// reclaimable as file cache, so in the working set).
 const HOLD_MEMORY: &str =
-    "x=$(head -c 33554432 /dev/zero | tr '\\0' m); echo held; exec sleep 3600";
+    "head -c 33554432 /dev/zero > /dev/shm/held && echo holding; exec sleep 3600";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_serves_pods_and_stats() {
@@ -24,12 +26,15 @@ async fn kubelet_serves_pods_and_stats() {
     // A CPU request gives the burner real cgroup shares against the machine's other work.
     let mut burn = busybox("burn", "while :; do :; done");
     burn["resources"] = json!({"requests": {"cpu": "1"}});
+    // The holder needs CPU to fill its memory next to the burner.
+    let mut hold = busybox("hold", HOLD_MEMORY);
+    hold["resources"] = json!({"requests": {"cpu": "1"}});
     let spec = json!({
         "terminationGracePeriodSeconds": 0,
         "hostNetwork": true,
         "containers": [
             burn,
-            busybox("hold", HOLD_MEMORY),
+            hold,
         ],
     });
     pods.create(&PostParams::default(), &pod("busy", spec))
@@ -44,6 +49,24 @@ async fn kubelet_serves_pods_and_stats() {
     })
     .await;
     let address = kubelet_address(&client).await;
+
+    // The kubelet API is HTTPS: the apiserver's log proxy speaks it (the real kubectl through
+    // the apiserver), and plain HTTP gets no answer.
+    wait_for("kubectl logs", Duration::from_secs(20), async || {
+        let (ok, out, err) = kubectl(&env, &["logs", "busy", "-c", "hold"]).await;
+        assert!(ok, "{err}");
+        (out == "holding\n").then_some(())
+    })
+    .await;
+    let plain = tokio::task::spawn_blocking(move || skiff_testenv::http_get(address))
+        .await
+        .unwrap();
+    assert!(
+        plain
+            .as_ref()
+            .map_or(true, |reply| !reply.starts_with("HTTP/")),
+        "{plain:?}"
+    );
 
     // /pods: the pod this kubelet runs.
     let (code, body) = http_get_path(address, "/pods").await;
@@ -68,7 +91,7 @@ async fn kubelet_serves_pods_and_stats() {
             .iter()
             .find(|c| c["name"] == "hold")?
             .clone();
-        (hold["memory"]["rssBytes"].as_u64()? >= 32 << 20).then_some(summary)
+        (hold["memory"]["workingSetBytes"].as_u64()? >= 32 << 20).then_some(summary)
     })
     .await;
     let node = &summary["node"];
@@ -115,10 +138,14 @@ async fn kubelet_serves_pods_and_stats() {
     assert!(burn["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap() > 0);
     let hold_memory = &hold["memory"];
     assert!(
-        hold_memory["workingSetBytes"].as_u64().unwrap() >= 32 << 20,
+        hold_memory["usageBytes"].as_u64().unwrap() >= 32 << 20,
         "{hold}"
     );
-    assert!(hold["cpu"]["usageNanoCores"].as_u64().unwrap() < burn_rate);
+    assert!(hold_memory["rssBytes"].is_u64(), "{hold}");
+    assert!(
+        hold["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap() > 0,
+        "{hold}"
+    );
     // The pod's cgroup holds both containers.
     assert!(
         pod["cpu"]["usageNanoCores"].as_u64().unwrap() > 50_000_000,

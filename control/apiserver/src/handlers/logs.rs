@@ -1,6 +1,8 @@
 //! `GET pods/{name}/log`: the apiserver finds the pod's container and node, and proxies the
 //! node's kubelet API (`/containerLogs/{namespace}/{pod}/{container}`), streaming its answer
-//! back (so `kubectl logs -f` follows).
+//! back (so `kubectl logs -f` follows). The kubelet API is HTTPS; as in Kubernetes without
+//! `--kubelet-certificate-authority`, its (self-signed) serving certificate is not verified,
+//! though the handshake's signatures are.
 
 use std::time::Duration;
 
@@ -143,7 +145,8 @@ fn encode(value: &str) -> String {
     out
 }
 
-/// `GET path` on the kubelet over HTTP/1.1; the answer's body streams from the connection.
+/// `GET path` on the kubelet over HTTPS (HTTP/1.1); the answer's body streams from the
+/// connection.
 async fn request_kubelet(
     host: &str,
     port: u16,
@@ -161,6 +164,15 @@ async fn request_kubelet(
     .map_err(|_| format!("connecting to {authority}: timed out"))?
     .map_err(|err| format!("connecting to {authority}: {err}"))?;
     let _ = stream.set_nodelay(true);
+    let server_name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|err| format!("kubelet address {host:?}: {err}"))?;
+    let stream = tokio::time::timeout(
+        KUBELET_TIMEOUT,
+        crate::kubelet_client::tls_connector()?.connect(server_name, stream),
+    )
+    .await
+    .map_err(|_| format!("TLS handshake with {authority}: timed out"))?
+    .map_err(|err| format!("TLS handshake with {authority}: {err}"))?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|err| format!("talking to {authority}: {err}"))?;
@@ -176,8 +188,8 @@ async fn request_kubelet(
         .map_err(|err| err.to_string())?;
     tokio::time::timeout(KUBELET_TIMEOUT, sender.send_request(request))
         .await
-        .map_err(|_| format!("GET http://{authority}{path}: timed out"))?
-        .map_err(|err| format!("GET http://{authority}{path}: {err}"))
+        .map_err(|_| format!("GET https://{authority}{path}: timed out"))?
+        .map_err(|err| format!("GET https://{authority}{path}: {err}"))
 }
 
 /// A kubelet's error answer as a Status carrying its message.

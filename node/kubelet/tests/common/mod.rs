@@ -263,10 +263,17 @@ pub async fn kubectl(env: &Env, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// A plain HTTP/1.0 GET of `path` from `address`: (status code, body).
+/// An HTTP/1.0 GET of `path` from the kubelet API at `address` over HTTPS (its certificate
+/// accepted as the apiserver accepts it): (status code, body).
 pub async fn http_get_path(address: std::net::SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
+    let mut stream = skiff_apiserver::kubelet_client::tls_connector()
+        .unwrap()
+        .connect(name, tcp)
+        .await
+        .unwrap();
     stream
         .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
         .await
