@@ -228,6 +228,32 @@ async fn kubelet_records_events() {
             .any(|l| l.contains("BackOff") && l.contains(" over ")),
         "{section}"
     );
+    // `kubectl get events` prints Kubernetes' columns (no NAME first, no AGE).
+    let (ok, out, err) = kubectl(&env, &["get", "events"]).await;
+    assert!(ok, "{err}");
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.contains("BackOff")
+            && l.contains("pod/crash")
+            && l.contains(" over ")
+            && l.contains("Warning")),
+        "{out}"
+    );
+    let (ok, out, err) = kubectl(&env, &["get", "events", "-o", "wide"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().next().unwrap().contains("SUBOBJECT")
+            && out
+                .lines()
+                .any(|l| l.contains("spec.containers{crash}")
+                    && l.contains(&format!("kubelet, {NODE}"))),
+        "{out}"
+    );
     let (ok, out, err) = kubectl(&env, &["describe", "node", NODE]).await;
     assert!(ok, "{err}");
     assert!(out.contains("Starting kubelet."), "{out}");

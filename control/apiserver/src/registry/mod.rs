@@ -171,6 +171,12 @@ pub trait Strategy<K>: Send + Sync + 'static {
     fn cells(&self, _obj: &K) -> Vec<Value> {
         Vec::new()
     }
+
+    /// Whether `columns` are the whole row, without NAME first and AGE (events print LAST
+    /// SEEN first and their name as a wide column).
+    fn whole_row(&self) -> bool {
+        false
+    }
 }
 
 /// A registered kind as the generic handlers see it: JSON in, JSON out.
@@ -204,6 +210,9 @@ pub trait Kind: Send + Sync {
 
     /// Cells for the columns.
     fn cells(&self, obj: &Value) -> Vec<Value>;
+
+    /// Whether the columns are the whole row (no NAME and AGE added).
+    fn whole_row(&self) -> bool;
 
     /// What the OpenAPI documents publish about this kind.
     fn openapi(&self) -> skiff_openapi::Resource;

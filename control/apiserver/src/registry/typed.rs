@@ -162,6 +162,10 @@ where
         Self::typed(obj).map_or_else(Vec::new, |o| self.strategy.cells(&o))
     }
 
+    fn whole_row(&self) -> bool {
+        self.strategy.whole_row()
+    }
+
     fn openapi(&self) -> skiff_openapi::Resource {
         skiff_openapi::Resource::of::<K>(
             self.info.has(Subresource::Status),

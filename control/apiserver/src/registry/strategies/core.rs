@@ -363,26 +363,72 @@ impl Strategy<Event> for Events {
     fn columns(&self) -> &'static [Column] {
         const {
             &[
+                col("Last Seen", 0, "When the event last happened."),
                 col("Type", 0, "The type of the event."),
                 col("Reason", 0, "Why the event happened."),
                 col("Object", 0, "The object the event is about."),
+                col("Subobject", 1, "The part of the object (a container)."),
+                col("Source", 1, "The component that reported the event."),
                 col("Message", 0, "What happened."),
+                col("First Seen", 1, "When the event first happened."),
+                col("Count", 1, "How often the event happened."),
+                col("Name", 1, "The event's name."),
             ]
         }
     }
 
+    fn whole_row(&self) -> bool {
+        true
+    }
+
     fn cells(&self, ev: &Event) -> Vec<Value> {
         let o = &ev.involved_object;
-        let object = format!(
-            "{}/{}",
-            o.kind.clone().unwrap_or_default().to_lowercase(),
-            o.name.clone().unwrap_or_default()
-        );
+        let since = |time: Option<jiff::Timestamp>| match time {
+            Some(time) => crate::handlers::human_duration(
+                jiff::Timestamp::now().as_second() - time.as_second(),
+            ),
+            None => "<unknown>".into(),
+        };
+        // As Kubernetes prints them: the newest of lastTimestamp, eventTime, creation.
+        let last = ev
+            .last_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| ev.event_time.as_ref().map(|t| t.0))
+            .or_else(|| ev.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        let first = ev
+            .first_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| ev.event_time.as_ref().map(|t| t.0))
+            .or_else(|| ev.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        let count = ev.count.unwrap_or(1);
+        let last_seen = if count > 1 {
+            format!("{} (x{count} over {})", since(last), since(first))
+        } else {
+            since(last)
+        };
+        let source = ev.source.clone().unwrap_or_default();
+        let source = match (source.component, source.host) {
+            (Some(component), Some(host)) if !host.is_empty() => format!("{component}, {host}"),
+            (Some(component), _) => component,
+            _ => ev.reporting_component.clone().unwrap_or_default(),
+        };
         vec![
+            json!(last_seen),
             json!(ev.type_.clone().unwrap_or_default()),
             json!(ev.reason.clone().unwrap_or_default()),
-            json!(object),
+            json!(format!(
+                "{}/{}",
+                o.kind.clone().unwrap_or_default().to_lowercase(),
+                o.name.clone().unwrap_or_default()
+            )),
+            json!(o.field_path.clone().unwrap_or_default()),
+            json!(source),
             json!(ev.message.clone().unwrap_or_default()),
+            json!(since(first)),
+            json!(count),
+            json!(ev.metadata.name.clone().unwrap_or_default()),
         ]
     }
 }
