@@ -297,6 +297,22 @@ impl On<'_> {
         self.warning("Failed", format!("Error: {shown}"));
     }
 
+    /// `SandboxChanged`, when the pod's sandbox is gone or dead and a new one is made.
+    pub fn sandbox_changed(&self) {
+        self.normal(
+            "SandboxChanged",
+            "Pod sandbox changed, it will be killed and re-created.",
+        );
+    }
+
+    /// `FailedCreatePodSandBox`, when RunPodSandbox fails.
+    pub fn sandbox_failed(&self, error: &impl std::fmt::Display) {
+        self.warning(
+            "FailedCreatePodSandBox",
+            format!("Failed to create pod sandbox: {error}"),
+        );
+    }
+
     /// `Created`.
     pub fn created(&self, container: &str) {
         self.normal("Created", format!("Created container: {container}"));
@@ -594,6 +610,22 @@ mod tests {
             reason: reason.into(),
             message: message.into(),
         }
+    }
+
+    #[test]
+    fn a_full_queue_drops_instead_of_waiting() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let recorder = Recorder { tx: Some(tx) };
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}})).unwrap();
+        for i in 0..100 {
+            recorder.pod(&pod).normal("Tick", format!("{i}"));
+        }
+        let first = rx.try_recv().unwrap();
+        assert_eq!(first.message, "0");
+        assert_eq!(rx.try_recv().unwrap().message, "1");
+        assert!(rx.try_recv().is_err(), "only what fitted was queued");
+        // The default recorder records nothing, silently.
+        Recorder::default().pod(&pod).warning("Nothing", "dropped");
     }
 
     #[test]

@@ -249,7 +249,11 @@ impl Worker {
             let attempt = sandboxes.iter().map(|s| sandbox_attempt(s) + 1).max();
             let config = runtime::sandbox_config(pod, &id, attempt.unwrap_or(0), &self.config);
             std::fs::create_dir_all(&config.log_directory)?;
-            let sandbox = self.cri.run_pod_sandbox(&config, "").await?;
+            if !sandboxes.is_empty() {
+                self.config.events.pod(pod).sandbox_changed();
+            }
+            let sandbox = (self.cri.run_pod_sandbox(&config, "").await)
+                .inspect_err(|err| self.config.events.pod(pod).sandbox_failed(err))?;
             tracing::info!(pod = %id.name, %sandbox, "sandbox started");
             return Ok(true);
         };

@@ -1,8 +1,9 @@
 //! The kubelet's events against a real containerd and an in-process apiserver (root): a pod's
 //! Pulled/Created/Started on its container, a crash loop's BackOff aggregated into one event
 //! with a growing count, a failing readiness probe's Unhealthy with the probe output, a
-//! missing configMap volume and secret, the Node's Starting and NodeReady, and the Events
-//! section of the real `kubectl describe pod`. Run through `cargo xtask test node`.
+//! missing configMap volume and secret, a replaced sandbox, the Node's Starting and NodeReady,
+//! the Events section of the real `kubectl describe pod` and `kubectl get events`. Run
+//! through `cargo xtask test node`.
 
 mod common;
 
@@ -87,6 +88,22 @@ async fn kubelet_records_events() {
         assert!(object.resource_version.is_some(), "{object:?}");
         assert!(event.first_timestamp.is_some() && event.last_timestamp.is_some());
     }
+
+    // A sandbox that dies is replaced: SandboxChanged on the pod.
+    let sandbox = sandboxes_of(&env.cri, &uid).await.remove(0);
+    env.cri.stop_pod_sandbox(&sandbox.id).await.unwrap();
+    let changed = wait_for("SandboxChanged", Duration::from_secs(30), async || {
+        let events = events_of(&client, "default", "runs", &uid).await;
+        with_reason(&events, "SandboxChanged")
+            .first()
+            .map(|e| (*e).clone())
+    })
+    .await;
+    assert_eq!(
+        changed.message.as_deref(),
+        Some("Pod sandbox changed, it will be killed and re-created.")
+    );
+    assert_eq!(changed.involved_object.field_path, None);
 
     // A crash loop: one BackOff event whose count grows.
     let spec = json!({
