@@ -82,9 +82,7 @@ impl Server {
     /// A server over `store`, answering at `address`; starts the watch cache.
     pub fn new(store: Arc<dyn Store>, address: SocketAddr) -> Arc<Server> {
         let registry = registry::builtin();
-        let storage = Storage {
-            store: store.clone(),
-        };
+        let storage = Storage::new(store.clone());
         let caches = Caches::start(store.clone(), &registry);
         let namespaces = registry
             .lookup("", "v1", "namespaces")
