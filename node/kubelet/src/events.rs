@@ -545,20 +545,37 @@ impl Correlator {
 async fn write(client: kube::Client, host: String, mut rx: mpsc::Receiver<Recorded>) {
     let mut correlator = Correlator::new(&host);
     while let Some(event) = rx.recv().await {
-        let action = correlator.observe(&event, Instant::now(), &now_time());
-        if let Err(err) = apply(&client, &mut correlator, action).await {
+        let time = now_time();
+        let action = correlator.observe(&event, Instant::now(), &time);
+        let result = match apply(&client, &mut correlator, action).await {
+            // The object it would update expired: this occurrence starts a new one.
+            Ok(Written::Gone) => {
+                let action = correlator.observe(&event, Instant::now(), &time);
+                apply(&client, &mut correlator, action).await.map(drop)
+            }
+            other => other.map(drop),
+        };
+        if let Err(err) = result {
             tracing::warn!(object = %event.target.name, reason = %event.reason, %err, "writing an event");
         }
     }
+}
+
+/// What became of an [`Action`].
+enum Written {
+    /// Created, updated or dropped.
+    Done,
+    /// The event to update no longer exists (and is forgotten).
+    Gone,
 }
 
 async fn apply(
     client: &kube::Client,
     correlator: &mut Correlator,
     action: Action,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Written> {
     match action {
-        Action::Drop => Ok(()),
+        Action::Drop => Ok(Written::Done),
         Action::Create { namespace, event } => {
             let name = event["metadata"]["name"]
                 .as_str()
@@ -570,7 +587,7 @@ async fn apply(
                 correlator.forget(&namespace, &name);
                 return Err(err.into());
             }
-            Ok(())
+            Ok(Written::Done)
         }
         Action::Update {
             namespace,
@@ -582,11 +599,11 @@ async fn apply(
                 .patch(&name, &PatchParams::default(), &Patch::Strategic(patch))
                 .await
             {
-                Ok(_) => Ok(()),
-                // Expired or deleted: the next identical event starts a new object.
+                Ok(_) => Ok(Written::Done),
+                // Expired (TTL) or deleted.
                 Err(kube::Error::Api(status)) if status.code == 404 => {
                     correlator.forget(&namespace, &name);
-                    Ok(())
+                    Ok(Written::Gone)
                 }
                 Err(err) => Err(err.into()),
             }

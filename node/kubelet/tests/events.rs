@@ -139,6 +139,27 @@ async fn kubelet_records_events() {
         backoff.last_timestamp.as_ref().unwrap().0 >= backoff.first_timestamp.as_ref().unwrap().0
     );
 
+    // An event that expires (or is deleted) is created anew by its next occurrence.
+    let events_api: Api<Event> = Api::namespaced(client.clone(), "default");
+    let old_name = backoff.metadata.name.clone().unwrap();
+    events_api
+        .delete(&old_name, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        "a new BackOff event, counted",
+        Duration::from_secs(30),
+        async || {
+            let events = events_of(&client, "default", "crash", &crash_uid).await;
+            with_reason(&events, "BackOff")
+                .first()
+                .filter(|e| e.metadata.name.as_deref() != Some(old_name.as_str()))
+                .filter(|e| e.count.unwrap_or(0) >= 2)
+                .map(|_| ())
+        },
+    )
+    .await;
+
     // A readiness probe that fails: Unhealthy with its output.
     let mut unready = busybox("probed", "exec sleep 3600");
     unready["readinessProbe"] = json!({
