@@ -108,6 +108,7 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
                 Subresource::Scale => ("Scale", &["get", "patch", "update"], "autoscaling", "v1"),
                 Subresource::Binding => ("Binding", &["create"], "", "v1"),
                 Subresource::Log => ("Pod", &["get"], "", "v1"),
+                Subresource::Proxy => ("NodeProxyOptions", &["get"], "", "v1"),
             };
             let mut entry = json!({
                 "name": format!("{}/{}", info.plural, sub.name()),
@@ -175,6 +176,7 @@ pub fn aggregated(registry: &Registry, core: bool) -> Value {
                     }
                     Subresource::Binding => ("", "v1", "Binding", &["create"]),
                     Subresource::Log => ("", "v1", "Pod", &["get"]),
+                    Subresource::Proxy => ("", "v1", "NodeProxyOptions", &["get"]),
                 };
                 json!({
                     "subresource": sub.name(),

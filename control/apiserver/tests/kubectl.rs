@@ -625,6 +625,23 @@ spec:
     .await;
 
     assert_eq!(s.kubectl(&["logs", "two", "-c", "b"]).await, "everything\n");
+    // nodes/proxy reaches the same kubelet API, query and all.
+    assert_eq!(
+        s.kubectl(&[
+            "get",
+            "--raw",
+            "/api/v1/nodes/logs-node/proxy/containerLogs/default/two/b?tailLines=1"
+        ])
+        .await,
+        "tailLines=1\n"
+    );
+    let err = s
+        .kubectl_fails(
+            &["get", "--raw", "/api/v1/nodes/logs-node/proxy/nothing"],
+            None,
+        )
+        .await;
+    assert!(err.contains("NotFound") || err.contains("404"), "{err}");
     assert_eq!(
         s.kubectl(&["logs", "two", "-c", "b", "--tail=2", "--timestamps"])
             .await,

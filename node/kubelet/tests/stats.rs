@@ -160,6 +160,18 @@ async fn kubelet_serves_pods_and_stats() {
             >= hold_memory["usageBytes"].as_u64().unwrap(),
         "{pod}"
     );
+    // Through the apiserver's nodes/proxy, as `kubectl get --raw` (and metrics-server) read it.
+    let path = format!("/api/v1/nodes/{NODE}/proxy/stats/summary");
+    let (ok, out, err) = kubectl(&env, &["get", "--raw", &path]).await;
+    assert!(ok, "{err}");
+    let proxied: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(proxied["node"]["nodeName"], NODE);
+    assert_eq!(proxied["pods"][0]["podRef"]["uid"], uid.as_str());
+    let path = format!("/api/v1/nodes/{NODE}/proxy/pods");
+    let (ok, out, err) = kubectl(&env, &["get", "--raw", &path]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("\"PodList\""), "{out}");
+
     // Samples move on: a later summary reports more CPU time.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, body) = http_get_path(address, "/stats/summary").await;

@@ -1,6 +1,8 @@
-//! `GET pods/{name}/log`: the apiserver finds the pod's container and node, and proxies the
-//! node's kubelet API (`/containerLogs/{namespace}/{pod}/{container}`), streaming its answer
-//! back (so `kubectl logs -f` follows). The kubelet API is HTTPS; as in Kubernetes without
+//! What the apiserver proxies to kubelets. `GET pods/{name}/log`: the apiserver finds the
+//! pod's container and node, and proxies the node's kubelet API
+//! (`/containerLogs/{namespace}/{pod}/{container}`), streaming its answer back (so
+//! `kubectl logs -f` follows). `GET nodes/{name}/proxy/{path}`: any kubelet API path
+//! (`/stats/summary`, `/pods`), as `kubectl get --raw` and metrics-server read them. The kubelet API is HTTPS; as in Kubernetes without
 //! `--kubelet-certificate-authority`, its (self-signed) serving certificate is not verified,
 //! though the handshake's signatures are.
 
@@ -81,6 +83,57 @@ async fn proxy(ctx: &Ctx<'_>) -> ApiResult<Response> {
         Body::new(response.into_body()),
         "text/plain",
     ))
+}
+
+/// `nodes/{name}/proxy/{path}`: GET `path` (with the request's query) on the node's kubelet
+/// API, its answer passed back with its status and content type.
+pub(super) async fn serve_node_proxy(ctx: &Ctx<'_>) -> Response {
+    match node_proxy(ctx).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn node_proxy(ctx: &Ctx<'_>) -> ApiResult<Response> {
+    if ctx.request.verb != "get" {
+        return Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "only GET is proxied to the kubelet",
+        ));
+    }
+    let node_name = name_of(ctx)?;
+    let node = ctx.server.storage.get(ctx.info(), None, node_name).await?;
+    let (host, port) = kubelet_endpoint(&node).ok_or_else(|| {
+        ApiError::bad_request(format!("node {node_name} has no address and kubelet port"))
+    })?;
+    let mut path = ctx.request.proxy_path.clone().unwrap_or_else(|| "/".into());
+    let mut query: Vec<String> = ctx
+        .query
+        .iter()
+        .map(|(key, value)| format!("{}={}", encode(key), encode(value)))
+        .collect();
+    query.sort();
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(&query.join("&"));
+    }
+    let response = request_kubelet(&host, port, &path).await.map_err(|err| {
+        ApiError::new(
+            503,
+            "ServiceUnavailable",
+            format!("proxying to node {node_name}: {err}"),
+        )
+    })?;
+    let code = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let mut answer = (code, Body::new(response.into_body())).into_response();
+    if let Some(content_type) = content_type {
+        answer
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    }
+    Ok(answer)
 }
 
 /// The container whose logs are wanted: the named one (an app, init or ephemeral container),

@@ -155,6 +155,10 @@ pub async fn serve(
     if request.verb == "get" && sub == Some("log") {
         return logs::serve_log(&ctx).await;
     }
+    // nodes/proxy: the node's kubelet API, streamed back as it answers.
+    if sub == Some("proxy") {
+        return logs::serve_node_proxy(&ctx).await;
+    }
     if matches!(request.verb, "create" | "update")
         && let Err(err) = check_encoding(&ctx)
     {

@@ -30,6 +30,8 @@ pub enum Subresource {
     Binding,
     /// `/log` (pods): served by the node agent once it exists.
     Log,
+    /// `/proxy/<path>` (nodes): the node's kubelet API (`/stats/summary`, `/pods`, …).
+    Proxy,
 }
 
 impl Subresource {
@@ -40,6 +42,7 @@ impl Subresource {
             Subresource::Scale => "scale",
             Subresource::Binding => "binding",
             Subresource::Log => "log",
+            Subresource::Proxy => "proxy",
         }
     }
 }
