@@ -140,5 +140,10 @@ fn cni() -> anyhow::Result<()> {
 fn node() -> anyhow::Result<()> {
     // Each test starts its own containerd (testenv), with images built under the target dir.
     run_command(cargo().args(["test", "-p", "skiff-cri", "--tests"]))?;
-    run_command(cargo().args(["test", "-p", "skiff-kubelet", "--tests"]))
+    // The event tests read `kubectl describe` from the real kubectl.
+    run_command(
+        cargo()
+            .args(["test", "-p", "skiff-kubelet", "--tests"])
+            .env("SKIFF_KUBECTL", crate::setup::venv().join("bin/kubectl")),
+    )
 }

@@ -10,16 +10,49 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use hyper::client::conn::http1::SendRequest;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 
-/// Forwards `method` + `headers` to `http://{authority}{path_and_query}`. A `101 Switching
-/// Protocols` answer goes back to the client, and once both sides have switched, the client's
-/// connection (`client`, the request's pending upgrade) and the far end's are spliced until
-/// either closes. Any other answer is returned as it is (status, headers, streamed body).
-/// Err: the far end could not be reached (or did not answer within `timeout`), or it switched
+/// A TCP connection to `authority` (`host:port`), within `timeout`.
+pub async fn connect_tcp(
+    authority: &str,
+    timeout: Duration,
+) -> Result<tokio::net::TcpStream, String> {
+    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(authority))
+        .await
+        .map_err(|_| format!("connecting to {authority}: timed out"))?
+        .map_err(|err| format!("connecting to {authority}: {err}"))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// An HTTP/1.1 client over `stream` (plain or TLS); its connection runs in a task of its own,
+/// as long as a request or an upgraded stream uses it.
+pub async fn handshake<S>(stream: S, authority: &str) -> Result<SendRequest<Body>, String>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|err| format!("talking to {authority}: {err}"))?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.with_upgrades().await {
+            tracing::debug!(%err, "upstream connection");
+        }
+    });
+    Ok(sender)
+}
+
+/// Forwards `method` + `headers` to `path_and_query` over `sender` (a connection to
+/// `authority`). A `101 Switching Protocols` answer goes back to the client, and once both
+/// sides have switched, the client's connection (`client`, the request's pending upgrade) and
+/// the far end's are spliced until either closes. Any other answer is returned as it is
+/// (status, headers, streamed body). Err: no answer within `timeout`, or the far end switched
 /// protocols for a client that never asked to (`client` is None).
 pub async fn forward(
+    mut sender: SendRequest<Body>,
     method: Method,
     headers: &HeaderMap,
     client: Option<OnUpgrade>,
@@ -27,20 +60,7 @@ pub async fn forward(
     path_and_query: &str,
     timeout: Duration,
 ) -> Result<Response<Body>, String> {
-    let target = format!("http://{authority}{path_and_query}");
-    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(authority))
-        .await
-        .map_err(|_| format!("connecting to {authority}: timed out"))?
-        .map_err(|err| format!("connecting to {authority}: {err}"))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|err| format!("talking to {authority}: {err}"))?;
-    tokio::spawn(async move {
-        if let Err(err) = connection.with_upgrades().await {
-            tracing::debug!(%err, "upgrade proxy: upstream connection");
-        }
-    });
+    let target = format!("{authority}{path_and_query}");
     let mut request = Request::builder()
         .method(method.clone())
         .uri(path_and_query)

@@ -111,6 +111,7 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
                 Subresource::Exec => ("PodExecOptions", &["create", "get"], "", "v1"),
                 Subresource::Attach => ("PodAttachOptions", &["create", "get"], "", "v1"),
                 Subresource::PortForward => ("PodPortForwardOptions", &["create", "get"], "", "v1"),
+                Subresource::Proxy => ("NodeProxyOptions", &["get"], "", "v1"),
             };
             let mut entry = json!({
                 "name": format!("{}/{}", info.plural, sub.name()),
@@ -183,6 +184,7 @@ pub fn aggregated(registry: &Registry, core: bool) -> Value {
                     Subresource::PortForward => {
                         ("", "v1", "PodPortForwardOptions", &["create", "get"])
                     }
+                    Subresource::Proxy => ("", "v1", "NodeProxyOptions", &["get"]),
                 };
                 json!({
                     "subresource": sub.name(),

@@ -17,6 +17,7 @@ pub mod encode;
 pub mod error;
 mod handlers;
 pub mod kubeconfig;
+pub mod kubelet_client;
 pub mod meta;
 pub mod namespaces;
 pub mod registry;
@@ -81,9 +82,7 @@ impl Server {
     /// A server over `store`, answering at `address`; starts the watch cache.
     pub fn new(store: Arc<dyn Store>, address: SocketAddr) -> Arc<Server> {
         let registry = registry::builtin();
-        let storage = Storage {
-            store: store.clone(),
-        };
+        let storage = Storage::new(store.clone());
         let caches = Caches::start(store.clone(), &registry);
         let namespaces = registry
             .lookup("", "v1", "namespaces")

@@ -23,6 +23,8 @@ pub struct RequestInfo {
     pub namespace: Option<String>,
     /// Object name from the path.
     pub name: Option<String>,
+    /// The path after a `proxy` subresource (`/stats/summary`), as the proxied server gets it.
+    pub proxy_path: Option<String>,
 }
 
 /// What a path names.
@@ -103,10 +105,15 @@ pub fn parse(method: &Method, path: &str, query: &HashMap<String, String>) -> Ta
         namespace = Some((*ns).to_owned());
         rest = after;
     }
+    let mut proxy_path = None;
     let (resource, name, subresource) = match rest {
         [resource] => (*resource, None, None),
         [resource, name] => (*resource, Some(*name), None),
         [resource, name, sub] => (*resource, Some(*name), Some(*sub)),
+        [resource, name, "proxy", path @ ..] => {
+            proxy_path = Some(format!("/{}", path.join("/")));
+            (*resource, Some(*name), Some("proxy"))
+        }
         _ => return Target::Unknown,
     };
     let watching = legacy_watch || query.get("watch").is_some_and(|w| w == "true" || w == "1");
@@ -129,6 +136,7 @@ pub fn parse(method: &Method, path: &str, query: &HashMap<String, String>) -> Ta
         subresource: subresource.map(str::to_owned),
         namespace,
         name: name.map(str::to_owned),
+        proxy_path,
     })
 }
 
@@ -142,6 +150,29 @@ mod tests {
             Target::Resource(info) => info,
             other => panic!("{path}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn node_proxy_paths_keep_the_rest() {
+        let r = resource(Method::GET, "/api/v1/nodes/n1/proxy/stats/summary");
+        assert_eq!(
+            (
+                r.resource.as_str(),
+                r.name.as_deref(),
+                r.subresource.as_deref(),
+                r.proxy_path.as_deref()
+            ),
+            ("nodes", Some("n1"), Some("proxy"), Some("/stats/summary"))
+        );
+        let r = resource(Method::GET, "/api/v1/nodes/n1/proxy");
+        assert_eq!(r.subresource.as_deref(), Some("proxy"));
+        assert_eq!(r.proxy_path, None);
+        // Only proxy takes more segments.
+        let query = HashMap::new();
+        assert_eq!(
+            parse(&Method::GET, "/api/v1/nodes/n1/status/extra", &query),
+            Target::Unknown
+        );
     }
 
     #[test]

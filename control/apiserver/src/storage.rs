@@ -3,6 +3,7 @@
 //! rather than stored (as Kubernetes' etcd3 storage does), so it can never disagree with the store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -18,7 +19,12 @@ use crate::registry::ResourceInfo;
 pub struct Storage {
     /// The cluster store; only the apiserver holds it.
     pub store: Arc<dyn Store>,
+    /// How long an Event lives after its last write (Kubernetes' `--event-ttl`).
+    pub event_ttl: Duration,
 }
+
+/// Kubernetes' default `--event-ttl`.
+pub const EVENT_TTL: Duration = Duration::from_secs(3600);
 
 /// Names one object for errors.
 pub fn subject<'a>(info: &'a ResourceInfo, name: &'a str) -> Subject<'a> {
@@ -148,6 +154,21 @@ pub struct Page {
 }
 
 impl Storage {
+    /// The store over `store`, with Kubernetes' defaults.
+    pub fn new(store: Arc<dyn Store>) -> Storage {
+        Storage {
+            store,
+            event_ttl: EVENT_TTL,
+        }
+    }
+
+    /// The TTL of an object of `info`'s resource: Events (core and events.k8s.io) expire
+    /// `event_ttl` after their last write, everything else stays.
+    pub fn ttl(&self, info: &ResourceInfo) -> Option<Duration> {
+        (info.plural == "events" && matches!(info.group, "" | "events.k8s.io"))
+            .then_some(self.event_ttl)
+    }
+
     /// Reads one object.
     pub async fn get(&self, info: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Value> {
         let got = self
@@ -171,7 +192,7 @@ impl Storage {
     ) -> ApiResult<Value> {
         let revision = self
             .store
-            .create(&info.key(ns, name), encode(&obj), None)
+            .create(&info.key(ns, name), encode(&obj), self.ttl(info))
             .await
             .map_err(|e| ApiError::from_store(e, subject(info, name)))?;
         meta::set_resource_version(&mut obj, revision);
@@ -189,7 +210,7 @@ impl Storage {
     ) -> ApiResult<Value> {
         let revision = self
             .store
-            .update(&info.key(ns, name), encode(&obj), expected, None)
+            .update(&info.key(ns, name), encode(&obj), expected, self.ttl(info))
             .await
             .map_err(|e| ApiError::from_store(e, subject(info, name)))?;
         meta::set_resource_version(&mut obj, revision);
@@ -252,6 +273,64 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Events expire after their TTL (from the last write); other objects stay.
+    #[tokio::test]
+    async fn events_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = skiff_store::EmbeddedStore::open(skiff_store::EmbeddedConfig::new(
+            dir.path().join("store"),
+        ))
+        .unwrap();
+        let storage = Storage {
+            store: Arc::new(store),
+            event_ttl: Duration::from_secs(2),
+        };
+        let registry = crate::registry::builtin();
+        let info = |group: &str, plural: &str| {
+            registry.lookup(group, "v1", plural).unwrap().info().clone()
+        };
+        let (events, new_events, config_maps) = (
+            info("", "events"),
+            info("events.k8s.io", "events"),
+            info("", "configmaps"),
+        );
+        assert_eq!(storage.ttl(&events), Some(Duration::from_secs(2)));
+        assert_eq!(storage.ttl(&new_events), Some(Duration::from_secs(2)));
+        assert_eq!(storage.ttl(&config_maps), None);
+        let object = json!({"metadata": {"name": "e", "namespace": "default"}});
+        let created = storage
+            .create(&events, Some("default"), "e", object.clone())
+            .await
+            .unwrap();
+        storage
+            .create(&config_maps, Some("default"), "c", object.clone())
+            .await
+            .unwrap();
+        // An update renews the TTL.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let revision = meta::resource_version(&created).unwrap();
+        storage
+            .update(&events, Some("default"), "e", object, revision)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert!(storage.get(&events, Some("default"), "e").await.is_ok());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while storage.get(&events, Some("default"), "e").await.is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the event never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            storage
+                .get(&config_maps, Some("default"), "c")
+                .await
+                .is_ok()
+        );
+    }
 
     #[test]
     fn resource_versions_are_spliced_into_the_top_level_metadata() {

@@ -45,6 +45,7 @@ on_both_backends!(
     pods_are_defaulted_and_printed,
     namespaces_are_deleted_with_their_contents,
     logs_are_proxied_to_the_kubelet,
+    secret_string_data_is_folded_into_data,
 );
 
 const DEPLOYMENT: &str = r#"
@@ -576,6 +577,8 @@ async fn logs_are_proxied_to_the_kubelet(s: &TestServer) {
             (StatusCode::NOT_FOUND, format!("no logs for {}", uri.path()))
         }
     });
+    // Kubelets serve HTTPS (self-signed): so does this stand-in.
+    let listener = support::TlsTestListener::new(listener, s.dir());
     let kubelet = tokio::spawn(async move { axum::serve(listener, kubelet).await });
 
     s.apply(
@@ -622,6 +625,23 @@ spec:
     .await;
 
     assert_eq!(s.kubectl(&["logs", "two", "-c", "b"]).await, "everything\n");
+    // nodes/proxy reaches the same kubelet API, query and all.
+    assert_eq!(
+        s.kubectl(&[
+            "get",
+            "--raw",
+            "/api/v1/nodes/logs-node/proxy/containerLogs/default/two/b?tailLines=1"
+        ])
+        .await,
+        "tailLines=1\n"
+    );
+    let err = s
+        .kubectl_fails(
+            &["get", "--raw", "/api/v1/nodes/logs-node/proxy/nothing"],
+            None,
+        )
+        .await;
+    assert!(err.contains("NotFound") || err.contains("404"), "{err}");
     assert_eq!(
         s.kubectl(&["logs", "two", "-c", "b", "--tail=2", "--timestamps"])
             .await,
@@ -655,4 +675,65 @@ spec:
         .await;
     s.kubectl(&["delete", "node", "logs-node"]).await;
     kubelet.abort();
+}
+
+const SECRET_WITH_STRING_DATA: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: app
+data:
+  user: Ym9i
+  kept: a2VwdA==
+stringData:
+  user: alice
+  password: s3cret
+"#;
+
+/// `stringData` is write-only: folded into `data` (winning over the same key) on create and
+/// update, never stored, and not an unknown field for strict validation.
+async fn secret_string_data_is_folded_into_data(s: &TestServer) {
+    let out = s
+        .kubectl_with_input(&["apply", "-f", "-"], Some(SECRET_WITH_STRING_DATA))
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("unknown field"), "{stderr}");
+    let secret = s.get_json(&["secret", "app"]).await;
+    assert_eq!(secret["data"]["user"], "YWxpY2U=", "{secret}");
+    assert_eq!(secret["data"]["password"], "czNjcmV0", "{secret}");
+    assert_eq!(secret["data"]["kept"], "a2VwdA==", "{secret}");
+    assert!(secret.get("stringData").is_none(), "{secret}");
+    assert_eq!(secret["type"], "Opaque");
+
+    // Applying a changed stringData updates data.
+    s.apply(&SECRET_WITH_STRING_DATA.replace("s3cret", "changed"))
+        .await;
+    let secret = s.get_json(&["secret", "app"]).await;
+    assert_eq!(secret["data"]["password"], "Y2hhbmdlZA==", "{secret}");
+    assert!(secret.get("stringData").is_none(), "{secret}");
+
+    // A patch with stringData (an update through the API) lands in data too.
+    s.kubectl(&[
+        "patch",
+        "secret",
+        "app",
+        "--type=merge",
+        "-p",
+        r#"{"stringData":{"token":"t0ken"}}"#,
+    ])
+    .await;
+    let secret = s.get_json(&["secret", "app"]).await;
+    assert_eq!(secret["data"]["token"], "dDBrZW4=", "{secret}");
+    assert_eq!(secret["data"]["user"], "YWxpY2U=", "{secret}");
+    assert!(secret.get("stringData").is_none(), "{secret}");
+    // Printed with its data count.
+    let table = s.kubectl(&["get", "secret", "app"]).await;
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("Opaque") && l.contains(" 4 ")),
+        "{table}"
+    );
 }

@@ -16,6 +16,7 @@ use skiff_cri::Cri;
 
 pub mod cgroups;
 pub mod dns;
+pub mod events;
 pub mod hooks;
 pub mod node;
 pub mod pods;
@@ -26,8 +27,10 @@ pub mod runtime;
 pub mod security;
 pub mod server;
 pub mod static_pods;
+pub mod stats;
 pub mod status;
 pub mod streaming;
+pub mod tls;
 pub mod volumes;
 pub mod worker;
 
@@ -75,6 +78,8 @@ pub struct Config {
     /// Where the kubelet API ([`server`]) listens; port 0 picks one, and [`run`] reports the
     /// bound port in the Node's `status.daemonEndpoints`.
     pub server_bind: SocketAddr,
+    /// Where the kubelet's events go; [`run`] starts the writer (the default drops them).
+    pub events: events::Recorder,
 }
 
 impl Config {
@@ -98,6 +103,7 @@ impl Config {
             backoff_max: Duration::from_secs(300),
             static_pods: Vec::new(),
             server_bind: SocketAddr::from(([0, 0, 0, 0], 10250)),
+            events: events::Recorder::default(),
         }
     }
 
@@ -126,19 +132,42 @@ pub async fn run(
     config.server_bind = listener.local_addr()?;
     tracing::info!(address = %config.server_bind, "serving the kubelet API");
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(
+    let known = pods::Known::default();
+    let sources = server::Sources {
+        pod_log_root: config.pod_log_root.clone(),
+        pods: Some(known.clone()),
+        stats: Some(Arc::new(stats::Collector::new(
+            cri.clone(),
+            &config.node_name,
+        ))),
+        streaming: Some(cri.clone()),
+    };
+    // A self-signed serving certificate for the node's names, as the kubelet makes without
+    // --tls-cert-file.
+    let names: Vec<String> = std::iter::once(config.node_name.clone())
+        .chain(config.addresses.iter().map(|(_, address)| address.clone()))
+        .collect();
+    let certificate = tls::self_signed(&config.node_name, &names)?;
+    let server = tokio::spawn(server::serve_tls(
         listener,
-        config.pod_log_root.clone(),
-        cri.clone(),
+        tls::server_config(&certificate)?,
+        sources,
         async move {
             let _ = server_stopped.await;
         },
     ));
+    let (recorder, event_writer) = events::Recorder::start(client.clone(), &config.node_name);
+    config.events = recorder;
     let config = Arc::new(config);
     if let Err(err) = node::register(&client, &cri, &config).await {
         server.abort();
+        event_writer.abort();
         return Err(err);
     }
+    config
+        .events
+        .node(&config.node_name)
+        .normal("Starting", "Starting kubelet.");
     let heartbeat = tokio::spawn(node::heartbeat(client.clone(), cri.clone(), config.clone()));
     // Kubernetes checks static pod files every 20 s; a few seconds is friendlier to editing.
     let static_pods = (!config.static_pods.is_empty()).then(|| {
@@ -150,7 +179,7 @@ pub async fn run(
         ))
     });
     let result = tokio::select! {
-        result = pods::run(client, cri, config) => result,
+        result = pods::run(client, cri, config, known) => result,
         () = shutdown => Ok(()),
     };
     heartbeat.abort();
@@ -159,5 +188,6 @@ pub async fn run(
     if let Some(static_pods) = static_pods {
         static_pods.abort();
     }
+    event_writer.abort();
     result
 }

@@ -44,6 +44,12 @@ impl Transitions {
         }
     }
 
+    /// Whether condition `kind` changes (or first appears) with this status.
+    pub fn changed(&self, kind: &str, ok: bool) -> bool {
+        let status = if ok { "True" } else { "False" };
+        self.previous.get(kind).is_none_or(|(old, _)| old != status)
+    }
+
     /// Condition `kind`'s status word and its lastTransitionTime.
     pub fn status(&self, kind: &str, ok: bool) -> (&'static str, String) {
         let status = if ok { "True" } else { "False" };
@@ -238,6 +244,22 @@ async fn patch_status(
     nodes
         .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
         .await?;
+    // The kubelet's node status events, on each transition.
+    let events = config.events.node(name);
+    for (kind, ok, reason) in [
+        ("MemoryPressure", false, "NodeHasSufficientMemory"),
+        ("DiskPressure", false, "NodeHasNoDiskPressure"),
+        ("PIDPressure", false, "NodeHasSufficientPID"),
+        (
+            "Ready",
+            ready,
+            if ready { "NodeReady" } else { "NodeNotReady" },
+        ),
+    ] {
+        if transitions.changed(kind, ok) {
+            events.normal(reason, format!("Node {name} status is now: {reason}"));
+        }
+    }
     Ok(())
 }
 

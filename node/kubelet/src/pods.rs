@@ -20,9 +20,42 @@ use crate::worker::Worker;
 
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(10);
 
+/// The pods this kubelet runs (by UID, as last seen from the API), for the kubelet API's
+/// `/pods`: a pod is known from its first event until its worker is done with it.
+#[derive(Clone, Debug, Default)]
+pub struct Known(Arc<std::sync::RwLock<std::collections::BTreeMap<String, Pod>>>);
+
+impl Known {
+    /// The known pods, ordered by UID.
+    pub fn list(&self) -> Vec<Pod> {
+        self.0
+            .read()
+            .expect("pods lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn set(&self, uid: &str, pod: &Pod) {
+        self.0
+            .write()
+            .expect("pods lock")
+            .insert(uid.to_owned(), pod.clone());
+    }
+
+    fn remove(&self, uid: &str) {
+        self.0.write().expect("pods lock").remove(uid);
+    }
+}
+
 /// Watches the node's pods and runs their workers until the watch ends (never, normally).
 /// Dropping the future aborts the workers and leaves the containers running.
-pub async fn run(client: kube::Client, cri: Cri, config: Arc<Config>) -> anyhow::Result<()> {
+pub async fn run(
+    client: kube::Client,
+    cri: Cri,
+    config: Arc<Config>,
+    known: Known,
+) -> anyhow::Result<()> {
     let pods: Api<Pod> = Api::all(client.clone());
     let selector = format!("spec.nodeName={}", config.node_name);
     let stream =
@@ -46,9 +79,15 @@ pub async fn run(client: kube::Client, cri: Cri, config: Arc<Config>) -> anyhow:
                         if let Some(uid) = pod.metadata.uid.clone() {
                             listed.insert(uid);
                         }
+                        if let Some(uid) = &pod.metadata.uid {
+                            known.set(uid, &pod);
+                        }
                         dispatch(&client, &cri, &config, &mut workers, &mut tasks, pod);
                     }
                     Ok(Event::Apply(pod)) => {
+                        if let Some(uid) = &pod.metadata.uid {
+                            known.set(uid, &pod);
+                        }
                         dispatch(&client, &cri, &config, &mut workers, &mut tasks, pod);
                     }
                     Ok(Event::Delete(pod)) => {
@@ -69,7 +108,10 @@ pub async fn run(client: kube::Client, cri: Cri, config: Arc<Config>) -> anyhow:
             }
             Some(done) = tasks.join_next() => {
                 match done {
-                    Ok(uid) => { workers.remove(&uid); }
+                    Ok(uid) => {
+                        workers.remove(&uid);
+                        known.remove(&uid);
+                    }
                     Err(err) => tracing::error!(%err, "a pod worker died"),
                 }
             }

@@ -1,7 +1,10 @@
-//! The kubelet's HTTP API (plain HTTP for now): `/healthz` and
+//! The kubelet's HTTP API, served over HTTPS by [`crate::run`] ([`serve_tls`], a
+//! self-signed certificate from [`crate::tls`]) and over plain HTTP by [`serve`]: `/healthz`,
 //! `/containerLogs/{namespace}/{pod}/{container}` (tailLines, previous, timestamps, limitBytes,
-//! sinceSeconds/sinceTime, follow), which the apiserver proxies `pods/log` to; the streaming
-//! endpoints (exec, attach, portForward) are in `streaming.rs`.
+//! sinceSeconds/sinceTime, follow), which the apiserver proxies `pods/log` to, `/pods` (a
+//! PodList of the pods this kubelet runs), `/stats/summary` (the Summary API, see
+//! [`crate::stats`]) and the streaming endpoints (exec, attach, portForward: see
+//! [`crate::streaming`]).
 //!
 //! Logs are read straight from the files containerd writes in the CRI format:
 //! `<root>/<namespace>_<name>_<uid>/<container>/<attempt>.log`, one record per line,
@@ -25,30 +28,113 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 /// How often a followed log file is checked for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
-/// The API's routes over the pod logs under `pod_log_root`.
-pub fn router(pod_log_root: PathBuf) -> Router {
-    Router::new()
+/// What the API serves from.
+#[derive(Clone)]
+pub struct Sources {
+    /// The pod logs (`/containerLogs`).
+    pub pod_log_root: PathBuf,
+    /// The pods this kubelet runs (`/pods`); 404 without.
+    pub pods: Option<crate::pods::Known>,
+    /// Resource usage (`/stats/summary`); 404 without.
+    pub stats: Option<Arc<crate::stats::Collector>>,
+    /// The runtime that serves exec, attach and port-forward sessions; 404 without.
+    pub streaming: Option<skiff_cri::Cri>,
+}
+
+impl Sources {
+    /// Only the logs under `pod_log_root`.
+    pub fn logs(pod_log_root: PathBuf) -> Sources {
+        Sources {
+            pod_log_root,
+            pods: None,
+            stats: None,
+            streaming: None,
+        }
+    }
+}
+
+/// The API's routes.
+pub fn router(sources: Sources) -> Router {
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
             get(container_logs),
         )
-        .with_state(Arc::new(pod_log_root))
+        .route("/pods", get(pods))
+        .route("/stats/summary", get(summary));
+    let streaming = sources.streaming.clone();
+    let router = router.with_state(Arc::new(sources));
+    match streaming {
+        Some(cri) => router.merge(crate::streaming::router(cri)),
+        None => router,
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    pod_log_root: PathBuf,
-    cri: skiff_cri::Cri,
+    sources: Sources,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(pod_log_root).merge(crate::streaming::router(cri)),
+    axum::serve(listener, router(sources))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves the API over TLS with `tls` on `listener` until `shutdown` completes.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    sources: Sources,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = crate::tls::TlsListener::new(listener, tls)?;
+    axum::serve(listener, router(sources))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn json_response(value: &serde_json::Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+        .into_response()
+}
+
+/// `/pods`: a v1 PodList, as the kubelet serves it.
+async fn pods(State(sources): State<Arc<Sources>>) -> Response {
+    let Some(known) = &sources.pods else {
+        return (StatusCode::NOT_FOUND, "no pod source").into_response();
+    };
+    let items: Vec<serde_json::Value> = known
+        .list()
+        .into_iter()
+        .map(|pod| {
+            let mut pod = serde_json::to_value(pod).unwrap_or_default();
+            pod["apiVersion"] = "v1".into();
+            pod["kind"] = "Pod".into();
+            pod
+        })
+        .collect();
+    json_response(&serde_json::json!({
+        "kind": "PodList",
+        "apiVersion": "v1",
+        "metadata": {},
+        "items": items,
+    }))
+}
+
+/// `/stats/summary`: node, pod and container usage.
+async fn summary(State(sources): State<Arc<Sources>>) -> Response {
+    let Some(stats) = &sources.stats else {
+        return (StatusCode::NOT_FOUND, "no stats source").into_response();
+    };
+    match stats.summary().await {
+        Ok(summary) => json_response(&summary),
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    }
 }
 
 /// The `containerLogs` query (Kubernetes' PodLogOptions).
@@ -115,7 +201,7 @@ impl LogOptions {
 }
 
 async fn container_logs(
-    State(root): State<Arc<PathBuf>>,
+    State(sources): State<Arc<Sources>>,
     UrlPath((namespace, pod, container)): UrlPath<(String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -123,7 +209,13 @@ async fn container_logs(
         Ok(options) => options,
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
-    let file = match find_log(&root, &namespace, &pod, &container, options.previous) {
+    let file = match find_log(
+        &sources.pod_log_root,
+        &namespace,
+        &pod,
+        &container,
+        options.previous,
+    ) {
         Ok(file) => file,
         Err(message) => return (StatusCode::NOT_FOUND, message).into_response(),
     };

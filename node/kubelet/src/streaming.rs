@@ -172,7 +172,14 @@ async fn forward(mut request: Request, url: Result<String, skiff_cri::Error>) ->
     let client = request
         .extensions_mut()
         .remove::<hyper::upgrade::OnUpgrade>();
+    let stream = skiff_upgrade_proxy::connect_tcp(authority, STREAM_TIMEOUT)
+        .await
+        .map_err(|err| Failure(StatusCode::BAD_GATEWAY, err))?;
+    let sender = skiff_upgrade_proxy::handshake(stream, authority)
+        .await
+        .map_err(|err| Failure(StatusCode::BAD_GATEWAY, err))?;
     skiff_upgrade_proxy::forward(
+        sender,
         request.method().clone(),
         request.headers(),
         client,

@@ -99,6 +99,9 @@ impl State {
         if due {
             let error = self.prepare(client, config, pod).await.err();
             self.last_sync = Some(Instant::now());
+            if let Some(err) = &error {
+                config.events.pod(pod).warning("FailedMount", err.as_str());
+            }
             // Logged when it changes, not at every retry.
             if error != self.error {
                 match &error {

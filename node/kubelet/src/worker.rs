@@ -139,6 +139,14 @@ impl Worker {
         }
     }
 
+    /// The Killing event for a container about to be stopped (of the pod last synced).
+    fn killing(&self, container: &v1::Container) {
+        let name = container.metadata.as_ref().map_or("", |m| m.name.as_str());
+        if let Some(pod) = &self.last_pod {
+            self.config.events.container(pod, name).killing(name, None);
+        }
+    }
+
     /// Stops the containers within the pod's grace period, removes the sandbox, and makes the
     /// final delete of the pod object.
     async fn terminate(&mut self, uid: &str, pod: &Pod) -> anyhow::Result<()> {
@@ -209,6 +217,7 @@ impl Worker {
         let stops = containers
             .iter()
             .filter(|c| c.state == v1::ContainerState::ContainerRunning as i32)
+            .inspect(|c| self.killing(c))
             .map(|c| hooks::kill_container(&self.cri, spec_of(c), &c.id, pod_ip, grace));
         for result in futures::future::join_all(stops).await {
             result?;
@@ -303,7 +312,11 @@ impl Worker {
             // Only RunPodSandbox uses it (it writes the sandbox's resolv.conf).
             config.dns_config = Some(dns::sandbox_dns(pod, &self.config));
             std::fs::create_dir_all(&config.log_directory)?;
-            let sandbox = self.cri.run_pod_sandbox(&config, "").await?;
+            if !sandboxes.is_empty() {
+                self.config.events.pod(pod).sandbox_changed();
+            }
+            let sandbox = (self.cri.run_pod_sandbox(&config, "").await)
+                .inspect_err(|err| self.config.events.pod(pod).sandbox_failed(err))?;
             tracing::info!(pod = %id.name, %sandbox, "sandbox started");
             return Ok(true);
         };
@@ -471,6 +484,8 @@ impl Worker {
     ) -> bool {
         let key = format!("container:{}", container.name);
         if let Some(wait) = self.backing_off(&key, since_epoch(latest.finished_at)) {
+            let events = self.config.events.container(ctx.pod, &container.name);
+            events.crash_backoff(ctx.pod, &container.name);
             view.waiting = Some((
                 "CrashLoopBackOff".into(),
                 format!(
@@ -535,10 +550,16 @@ impl Worker {
         match self.try_start(ctx, container, attempt).await {
             Ok(()) => {
                 tracing::info!(pod = %ctx.id.name, container = %container.name, attempt, "container started");
+                self.config
+                    .events
+                    .container(ctx.pod, &container.name)
+                    .started(&container.name);
                 true
             }
             Err((reason, message)) => {
                 tracing::warn!(pod = %ctx.id.name, container = %container.name, %reason, %message, "container not started");
+                let events = self.config.events.container(ctx.pod, &container.name);
+                events.not_started(&reason, &message);
                 view.waiting = Some((reason, message));
                 false
             }
@@ -606,6 +627,10 @@ impl Worker {
             .create_container(ctx.sandbox_id, &config, ctx.sandbox_config)
             .await
             .map_err(|e| ("CreateContainerError".to_owned(), e.to_string()))?;
+        self.config
+            .events
+            .container(ctx.pod, &container.name)
+            .created(&container.name);
         self.cri
             .start_container(&id)
             .await
@@ -649,7 +674,13 @@ impl Worker {
                 .await
                 .map_err(|e| err("ErrImageInspect", e))?;
             match (present, policy.as_str()) {
-                (Some(found), _) => return Ok(found.id),
+                (Some(found), _) => {
+                    self.config
+                        .events
+                        .container(ctx.pod, &container.name)
+                        .present(&image);
+                    return Ok(found.id);
+                }
                 (None, "Never") => {
                     return Err((
                         "ErrImageNeverPull".into(),
@@ -666,17 +697,24 @@ impl Worker {
             .get(&key)
             .is_some_and(|b| SystemTime::now().duration_since(b.last).unwrap_or_default() < b.delay)
         {
+            let events = self.config.events.container(ctx.pod, &container.name);
+            events.pull_backoff(&image);
             return Err((
                 "ImagePullBackOff".into(),
                 format!("Back-off pulling image {image:?}"),
             ));
         }
+        let events = self.config.events.container(ctx.pod, &container.name);
+        events.pulling(&image);
+        let pull_started = std::time::Instant::now();
         match self.pull(ctx, &image).await {
             Ok(reference) => {
+                events.pulled(&image, pull_started.elapsed());
                 self.backoff.remove(&key);
                 Ok(reference)
             }
             Err(e) => {
+                events.pull_failed(&image, &e.to_string());
                 self.next_backoff(&key);
                 Err(err("ErrImagePull", e))
             }
@@ -860,6 +898,8 @@ impl Worker {
                 let result = probe::run(spec, container, &target).await;
                 if let Err(why) = &result {
                     tracing::debug!(pod = %ctx.id.name, container = %container.name, ?kind, %why, "probe failed");
+                    let events = self.config.events.container(ctx.pod, &container.name);
+                    events.unhealthy(&format!("{kind:?}"), why);
                 }
                 let state = self.probes.get_mut(&key).expect("inserted above");
                 if state.record(spec, result.is_ok()) {
@@ -881,6 +921,8 @@ impl Worker {
                     |s| Duration::from_secs(s.max(0) as u64),
                 );
             tracing::info!(pod = %ctx.id.name, container = %container.name, "liveness probe failed; restarting the container");
+            let events = self.config.events.container(ctx.pod, &container.name);
+            events.killing(&container.name, Some("failed liveness probe"));
             if let Err(err) =
                 hooks::kill_container(&self.cri, Some(container), &latest.id, pod_ip, grace).await
             {

@@ -74,14 +74,13 @@ async fn container_logs_from_cri_files() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    // The log routes alone (the streaming ones need a runtime).
-    let server = tokio::spawn(
-        axum::serve(listener, skiff_kubelet::server::router(root.clone()))
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .into_future(),
-    );
+    let server = tokio::spawn(skiff_kubelet::server::serve(
+        listener,
+        skiff_kubelet::server::Sources::logs(root.clone()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
     assert_eq!(get(address, "/healthz").await, (200, "ok".into()));
     let logs = "/containerLogs/default/web/app";

@@ -1,11 +1,14 @@
-//! `GET pods/{name}/log`: the apiserver finds the pod's container and node, and proxies the
-//! node's kubelet API (`/containerLogs/{namespace}/{pod}/{container}`), streaming its answer
-//! back (so `kubectl logs -f` follows).
+//! What the apiserver proxies to kubelets. `GET pods/{name}/log`: the apiserver finds the
+//! pod's container and node, and proxies the node's kubelet API
+//! (`/containerLogs/{namespace}/{pod}/{container}`), streaming its answer back (so
+//! `kubectl logs -f` follows). `GET nodes/{name}/proxy/{path}`: any kubelet API path
+//! (`/stats/summary`, `/pods`), as `kubectl get --raw` and metrics-server read them. The kubelet API is HTTPS; as in Kubernetes without
+//! `--kubelet-certificate-authority`, its (self-signed) serving certificate is not verified,
+//! though the handshake's signatures are.
 
 use std::time::Duration;
 
 use axum::body::Body;
-use hyper_util::rt::TokioIo;
 
 use super::*;
 
@@ -39,7 +42,8 @@ pub(super) struct Located {
     pub name: String,
     pub container: String,
     pub node: String,
-    pub authority: String,
+    pub host: String,
+    pub port: u16,
 }
 
 pub(super) async fn locate(ctx: &Ctx<'_>, with_container: bool) -> ApiResult<Located> {
@@ -71,15 +75,12 @@ pub(super) async fn locate(ctx: &Ctx<'_>, with_container: bool) -> ApiResult<Loc
             "node {node_name} has no address and kubelet port to reach its kubelet"
         ))
     })?;
-    let authority = match host.parse::<std::net::Ipv6Addr>() {
-        Ok(_) => format!("[{host}]:{port}"),
-        Err(_) => format!("{host}:{port}"),
-    };
     Ok(Located {
         name: name.to_owned(),
         container,
         node: node_name.to_owned(),
-        authority,
+        host,
+        port,
     })
 }
 
@@ -89,7 +90,8 @@ async fn proxy(ctx: &Ctx<'_>) -> ApiResult<Response> {
         name,
         container,
         node: node_name,
-        authority,
+        host,
+        port,
     } = locate(ctx, true).await?;
     let mut path = format!("/containerLogs/{namespace}/{name}/{container}");
     let query: Vec<String> = FORWARDED
@@ -100,7 +102,7 @@ async fn proxy(ctx: &Ctx<'_>) -> ApiResult<Response> {
         path.push('?');
         path.push_str(&query.join("&"));
     }
-    let response = request_kubelet(&authority, &path)
+    let response = request_kubelet(&host, port, &path)
         .await
         .map_err(|err| ApiError::internal(format!("reading logs from node {node_name}: {err}")))?;
     let code = response.status();
@@ -112,6 +114,57 @@ async fn proxy(ctx: &Ctx<'_>) -> ApiResult<Response> {
         Body::new(response.into_body()),
         "text/plain",
     ))
+}
+
+/// `nodes/{name}/proxy/{path}`: GET `path` (with the request's query) on the node's kubelet
+/// API, its answer passed back with its status and content type.
+pub(super) async fn serve_node_proxy(ctx: &Ctx<'_>) -> Response {
+    match node_proxy(ctx).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn node_proxy(ctx: &Ctx<'_>) -> ApiResult<Response> {
+    if ctx.request.verb != "get" {
+        return Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "only GET is proxied to the kubelet",
+        ));
+    }
+    let node_name = name_of(ctx)?;
+    let node = ctx.server.storage.get(ctx.info(), None, node_name).await?;
+    let (host, port) = kubelet_endpoint(&node).ok_or_else(|| {
+        ApiError::bad_request(format!("node {node_name} has no address and kubelet port"))
+    })?;
+    let mut path = ctx.request.proxy_path.clone().unwrap_or_else(|| "/".into());
+    let mut query: Vec<String> = ctx
+        .query
+        .iter()
+        .map(|(key, value)| format!("{}={}", encode(key), encode(value)))
+        .collect();
+    query.sort();
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(&query.join("&"));
+    }
+    let response = request_kubelet(&host, port, &path).await.map_err(|err| {
+        ApiError::new(
+            503,
+            "ServiceUnavailable",
+            format!("proxying to node {node_name}: {err}"),
+        )
+    })?;
+    let code = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let mut answer = (code, Body::new(response.into_body())).into_response();
+    if let Some(content_type) = content_type {
+        answer
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    }
+    Ok(answer)
 }
 
 /// The container whose logs are wanted: the named one (an app, init or ephemeral container),
@@ -176,33 +229,23 @@ fn encode(value: &str) -> String {
     out
 }
 
-/// `GET path` on the kubelet over HTTP/1.1; the answer's body streams from the connection.
+/// `GET path` on the kubelet over HTTPS (HTTP/1.1); the answer's body streams from the
+/// connection.
 async fn request_kubelet(
-    authority: &str,
+    host: &str,
+    port: u16,
     path: &str,
 ) -> Result<axum::http::Response<hyper::body::Incoming>, String> {
-    let stream = tokio::time::timeout(KUBELET_TIMEOUT, tokio::net::TcpStream::connect(authority))
-        .await
-        .map_err(|_| format!("connecting to {authority}: timed out"))?
-        .map_err(|err| format!("connecting to {authority}: {err}"))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|err| format!("talking to {authority}: {err}"))?;
-    // The connection lives as long as the body is read (or dropped with it).
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            tracing::debug!(%err, "kubelet connection");
-        }
-    });
+    let (stream, authority) = crate::kubelet_client::connect(host, port, KUBELET_TIMEOUT).await?;
+    let mut sender = skiff_upgrade_proxy::handshake(stream, &authority).await?;
     let request = axum::http::Request::get(path)
-        .header(header::HOST, authority)
+        .header(header::HOST, authority.as_str())
         .body(Body::empty())
         .map_err(|err| err.to_string())?;
     tokio::time::timeout(KUBELET_TIMEOUT, sender.send_request(request))
         .await
-        .map_err(|_| format!("GET http://{authority}{path}: timed out"))?
-        .map_err(|err| format!("GET http://{authority}{path}: {err}"))
+        .map_err(|_| format!("GET https://{authority}{path}: timed out"))?
+        .map_err(|err| format!("GET https://{authority}{path}: {err}"))
 }
 
 /// A kubelet's error answer as a Status carrying its message.

@@ -163,6 +163,10 @@ pub async fn serve(
     {
         return streaming::serve(&ctx, upgrade).await;
     }
+    // nodes/proxy: the node's kubelet API, streamed back as it answers.
+    if sub == Some("proxy") {
+        return logs::serve_node_proxy(&ctx).await;
+    }
     if matches!(request.verb, "create" | "update")
         && let Err(err) = check_encoding(&ctx)
     {

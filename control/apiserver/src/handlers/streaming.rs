@@ -34,7 +34,8 @@ async fn forward(ctx: &Ctx<'_>, upgrade: Upgrade) -> ApiResult<Response> {
         name,
         container,
         node,
-        authority,
+        host,
+        port,
     } = locate(ctx, sub != "portforward").await?;
     let mut path = match sub {
         "exec" => format!("/exec/{namespace}/{name}/{container}"),
@@ -45,7 +46,15 @@ async fn forward(ctx: &Ctx<'_>, upgrade: Upgrade) -> ApiResult<Response> {
         path.push('?');
         path.push_str(query);
     }
+    let reach = |err: String| ApiError::internal(format!("{sub} on node {node}: {err}"));
+    let (stream, authority) = crate::kubelet_client::connect(&host, port, KUBELET_TIMEOUT)
+        .await
+        .map_err(reach)?;
+    let sender = skiff_upgrade_proxy::handshake(stream, &authority)
+        .await
+        .map_err(reach)?;
     let response = skiff_upgrade_proxy::forward(
+        sender,
         upgrade.method,
         ctx.headers,
         upgrade.on_upgrade,
@@ -54,7 +63,7 @@ async fn forward(ctx: &Ctx<'_>, upgrade: Upgrade) -> ApiResult<Response> {
         KUBELET_TIMEOUT,
     )
     .await
-    .map_err(|err| ApiError::internal(format!("{sub} on node {node}: {err}")))?;
+    .map_err(reach)?;
     let code = response.status();
     // 101 (switched) and the runtime's own refusals of a protocol go back as they are: a
     // client that asked for WebSocket falls back to SPDY on an upgrade failure.

@@ -72,10 +72,15 @@ pub(crate) fn table(
         .map(|obj| {
             let kind_cells = kind.cells(obj);
             let cell = |i: &usize| kind_cells.get(*i).cloned().unwrap_or(Value::Null);
-            let mut cells = vec![json!(meta::name(obj).unwrap_or_default())];
-            cells.extend(normal.iter().map(cell));
-            cells.push(json!(age(obj)));
-            cells.extend(wide.iter().map(cell));
+            let cells: Vec<Value> = if kind.whole_row() {
+                (0..columns.len()).map(|i| cell(&i)).collect()
+            } else {
+                let mut cells = vec![json!(meta::name(obj).unwrap_or_default())];
+                cells.extend(normal.iter().map(cell));
+                cells.push(json!(age(obj)));
+                cells.extend(wide.iter().map(cell));
+                cells
+            };
             let object = match include {
                 "None" => Value::Null,
                 "Object" => (*obj).clone(),
@@ -85,12 +90,17 @@ pub(crate) fn table(
         })
         .collect();
     let definition = |c: &Column| json!({ "name": c.name, "type": c.type_, "format": "", "description": c.description, "priority": c.priority });
-    let mut definitions = vec![
-        json!({ "name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0 }),
-    ];
-    definitions.extend(normal.iter().map(|&i| definition(&columns[i])));
-    definitions.push(json!({ "name": "Age", "type": "string", "format": "", "description": "Time since the object was created.", "priority": 0 }));
-    definitions.extend(wide.iter().map(|&i| definition(&columns[i])));
+    let definitions: Vec<Value> = if kind.whole_row() {
+        columns.iter().map(definition).collect()
+    } else {
+        let mut definitions = vec![
+            json!({ "name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0 }),
+        ];
+        definitions.extend(normal.iter().map(|&i| definition(&columns[i])));
+        definitions.push(json!({ "name": "Age", "type": "string", "format": "", "description": "Time since the object was created.", "priority": 0 }));
+        definitions.extend(wide.iter().map(|&i| definition(&columns[i])));
+        definitions
+    };
     let mut metadata = json!({});
     if let Some(rv) = list_meta.get("resourceVersion") {
         metadata["resourceVersion"] = rv.clone();

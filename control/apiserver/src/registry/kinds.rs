@@ -11,7 +11,7 @@ use k8s_openapi::api::{
     scheduling::v1 as scheduling, storage::v1 as storage,
 };
 
-use super::Subresource::{Attach, Binding, Exec, Log, PortForward, Scale, Status};
+use super::Subresource::{Attach, Binding, Exec, Log, PortForward, Proxy, Scale, Status};
 use super::strategies::*;
 use super::{Registry, Typed};
 
@@ -45,7 +45,7 @@ pub fn builtin() -> Registry {
     );
     register!(r, core::Service, Services, &["svc"], ALL, &[Status]);
     register!(r, core::Endpoints, Endpoints, &["ep"], NONE, &[]);
-    register!(r, core::Node, Nodes, &["no"], NONE, &[Status]);
+    register!(r, core::Node, Nodes, &["no"], NONE, &[Status, Proxy]);
     register!(r, core::ConfigMap, ConfigMaps, &["cm"], NONE, &[]);
     register!(r, core::Secret, Secrets, NONE, NONE, &[]);
     register!(r, core::ServiceAccount, ServiceAccounts, &["sa"], NONE, &[]);

@@ -36,6 +36,8 @@ pub enum Subresource {
     Attach,
     /// `/portforward` (pods): likewise.
     PortForward,
+    /// `/proxy/<path>` (nodes): the node's kubelet API (`/stats/summary`, `/pods`, …).
+    Proxy,
 }
 
 impl Subresource {
@@ -49,6 +51,7 @@ impl Subresource {
             Subresource::Exec => "exec",
             Subresource::Attach => "attach",
             Subresource::PortForward => "portforward",
+            Subresource::Proxy => "proxy",
         }
     }
 }
@@ -135,6 +138,14 @@ pub struct Column {
 
 /// The per-kind hooks, on the kind's k8s-openapi type. All have defaults.
 pub trait Strategy<K>: Send + Sync + 'static {
+    /// Converts the request's object into the stored form before anything else sees it, as
+    /// Kubernetes' conversion to the internal version does (a Secret's write-only
+    /// `stringData` folded into `data`). Returns the top-level fields it consumed: the request
+    /// may carry them although the stored form never does, so they are not unknown fields.
+    fn convert(&self, _obj: &mut K) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Fills defaults, as Kubernetes' defaulting functions do.
     fn default(&self, _obj: &mut K) {}
 
@@ -172,6 +183,12 @@ pub trait Strategy<K>: Send + Sync + 'static {
     fn cells(&self, _obj: &K) -> Vec<Value> {
         Vec::new()
     }
+
+    /// Whether `columns` are the whole row, without NAME first and AGE (events print LAST
+    /// SEEN first and their name as a wide column).
+    fn whole_row(&self) -> bool {
+        false
+    }
 }
 
 /// A registered kind as the generic handlers see it: JSON in, JSON out.
@@ -205,6 +222,9 @@ pub trait Kind: Send + Sync {
 
     /// Cells for the columns.
     fn cells(&self, obj: &Value) -> Vec<Value>;
+
+    /// Whether the columns are the whole row (no NAME and AGE added).
+    fn whole_row(&self) -> bool;
 
     /// What the OpenAPI documents publish about this kind.
     fn openapi(&self) -> skiff_openapi::Resource;

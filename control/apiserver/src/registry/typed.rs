@@ -60,7 +60,7 @@ where
         serde_json::from_value(obj.clone()).ok()
     }
 
-    /// One pass through the typed struct: decode, default, then `more` (which may change the
+    /// One pass through the typed struct: decode, convert, default, then `more` (which may change the
     /// object and returns validation errors), and back to JSON.
     fn decode_with(
         &self,
@@ -68,6 +68,7 @@ where
         more: impl FnOnce(&mut K) -> Vec<FieldError>,
     ) -> Result<Decoded, String> {
         let mut typed: K = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+        let consumed = self.strategy.convert(&mut typed);
         self.strategy.default(&mut typed);
         let errors = more(&mut typed);
         let object = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
@@ -75,6 +76,7 @@ where
         // form lacks is exactly what the type does not know.
         let mut unknown = Vec::new();
         unknown_fields(obj, &object, "", &mut unknown);
+        unknown.retain(|path| !consumed.contains(&path.as_str()));
         Ok(Decoded {
             object,
             unknown_fields: unknown,
@@ -158,6 +160,10 @@ where
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
         Self::typed(obj).map_or_else(Vec::new, |o| self.strategy.cells(&o))
+    }
+
+    fn whole_row(&self) -> bool {
+        self.strategy.whole_row()
     }
 
     fn openapi(&self) -> skiff_openapi::Resource {

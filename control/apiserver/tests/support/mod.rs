@@ -195,3 +195,93 @@ impl TestServer {
         serde_json::from_str(&self.kubectl(&all).await).unwrap()
     }
 }
+
+/// TLS for a test server standing in for a kubelet (whose API is HTTPS): a self-signed
+/// certificate made with the openssl CLI under `dir`, one handshake at a time.
+pub struct TlsTestListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl TlsTestListener {
+    pub fn new(tcp: tokio::net::TcpListener, dir: &Path) -> TlsTestListener {
+        let (key_pem, cert, key) = (
+            dir.join("kubelet-key.pem"),
+            dir.join("kubelet.der"),
+            dir.join("kubelet-key.der"),
+        );
+        let run = |args: &[&std::ffi::OsStr]| {
+            let status = std::process::Command::new("openssl")
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("running openssl");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        run(&[
+            "req".as_ref(),
+            "-x509".as_ref(),
+            "-newkey".as_ref(),
+            "ec".as_ref(),
+            "-pkeyopt".as_ref(),
+            "ec_paramgen_curve:prime256v1".as_ref(),
+            "-nodes".as_ref(),
+            "-subj".as_ref(),
+            "/CN=fake-kubelet".as_ref(),
+            "-days".as_ref(),
+            "1".as_ref(),
+            "-keyout".as_ref(),
+            key_pem.as_os_str(),
+            "-outform".as_ref(),
+            "DER".as_ref(),
+            "-out".as_ref(),
+            cert.as_os_str(),
+        ]);
+        run(&[
+            "pkcs8".as_ref(),
+            "-topk8".as_ref(),
+            "-nocrypt".as_ref(),
+            "-in".as_ref(),
+            key_pem.as_os_str(),
+            "-outform".as_ref(),
+            "DER".as_ref(),
+            "-out".as_ref(),
+            key.as_os_str(),
+        ]);
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(std::fs::read(&cert).unwrap())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(std::fs::read(&key).unwrap())),
+            )
+            .unwrap();
+        TlsTestListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        }
+    }
+}
+
+impl axum::serve::Listener for TlsTestListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, peer)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}

@@ -44,6 +44,8 @@ impl Drop for Dir {
 /// The apiserver in this process (stopped with the test's runtime) and a client of it.
 pub struct ControlPlane {
     pub client: kube::Client,
+    /// An admin kubeconfig for the real kubectl.
+    pub kubeconfig: PathBuf,
     _server: skiff_apiserver::testing::ControlPlane,
 }
 
@@ -54,6 +56,7 @@ impl ControlPlane {
             kube::Client::try_from(kube::Config::new(server.url.parse().unwrap())).unwrap();
         ControlPlane {
             client,
+            kubeconfig: server.kubeconfig.clone(),
             _server: server,
         }
     }
@@ -303,4 +306,78 @@ impl Drop for GrpcHealth {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The real kubectl (`SKIFF_KUBECTL`, else the one `cargo xtask setup` installs).
+pub fn kubectl_path() -> PathBuf {
+    if let Ok(path) = std::env::var("SKIFF_KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/venv/bin/kubectl");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask setup`",
+        path.display()
+    );
+    path
+}
+
+/// Runs the real kubectl against `env`'s apiserver: (success, stdout, stderr).
+pub async fn kubectl(env: &Env, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(kubectl_path())
+        .args(args)
+        .env("KUBECONFIG", &env.control.kubeconfig)
+        .env("HOME", &env.dir.0)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("running kubectl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An HTTP/1.0 GET of `path` from the kubelet API at `address` over HTTPS (its certificate
+/// accepted as the apiserver accepts it): (status code, body).
+pub async fn http_get_path(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
+    let mut stream = skiff_apiserver::kubelet_client::tls_connector()
+        .unwrap()
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut reply))
+        .await
+        .expect("the reply in time")
+        .unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, body.to_owned())
+}
+
+/// The kubelet API's address, from the Node's `daemonEndpoints` once it is registered.
+pub async fn kubelet_address(client: &kube::Client) -> std::net::SocketAddr {
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let port = wait_for("the kubelet port", Duration::from_secs(20), async || {
+        let port = nodes
+            .get_opt(NODE)
+            .await
+            .unwrap()?
+            .status?
+            .daemon_endpoints?
+            .kubelet_endpoint?
+            .port;
+        (port > 0).then_some(port)
+    })
+    .await;
+    std::net::SocketAddr::from(([127, 0, 0, 1], port as u16))
 }

@@ -1,6 +1,7 @@
 //! The plainer core kinds: namespaces, nodes, config maps, secrets, service accounts,
 //! persistent volumes and claims, events — columns, defaults and field selectors.
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Secret,
     ServiceAccount,
@@ -142,6 +143,18 @@ impl Strategy<ConfigMap> for ConfigMaps {
 }
 
 impl Strategy<Secret> for Secrets {
+    /// `stringData` is write-only: its values go into `data` (winning over the same keys
+    /// there) and it is never stored, on create and update alike.
+    fn convert(&self, secret: &mut Secret) -> &'static [&'static str] {
+        if let Some(strings) = secret.string_data.take() {
+            let data = secret.data.get_or_insert_with(Default::default);
+            for (key, value) in strings {
+                data.insert(key, ByteString(value.into_bytes()));
+            }
+        }
+        &["stringData"]
+    }
+
     fn default(&self, secret: &mut Secret) {
         secret.type_.get_or_insert_with(|| "Opaque".into());
     }
@@ -164,8 +177,7 @@ impl Strategy<Secret> for Secrets {
     }
 
     fn cells(&self, secret: &Secret) -> Vec<Value> {
-        let data = secret.data.as_ref().map_or(0, |d| d.len())
-            + secret.string_data.as_ref().map_or(0, |d| d.len());
+        let data = secret.data.as_ref().map_or(0, |d| d.len());
         vec![json!(secret.type_.clone().unwrap_or_default()), json!(data)]
     }
 }
@@ -351,26 +363,72 @@ impl Strategy<Event> for Events {
     fn columns(&self) -> &'static [Column] {
         const {
             &[
+                col("Last Seen", 0, "When the event last happened."),
                 col("Type", 0, "The type of the event."),
                 col("Reason", 0, "Why the event happened."),
                 col("Object", 0, "The object the event is about."),
+                col("Subobject", 1, "The part of the object (a container)."),
+                col("Source", 1, "The component that reported the event."),
                 col("Message", 0, "What happened."),
+                col("First Seen", 1, "When the event first happened."),
+                col("Count", 1, "How often the event happened."),
+                col("Name", 1, "The event's name."),
             ]
         }
     }
 
+    fn whole_row(&self) -> bool {
+        true
+    }
+
     fn cells(&self, ev: &Event) -> Vec<Value> {
         let o = &ev.involved_object;
-        let object = format!(
-            "{}/{}",
-            o.kind.clone().unwrap_or_default().to_lowercase(),
-            o.name.clone().unwrap_or_default()
-        );
+        let since = |time: Option<jiff::Timestamp>| match time {
+            Some(time) => crate::handlers::human_duration(
+                jiff::Timestamp::now().as_second() - time.as_second(),
+            ),
+            None => "<unknown>".into(),
+        };
+        // As Kubernetes prints them: the newest of lastTimestamp, eventTime, creation.
+        let last = ev
+            .last_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| ev.event_time.as_ref().map(|t| t.0))
+            .or_else(|| ev.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        let first = ev
+            .first_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| ev.event_time.as_ref().map(|t| t.0))
+            .or_else(|| ev.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        let count = ev.count.unwrap_or(1);
+        let last_seen = if count > 1 {
+            format!("{} (x{count} over {})", since(last), since(first))
+        } else {
+            since(last)
+        };
+        let source = ev.source.clone().unwrap_or_default();
+        let source = match (source.component, source.host) {
+            (Some(component), Some(host)) if !host.is_empty() => format!("{component}, {host}"),
+            (Some(component), _) => component,
+            _ => ev.reporting_component.clone().unwrap_or_default(),
+        };
         vec![
+            json!(last_seen),
             json!(ev.type_.clone().unwrap_or_default()),
             json!(ev.reason.clone().unwrap_or_default()),
-            json!(object),
+            json!(format!(
+                "{}/{}",
+                o.kind.clone().unwrap_or_default().to_lowercase(),
+                o.name.clone().unwrap_or_default()
+            )),
+            json!(o.field_path.clone().unwrap_or_default()),
+            json!(source),
             json!(ev.message.clone().unwrap_or_default()),
+            json!(since(first)),
+            json!(count),
+            json!(ev.metadata.name.clone().unwrap_or_default()),
         ]
     }
 }
