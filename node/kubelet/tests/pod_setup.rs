@@ -34,18 +34,6 @@ async fn exec(env: &Env, id: &str, command: &[&str]) -> String {
     String::from_utf8(answer.stdout).unwrap()
 }
 
-async fn running(pods: &Api<Pod>, name: &str) -> Value {
-    wait_for(
-        &format!("{name} running"),
-        Duration::from_secs(60),
-        async || {
-            let pod = pod_json(pods, name).await?;
-            (condition(&pod, "Ready") == "True").then_some(pod)
-        },
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_and_qos_cgroups_follow_the_pod_spec() {
     let env = Env::start("podsetup").await;
@@ -125,7 +113,7 @@ async fn dns_and_qos_cgroups_follow_the_pod_spec() {
             vec!["nameserver 198.51.100.7", "search only.example"],
         ),
     ] {
-        let pod = running(&pods, name).await;
+        let pod = ready(&pods, name).await;
         assert_eq!(pod["status"]["qosClass"], qos);
         let id = container_id(&pod, "c");
         let conf = exec(&env, &id, &["cat", "/etc/resolv.conf"]).await;
@@ -278,7 +266,7 @@ async fn image_pull_secrets_authenticate_pulls() {
         .create(&PostParams::default(), &right)
         .await
         .unwrap();
-    let ran = running(&pods, "own-secret").await;
+    let ran = ready(&pods, "own-secret").await;
     assert_eq!(container(&ran, "c")["image"], "private:v1");
 
     // The ServiceAccount's secret (a legacy dockercfg keyed by docker.io), for a pod that
@@ -311,7 +299,7 @@ async fn image_pull_secrets_authenticate_pulls() {
     pods.create(&PostParams::default(), &pod("sa-secret", spec))
         .await
         .unwrap();
-    running(&pods, "sa-secret").await;
+    ready(&pods, "sa-secret").await;
     // Without a secret, the same pull policy fails (so the pull above really needed it).
     let spec = json!({
         "terminationGracePeriodSeconds": 0,
@@ -374,7 +362,7 @@ async fn security_contexts_reach_the_containers() {
     pods.create(&PostParams::default(), &pod("secure", spec))
         .await
         .unwrap();
-    let secure = running(&pods, "secure").await;
+    let secure = ready(&pods, "secure").await;
     let status = |name: &str| {
         let id = container_id(&secure, name);
         let env = &env;

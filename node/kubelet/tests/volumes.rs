@@ -34,18 +34,6 @@ async fn exec(cri: &Cri, pod: &Value, container_name: &str, cmd: &[&str]) -> Str
     String::from_utf8_lossy(&reply.stdout).into_owned()
 }
 
-async fn ready(pods: &Api<Pod>, name: &str) -> Value {
-    wait_for(
-        &format!("pod {name} Ready"),
-        Duration::from_secs(60),
-        async || {
-            let pod = pod_json(pods, name).await?;
-            (condition(&pod, "Ready") == "True").then_some(pod)
-        },
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_mounts_pod_volumes() {
     let env = Env::start("kubelet-volumes").await;

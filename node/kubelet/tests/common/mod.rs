@@ -120,6 +120,19 @@ pub async fn pod_json(pods: &Api<Pod>, name: &str) -> Option<Value> {
     Some(serde_json::to_value(pod).unwrap())
 }
 
+/// Waits (up to a minute) for pod `name` to turn Ready; its JSON then.
+pub async fn ready(pods: &Api<Pod>, name: &str) -> Value {
+    wait_for(
+        &format!("pod {name} Ready"),
+        Duration::from_secs(60),
+        async || {
+            let pod = pod_json(pods, name).await?;
+            (condition(&pod, "Ready") == "True").then_some(pod)
+        },
+    )
+    .await
+}
+
 pub fn condition(pod: &Value, kind: &str) -> String {
     pod["status"]["conditions"]
         .as_array()
