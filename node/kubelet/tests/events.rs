@@ -299,15 +299,7 @@ async fn kubelet_records_events() {
     for name in ["runs", "crash", "probed", "needs-secret", "needs-config"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
-    wait_for("all pods gone", Duration::from_secs(30), async || {
-        pods.list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    all_gone(&pods, Duration::from_secs(30)).await;
     // Stopping containers was recorded too.
     let killing = wait_for("Killing", Duration::from_secs(10), async || {
         let events = events_of(&client, "default", "runs", &uid).await;

@@ -247,15 +247,7 @@ async fn kubelet_runs_pods_through_containerd() {
     for name in ["crash", "live"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
-    wait_for("all pods gone", Duration::from_secs(20), async || {
-        pods.list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    all_gone(&pods, Duration::from_secs(20)).await;
 
     kubelet.stop().await;
     drop(cri);

@@ -3,6 +3,8 @@
 //! appended while streaming arrive, until the container restarts), and 404s for what is
 //! unknown. No root needed.
 
+mod common;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -30,18 +32,7 @@ fn write_log(path: &Path, records: &[(&str, &str, &str, &str)]) {
 /// One request over HTTP/1.0 (the body ends with the connection): status and body.
 async fn get(address: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut reply = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut reply))
-        .await
-        .expect("the reply in time")
-        .unwrap();
-    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
-    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (code, body.to_owned())
+    common::http10_get(&mut stream, path).await
 }
 
 #[tokio::test]

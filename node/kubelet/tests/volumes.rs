@@ -349,15 +349,7 @@ async fn kubelet_mounts_pod_volumes() {
     pods.delete("shared", &DeleteParams::default())
         .await
         .unwrap();
-    wait_for("all pods gone", Duration::from_secs(30), async || {
-        pods.list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    all_gone(&pods, Duration::from_secs(30)).await;
     // A pod deleted with no grace period is gone from the API before its teardown ends.
     wait_for(
         "the pod's volume dirs removed",

@@ -120,6 +120,19 @@ pub async fn pod_json(pods: &Api<Pod>, name: &str) -> Option<Value> {
     Some(serde_json::to_value(pod).unwrap())
 }
 
+/// Waits up to `timeout` for every pod in `pods` to be gone from the API.
+pub async fn all_gone(pods: &Api<Pod>, timeout: Duration) {
+    wait_for("all pods gone", timeout, async || {
+        pods.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+}
+
 /// Waits (up to a minute) for pod `name` to turn Ready; its JSON then.
 pub async fn ready(pods: &Api<Pod>, name: &str) -> Value {
     wait_for(
@@ -355,7 +368,6 @@ pub async fn kubectl(env: &Env, args: &[&str]) -> (bool, String, String) {
 /// An HTTP/1.0 GET of `path` from the kubelet API at `address` over HTTPS (its certificate
 /// accepted as the apiserver accepts it): (status code, body).
 pub async fn http_get_path(address: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
     let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
     let mut stream = skiff_apiserver::kubelet_client::tls_connector()
@@ -363,6 +375,15 @@ pub async fn http_get_path(address: std::net::SocketAddr, path: &str) -> (u16, S
         .connect(name, tcp)
         .await
         .unwrap();
+    http10_get(&mut stream, path).await
+}
+
+/// GET `path` as HTTP/1.0 over `stream` (the body ends with the connection): status and body.
+pub async fn http10_get(
+    stream: &mut (impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin),
+    path: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream
         .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
         .await
