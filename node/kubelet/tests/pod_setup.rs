@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::*;
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::api::core::v1::{Event, Pod, Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 use skiff_testenv::{Registry, images};
 
@@ -189,6 +189,44 @@ async fn waiting_reason(pods: &Api<Pod>, name: &str, reason: &str) -> Value {
     .await
 }
 
+/// Waits until pod `name`'s image pull has failed: its container waits with ErrImagePull or,
+/// once the kubelet backs off (milliseconds later, so a poll can miss the first), with
+/// ImagePullBackOff.
+async fn pull_failed(pods: &Api<Pod>, name: &str) -> Value {
+    wait_for(
+        &format!("{name}'s pull to fail"),
+        Duration::from_secs(30),
+        async || {
+            let pod = pod_json(pods, name).await?;
+            let c = container(&pod, "c").clone();
+            let reason = c["state"]["waiting"]["reason"].as_str().unwrap_or_default();
+            matches!(reason, "ErrImagePull" | "ImagePullBackOff").then_some(c)
+        },
+    )
+    .await
+}
+
+/// The error of pod `name`'s failed pull, from the kubelet's "Failed to pull image" event.
+async fn pull_error(client: &kube::Client, name: &str) -> String {
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let selector = format!("involvedObject.name={name}");
+    wait_for(
+        &format!("{name}'s pull failure event"),
+        Duration::from_secs(30),
+        async || {
+            let list = events
+                .list(&ListParams::default().fields(&selector))
+                .await
+                .ok()?;
+            list.items
+                .into_iter()
+                .filter_map(|e| e.message)
+                .find(|m| m.starts_with("Failed to pull image"))
+        },
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_pull_secrets_authenticate_pulls() {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("images");
@@ -224,11 +262,11 @@ async fn image_pull_secrets_authenticate_pulls() {
     pods.create(&PostParams::default(), &pod("own-secret", spec))
         .await
         .unwrap();
-    let failed = waiting_reason(&pods, "own-secret", "ErrImagePull").await;
-    let message = failed["state"]["waiting"]["message"].as_str().unwrap();
+    pull_failed(&pods, "own-secret").await;
+    let message = pull_error(&env.client, "own-secret").await;
     assert!(
         message.contains("401") || message.to_lowercase().contains("unauthorized"),
-        "{failed}"
+        "{message}"
     );
     waiting_reason(&pods, "own-secret", "ImagePullBackOff").await;
 
@@ -308,7 +346,7 @@ async fn image_pull_secrets_authenticate_pulls() {
     pods.create(&PostParams::default(), &pod("no-secret", spec))
         .await
         .unwrap();
-    waiting_reason(&pods, "no-secret", "ErrImagePull").await;
+    pull_failed(&pods, "no-secret").await;
 
     for name in ["own-secret", "sa-secret", "no-secret"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
