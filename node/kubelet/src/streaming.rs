@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, Request, State};
+use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -56,47 +56,6 @@ fn flag(query: &[(String, String)], key: &str) -> bool {
     values(query, key)
         .last()
         .is_some_and(|v| matches!(*v, "1" | "true" | "True"))
-}
-
-fn parse_query(request: &Request) -> Vec<(String, String)> {
-    request
-        .uri()
-        .query()
-        .map(|q| {
-            q.split('&')
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    (percent_decode(k), percent_decode(v))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Decodes `%XX` escapes and `+` (a space in query strings).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(byte) => {
-                        out.push(byte);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The running sandbox of pod `namespace/name`.
@@ -214,9 +173,9 @@ fn streams(query: &[(String, String)]) -> Result<(bool, bool, bool, bool), Failu
 async fn exec(
     State(cri): State<Cri>,
     UrlPath((namespace, pod, container)): UrlPath<(String, String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
     request: Request,
 ) -> Answer {
-    let query = parse_query(&request);
     let cmd: Vec<String> = values(&query, "command")
         .into_iter()
         .map(str::to_owned)
@@ -245,9 +204,9 @@ async fn exec(
 async fn attach(
     State(cri): State<Cri>,
     UrlPath((namespace, pod, container)): UrlPath<(String, String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
     request: Request,
 ) -> Answer {
-    let query = parse_query(&request);
     let (stdin, stdout, stderr, tty) = streams(&query)?;
     let container_id = container_of(&cri, &namespace, &pod, &container).await?;
     let url = cri
@@ -265,9 +224,9 @@ async fn attach(
 async fn port_forward(
     State(cri): State<Cri>,
     UrlPath((namespace, pod)): UrlPath<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
     request: Request,
 ) -> Answer {
-    let query = parse_query(&request);
     // kubectl names the ports per stream (SPDY headers); a `ports` query is optional.
     let mut port = Vec::new();
     for value in values(&query, "ports").iter().flat_map(|v| v.split(',')) {
@@ -294,14 +253,13 @@ async fn port_forward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Body;
 
+    /// The query as the handlers get it (percent-decoded, `+` a space, repeats kept).
     fn query(text: &str) -> Vec<(String, String)> {
-        let request = Request::builder()
-            .uri(format!("/exec/ns/p/c?{text}"))
-            .body(Body::empty())
-            .unwrap();
-        parse_query(&request)
+        let uri: axum::http::Uri = format!("/exec/ns/p/c?{text}").parse().unwrap();
+        Query::<Vec<(String, String)>>::try_from_uri(&uri)
+            .unwrap()
+            .0
     }
 
     #[test]
@@ -319,7 +277,7 @@ mod tests {
             Some((true, true, false, true))
         );
         assert!(streams(&query("command=sh")).is_err());
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(values(&query("v=100%"), "v"), ["100%"]);
+        assert_eq!(values(&query("v=%zz"), "v"), ["%zz"]);
     }
 }

@@ -107,7 +107,7 @@ async fn proxy(ctx: &Ctx<'_>) -> ApiResult<Response> {
         .map_err(|err| ApiError::internal(format!("reading logs from node {node_name}: {err}")))?;
     let code = response.status();
     if !code.is_success() {
-        return Err(kubelet_error(code, response.into_body()).await);
+        return Err(kubelet_error(code, Body::new(response.into_body())).await);
     }
     Ok(crate::encode::bytes_response(
         StatusCode::OK,
@@ -249,7 +249,7 @@ async fn request_kubelet(
 }
 
 /// A kubelet's error answer as a Status carrying its message.
-async fn kubelet_error(code: StatusCode, body: hyper::body::Incoming) -> ApiError {
+pub(super) async fn kubelet_error(code: StatusCode, body: Body) -> ApiError {
     use http_body_util::BodyExt;
     let limited = http_body_util::Limited::new(body, MAX_ERROR_BODY);
     let text = match tokio::time::timeout(KUBELET_TIMEOUT, limited.collect()).await {

@@ -7,7 +7,7 @@
 use axum::http::Method;
 use hyper::upgrade::OnUpgrade;
 
-use super::logs::{KUBELET_TIMEOUT, Located, locate};
+use super::logs::{KUBELET_TIMEOUT, Located, kubelet_error, locate};
 use super::*;
 
 /// What an upgrade request brings besides its headers.
@@ -71,18 +71,7 @@ async fn forward(ctx: &Ctx<'_>, upgrade: Upgrade) -> ApiResult<Response> {
         return Ok(response);
     }
     if !code.is_success() {
-        let body = axum::body::to_bytes(response.into_body(), 4096)
-            .await
-            .unwrap_or_default();
-        let message = String::from_utf8_lossy(&body).trim().to_owned();
-        return Err(match code.as_u16() {
-            404 => ApiError::new(404, "NotFound", message),
-            _ => ApiError::internal(if message.is_empty() {
-                format!("the kubelet answered {code}")
-            } else {
-                message
-            }),
-        });
+        return Err(kubelet_error(code, response.into_body()).await);
     }
     Ok(response)
 }
