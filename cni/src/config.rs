@@ -23,6 +23,8 @@ struct RawConf {
     #[serde(rename = "clusterCIDR")]
     cluster_cidr: Option<String>,
     mtu: Option<u32>,
+    #[serde(rename = "gsoMaxSize")]
+    gso_max_size: Option<u32>,
     #[serde(rename = "bpfPinDir")]
     bpf_pin_dir: Option<String>,
     #[serde(rename = "dataDir")]
@@ -43,6 +45,10 @@ pub struct Attachment {
     pub ifname: String,
 }
 
+/// The kernel's GSO size without BIG TCP, and its ceiling with it (`GSO_MAX_SIZE`).
+const GSO_LEGACY_MAX: u32 = 65536;
+const GSO_MAX: u32 = 512 * 1024 - 8;
+
 /// How the routing program is attached to a pod's host-side veth.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PodAttach {
@@ -62,6 +68,10 @@ pub struct NetConf {
     pub pod_cidr: Cidr,
     pub cluster_cidr: Option<Cidr>,
     pub mtu: u32,
+    /// The largest IPv4 GSO/GRO packet on the pod's veth pair (`gsoMaxSize`); above 65536 it
+    /// is BIG TCP: fewer, larger packets through the stack and the programs. `None`: the
+    /// kernel's 64 KiB. The node agent sets it when its uplinks take packets that large.
+    pub gso_max_size: Option<u32>,
     /// Where the pod-network maps and links are pinned; `None` (configured as `""`) runs
     /// without the eBPF dataplane (tests of the plumbing alone).
     pub bpf_pin_dir: Option<PathBuf>,
@@ -129,6 +139,15 @@ impl NetConf {
         if !(68..=65535).contains(&mtu) {
             return Err(invalid(format!("mtu {mtu} is out of range 68..=65535")));
         }
+        // Below 64 KiB would only shrink packets; the kernel caps GSO at GSO_MAX_SIZE.
+        let gso_max_size = raw.gso_max_size;
+        if let Some(size) = gso_max_size
+            && !(GSO_LEGACY_MAX..=GSO_MAX).contains(&size)
+        {
+            return Err(invalid(format!(
+                "gsoMaxSize {size} is out of range {GSO_LEGACY_MAX}..={GSO_MAX}"
+            )));
+        }
         let bpf_pin_dir = match raw.bpf_pin_dir {
             None => Some(PathBuf::from("/sys/fs/bpf/skiff")),
             Some(dir) if dir.is_empty() => None,
@@ -154,6 +173,7 @@ impl NetConf {
             pod_cidr,
             cluster_cidr,
             mtu,
+            gso_max_size,
             bpf_pin_dir,
             data_dir,
             pod_attach,
@@ -317,17 +337,19 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/skiff/cni"));
         assert!(c.prev_result.is_none());
         assert_eq!(c.pod_attach, PodAttach::Tc);
+        assert_eq!(c.gso_max_size, None);
     }
 
     #[test]
     fn parses_ours_and_gc_attachments() {
         let c = conf(
             r#"{"cniVersion":"1.1.0","name":"k8s","type":"skiff-cni","podCIDR":"10.244.1.0/24",
-            "clusterCIDR":"10.244.0.0/16","mtu":1450,"bpfPinDir":"","dataDir":"/tmp/x","podAttach":"tcx",
+            "clusterCIDR":"10.244.0.0/16","mtu":1450,"bpfPinDir":"","dataDir":"/tmp/x","podAttach":"tcx","gsoMaxSize":196608,
             "cni.dev/valid-attachments":[{"containerID":"abc","ifname":"eth0"}]}"#,
         )
         .unwrap();
         assert_eq!(c.mtu, 1450);
+        assert_eq!(c.gso_max_size, Some(196608));
         assert!(c.bpf_pin_dir.is_none());
         assert_eq!(c.pod_attach, PodAttach::Tcx);
         assert_eq!(c.valid_attachments.unwrap()[0].container_id, "abc");
@@ -369,6 +391,18 @@ mod tests {
         assert_eq!(code_of("{not json"), 6);
         assert_eq!(
             code_of(r#"{"cniVersion":"1.0.0","name":"n","podCIDR":"10.0.0.0/24","mtu":10}"#),
+            7
+        );
+        assert_eq!(
+            code_of(
+                r#"{"cniVersion":"1.0.0","name":"n","podCIDR":"10.0.0.0/24","gsoMaxSize":1500}"#
+            ),
+            7
+        );
+        assert_eq!(
+            code_of(
+                r#"{"cniVersion":"1.0.0","name":"n","podCIDR":"10.0.0.0/24","gsoMaxSize":600000}"#
+            ),
             7
         );
     }

@@ -172,11 +172,13 @@ fn setup(
             name: &host_name,
             netns: None,
             mtu: Some(conf.mtu),
+            gso_ipv4_max: conf.gso_max_size,
         },
         VethEnd {
             name: ifname,
             netns: Some(netns),
             mtu: Some(conf.mtu),
+            gso_ipv4_max: conf.gso_max_size,
         },
     )
     .map_err(|err| {

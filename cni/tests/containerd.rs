@@ -90,6 +90,7 @@ async fn containerd_sandboxes_on_skiff_cni() {
         uplinks: Vec::new(),
         pins: pins.0.clone(),
         masquerade: false,
+        gso_max_size: None,
     })
     .unwrap();
     let bin_dir = dir.0.join("bin");
@@ -102,6 +103,7 @@ async fn containerd_sandboxes_on_skiff_cni() {
             pod_cidr,
             cluster_cidr,
             mtu: 1500,
+            gso_max_size: None,
             bpf_pin_dir: pins.0.path().to_owned(),
             data_dir: dir.0.join("ipam"),
         },

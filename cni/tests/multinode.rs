@@ -106,6 +106,7 @@ impl Cluster {
                 uplinks: vec!["ul0".into()],
                 pins: pins.clone(),
                 masquerade: true,
+                gso_max_size: None,
             };
             let pins = PinGuard(pins);
             // Set up inside the node: sysctls, netlink, nft and the tcx links are per namespace.

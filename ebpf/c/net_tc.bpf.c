@@ -121,7 +121,10 @@ static __always_inline long net4_native(struct __sk_buff *skb, struct net4_pkt *
 	fib.family = AF_INET;
 	fib.tos = p->ip->tos;
 	fib.l4_protocol = p->ip->protocol;
-	fib.tot_len = bpf_ntohs(p->ip->tot_len);
+	/* tot_len stays 0: the helper then checks the skb itself against the route's MTU, GSO
+	 * aware. With the header's length it would compare a GSO packet's (up to 64 KiB, or 0
+	 * for BIG TCP) with the MTU and answer FRAG_NEEDED for nearly every packet of a bulk
+	 * transfer, sending them all through the host stack. */
 	fib.ipv4_src = p->ip->saddr;
 	fib.ipv4_dst = p->ip->daddr;
 	fib.ifindex = skb->ingress_ifindex;

@@ -89,6 +89,10 @@ pub struct AgentArgs {
     /// Masquerade pod traffic leaving the cluster (not to pods or nodes).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub masquerade: bool,
+    /// BIG TCP: pods' IPv4 packets through the stack up to this many bytes (native mode, when
+    /// every `--pod-network-interfaces` device takes them; Linux 6.3+). 0: off (64 KiB).
+    #[arg(long, default_value_t = 196608)]
+    pub pod_gso_max_size: u32,
     /// The CRI socket (e.g. containerd's `/run/containerd/containerd.sock`): with it, the
     /// agent also runs the kubelet (pods bound to this node run there); without, it does not.
     #[arg(long)]
@@ -157,6 +161,7 @@ impl AgentArgs {
             cni_bin_dir: "/opt/cni/bin".into(),
             cni_data_dir: "/var/lib/skiff/cni".into(),
             masquerade: true,
+            pod_gso_max_size: 196608,
             container_runtime_endpoint: None,
             pod_log_root: "/var/log/pods".into(),
             cgroup_parent: "/kubepods".into(),
@@ -212,6 +217,7 @@ pub async fn run(
         cni_bin_dir: Some(args.cni_bin_dir.clone()),
         cni_data_dir: args.cni_data_dir.clone(),
         masquerade: args.masquerade,
+        gso_max_size: (args.pod_gso_max_size > 0).then_some(args.pod_gso_max_size),
     });
     let node_addresses = if args.nodeport_addresses.is_empty() {
         vec![Ipv4Addr::LOCALHOST]

@@ -23,13 +23,15 @@ pub struct PluginConfig {
     pub pod_cidr: Cidr,
     pub cluster_cidr: Cidr,
     pub mtu: u32,
+    /// BIG TCP: the pods' IPv4 GSO size (`NodeNetwork::pod_gso_max_size`).
+    pub gso_max_size: Option<u32>,
     pub bpf_pin_dir: PathBuf,
     pub data_dir: PathBuf,
 }
 
 /// The conflist's JSON.
 pub fn conflist(config: &PluginConfig) -> serde_json::Value {
-    json!({
+    let mut list = json!({
         // 1.0.0: the newest version containerd 1.6's libcni takes (1.1 adds only STATUS/GC).
         "cniVersion": "1.0.0",
         "name": NETWORK_NAME,
@@ -41,7 +43,11 @@ pub fn conflist(config: &PluginConfig) -> serde_json::Value {
             "bpfPinDir": config.bpf_pin_dir,
             "dataDir": config.data_dir,
         }],
-    })
+    });
+    if let Some(size) = config.gso_max_size {
+        list["plugins"][0]["gsoMaxSize"] = json!(size);
+    }
+    list
 }
 
 /// Writes the conflist into `dir` (created when missing) unless it already says the same.
@@ -88,6 +94,7 @@ mod tests {
             pod_cidr: "10.244.3.0/24".parse().unwrap(),
             cluster_cidr: "10.244.0.0/16".parse().unwrap(),
             mtu: 1450,
+            gso_max_size: None,
             bpf_pin_dir: "/sys/fs/bpf/skiff".into(),
             data_dir: "/var/lib/skiff/cni".into(),
         }
@@ -101,6 +108,7 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(first["plugins"][0]["podCIDR"], "10.244.3.0/24");
         assert_eq!(first["plugins"][0]["mtu"], 1450);
+        assert!(first["plugins"][0].get("gsoMaxSize").is_none());
         let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
         write(dir.path(), &config()).unwrap();
         assert_eq!(
@@ -109,10 +117,12 @@ mod tests {
         );
         let mut changed = config();
         changed.mtu = 1500;
+        changed.gso_max_size = Some(196608);
         write(dir.path(), &changed).unwrap();
         let second: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(second["plugins"][0]["mtu"], 1500);
+        assert_eq!(second["plugins"][0]["gsoMaxSize"], 196608);
         // Only the conflist is left: no temporary file.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }

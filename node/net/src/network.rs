@@ -49,6 +49,9 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// The kernel's IPv4 GSO size without BIG TCP.
+const GSO_LEGACY_MAX: u32 = 65536;
+
 /// What the node's pod network is made of.
 #[derive(Clone, Debug)]
 pub struct Setup {
@@ -60,6 +63,10 @@ pub struct Setup {
     pub pins: PinDir,
     /// Install the masquerade table for traffic leaving the cluster.
     pub masquerade: bool,
+    /// BIG TCP: the IPv4 GSO size wanted for pods (above 64 KiB; `None`: the kernel's 64 KiB).
+    /// Native mode only, and only as large as every uplink takes
+    /// ([`NodeNetwork::pod_gso_max_size`]).
+    pub gso_max_size: Option<u32>,
 }
 
 /// The node's pod network, set up; [`NodeNetwork::apply_peers`] keeps the other nodes current.
@@ -71,6 +78,8 @@ pub struct NodeNetwork {
     installed: BTreeMap<Cidr, Ipv4Addr>,
     /// Node addresses in the masquerade exclusion set.
     nodes: Vec<Ipv4Addr>,
+    /// The GSO size pods get (BIG TCP), when the uplinks take more than 64 KiB.
+    pod_gso_max_size: Option<u32>,
 }
 
 impl NodeNetwork {
@@ -111,11 +120,25 @@ impl NodeNetwork {
             pod_cidr: setup.pod_cidr.pair(),
             mode,
         })?;
+        let mut pod_gso_max_size = match setup.mode {
+            Mode::Native => setup.gso_max_size.filter(|size| *size > GSO_LEGACY_MAX),
+            // Encapsulated BIG TCP packets are not worth the risk: keep 64 KiB.
+            Mode::Overlay { .. } => None,
+        };
         for name in &setup.uplinks {
             let link = netlink
                 .link_by_name(name)?
                 .with_context(|| format!("no interface named {name}"))?;
             PodNet::attach_uplink(&setup.pins, link.index)?;
+            // A pod's packet goes out of the uplink as it is (bpf_redirect): one larger than
+            // the uplink's GSO size would be segmented in software there.
+            if let Some(wanted) = pod_gso_max_size {
+                let size = wanted.min(link.tso_max);
+                if link.gso_ipv4_max < size {
+                    netlink.set_gso_ipv4_max(link.index, size)?;
+                }
+                pod_gso_max_size = (size > GSO_LEGACY_MAX).then_some(size);
+            }
         }
         // Adopt what an earlier run installed: routes via a gateway into the cluster CIDR (the
         // per-pod routes have none), or the tunnel table.
@@ -147,7 +170,14 @@ impl NodeNetwork {
             maps,
             installed,
             nodes: Vec::new(),
+            pod_gso_max_size,
         })
+    }
+
+    /// The IPv4 GSO size for pods' veths (the CNI config's `gsoMaxSize`): BIG TCP when the
+    /// setup asked for it and every uplink takes it; `None`: the kernel's 64 KiB.
+    pub fn pod_gso_max_size(&self) -> Option<u32> {
+        self.pod_gso_max_size
     }
 
     /// Makes the way to the other nodes' pods exactly `peers`: adds and changes what differs,

@@ -38,6 +38,8 @@ pub struct Config {
     /// The plugin's IPAM state.
     pub cni_data_dir: PathBuf,
     pub masquerade: bool,
+    /// BIG TCP for pods: the IPv4 GSO size wanted (native mode, as far as the uplinks take it).
+    pub gso_max_size: Option<u32>,
 }
 
 /// Runs until `shutdown`. The network stays configured afterwards (pods keep working).
@@ -72,8 +74,10 @@ pub async fn run(
         uplinks: config.uplinks.clone(),
         pins: config.pins.clone(),
         masquerade: config.masquerade,
+        gso_max_size: config.gso_max_size,
     };
     let network = tokio::task::block_in_place(|| NodeNetwork::setup(setup))?;
+    let gso_max_size = network.pod_gso_max_size();
     let network = std::sync::Arc::new(std::sync::Mutex::new(network));
     if let Some(bin_dir) = &config.cni_bin_dir {
         let beside = std::env::current_exe()?.with_file_name(cni_config::PLUGIN);
@@ -93,6 +97,7 @@ pub async fn run(
             pod_cidr,
             cluster_cidr: config.cluster_cidr,
             mtu,
+            gso_max_size,
             bpf_pin_dir: config.pins.path().to_path_buf(),
             data_dir: config.cni_data_dir.clone(),
         },

@@ -14,6 +14,9 @@ const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
+const IFLA_TSO_MAX_SIZE: u16 = 59;
+const IFLA_GSO_IPV4_MAX_SIZE: u16 = 63;
+const IFLA_GRO_IPV4_MAX_SIZE: u16 = 64;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
@@ -33,6 +36,10 @@ pub struct Link {
     pub mtu: u32,
     /// IFF_UP is set (administratively up).
     pub up: bool,
+    /// The largest IPv4 GSO packet the stack builds for this link (64 KiB unless BIG TCP).
+    pub gso_ipv4_max: u32,
+    /// The largest segmentation offload packet the device can take (BIG TCP's ceiling).
+    pub tso_max: u32,
 }
 
 /// One end of a veth pair to create.
@@ -42,12 +49,17 @@ pub struct VethEnd<'a> {
     /// The namespace to create it in; `None`: the socket's namespace.
     pub netns: Option<&'a NetnsFile>,
     pub mtu: Option<u32>,
+    /// IPv4 GSO/GRO packets up to this size (BIG TCP, above 64 KiB; Linux 6.3+).
+    pub gso_ipv4_max: Option<u32>,
 }
 
 fn name_attrs(m: &mut Message, end: &VethEnd<'_>) {
     m.attr_str(IFLA_IFNAME, end.name);
     if let Some(mtu) = end.mtu {
         m.attr_u32(IFLA_MTU, mtu);
+    }
+    if let Some(size) = end.gso_ipv4_max {
+        gso_attrs(m, size);
     }
     if let Some(netns) = end.netns {
         m.attr_u32(IFLA_NET_NS_FD, netns.fd().as_raw_fd() as u32);
@@ -136,6 +148,17 @@ impl Netlink {
         self.execute(m, &|| format!("setting link {index} mtu {mtu}"))
     }
 
+    /// Lets the stack build IPv4 GSO packets (and GRO merge them) up to `size` bytes on a link:
+    /// BIG TCP when above 64 KiB. The kernel refuses more than the device's `tso_max`.
+    pub fn set_gso_ipv4_max(&mut self, index: u32, size: u32) -> Result<()> {
+        let mut m = Message::new(RTM_NEWLINK, 0);
+        m.raw(&ifinfomsg(libc::AF_UNSPEC as u8, index as i32, 0, 0));
+        gso_attrs(&mut m, size);
+        self.execute(m, &|| {
+            format!("setting link {index} gso_ipv4_max_size {size}")
+        })
+    }
+
     /// Deletes a link (a veth's peer goes with it).
     pub fn delete_link(&mut self, index: u32) -> Result<()> {
         let mut m = Message::new(RTM_DELLINK, 0);
@@ -179,6 +202,11 @@ impl Netlink {
     }
 }
 
+fn gso_attrs(m: &mut Message, size: u32) {
+    m.attr_u32(IFLA_GSO_IPV4_MAX_SIZE, size);
+    m.attr_u32(IFLA_GRO_IPV4_MAX_SIZE, size);
+}
+
 fn parse_link(payload: &[u8]) -> Option<Link> {
     let header = payload.get(..16)?;
     let index = i32::from_ne_bytes(header[4..8].try_into().ok()?) as u32;
@@ -189,11 +217,15 @@ fn parse_link(payload: &[u8]) -> Option<Link> {
         mac: [0; 6],
         mtu: 0,
         up: flags & IFF_UP != 0,
+        gso_ipv4_max: 0,
+        tso_max: 0,
     };
     for (kind, value) in attrs(&payload[16..]) {
         match kind {
             IFLA_IFNAME => link.name = str_of(value),
             IFLA_MTU => link.mtu = u32_of(value).unwrap_or(0),
+            IFLA_GSO_IPV4_MAX_SIZE => link.gso_ipv4_max = u32_of(value).unwrap_or(0),
+            IFLA_TSO_MAX_SIZE => link.tso_max = u32_of(value).unwrap_or(0),
             IFLA_ADDRESS if value.len() == 6 => link.mac.copy_from_slice(value),
             _ => {}
         }

@@ -33,11 +33,13 @@ fn veth_addresses_routes_neighbours_vxlan_sysctl() {
                 name: "h0",
                 netns: None,
                 mtu: Some(1400),
+                gso_ipv4_max: Some(128 * 1024),
             },
             VethEnd {
                 name: "p0",
                 netns: Some(&b_file),
                 mtu: Some(1400),
+                gso_ipv4_max: Some(96 * 1024),
             },
         )?;
         let err = nl
@@ -46,11 +48,13 @@ fn veth_addresses_routes_neighbours_vxlan_sysctl() {
                     name: "h0",
                     netns: None,
                     mtu: None,
+                    gso_ipv4_max: None,
                 },
                 VethEnd {
                     name: "p1",
                     netns: None,
                     mtu: None,
+                    gso_ipv4_max: None,
                 },
             )
             .unwrap_err();
@@ -61,11 +65,27 @@ fn veth_addresses_routes_neighbours_vxlan_sysctl() {
         );
         let host = nl.link_by_name("h0")?.expect("h0");
         assert_eq!(host.mtu, 1400);
+        assert_eq!(
+            host.gso_ipv4_max,
+            128 * 1024,
+            "BIG TCP size set at creation"
+        );
+        assert!(
+            host.tso_max > 128 * 1024,
+            "veth takes up to {}",
+            host.tso_max
+        );
         assert!(!host.up);
         nl.set_up(host.index, true)?;
         nl.set_mtu(host.index, 1300)?;
+        nl.set_gso_ipv4_max(host.index, 192 * 1024)?;
         let host = nl.link_by_name("h0")?.unwrap();
         assert!(host.up && host.mtu == 1300);
+        assert_eq!(host.gso_ipv4_max, 192 * 1024);
+        assert!(
+            nl.set_gso_ipv4_max(host.index, host.tso_max + 1).is_err(),
+            "beyond what the device takes"
+        );
         let pod = Ipv4Addr::new(10, 9, 0, 2);
         nl.add_route(&Route::link((pod, 32), host.index))?;
         assert!(
@@ -106,6 +126,7 @@ fn veth_addresses_routes_neighbours_vxlan_sysctl() {
         let mut nl = Netlink::open()?;
         let pod = nl.link_by_name("p0")?.expect("p0 created in b");
         assert_eq!(pod.mtu, 1400);
+        assert_eq!(pod.gso_ipv4_max, 96 * 1024, "the peer's own size");
         nl.add_address(pod.index, Ipv4Addr::new(10, 9, 0, 2), 32)?;
         assert!(
             nl.add_address(pod.index, Ipv4Addr::new(10, 9, 0, 2), 32)

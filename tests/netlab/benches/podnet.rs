@@ -32,7 +32,9 @@
 //! holds within a few percent here; 4 rounds varied by 10-15%; the single-stream tests run
 //! three times as many rounds, and their ratio is that of the mean rates), `SKIFF_BENCH_PODS` (default 20),
 //! `SKIFF_BENCH_MODES` (skiff's modes: `native`, `overlay` or `native,overlay`, the default),
-//! `SKIFF_BENCH_OUT` (default `target/bench/podnet.json`).
+//! `SKIFF_BENCH_OUT` (default `target/bench/podnet.json`), `SKIFF_BENCH_TESTS` (only the traffic
+//! tests all of whose words are given: `stream`, `cubic`, `bbr`, `rr`, `connect`, `same`,
+//! `across`; e.g. `cubic,across`), `SKIFF_BENCH_TRACE=1` (print every round's figure).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -60,6 +62,8 @@ const UNDERLAY_MTU: u32 = 1500;
 /// the sender's `TCPBacklogCoalesce` tells them apart), for every mechanism alike; a mean over
 /// many streams is what compares.
 const STREAM_ROUNDS_FACTOR: usize = 3;
+/// The parallel-streams test's connections.
+const PARALLEL_STREAMS: usize = 4;
 const VXLAN_OVERHEAD: u32 = 50;
 const REFERENCE_BIN_DIR: &str = "/usr/lib/cni";
 const ANCHOR: &str = "Debian containernetworking-plugins bridge + host-local, host-gw routes";
@@ -105,6 +109,13 @@ struct Settings {
     pods: usize,
     modes: Vec<Mode>,
     skiff_cni: PathBuf,
+    /// Which traffic tests run (`SKIFF_BENCH_TESTS`: labels such as `stream`, `cubic`, `rr`,
+    /// `connect`, `across`, `same`; a test runs when every given word matches it).
+    tests: Vec<String>,
+    /// BIG TCP for skiff's pods (`SKIFF_BENCH_GSO`, bytes; `0`: off).
+    gso_max_size: Option<u32>,
+    /// Print every round's figure (`SKIFF_BENCH_TRACE=1`), e.g. to see a stream's mode.
+    trace: bool,
 }
 
 impl Settings {
@@ -155,6 +166,18 @@ impl Settings {
             pods: (number("SKIFF_BENCH_PODS", 20.0)? as usize).max(2),
             modes,
             skiff_cni,
+            gso_max_size: match std::env::var("SKIFF_BENCH_GSO") {
+                Ok(v) if v == "0" => None,
+                Ok(v) => Some(v.parse().context("SKIFF_BENCH_GSO")?),
+                Err(_) => Some(196608),
+            },
+            tests: std::env::var("SKIFF_BENCH_TESTS")
+                .unwrap_or_default()
+                .split([',', ' '])
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            trace: std::env::var("SKIFF_BENCH_TRACE").is_ok_and(|v| v == "1"),
         })
     }
 }
@@ -169,6 +192,8 @@ struct Pod {
 struct Node {
     ns: NetNs,
     pins: Option<PinDir>,
+    /// The pods' GSO size (BIG TCP) skiff's node setup settled on.
+    gso_max_size: Option<u32>,
 }
 
 /// One mechanism's lab. Field order is drop order: pods, nodes (namespaces), pins, CNI data.
@@ -224,10 +249,12 @@ impl Lab {
                 Node {
                     ns: node1,
                     pins: None,
+                    gso_max_size: None,
                 },
                 Node {
                     ns: node2,
                     pins: None,
+                    gso_max_size: None,
                 },
             ],
             _pins: Vec::new(),
@@ -263,20 +290,22 @@ impl Lab {
                         uplinks: vec!["ul0".into()],
                         pins,
                         masquerade: false,
+                        gso_max_size: s.gso_max_size,
                     };
                     let peer = Peer {
                         name: format!("node{other}"),
                         pod_cidr: pod_cidr(other),
                         address: node_address(other),
                     };
-                    node.ns
-                        .within(move || -> anyhow::Result<()> {
+                    node.gso_max_size = node
+                        .ns
+                        .within(move || -> anyhow::Result<Option<u32>> {
                             let mut network =
                                 NodeNetwork::setup(setup).context("NodeNetwork::setup")?;
                             network
                                 .apply_peers(&[peer])
                                 .context("NodeNetwork::apply_peers")?;
-                            Ok(())
+                            Ok(network.pod_gso_max_size())
                         })?
                         .with_context(|| format!("skiff node setup on node{n}"))?;
                 }
@@ -307,6 +336,7 @@ impl Lab {
                 "podCIDR": cidr,
                 "clusterCIDR": CLUSTER_CIDR,
                 "mtu": self.mtu,
+                "gsoMaxSize": self.nodes[node].gso_max_size,
                 "bpfPinDir": self.nodes[node].pins.as_ref().map(|p| p.path().to_owned()),
                 "dataDir": data,
             }),
@@ -494,51 +524,102 @@ struct Sample {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Test {
-    /// One stream, the sender using this congestion control (`TCP_CONGESTION`).
-    Stream(&'static str),
+    /// Parallel streams (how many), the senders using this congestion control
+    /// (`TCP_CONGESTION`).
+    Stream(&'static str, usize),
     RequestResponse,
     Connect,
 }
 
-/// One TCP stream `from` → `to` for `secs`: bytes the receiver got, over the time from the
-/// first write to the receiver's acknowledgement of the end.
+impl Test {
+    /// "one stream (cubic)", "4 streams (cubic)".
+    fn streams_label(self) -> String {
+        match self {
+            Test::Stream(congestion, 1) => format!("one stream ({congestion})"),
+            Test::Stream(congestion, n) => format!("{n} streams ({congestion})"),
+            _ => String::new(),
+        }
+    }
+
+    /// The words `SKIFF_BENCH_TESTS` picks this test (on this path) by.
+    fn words(self, cross: bool) -> Vec<&'static str> {
+        let mut words = match self {
+            Test::Stream(congestion, 1) => vec!["stream", congestion],
+            Test::Stream(congestion, _) => vec!["streams", congestion],
+            Test::RequestResponse => vec!["rr"],
+            Test::Connect => vec!["connect"],
+        };
+        words.push(if cross { "across" } else { "same" });
+        words
+    }
+}
+
+/// `streams` parallel TCP streams `from` → `to` for `secs`: bytes the receiver got, over the time
+/// from the first write to the receiver's acknowledgement of the end. The client's and the
+/// server's threads stay on their CPUs (threads inherit the namespace and the affinity).
 fn stream(
     from: &NetNs,
     to_ns: &NetNs,
     to: Ipv4Addr,
     congestion: &'static str,
+    streams: usize,
     secs: f64,
 ) -> anyhow::Result<Sample> {
     let (listener, at) = listen(to_ns, to)?;
     client_server(
         from,
         listener,
-        |listener| {
-            let mut conn = accept(&listener)?;
-            let mut buffer = vec![0u8; 256 * 1024];
-            let mut total: u64 = 0;
-            loop {
-                match conn.read(&mut buffer)? {
-                    0 => break,
-                    n => total += n as u64,
-                }
+        move |listener| {
+            let receivers = (0..streams)
+                .map(|_| {
+                    let mut conn = accept(&listener)?;
+                    Ok(std::thread::spawn(move || -> std::io::Result<()> {
+                        let mut buffer = vec![0u8; 256 * 1024];
+                        let mut total: u64 = 0;
+                        loop {
+                            match conn.read(&mut buffer)? {
+                                0 => break,
+                                n => total += n as u64,
+                            }
+                        }
+                        conn.write_all(&total.to_le_bytes())
+                    }))
+                })
+                .collect::<std::io::Result<Vec<_>>>()?;
+            for receiver in receivers {
+                receiver
+                    .join()
+                    .map_err(|_| std::io::Error::other("a receiver panicked"))??;
             }
-            conn.write_all(&total.to_le_bytes())
+            Ok(())
         },
         move || {
-            let mut conn = connect(at)?;
-            set_congestion_control(&conn, congestion)?;
-            let chunk = vec![0x5au8; 128 * 1024];
             let began = Instant::now();
             let deadline = began + Duration::from_secs_f64(secs);
-            while Instant::now() < deadline {
-                conn.write_all(&chunk)?;
+            let senders = (0..streams)
+                .map(|_| {
+                    let mut conn = connect(at)?;
+                    set_congestion_control(&conn, congestion)?;
+                    Ok(std::thread::spawn(move || -> std::io::Result<u64> {
+                        let chunk = vec![0x5au8; 128 * 1024];
+                        while Instant::now() < deadline {
+                            conn.write_all(&chunk)?;
+                        }
+                        conn.shutdown(Shutdown::Write)?;
+                        let mut got = [0u8; 8];
+                        conn.read_exact(&mut got)?;
+                        Ok(u64::from_le_bytes(got))
+                    }))
+                })
+                .collect::<std::io::Result<Vec<_>>>()?;
+            let mut count = 0;
+            for sender in senders {
+                count += sender
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
             }
-            conn.shutdown(Shutdown::Write)?;
-            let mut got = [0u8; 8];
-            conn.read_exact(&mut got)?;
             Ok(Sample {
-                count: u64::from_le_bytes(got),
+                count,
                 secs: began.elapsed().as_secs_f64(),
                 latencies: Vec::new(),
             })
@@ -684,7 +765,9 @@ fn run_test(lab: &Lab, test: Test, cross: bool, secs: f64) -> anyhow::Result<Sam
     let a = lab.pod(0, 0);
     let b = if cross { lab.pod(1, 0) } else { lab.pod(0, 1) };
     match test {
-        Test::Stream(congestion) => stream(&a.ns, &b.ns, b.address, congestion, secs),
+        Test::Stream(congestion, streams) => {
+            stream(&a.ns, &b.ns, b.address, congestion, streams, secs)
+        }
         Test::RequestResponse => request_response(&a.ns, &b.ns, b.address, secs),
         Test::Connect => connections(&a.ns, &b.ns, b.address, secs),
     }
@@ -835,19 +918,27 @@ fn main() -> anyhow::Result<()> {
 
     // Traffic, round by round, alternating.
     let tests = [
-        (Test::Stream("cubic"), false),
-        (Test::Stream("cubic"), true),
-        (Test::Stream("bbr"), false),
-        (Test::Stream("bbr"), true),
+        (Test::Stream("cubic", 1), false),
+        (Test::Stream("cubic", 1), true),
+        (Test::Stream("bbr", 1), false),
+        (Test::Stream("bbr", 1), true),
+        (Test::Stream("cubic", PARALLEL_STREAMS), false),
+        (Test::Stream("cubic", PARALLEL_STREAMS), true),
         (Test::RequestResponse, false),
         (Test::RequestResponse, true),
         (Test::Connect, false),
         (Test::Connect, true),
-    ];
+    ]
+    .into_iter()
+    .filter(|&(test, cross)| {
+        let words = test.words(cross);
+        s.tests.iter().all(|w| words.contains(&w.as_str()))
+    })
+    .collect::<Vec<_>>();
     // A single stream settles in one of two modes for its whole life (see
     // `STREAM_ROUNDS_FACTOR`), so the streams get many short rounds: each is one draw of the mode.
     let rounds_of = |test: Test| match test {
-        Test::Stream(_) => s.rounds * STREAM_ROUNDS_FACTOR,
+        Test::Stream(_, 1) => s.rounds * STREAM_ROUNDS_FACTOR,
         _ => s.rounds,
     };
     let mut merged: Vec<Vec<Merged>> = vec![vec![Merged::default(); tests.len()]; labs.len()];
@@ -864,7 +955,20 @@ fn main() -> anyhow::Result<()> {
                     continue;
                 }
                 match run_test(&labs[k], test, cross, per_round) {
-                    Ok(sample) => merged[k][t].add(sample),
+                    Ok(sample) => {
+                        if s.trace {
+                            let rate = sample.count as f64 / sample.secs;
+                            let (rate, unit) = match test {
+                                Test::Stream(..) => (rate * 8.0 / 1e9, "Gbit/s"),
+                                _ => (rate, "/s"),
+                            };
+                            eprintln!(
+                                "  round {round:>3} {:<18} {rate:>10.1} {unit}",
+                                labs[k].mechanism.label()
+                            );
+                        }
+                        merged[k][t].add(sample)
+                    }
                     Err(err) => {
                         failed[k] = Some(format!(
                             "{test:?} {}: {err:#}",
@@ -929,8 +1033,8 @@ fn main() -> anyhow::Result<()> {
     for (t, &(test, cross)) in tests.iter().enumerate() {
         let path = if cross { "across nodes" } else { "same node" };
         match test {
-            Test::Stream(congestion) => row(
-                &format!("TCP throughput, one stream ({congestion}), {path}"),
+            Test::Stream(..) => row(
+                &format!("TCP throughput, {}, {path}", test.streams_label()),
                 "Gbit/s",
                 true,
                 &mut |k| ok(k).then(|| merged[k][t].gbits()),
@@ -968,14 +1072,14 @@ fn main() -> anyhow::Result<()> {
     {
         for (t, &(test, cross)) in tests.iter().enumerate() {
             let what = match test {
-                Test::Stream(congestion) => &format!("throughput ({congestion})"),
+                Test::Stream(..) => &format!("throughput, {}", test.streams_label()),
                 Test::RequestResponse => "request/response rate",
                 Test::Connect => "new connections rate",
             };
             let path = if cross { "across nodes" } else { "same node" };
             // Throughput: the ratio of the mean rates (the per-round ratios of a bimodal
             // figure have no useful median); the others: the median of per-round ratios.
-            if let Test::Stream(_) = test {
+            if let Test::Stream(..) = test {
                 row(
                     &format!(
                         "{what} / reference's, {path}, mean of {} rounds",
