@@ -63,8 +63,8 @@ pub struct Setup {
     pub pins: PinDir,
     /// Install the masquerade table for traffic leaving the cluster.
     pub masquerade: bool,
-    /// BIG TCP: the IPv4 GSO size wanted for pods (above 64 KiB; `None`: the kernel's 64 KiB).
-    /// Native mode only, and only as large as every uplink takes
+    /// BIG TCP: the IPv4 GSO size wanted for pods (above 64 KiB; `None`: the kernel's 64 KiB),
+    /// as large as every uplink (and the overlay device) takes
     /// ([`NodeNetwork::pod_gso_max_size`]).
     pub gso_max_size: Option<u32>,
 }
@@ -120,18 +120,21 @@ impl NodeNetwork {
             pod_cidr: setup.pod_cidr.pair(),
             mode,
         })?;
-        let mut pod_gso_max_size = match setup.mode {
-            Mode::Native => setup.gso_max_size.filter(|size| *size > GSO_LEGACY_MAX),
-            // Encapsulated BIG TCP packets are not worth the risk: keep 64 KiB.
-            Mode::Overlay { .. } => None,
-        };
+        // A pod's packet leaves through an uplink (or the overlay device, then an uplink) as it
+        // is (bpf_redirect): a device whose GSO size is smaller would segment it in software.
+        let mut pod_gso_max_size = setup.gso_max_size.filter(|size| *size > GSO_LEGACY_MAX);
+        let mut exits = Vec::new();
         for name in &setup.uplinks {
             let link = netlink
                 .link_by_name(name)?
                 .with_context(|| format!("no interface named {name}"))?;
             PodNet::attach_uplink(&setup.pins, link.index)?;
-            // A pod's packet goes out of the uplink as it is (bpf_redirect): one larger than
-            // the uplink's GSO size would be segmented in software there.
+            exits.push(link);
+        }
+        if let net::Mode::Overlay { ifindex, .. } = mode {
+            exits.extend(netlink.links()?.into_iter().find(|l| l.index == ifindex));
+        }
+        for link in exits {
             if let Some(wanted) = pod_gso_max_size {
                 let size = wanted.min(link.tso_max);
                 if link.gso_ipv4_max < size {
@@ -139,6 +142,11 @@ impl NodeNetwork {
                 }
                 pod_gso_max_size = (size > GSO_LEGACY_MAX).then_some(size);
             }
+        }
+        // Encapsulated, a pod's packet grows by the tunnel's headers: keep it within the
+        // uplink's size.
+        if let (Some(size), Mode::Overlay { .. }) = (pod_gso_max_size, setup.mode) {
+            pod_gso_max_size = Some(size - VXLAN_OVERHEAD);
         }
         // Adopt what an earlier run installed: routes via a gateway into the cluster CIDR (the
         // per-pod routes have none), or the tunnel table.

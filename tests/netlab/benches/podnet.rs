@@ -19,7 +19,9 @@
 //!   mechanisms pod by pod), mean, p50 and p99;
 //! - TCP throughput pod A → pod B (same node) and pod A → pod C (across nodes), one stream,
 //!   once with cubic (Linux's default congestion control) and once with BBR (this machine's
-//!   `net.ipv4.tcp_congestion_control`), set on the sender's socket;
+//!   `net.ipv4.tcp_congestion_control`), set on the sender's socket; and four parallel streams
+//!   on cubic. skiff's node setup asks for BIG TCP (`SKIFF_BENCH_GSO`, default 196608 bytes;
+//!   `0`: off), as `skiff agent` does by default;
 //! - TCP request/response on one connection (1 byte each way): transactions/s, p50/p99 latency;
 //! - new TCP connections/s (connect, 1 byte each way, close), one client thread.
 //!
@@ -33,8 +35,8 @@
 //! three times as many rounds, and their ratio is that of the mean rates), `SKIFF_BENCH_PODS` (default 20),
 //! `SKIFF_BENCH_MODES` (skiff's modes: `native`, `overlay` or `native,overlay`, the default),
 //! `SKIFF_BENCH_OUT` (default `target/bench/podnet.json`), `SKIFF_BENCH_TESTS` (only the traffic
-//! tests all of whose words are given: `stream`, `cubic`, `bbr`, `rr`, `connect`, `same`,
-//! `across`; e.g. `cubic,across`), `SKIFF_BENCH_TRACE=1` (print every round's figure).
+//! tests all of whose words are given: `stream` (one), `streams` (four), `cubic`, `bbr`, `rr`,
+//! `connect`, `same`, `across`; e.g. `stream,cubic,across`), `SKIFF_BENCH_TRACE=1` (print every round's figure).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -59,8 +61,8 @@ const UNDERLAY_MTU: u32 = 1500;
 /// How many more (and shorter) rounds the single-stream tests get than the others. On this
 /// kind of VM a stream runs in one of two modes for its whole life, ~20 or ~50 Gbit/s (the
 /// sender's ACKs handled in its own softirq, or on the other core while it holds the socket:
-/// the sender's `TCPBacklogCoalesce` tells them apart), for every mechanism alike; a mean over
-/// many streams is what compares.
+/// the sender's `TCPBacklogCoalesce` tells them apart), for every mechanism with 64 KiB GSO
+/// packets alike (BIG TCP's streams were not); a mean over many streams is what compares.
 const STREAM_ROUNDS_FACTOR: usize = 3;
 /// The parallel-streams test's connections.
 const PARALLEL_STREAMS: usize = 4;
@@ -1209,18 +1211,23 @@ fn print_rows(rows: &[Row], mechanisms: &[Mechanism]) {
             Some(row.get(*m)? / row.get(reference)?)
         };
         let median = |metric: &str| rows.iter().find(|r| r.metric.starts_with(metric))?.get(*m);
+        let both = |what: &str| {
+            format!(
+                "{} / {}",
+                fmt(median(&format!("{what} / reference's, same node"))),
+                fmt(median(&format!("{what} / reference's, across nodes")))
+            )
+        };
         println!(
-            "{}: ADD mean {} of the reference's (goal <= 0.5); throughput {} / {} (cubic), \
-             {} / {} (bbr), request rate {} / {} of the reference's (same node / across; \
-             goal > 1)",
+            "{}: ADD mean {} of the reference's (goal <= 0.5); throughput: one stream {} \
+             (cubic), {} (bbr), {PARALLEL_STREAMS} streams {}; request rate {} of the \
+             reference's (same node / across; goal > 1)",
             m.label(),
             fmt(ratio("CNI ADD time, mean")),
-            fmt(median("throughput (cubic) / reference's, same node")),
-            fmt(median("throughput (cubic) / reference's, across nodes")),
-            fmt(median("throughput (bbr) / reference's, same node")),
-            fmt(median("throughput (bbr) / reference's, across nodes")),
-            fmt(median("request/response rate / reference's, same node")),
-            fmt(median("request/response rate / reference's, across nodes")),
+            both("throughput, one stream (cubic)"),
+            both("throughput, one stream (bbr)"),
+            both(&format!("throughput, {PARALLEL_STREAMS} streams (cubic)")),
+            both("request/response rate"),
         );
     }
     println!(
