@@ -457,3 +457,74 @@ fn nodeport_from_outside_reaches_pods_on_any_node() -> Result<()> {
     }
     Ok(())
 }
+
+/// BIG TCP goes only as far as every way out takes it: the uplinks are raised to the size
+/// asked for, but a default route's device that is not an uplink is only respected — while it
+/// takes 64 KiB the pods keep 64 KiB, once it takes more they get BIG TCP.
+#[test]
+fn big_tcp_only_as_far_as_the_exits_take_it() -> Result<()> {
+    if !is_root() {
+        return Ok(());
+    }
+    let ns = NetNs::create("bigtcp")?;
+    let peer = NetNs::create("bigtcp-peer")?;
+    veth(
+        End {
+            ns: &ns,
+            name: "ul0",
+            addresses: &["192.168.79.1/24"],
+        },
+        End {
+            ns: &peer,
+            name: "ul0",
+            addresses: &["192.168.79.2/24"],
+        },
+    )?;
+    veth(
+        End {
+            ns: &ns,
+            name: "ext0",
+            addresses: &["198.51.100.1/24"],
+        },
+        End {
+            ns: &peer,
+            name: "ext1",
+            addresses: &[],
+        },
+    )?;
+    ns.ip(&["route", "add", "default", "via", "198.51.100.254"])?;
+    let pins = PinDir::new(format!(
+        "/sys/fs/bpf/skiff-test-multinode-{}-bigtcp",
+        std::process::id()
+    ));
+    let _pins = PinGuard(pins.clone());
+    let setup = move || Setup {
+        pod_cidr: pod_cidr(1),
+        cluster_cidr: cluster_cidr(),
+        mode: Mode::Native,
+        uplinks: vec!["ul0".into()],
+        pins: pins.clone(),
+        masquerade: false,
+        gso_max_size: Some(BIG_TCP),
+    };
+    let first = setup();
+    let (pods, uplink) = ns.within(move || -> Result<(Option<u32>, u32)> {
+        let network = NodeNetwork::setup(first)?;
+        let uplink = skiff_netlink::Netlink::open()?
+            .link_by_name("ul0")?
+            .context("ul0")?;
+        Ok((network.pod_gso_max_size(), uplink.gso_ipv4_max))
+    })??;
+    assert_eq!(uplink, BIG_TCP, "the uplink is raised");
+    assert_eq!(pods, None, "ext0, the default route's device, takes 64 KiB");
+
+    let again = setup();
+    let pods = ns.within(move || -> Result<Option<u32>> {
+        let mut nl = skiff_netlink::Netlink::open()?;
+        let ext = nl.link_by_name("ext0")?.context("ext0")?;
+        nl.set_gso_ipv4_max(ext.index, BIG_TCP)?;
+        Ok(NodeNetwork::setup(again)?.pod_gso_max_size())
+    })??;
+    assert_eq!(pods, Some(BIG_TCP), "every way out takes 192 KiB now");
+    Ok(())
+}

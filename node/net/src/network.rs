@@ -122,6 +122,8 @@ impl NodeNetwork {
         })?;
         // A pod's packet leaves through an uplink (or the overlay device, then an uplink) as it
         // is (bpf_redirect): a device whose GSO size is smaller would segment it in software.
+        // Uplinks are ours to raise (up to what the device takes); the device of the default
+        // route, where the host stack sends pods' traffic to the outside, is only respected.
         let mut pod_gso_max_size = setup.gso_max_size.filter(|size| *size > GSO_LEGACY_MAX);
         let mut exits = Vec::new();
         for name in &setup.uplinks {
@@ -129,19 +131,43 @@ impl NodeNetwork {
                 .link_by_name(name)?
                 .with_context(|| format!("no interface named {name}"))?;
             PodNet::attach_uplink(&setup.pins, link.index)?;
-            exits.push(link);
+            exits.push((link, true));
         }
+        let links = netlink.links()?;
         if let net::Mode::Overlay { ifindex, .. } = mode {
-            exits.extend(netlink.links()?.into_iter().find(|l| l.index == ifindex));
+            exits.extend(
+                links
+                    .iter()
+                    .find(|l| l.index == ifindex)
+                    .map(|l| (l.clone(), true)),
+            );
         }
-        for link in exits {
-            if let Some(wanted) = pod_gso_max_size {
-                let size = wanted.min(link.tso_max);
-                if link.gso_ipv4_max < size {
-                    netlink.set_gso_ipv4_max(link.index, size)?;
-                }
-                pod_gso_max_size = (size > GSO_LEGACY_MAX).then_some(size);
+        for route in netlink.routes()? {
+            if route.dst.1 == 0
+                && let Some(dev) = route.dev
+                && !exits.iter().any(|(l, _)| l.index == dev)
+            {
+                exits.extend(
+                    links
+                        .iter()
+                        .find(|l| l.index == dev)
+                        .map(|l| (l.clone(), false)),
+                );
             }
+        }
+        for (link, ours) in exits {
+            let Some(wanted) = pod_gso_max_size else {
+                break;
+            };
+            let size = wanted.min(if ours {
+                link.tso_max
+            } else {
+                link.gso_ipv4_max
+            });
+            if ours && link.gso_ipv4_max < size {
+                netlink.set_gso_ipv4_max(link.index, size)?;
+            }
+            pod_gso_max_size = (size > GSO_LEGACY_MAX).then_some(size);
         }
         // Encapsulated, a pod's packet grows by the tunnel's headers: keep it within the
         // uplink's size.
