@@ -505,7 +505,11 @@ async fn agent_runs_a_pod_on_its_own_network() {
         ),
     )
     .unwrap();
-    let cgroup = Cgroup::create("agent-pods").unwrap();
+    // The socket LB covers this containerd's pods: its cgroup (in the unified hierarchy, where
+    // runc puts them too) is the agent's cgroup root. containerd's guard removes it.
+    let pods_cgroup = Path::new(skiff_netlab::cgroup::CGROUP2)
+        .join(containerd.cgroup_parent().trim_start_matches('/'));
+    std::fs::create_dir_all(&pods_cgroup).unwrap();
     let mut agent = Agent {
         child: None,
         pins: PathBuf::from(format!("/sys/fs/bpf/skiff-test-agent-pods-{id}")),
@@ -540,7 +544,7 @@ async fn agent_runs_a_pod_on_its_own_network() {
         command,
         "node-pods",
         &control.kubeconfig,
-        cgroup.path(),
+        &pods_cgroup,
         health,
     );
     let cri = skiff_cri::Cri::connect(containerd.socket()).await.unwrap();
@@ -735,6 +739,41 @@ async fn agent_runs_a_pod_on_its_own_network() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "THROUGH STDIN\n");
+    // A pod (the static one) reaches another through a Service's ClusterIP: the socket LB on
+    // the pods' cgroup translates the pod's connect() (the EndpointSlice written by hand: no
+    // endpoints controller yet).
+    let services: Api<Service> = Api::namespaced(client(&control), "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": { "name": "web", "namespace": "default" },
+        "spec": { "ports": [{ "name": "http", "port": 80, "targetPort": 8080 }] },
+    }))
+    .unwrap();
+    let svc = services.create(&PostParams::default(), &svc).await.unwrap();
+    let cluster_ip = svc.spec.unwrap().cluster_ip.unwrap();
+    let slices: Api<EndpointSlice> = Api::namespaced(client(&control), "default");
+    slices
+        .create(&PostParams::default(), &slice(8080, &[&ip.to_string()]))
+        .await
+        .unwrap();
+    let request = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {cluster_ip} 80");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, stdout, stderr) =
+            kubectl(&["exec", "sleeper-node-pods", "--", "sh", "-c", &request]).await;
+        if ok && stdout.starts_with("HTTP/1.") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the static pod never reached web through {cluster_ip}:80: {stdout:?} {stderr:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+
     let (ok, _, stderr) = kubectl(&["exec", "web", "-c", "nope", "--", "true"]).await;
     assert!(!ok && stderr.contains("nope"), "{stderr}");
 
@@ -788,6 +827,5 @@ async fn agent_runs_a_pod_on_its_own_network() {
     drop(agent);
     drop(cri);
     drop(containerd);
-    drop(cgroup);
     control.stop().await;
 }
