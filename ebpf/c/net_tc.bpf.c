@@ -84,18 +84,20 @@ static __always_inline struct net4_config *net4_config_get(void)
 	return cfg && cfg->mode != NET_MODE_UNSET ? cfg : 0;
 }
 
-/* Into the local pod behind `ep`: it sees its gateway (the host veth) as the sender. Out of
- * the pod's host veth (bpf_redirect), not into its peer (bpf_redirect_peer): the peer redirect
- * runs the receiver's whole stack inline on the sender's softirq, and single-stream TCP
- * throughput measured lower with it in every quiet run (0.68 of the reference bridge against
- * 0.93 this way in the same run, cubic; the run before: 5-10% less against 12-20% more);
- * request/response rates are the same either way (`cargo xtask bench podnet`). */
+/* Into the local pod behind `ep`, straight into its namespace (bpf_redirect_peer: the
+ * packet enters the pod's eth0 without another pass through the host veth and the backlog
+ * queue); it sees its gateway (the host veth) as the sender. With BIG TCP, bulk TCP measured
+ * the same as a plain redirect out of the host veth (84.7 against 81.2 Gbit/s, cubic) and
+ * request/response rates the same (`cargo xtask bench podnet`); before BIG TCP the peer
+ * redirect's shorter path tipped more single streams into their slow mode on this 2-core VM.
+ * Called from tc ingress only (of a pod's host veth, the uplink or the overlay device), as
+ * the peer redirect requires. */
 static __always_inline long net4_to_endpoint(struct net4_pkt *p, struct net4_endpoint *ep)
 {
 	__builtin_memcpy(p->eth->h_dest, ep->pod_mac, ETH_ALEN);
 	__builtin_memcpy(p->eth->h_source, ep->host_mac, ETH_ALEN);
 	net_count(NET_STAT_REDIRECT_LOCAL);
-	return bpf_redirect(ep->ifindex, 0);
+	return bpf_redirect_peer(ep->ifindex, 0);
 }
 
 /* Decrements the TTL like a router, fixing the header checksum (RFC 1624). */
