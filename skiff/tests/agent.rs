@@ -138,20 +138,6 @@ fn slice(port: u16, addresses: &[&str]) -> EndpointSlice {
 }
 
 /// A client of the test's apiserver.
-/// The real kubectl (`SKIFF_KUBECTL`, else the one `cargo xtask setup` installs).
-fn kubectl_path() -> PathBuf {
-    if let Ok(path) = std::env::var("SKIFF_KUBECTL") {
-        return PathBuf::from(path);
-    }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/venv/bin/kubectl");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo xtask setup`",
-        path.display()
-    );
-    path
-}
-
 fn client(control: &ControlPlane) -> kube::Client {
     kube::Client::try_from(kube::Config::new(control.url.parse().unwrap())).unwrap()
 }
@@ -463,7 +449,7 @@ async fn agent_sets_up_the_pod_network() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_runs_a_pod_on_its_own_network() {
     use k8s_openapi::api::core::v1::Pod;
-    use skiff_testenv::{Containerd, ContainerdConfig, images, wait_ready};
+    use skiff_testenv::{Containerd, ContainerdConfig, images, kubectl_path, wait_ready};
 
     assert_eq!(unsafe { libc::geteuid() }, 0, "needs root");
     let id = std::process::id();

@@ -124,6 +124,19 @@ pub async fn run(
     }
 }
 
+/// Whether `new` asks anything different of the node than `old`: the spec, or the metadata
+/// the kubelet acts on (labels and annotations reach the downward API; deletion starts the
+/// kill). A status or resourceVersion change alone does not.
+fn differs_semantically(old: &Pod, new: &Pod) -> bool {
+    let (a, b) = (&old.metadata, &new.metadata);
+    old.spec != new.spec
+        || a.labels != b.labels
+        || a.annotations != b.annotations
+        || a.deletion_timestamp != b.deletion_timestamp
+        || a.deletion_grace_period_seconds != b.deletion_grace_period_seconds
+        || a.owner_references != b.owner_references
+}
+
 fn dispatch(
     client: &kube::Client,
     cri: &Cri,
@@ -136,7 +149,16 @@ fn dispatch(
         return;
     };
     if let Some(worker) = workers.get(&uid) {
-        worker.send_replace(Some(pod));
+        // The worker always reads the newest object, but only a change beyond the status wakes
+        // it (as the kubelet's pod config reports only semantic changes): its own status
+        // writes coming back through the watch must not trigger another sync.
+        worker.send_if_modified(|current| {
+            let wake = current
+                .as_ref()
+                .is_none_or(|current| differs_semantically(current, &pod));
+            *current = Some(pod);
+            wake
+        });
         return;
     }
     let (tx, rx) = watch::channel(Some(pod));
@@ -188,4 +210,39 @@ async fn remove_orphans(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "p", "uid": "u1", "resourceVersion": "5",
+                          "labels": { "app": "web" } },
+            "spec": { "containers": [{ "name": "c", "image": "busybox" }] },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_spec_and_acted_on_metadata_wake_a_worker() {
+        let old = pod();
+        let mut status_only = old.clone();
+        status_only.metadata.resource_version = Some("6".into());
+        status_only.status = Some(Default::default());
+        assert!(!differs_semantically(&old, &status_only));
+
+        let mut image = old.clone();
+        image.spec.as_mut().unwrap().containers[0].image = Some("nginx".into());
+        assert!(differs_semantically(&old, &image));
+
+        let mut labels = old.clone();
+        labels.metadata.labels = None;
+        assert!(differs_semantically(&old, &labels));
+
+        let mut deleted = old.clone();
+        deleted.metadata.deletion_grace_period_seconds = Some(30);
+        assert!(differs_semantically(&old, &deleted));
+    }
 }

@@ -184,3 +184,18 @@ pub fn http_get(addr: std::net::SocketAddr) -> io::Result<String> {
     stream.read_to_string(&mut reply)?;
     Ok(reply)
 }
+
+/// The real kubectl the tests drive: `SKIFF_KUBECTL`, else the one `cargo xtask setup`
+/// installs under the target directory.
+pub fn kubectl_path() -> PathBuf {
+    if let Ok(path) = std::env::var("SKIFF_KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/venv/bin/kubectl");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask setup`",
+        path.display()
+    );
+    path
+}

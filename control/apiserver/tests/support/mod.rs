@@ -28,19 +28,7 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The real kubectl the tests drive.
-pub fn kubectl_path() -> PathBuf {
-    if let Ok(path) = std::env::var("SKIFF_KUBECTL") {
-        return PathBuf::from(path);
-    }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/venv/bin/kubectl");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo xtask setup`",
-        path.display()
-    );
-    path
-}
+pub use skiff_testenv::kubectl_path;
 
 async fn open_store(backend: Backend, dir: &Path, prefix: &str) -> Arc<dyn Store> {
     match backend {

@@ -334,19 +334,7 @@ impl Drop for GrpcHealth {
     }
 }
 
-/// The real kubectl (`SKIFF_KUBECTL`, else the one `cargo xtask setup` installs).
-pub fn kubectl_path() -> PathBuf {
-    if let Ok(path) = std::env::var("SKIFF_KUBECTL") {
-        return PathBuf::from(path);
-    }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/venv/bin/kubectl");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo xtask setup`",
-        path.display()
-    );
-    path
-}
+pub use skiff_testenv::kubectl_path;
 
 /// Runs the real kubectl against `env`'s apiserver: (success, stdout, stderr).
 pub async fn kubectl(env: &Env, args: &[&str]) -> (bool, String, String) {
