@@ -172,7 +172,7 @@ impl NodeNetwork {
         // Encapsulated, a pod's packet grows by the tunnel's headers: keep it within the
         // uplink's size.
         if let (Some(size), Mode::Overlay { .. }) = (pod_gso_max_size, setup.mode) {
-            pod_gso_max_size = Some(size - VXLAN_OVERHEAD);
+            pod_gso_max_size = Some(size - VXLAN_OVERHEAD).filter(|size| *size > GSO_LEGACY_MAX);
         }
         // Adopt what an earlier run installed: routes via a gateway into the cluster CIDR (the
         // per-pod routes have none), or the tunnel table.
