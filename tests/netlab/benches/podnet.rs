@@ -36,7 +36,8 @@
 //! `SKIFF_BENCH_MODES` (skiff's modes: `native`, `overlay` or `native,overlay`, the default),
 //! `SKIFF_BENCH_OUT` (default `target/bench/podnet.json`), `SKIFF_BENCH_TESTS` (only the traffic
 //! tests all of whose words are given: `stream` (one), `streams` (four), `cubic`, `bbr`, `rr`,
-//! `connect`, `same`, `across`; e.g. `stream,cubic,across`), `SKIFF_BENCH_TRACE=1` (print every round's figure).
+//! `connect`, `same`, `across`; e.g. `stream,cubic,across`), `SKIFF_BENCH_TRACE=1` (print
+//! every round's figure).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
