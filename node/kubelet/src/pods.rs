@@ -67,6 +67,9 @@ pub async fn run(
     let mut listed: HashSet<String> = HashSet::new();
     let mut synced = false;
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING_PERIOD);
+    let mut relist = tokio::time::interval(config.relist_period);
+    relist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut relister = Relister::default();
     loop {
         tokio::select! {
             event = stream.next() => {
@@ -115,12 +118,85 @@ pub async fn run(
                     Err(err) => tracing::error!(%err, "a pod worker died"),
                 }
             }
+            _ = relist.tick() => {
+                match relister.relist(&cri).await {
+                    Ok(changed) => {
+                        for uid in changed {
+                            if let Some(worker) = workers.get(&uid) {
+                                // Same pod, new runtime state: wake the worker.
+                                worker.send_modify(|_| {});
+                            }
+                        }
+                    }
+                    Err(err) => tracing::warn!(%err, "relisting the runtime's pods"),
+                }
+            }
             _ = housekeeping.tick() => {
                 if synced && let Err(err) = remove_orphans(&cri, &config, &workers).await {
                     tracing::warn!(%err, "removing sandboxes of unknown pods");
                 }
             }
         }
+    }
+}
+
+/// The kubelet's PLEG, reduced to what the workers need: one relist of the node's sandboxes and
+/// containers per period (two CRI calls for the whole node), naming the pods whose sandboxes or
+/// containers changed state, appeared or went since the last relist. A steady worker sleeps
+/// long and relies on this to learn that a container exited.
+#[derive(Debug, Default)]
+struct Relister {
+    /// Pod UID → a digest of its sandboxes' and containers' ids and states.
+    last: HashMap<String, u64>,
+}
+
+impl Relister {
+    async fn relist(&mut self, cri: &Cri) -> anyhow::Result<Vec<String>> {
+        use std::hash::{Hash, Hasher};
+        let sandboxes = cri.list_pod_sandbox(None).await?;
+        let containers = cri.list_containers(None).await?;
+        let mut uid_of: HashMap<&str, &str> = HashMap::new();
+        let mut states: HashMap<&str, Vec<(&str, i32)>> = HashMap::new();
+        for sandbox in &sandboxes {
+            let Some(uid) = sandbox.labels.get(POD_UID) else {
+                continue;
+            };
+            uid_of.insert(&sandbox.id, uid);
+            states
+                .entry(uid)
+                .or_default()
+                .push((&sandbox.id, sandbox.state));
+        }
+        for container in &containers {
+            if let Some(uid) = uid_of.get(container.pod_sandbox_id.as_str()) {
+                states
+                    .entry(uid)
+                    .or_default()
+                    .push((&container.id, container.state));
+            }
+        }
+        let now: HashMap<String, u64> = states
+            .into_iter()
+            .map(|(uid, mut list)| {
+                list.sort_unstable();
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                list.hash(&mut hasher);
+                (uid.to_owned(), hasher.finish())
+            })
+            .collect();
+        let changed = now
+            .iter()
+            .filter(|(uid, digest)| self.last.get(*uid) != Some(digest))
+            .map(|(uid, _)| uid.clone())
+            .chain(
+                self.last
+                    .keys()
+                    .filter(|uid| !now.contains_key(*uid))
+                    .cloned(),
+            )
+            .collect();
+        self.last = now;
+        Ok(changed)
     }
 }
 

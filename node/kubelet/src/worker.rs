@@ -23,6 +23,9 @@ use crate::{cgroups, dns, hooks, pull_secrets, security};
 /// A sync that acted (started or stopped something) is followed at once by another, which
 /// observes the result; this bounds such chains before the next wait.
 const MAX_CHAINED_SYNCS: usize = 8;
+/// How long a steady pod's worker sleeps between syncs (configMap and secret volumes are
+/// refreshed then too); the relister and pod changes wake it sooner.
+const STEADY_RESYNC: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Crash-loop (or image pull) back-off for one container, as the kubelet keeps it.
 #[derive(Debug)]
@@ -38,6 +41,9 @@ pub struct Worker {
     config: Arc<Config>,
     backoff: HashMap<String, Backoff>,
     probes: HashMap<(String, Kind), probe::State>,
+    /// The last sync found every container running and nothing to probe: the worker sleeps
+    /// for [`STEADY_RESYNC`] and is woken early by the pod's changes or the relister's.
+    steady: bool,
     last_status: Option<Value>,
     last_pod: Option<Pod>,
     volumes: volumes::State,
@@ -88,6 +94,7 @@ impl Worker {
             config,
             backoff: HashMap::new(),
             probes: HashMap::new(),
+            steady: false,
             last_status: None,
             last_pod: None,
             volumes: volumes::State::default(),
@@ -97,8 +104,6 @@ impl Worker {
     /// Syncs the pod the channel holds, on every change and every relist period, until the
     /// pod is deleted (`None`: gone from the API) and torn down, or the channel closes.
     pub async fn run(mut self, uid: String, mut pods: watch::Receiver<Option<Pod>>) -> String {
-        let mut ticker = tokio::time::interval(self.config.relist_period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let pod = pods.borrow_and_update().clone();
             match pod {
@@ -132,9 +137,14 @@ impl Worker {
                     }
                 }
             }
+            let period = if self.steady {
+                STEADY_RESYNC
+            } else {
+                self.config.relist_period
+            };
             tokio::select! {
                 changed = pods.changed() => if changed.is_err() { return uid },
-                _ = ticker.tick() => {}
+                () = tokio::time::sleep(period) => {}
             }
         }
     }
@@ -259,6 +269,7 @@ impl Worker {
     /// One level-triggered pass; returns whether it changed anything (then the caller syncs
     /// again at once to observe the result).
     async fn sync(&mut self, pod: &Pod) -> anyhow::Result<bool> {
+        self.steady = false;
         let id = PodRef::of(pod).ok_or_else(|| anyhow::anyhow!("pod without name or uid"))?;
         let spec = pod.spec.clone().unwrap_or_default();
         let policy = spec
@@ -419,6 +430,22 @@ impl Worker {
         if acted {
             return Ok(true);
         }
+        // Nothing can change without the runtime noticing (a container exiting, which the
+        // relister reports) or the API (a spec change): no probe to run, no back-off to wait
+        // out, no container still to start.
+        let steady = initialized
+            && !init_failed
+            && ctx.volume_error.is_none()
+            && spec.containers.iter().all(|c| {
+                c.liveness_probe.is_none()
+                    && c.readiness_probe.is_none()
+                    && c.startup_probe.is_none()
+            })
+            && app_views.iter().all(|v| {
+                v.latest
+                    .as_ref()
+                    .is_some_and(|l| is(l, v1::ContainerState::ContainerRunning))
+            });
         let status = status::pod_status(&status::Inputs {
             pod,
             init: &init_views,
@@ -429,6 +456,7 @@ impl Worker {
             host_ip,
         });
         self.report(pod, &id, status).await?;
+        self.steady = steady;
         Ok(false)
     }
 
