@@ -60,6 +60,19 @@ impl Drop for Agent {
     }
 }
 
+/// The environment variable `name` parsed, or `default` when unset.
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    std::env::var(name)
+        .ok()
+        .map(|v| v.parse())
+        .transpose()
+        .context(name.to_owned())
+        .map(|v| v.unwrap_or(default))
+}
+
 /// CPU time (user + system) of a process.
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     // SAFETY: sysconf has no preconditions.
@@ -322,23 +335,13 @@ async fn main() -> anyhow::Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the pods benchmark needs root (containerd, cgroups, network namespaces)");
     }
-    let single: usize = std::env::var("SKIFF_BENCH_SINGLE")
-        .ok()
-        .map(|v| v.parse())
-        .transpose()
-        .context("SKIFF_BENCH_SINGLE")?
-        .unwrap_or(10);
+    let single: usize = env_or("SKIFF_BENCH_SINGLE", 10)?;
     let sizes: Vec<usize> = std::env::var("SKIFF_BENCH_SIZES")
         .unwrap_or_else(|_| "1,30,100".into())
         .split(',')
         .map(|s| s.trim().parse().context("SKIFF_BENCH_SIZES"))
         .collect::<anyhow::Result<_>>()?;
-    let rate: f64 = std::env::var("SKIFF_BENCH_RATE")
-        .ok()
-        .map(|v| v.parse())
-        .transpose()
-        .context("SKIFF_BENCH_RATE")?
-        .unwrap_or(5.0);
+    let rate: f64 = env_or("SKIFF_BENCH_RATE", 5.0)?;
     if sizes.iter().any(|&n| n == 0 || n > 200) {
         bail!("SKIFF_BENCH_SIZES: each size must be 1..=200 (one /24 of pod addresses)");
     }

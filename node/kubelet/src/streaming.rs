@@ -40,6 +40,13 @@ impl IntoResponse for Failure {
     }
 }
 
+/// The runtime failed: the kubelet's own error.
+impl From<skiff_cri::Error> for Failure {
+    fn from(err: skiff_cri::Error) -> Failure {
+        Failure(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
+    }
+}
+
 type Answer = Result<Response, Failure>;
 
 /// The query's values for `key`, in order (`command` repeats, one argument each).
@@ -71,10 +78,7 @@ async fn sandbox_of(cri: &Cri, namespace: &str, name: &str) -> Result<String, Fa
         }),
         ..Default::default()
     };
-    let sandboxes = cri
-        .list_pod_sandbox(Some(filter))
-        .await
-        .map_err(|err| Failure(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
+    let sandboxes = cri.list_pod_sandbox(Some(filter)).await?;
     sandboxes
         .into_iter()
         .max_by_key(|s| s.created_at)
@@ -103,10 +107,7 @@ async fn container_of(
         }),
         ..Default::default()
     };
-    let containers = cri
-        .list_containers(Some(filter))
-        .await
-        .map_err(|err| Failure(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
+    let containers = cri.list_containers(Some(filter)).await?;
     containers
         .into_iter()
         .max_by_key(|c| c.created_at)
@@ -121,7 +122,7 @@ async fn container_of(
 
 /// Forwards the upgrade request to the runtime's streaming `url`.
 async fn forward(mut request: Request, url: Result<String, skiff_cri::Error>) -> Answer {
-    let url = url.map_err(|err| Failure(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
+    let url = url?;
     let (authority, path) = skiff_upgrade_proxy::split_http_url(&url).ok_or_else(|| {
         Failure(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -120,60 +120,18 @@ impl NodeNetwork {
             pod_cidr: setup.pod_cidr.pair(),
             mode,
         })?;
-        // A pod's packet leaves through an uplink (or the overlay device, then an uplink) as it
-        // is (bpf_redirect): a device whose GSO size is smaller would segment it in software.
-        // Uplinks are ours to raise (up to what the device takes); the device of the default
-        // route, where the host stack sends pods' traffic to the outside, is only respected.
-        let mut pod_gso_max_size = setup.gso_max_size.filter(|size| *size > GSO_LEGACY_MAX);
-        let mut exits = Vec::new();
+        let mut uplinks = Vec::new();
         for name in &setup.uplinks {
             let link = netlink
                 .link_by_name(name)?
                 .with_context(|| format!("no interface named {name}"))?;
             PodNet::attach_uplink(&setup.pins, link.index)?;
-            exits.push((link, true));
+            uplinks.push(link);
         }
-        let links = netlink.links()?;
-        if let net::Mode::Overlay { ifindex, .. } = mode {
-            exits.extend(
-                links
-                    .iter()
-                    .find(|l| l.index == ifindex)
-                    .map(|l| (l.clone(), true)),
-            );
-        }
-        for route in netlink.routes()? {
-            if route.dst.1 == 0
-                && let Some(dev) = route.dev
-                && !exits.iter().any(|(l, _)| l.index == dev)
-            {
-                exits.extend(
-                    links
-                        .iter()
-                        .find(|l| l.index == dev)
-                        .map(|l| (l.clone(), false)),
-                );
-            }
-        }
-        for (link, ours) in exits {
-            let Some(wanted) = pod_gso_max_size else {
-                break;
-            };
-            let size = wanted.min(if ours {
-                link.tso_max
-            } else {
-                link.gso_ipv4_max
-            });
-            if ours && link.gso_ipv4_max < size {
-                netlink.set_gso_ipv4_max(link.index, size)?;
-            }
-            pod_gso_max_size = (size > GSO_LEGACY_MAX).then_some(size);
-        }
-        // Encapsulated, a pod's packet grows by the tunnel's headers: keep it within the
-        // uplink's size.
-        if let (Some(size), Mode::Overlay { .. }) = (pod_gso_max_size, setup.mode) {
-            pod_gso_max_size = Some(size - VXLAN_OVERHEAD).filter(|size| *size > GSO_LEGACY_MAX);
-        }
+        let pod_gso_max_size = match setup.gso_max_size.filter(|size| *size > GSO_LEGACY_MAX) {
+            Some(wanted) => big_tcp(&mut netlink, uplinks, mode, wanted)?,
+            None => None,
+        };
         // Adopt what an earlier run installed: routes via a gateway into the cluster CIDR (the
         // per-pod routes have none), or the tunnel table.
         let installed = match setup.mode {
@@ -300,6 +258,61 @@ fn ignore_missing(result: skiff_netlink::Result<()>) -> anyhow::Result<()> {
 /// The overlay device (created when missing, without ARP: its neighbours are the tunnel
 /// table's nodes, and the receiving node rewrites the inner Ethernet header anyway; set up),
 /// its ifindex.
+/// BIG TCP for pods: the GSO size pods may use, `wanted` or less, or `None` (64 KiB). A pod's
+/// packet leaves through an uplink (or the overlay device, then an uplink) as it is
+/// (bpf_redirect): a device whose GSO size is smaller would segment it in software. Uplinks
+/// and the overlay device are ours to raise (up to what the device takes); the device of the
+/// default route, where the host stack sends pods' traffic to the outside, is only respected.
+fn big_tcp(
+    netlink: &mut Netlink,
+    uplinks: Vec<skiff_netlink::link::Link>,
+    mode: net::Mode,
+    wanted: u32,
+) -> anyhow::Result<Option<u32>> {
+    let links = netlink.links()?;
+    let mut exits: Vec<_> = uplinks.into_iter().map(|link| (link, true)).collect();
+    if let net::Mode::Overlay { ifindex, .. } = mode {
+        exits.extend(
+            links
+                .iter()
+                .find(|l| l.index == ifindex)
+                .map(|l| (l.clone(), true)),
+        );
+    }
+    for route in netlink.routes()? {
+        if route.dst.1 == 0
+            && let Some(dev) = route.dev
+            && !exits.iter().any(|(l, _)| l.index == dev)
+        {
+            exits.extend(
+                links
+                    .iter()
+                    .find(|l| l.index == dev)
+                    .map(|l| (l.clone(), false)),
+            );
+        }
+    }
+    let mut size = wanted;
+    for (link, ours) in exits {
+        size = size.min(if ours {
+            link.tso_max
+        } else {
+            link.gso_ipv4_max
+        });
+        if size <= GSO_LEGACY_MAX {
+            return Ok(None);
+        }
+        if ours && link.gso_ipv4_max < size {
+            netlink.set_gso_ipv4_max(link.index, size)?;
+        }
+    }
+    // Encapsulated, a pod's packet grows by the tunnel's headers: keep it within the uplink's.
+    if let net::Mode::Overlay { .. } = mode {
+        size -= VXLAN_OVERHEAD;
+    }
+    Ok((size > GSO_LEGACY_MAX).then_some(size))
+}
+
 fn overlay_device(netlink: &mut Netlink, port: u16) -> anyhow::Result<u32> {
     if netlink.link_by_name(OVERLAY_DEVICE)?.is_none() {
         netlink.create_vxlan_external(OVERLAY_DEVICE, port, None)?;

@@ -389,19 +389,15 @@ impl Strategy<Event> for Events {
             ),
             None => "<unknown>".into(),
         };
-        // As Kubernetes prints them: the newest of lastTimestamp, eventTime, creation.
-        let last = ev
-            .last_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .or_else(|| ev.event_time.as_ref().map(|t| t.0))
-            .or_else(|| ev.metadata.creation_timestamp.as_ref().map(|t| t.0));
-        let first = ev
-            .first_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .or_else(|| ev.event_time.as_ref().map(|t| t.0))
-            .or_else(|| ev.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        // As Kubernetes prints them: lastTimestamp (firstTimestamp), else eventTime, else
+        // the creation time.
+        let or_fallbacks = |time: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+            time.map(|t| t.0)
+                .or_else(|| ev.event_time.as_ref().map(|t| t.0))
+                .or_else(|| ev.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        };
+        let last = or_fallbacks(ev.last_timestamp.as_ref());
+        let first = or_fallbacks(ev.first_timestamp.as_ref());
         let count = ev.count.unwrap_or(1);
         let last_seen = if count > 1 {
             format!("{} (x{count} over {})", since(last), since(first))
