@@ -19,6 +19,8 @@ const PACKAGES: &[&str] = &[
     "zlib1g-dev",
     "pkg-config",
     "protobuf-compiler",
+    // Tests read the programs' maps and counters with bpftool.
+    "bpftool",
     // The etcd store backend's tests and benchmark.
     "etcd-server",
     "etcd-client",

@@ -10,10 +10,12 @@
 #![deny(missing_docs)]
 
 pub mod bridge;
+#[cfg(feature = "containerd")]
 mod containerd;
 pub mod images;
 mod registry;
 
+#[cfg(feature = "containerd")]
 pub use containerd::{Containerd, ContainerdConfig, sandbox_config, wait_ready};
 pub use registry::Registry;
 
