@@ -19,6 +19,9 @@ const PACKAGES: &[&str] = &[
     "zlib1g-dev",
     "pkg-config",
     "protobuf-compiler",
+    // protoc's well-known types (google/protobuf/*.proto), which etcd-client's protos import:
+    // only a recommendation of protobuf-compiler, so --no-install-recommends leaves it out.
+    "libprotobuf-dev",
     // Tests read the programs' maps and counters with bpftool.
     "bpftool",
     // The etcd store backend's tests and benchmark.
