@@ -1,6 +1,8 @@
 //! `cargo xtask`: build, test, benchmark and run skiff. One file per task; see `--help`.
 
 mod bench;
+mod bootstrap;
+mod namespace;
 mod setup;
 mod test;
 mod up;

@@ -9,44 +9,59 @@ struct Area {
     name: &'static str,
     about: &'static str,
     run: fn() -> anyhow::Result<()>,
+    /// Runs before `setup` (it checks what a machine without the setup packages can do).
+    before_setup: bool,
 }
 
 /// Every test area, in the order a full run takes them.
 const AREAS: &[Area] = &[
     Area {
+        name: "bootstrap",
+        about: "xtask builds from a clean target dir with every setup package's tools, headers and libraries hidden (root)",
+        run: crate::bootstrap::run,
+        before_setup: true,
+    },
+    Area {
         name: "lint",
         about: "cargo fmt --check and cargo clippy --all-targets -D warnings",
         run: lint,
+        before_setup: false,
     },
     Area {
         name: "unit",
         about: "unit tests of every crate (no services, no privileges)",
         run: unit,
+        before_setup: false,
     },
     Area {
         name: "apiserver",
         about: "the Kubernetes API driven by the real kubectl, on the embedded store and real etcd",
         run: apiserver,
+        before_setup: false,
     },
     Area {
         name: "ebpf",
         about: "eBPF dataplane (root): golden packets, socket-LB with real connect(), `skiff agent` against the API across SIGKILL, its pod network, and a pod it runs on containerd",
         run: ebpf,
+        before_setup: false,
     },
     Area {
         name: "cni",
         about: "CNI plugin (root): the real skiff-cni binary against throwaway namespaces, IPAM across processes, netlink against the kernel",
         run: cni,
+        before_setup: false,
     },
     Area {
         name: "node",
         about: "node agent (root): CRI, images from a loopback registry and the kubelet against a real containerd",
         run: node,
+        before_setup: false,
     },
     Area {
         name: "store",
         about: "store conformance on the embedded store and real etcd, recovery, SIGKILL crash safety",
         run: store,
+        before_setup: false,
     },
 ];
 
@@ -70,8 +85,14 @@ pub fn run(names: &[String], list: bool) -> anyhow::Result<()> {
     if selected.is_empty() {
         selected = AREAS.iter().collect();
     }
+    let (early, late): (Vec<&Area>, Vec<&Area>) =
+        selected.into_iter().partition(|a| a.before_setup);
+    for area in early {
+        eprintln!("== test area: {} ({})", area.name, area.about);
+        (area.run)()?;
+    }
     crate::setup::run()?;
-    for area in selected {
+    for area in late {
         eprintln!("== test area: {} ({})", area.name, area.about);
         (area.run)()?;
     }
