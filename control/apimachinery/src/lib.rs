@@ -4,5 +4,6 @@
 #![deny(missing_docs)]
 
 pub mod patch;
+pub mod quantity;
 pub mod selector;
 pub mod validation;
