@@ -2,6 +2,7 @@
 
 mod bench;
 mod bootstrap;
+mod fresh;
 mod namespace;
 mod setup;
 mod test;
@@ -36,6 +37,18 @@ enum Task {
     },
     /// Start a one-node skiff on this machine.
     Up,
+    /// Run the test suite (or the named areas) on a fresh Debian 12 root made with debootstrap
+    /// (root only; slow: run it before resolving an issue that adds a package or a service).
+    Fresh {
+        /// Areas to test; all when none is named.
+        areas: Vec<String>,
+        /// Make the debootstrapped base system again instead of reusing target/fresh's.
+        #[arg(long)]
+        rebuild_base: bool,
+        /// Keep the root after a passing run (a failing one is always kept).
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +57,10 @@ fn main() -> anyhow::Result<()> {
         Task::Test { areas, list } => test::run(&areas, list),
         Task::Bench { area } => bench::run(&area),
         Task::Up => up::run(),
+        Task::Fresh {
+            areas,
+            rebuild_base,
+            keep,
+        } => fresh::run(&areas, rebuild_base, keep),
     }
 }
