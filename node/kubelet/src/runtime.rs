@@ -165,31 +165,26 @@ pub fn sandbox_config(
     }
 }
 
-/// Requests and limits as CRI Linux resources: CPU limit → CFS quota per 100 ms period, CPU
-/// request → shares (1024 per core, at least 2), memory limit → bytes.
+/// Requests and limits as CRI Linux resources, as Kubernetes' kuberuntime sets them: CPU limit
+/// → CFS quota per 100 ms period, CPU request → shares, memory limit → bytes.
 pub fn resources(container: &Container) -> v1::LinuxContainerResources {
     let mut out = v1::LinuxContainerResources::default();
-    let Some(resources) = &container.resources else {
-        out.cpu_shares = 2;
-        return out;
+    let resources = container.resources.clone().unwrap_or_default();
+    let get = |list: &Option<std::collections::BTreeMap<String, _>>, name: &str| {
+        list.as_ref()
+            .and_then(|l| l.get(name))
+            .and_then(quantity::parse)
     };
-    let get = |map: &Option<
-        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-    >,
-               key: &str| map.as_ref().and_then(|m| m.get(key)).map(|q| q.0.clone());
-    let cpu_limit = get(&resources.limits, "cpu").and_then(|q| quantity::millicores(&q));
+    let cpu_limit = get(&resources.limits, "cpu");
     // A request defaults to the limit when only the limit is set.
-    let cpu_request = get(&resources.requests, "cpu")
-        .and_then(|q| quantity::millicores(&q))
-        .or(cpu_limit);
-    if let Some(millis) = cpu_limit {
+    let cpu_request = get(&resources.requests, "cpu").or(cpu_limit);
+    if let Some(limit) = cpu_limit {
         out.cpu_period = CPU_PERIOD;
-        // The kernel's minimum quota is 1 ms.
-        out.cpu_quota = (millis * CPU_PERIOD / 1000).max(1000);
+        out.cpu_quota = quantity::milli_cpu_to_quota(limit.milli_value(), CPU_PERIOD);
     }
-    out.cpu_shares = cpu_request.map_or(2, |m| (m * 1024 / 1000).max(2));
-    if let Some(bytes) = get(&resources.limits, "memory").and_then(|q| quantity::bytes(&q)) {
-        out.memory_limit_in_bytes = bytes;
+    out.cpu_shares = quantity::milli_cpu_to_shares(cpu_request.map_or(0, |r| r.milli_value()));
+    if let Some(limit) = get(&resources.limits, "memory") {
+        out.memory_limit_in_bytes = limit.value();
     }
     out
 }
@@ -232,5 +227,70 @@ pub fn container_config(
             )),
         }),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(resources: serde_json::Value) -> Container {
+        serde_json::from_value(serde_json::json!({"name": "c", "resources": resources})).unwrap()
+    }
+
+    /// CRI resources for requests/limits: shares as `MilliCPUToShares`, quota as
+    /// `MilliCPUToQuota` over a 100 ms period, the memory limit in bytes.
+    #[test]
+    fn cri_resources_follow_kubernetes() {
+        // (requested cpu, cpu limit, shares, quota)
+        let cases = [
+            (None, None, 2, 0),
+            (Some("0"), None, 2, 0),
+            (Some("1m"), None, 2, 0),
+            (Some("2m"), None, 2, 0),
+            (Some("3m"), None, 3, 0),
+            (Some("9m"), None, 9, 0),
+            (Some("0.009"), None, 9, 0),
+            (Some("100m"), None, 102, 0),
+            (Some("0.1"), None, 102, 0),
+            (Some("250m"), None, 256, 0),
+            (Some("1"), None, 1024, 0),
+            (Some("1.5"), None, 1536, 0),
+            (Some("256"), None, 262144, 0),
+            (Some("300"), None, 262144, 0),
+            (Some("100m"), Some("9m"), 102, 1000),
+            (Some("10m"), Some("10m"), 10, 1000),
+            (Some("11m"), Some("0.011"), 11, 1100),
+            (Some("0.011"), Some("11m"), 11, 1100),
+            (None, Some("500m"), 512, 50000),
+            (None, Some("1.5"), 1536, 150000),
+            (None, Some("2"), 2048, 200000),
+            (Some("0"), Some("0"), 2, 0),
+        ];
+        for (request, limit, shares, quota) in cases {
+            let mut resources = serde_json::json!({});
+            if let Some(r) = request {
+                resources["requests"] = serde_json::json!({"cpu": r});
+            }
+            if let Some(l) = limit {
+                resources["limits"] = serde_json::json!({"cpu": l});
+            }
+            let got = super::resources(&container(resources));
+            assert_eq!(got.cpu_shares, shares, "{request:?} {limit:?}");
+            assert_eq!(got.cpu_quota, quota, "{request:?} {limit:?}");
+            let period = if limit.is_some() { CPU_PERIOD } else { 0 };
+            assert_eq!(got.cpu_period, period, "{request:?} {limit:?}");
+        }
+        for (limit, bytes) in [
+            ("128Mi", 128 << 20),
+            ("1.5Gi", 3 << 29),
+            ("1e9", 1_000_000_000),
+            ("0.5Ki", 512),
+            ("100.5", 101),
+        ] {
+            let got =
+                super::resources(&container(serde_json::json!({"limits": {"memory": limit}})));
+            assert_eq!(got.memory_limit_in_bytes, bytes, "{limit}");
+        }
     }
 }

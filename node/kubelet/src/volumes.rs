@@ -158,10 +158,7 @@ impl State {
             if let Some(empty) = &volume.empty_dir {
                 std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
                 if empty.medium.as_deref() == Some("Memory") && !is_mount_point(&dir) {
-                    let size = empty
-                        .size_limit
-                        .as_ref()
-                        .and_then(|q| quantity::bytes(&q.0));
+                    let size = empty.size_limit.as_ref().and_then(quantity::value);
                     mount_tmpfs(&dir, size, 0o777).map_err(|e| failed(e.to_string()))?;
                 }
                 // Writable by every user, as Kubernetes makes it.
@@ -492,35 +489,35 @@ pub fn resource_value(
     let (kind, name) = resource
         .split_once('.')
         .ok_or_else(|| format!("unsupported resource {resource:?}"))?;
-    let get = |map: &Option<BTreeMap<String, Quantity>>| {
-        map.as_ref().and_then(|m| m.get(name)).map(|q| q.0.clone())
-    };
+    let get = |map: &Option<BTreeMap<String, Quantity>>| map.as_ref()?.get(name).cloned();
     let resources = c.resources.clone().unwrap_or_default();
     let limit = get(&resources.limits);
     let request = get(&resources.requests).or_else(|| limit.clone());
+    // Kubernetes divides cpu in millicores and everything else in base units (bytes).
     let cpu = name == "cpu";
-    let amount = |text: &str| {
+    let amount = |q: &Quantity| {
         if cpu {
-            quantity::millicores(text)
+            quantity::milli_value(q)
         } else {
-            quantity::bytes(text)
+            quantity::value(q)
         }
     };
     let value = match kind {
-        "limits" => match limit {
-            Some(text) => amount(&text),
+        "limits" => match &limit {
+            Some(q) => amount(q),
             None => Some(node_allocatable(config, name)?),
         },
-        "requests" => request.map_or(Some(0), |text| amount(&text)),
+        "requests" => request.as_ref().map_or(Some(0), amount),
         _ => None,
     }
     .ok_or_else(|| format!("unsupported resource {resource:?}"))?;
     let unit = match divisor {
-        Some(q) => amount(&q.0).filter(|d| *d > 0).ok_or("invalid divisor")?,
+        Some(q) => amount(q).filter(|d| *d > 0).ok_or("invalid divisor")?,
         None if cpu => 1000,
         None => 1,
     };
-    Ok(((value + unit - 1) / unit).to_string())
+    // Rounded up, as Kubernetes' ceil of the quotient.
+    Ok((value / unit + i64::from(value % unit > 0)).to_string())
 }
 
 /// The node's cpu (millicores), memory or ephemeral-storage (bytes).
@@ -1055,6 +1052,37 @@ mod tests {
         assert_eq!(value("limits.memory", Some("1Mi")), "128");
         assert_eq!(value("requests.memory", None), (64 << 20).to_string());
         assert!(resource_value(&config, &pod, "other", "limits.cpu", None).is_err());
+    }
+
+    /// Kubernetes' rule: ceil(milli-cpu / divisor's milli-value) for cpu, ceil(bytes / divisor's
+    /// value) for memory and ephemeral-storage, in exact integers.
+    #[test]
+    fn resource_field_values_are_exact() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "resources": {
+                "limits": {"cpu": "9m", "memory": "1.5Gi", "ephemeral-storage": "0.011G"},
+                "requests": {"cpu": "0.011", "memory": "100M"},
+            }}]},
+        }))
+        .unwrap();
+        let config = Config::new("n");
+        let value = |resource: &str, divisor: Option<&str>| {
+            let divisor = divisor.map(|d| Quantity(d.to_owned()));
+            resource_value(&config, &pod, "c", resource, divisor.as_ref()).unwrap()
+        };
+        assert_eq!(value("limits.cpu", Some("1m")), "9");
+        assert_eq!(value("limits.cpu", None), "1");
+        assert_eq!(value("requests.cpu", Some("1m")), "11");
+        assert_eq!(value("requests.cpu", Some("10m")), "2");
+        assert_eq!(value("requests.cpu", Some("11m")), "1");
+        assert_eq!(value("limits.memory", Some("1Mi")), "1536");
+        assert_eq!(value("limits.memory", Some("1Gi")), "2");
+        assert_eq!(value("requests.memory", Some("1Mi")), "96");
+        assert_eq!(value("requests.memory", Some("1M")), "100");
+        assert_eq!(value("limits.ephemeral-storage", Some("1M")), "11");
+        assert_eq!(value("limits.ephemeral-storage", None), "11000000");
+        assert_eq!(value("requests.ephemeral-storage", None), "11000000");
     }
 
     #[test]
