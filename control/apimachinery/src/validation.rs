@@ -18,11 +18,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, ManagedFieldsEntry, ObjectMeta, OwnerReference,
     StatusCause,
 };
 use serde_json::Value;
+
+use crate::quantity::Quantity;
 
 /// Maximum length in bytes of a DNS-1123 label (namespace names, many object names).
 pub const DNS1123_LABEL_MAX_LENGTH: usize = 63;
@@ -45,6 +48,8 @@ pub const MAX_SUBRESOURCE_NAME_LENGTH: usize = 256;
 pub const FIELD_IMMUTABLE_ERROR_MSG: &str = "field is immutable";
 /// Detail text for a number that may not be negative.
 pub const IS_NEGATIVE_ERROR_MSG: &str = "must be greater than or equal to 0";
+/// Detail text for a number that must be positive.
+pub const IS_NOT_POSITIVE_ERROR_MSG: &str = "must be greater than zero";
 
 /// Finalizer asking the garbage collector to orphan an object's dependents.
 pub const FINALIZER_ORPHAN_DEPENDENTS: &str = "orphan";
@@ -159,6 +164,10 @@ pub enum FieldErrorKind {
     Internal,
     /// A value does not have the type the schema asks for.
     TypeInvalid,
+    /// A value Kubernetes' decoder itself refuses (a quantity that does not parse). Such an
+    /// object never reaches validation there: the request fails with 400 BadRequest
+    /// ([`decode_error_message`]), not with a 422 cause.
+    Undecodable,
 }
 
 impl FieldErrorKind {
@@ -175,6 +184,7 @@ impl FieldErrorKind {
             FieldErrorKind::TooMany => "FieldValueTooMany",
             FieldErrorKind::Internal => "InternalError",
             FieldErrorKind::TypeInvalid => "FieldValueTypeInvalid",
+            FieldErrorKind::Undecodable => "FieldValueInvalid",
         }
     }
 
@@ -184,7 +194,9 @@ impl FieldErrorKind {
             FieldErrorKind::NotFound => "Not found",
             FieldErrorKind::Required => "Required value",
             FieldErrorKind::Duplicate => "Duplicate value",
-            FieldErrorKind::Invalid | FieldErrorKind::TypeInvalid => "Invalid value",
+            FieldErrorKind::Invalid | FieldErrorKind::TypeInvalid | FieldErrorKind::Undecodable => {
+                "Invalid value"
+            }
             FieldErrorKind::NotSupported => "Unsupported value",
             FieldErrorKind::Forbidden => "Forbidden",
             FieldErrorKind::TooLong => "Too long",
@@ -332,6 +344,21 @@ impl FieldError {
         )
     }
 
+    /// A value the decoder refuses: `detail` is the decoder's error (for a quantity, Kubernetes'
+    /// `quantities must match the regular expression ...`).
+    pub fn undecodable(
+        field: impl fmt::Display,
+        value: impl Into<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self::new(
+            FieldErrorKind::Undecodable,
+            field,
+            Some(value.into()),
+            detail,
+        )
+    }
+
     /// The `StatusCause.reason` for this error, e.g. `FieldValueRequired`.
     pub fn reason(&self) -> &'static str {
         self.kind.reason()
@@ -406,6 +433,23 @@ pub fn invalid_message(group: &str, kind: &str, name: &str, errors: &[FieldError
     } else {
         format!("{qualified_kind} {} is invalid: {aggregate}", quote(name))
     }
+}
+
+/// The message of the 400 BadRequest for a body Kubernetes cannot decode into its kind
+/// (`transformDecodeError`): `Pod in version "v1" cannot be handled as a Pod: <error>`. `version`
+/// is the bare version (`v1` for `apps/v1` too).
+pub fn decode_error_message(kind: &str, version: &str, error: &str) -> String {
+    format!(
+        "{kind} in version {} cannot be handled as a {kind}: {error}",
+        quote(version)
+    )
+}
+
+/// The first error that makes the whole request a decode error, if any.
+pub fn first_undecodable(errors: &[FieldError]) -> Option<&FieldError> {
+    errors
+        .iter()
+        .find(|e| e.kind == FieldErrorKind::Undecodable)
 }
 
 /// The `StatusCause`s for a list of errors, in order.
@@ -1108,6 +1152,41 @@ pub fn validate_immutable_field<T: PartialEq + serde::Serialize>(
 pub fn validate_nonnegative(value: i64, path: &FieldPath) -> Vec<FieldError> {
     if value < 0 {
         vec![FieldError::invalid(path, value, IS_NEGATIVE_ERROR_MSG)]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Reads a quantity as Kubernetes decodes one (`UnmarshalJSON`); one that does not parse is an
+/// [`Undecodable`](FieldErrorKind::Undecodable) error.
+pub fn decode_quantity(quantity: &ApiQuantity, path: &FieldPath) -> Result<Quantity, FieldError> {
+    Quantity::from_api(quantity)
+        .map_err(|e| FieldError::undecodable(path, quantity.0.clone(), e.to_string()))
+}
+
+/// `Invalid value: "<q>": must be greater than or equal to 0` when `quantity` is negative
+/// (`ValidateNonnegativeQuantity`).
+pub fn validate_nonnegative_quantity(quantity: &Quantity, path: &FieldPath) -> Vec<FieldError> {
+    if quantity.sign() < 0 {
+        vec![FieldError::invalid(
+            path,
+            quantity.to_string(),
+            IS_NEGATIVE_ERROR_MSG,
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// `Invalid value: "<q>": must be greater than zero` unless `quantity` is positive
+/// (`ValidatePositiveQuantityValue`).
+pub fn validate_positive_quantity(quantity: &Quantity, path: &FieldPath) -> Vec<FieldError> {
+    if quantity.sign() <= 0 {
+        vec![FieldError::invalid(
+            path,
+            quantity.to_string(),
+            IS_NOT_POSITIVE_ERROR_MSG,
+        )]
     } else {
         Vec::new()
     }
@@ -2130,5 +2209,47 @@ mod tests {
             validate_immutable_field(&Some(2), &Some(1), &p)[0].to_string(),
             "spec.selector: Invalid value: 2: field is immutable"
         );
+    }
+
+    #[test]
+    fn quantities_decode_or_fail_the_request() {
+        let path = FieldPath::new("spec").child("limits").key("cpu");
+        let ok = decode_quantity(&ApiQuantity("500m".into()), &path).unwrap();
+        assert_eq!(ok.milli_value(), 500);
+        let bad = decode_quantity(&ApiQuantity("abc".into()), &path).unwrap_err();
+        assert_eq!(bad.kind, FieldErrorKind::Undecodable);
+        assert_eq!(bad.field, "spec.limits[cpu]");
+        let errors = [
+            FieldError::required("spec.a", ""),
+            bad.clone(),
+            FieldError::undecodable("spec.b", "1i", "unable to parse quantity's suffix"),
+        ];
+        assert_eq!(first_undecodable(&errors), Some(&bad));
+        assert_eq!(first_undecodable(&errors[..1]), None);
+        assert_eq!(
+            decode_error_message("Pod", "v1", &bad.detail),
+            "Pod in version \"v1\" cannot be handled as a Pod: quantities must match the regular \
+             expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+        );
+    }
+
+    #[test]
+    fn quantity_signs() {
+        let q = |t: &str| Quantity::parse(t).unwrap();
+        let path = FieldPath::new("spec").child("requests").key("cpu");
+        assert_eq!(
+            validate_nonnegative_quantity(&q("-1"), &path)[0].to_string(),
+            "spec.requests[cpu]: Invalid value: \"-1\": must be greater than or equal to 0"
+        );
+        assert!(validate_nonnegative_quantity(&q("0"), &path).is_empty());
+        assert_eq!(
+            validate_positive_quantity(&q("0"), &path)[0].to_string(),
+            "spec.requests[cpu]: Invalid value: \"0\": must be greater than zero"
+        );
+        assert_eq!(
+            validate_positive_quantity(&q("-0.5"), &path)[0].to_string(),
+            "spec.requests[cpu]: Invalid value: \"-500m\": must be greater than zero"
+        );
+        assert!(validate_positive_quantity(&q("1n"), &path).is_empty());
     }
 }

@@ -174,10 +174,16 @@ pub(super) fn validate_meta(ctx: &Ctx<'_>, obj: &Value) -> Vec<FieldError> {
     )
 }
 
-/// 422 Invalid if there are errors.
+/// 422 Invalid if there are errors; 400 BadRequest if one is a value Kubernetes' decoder
+/// refuses (an unparsable quantity), as its decode error comes before validation.
 pub(super) fn reject(ctx: &Ctx<'_>, obj: &Value, errors: &[FieldError]) -> ApiResult<()> {
     if errors.is_empty() {
         return Ok(());
+    }
+    if let Some(e) = validation::first_undecodable(errors) {
+        let info = ctx.info();
+        let message = validation::decode_error_message(info.kind, info.version, &e.detail);
+        return Err(ApiError::bad_request(message));
     }
     let name = meta::name(obj)
         .or(meta::get(obj, "generateName"))
