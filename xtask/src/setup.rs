@@ -22,6 +22,8 @@ const PACKAGES: &[&str] = &[
     "libelf-dev",
     "zlib1g-dev",
     "pkg-config",
+    // libbpf-sys builds its vendored libbpf with make.
+    "make",
     "protobuf-compiler",
     // protoc's well-known types (google/protobuf/*.proto), which etcd-client's protos import:
     // only a recommendation of protobuf-compiler, so --no-install-recommends leaves it out.
