@@ -169,10 +169,7 @@ fn apt_update() -> anyhow::Result<()> {
         .context("cannot run apt-get update")?;
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let failures: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("Err:") || l.contains("Failed to fetch") || l.starts_with("E:"))
-        .collect();
+    let failures = fetch_failures(&text);
     if !out.status.success() || !failures.is_empty() {
         bail!(
             "cannot reach the Debian package registry: apt-get update failed ({}):\n    {}\n\
@@ -183,6 +180,14 @@ fn apt_update() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The lines of apt-get update's output that say a package list could not be fetched.
+fn fetch_failures(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .filter(|l| l.starts_with("Err:") || l.contains("Failed to fetch") || l.starts_with("E:"))
+        .collect()
 }
 
 /// `program` on PATH, if it is there.
@@ -200,7 +205,10 @@ fn is_executable(path: &Path) -> bool {
 
 /// The filesystem type of the mount at `path`, from /proc/self/mountinfo.
 fn mount_type(path: &str) -> Option<String> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mount_type_in(&std::fs::read_to_string("/proc/self/mountinfo").ok()?, path)
+}
+
+fn mount_type_in(mountinfo: &str, path: &str) -> Option<String> {
     // The last mount of a path is the visible one.
     mountinfo.lines().rev().find_map(|line| {
         let (left, right) = line.split_once(" - ")?;
@@ -286,4 +294,43 @@ fn kubectl() -> anyhow::Result<()> {
     }
     step(format!("kubectl installed: {}", kubectl.display()));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_registry_is_a_failure() {
+        let offline = "Ign:1 http://deb.debian.org/debian bookworm InRelease\n\
+             Err:1 http://deb.debian.org/debian bookworm InRelease\n  \
+             Temporary failure resolving 'deb.debian.org'\n\
+             W: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease\n\
+             W: Some index files failed to download.\n";
+        assert_eq!(fetch_failures(offline).len(), 2);
+        let fine = "Hit:1 http://deb.debian.org/debian bookworm InRelease\n\
+             Get:2 http://deb.debian.org/debian bookworm-updates InRelease [55.4 kB]\n\
+             Reading package lists...\n";
+        assert!(fetch_failures(fine).is_empty());
+    }
+
+    #[test]
+    fn mount_types_from_mountinfo() {
+        let mountinfo = "25 1 0:22 / /sys rw,nosuid - sysfs sysfs rw\n\
+             30 25 0:27 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n\
+             40 30 0:35 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+             41 25 0:36 / /sys/fs/bpf rw - bpf bpf rw\n\
+             42 25 0:37 / /sys/fs/bpf rw - tmpfs tmpfs rw\n";
+        assert_eq!(
+            mount_type_in(mountinfo, "/sys/fs/cgroup").as_deref(),
+            Some("tmpfs")
+        );
+        assert_eq!(
+            mount_type_in(mountinfo, CGROUP2).as_deref(),
+            Some("cgroup2")
+        );
+        // The later mount hides the earlier one.
+        assert_eq!(mount_type_in(mountinfo, BPFFS).as_deref(), Some("tmpfs"));
+        assert_eq!(mount_type_in(mountinfo, "/proc"), None);
+    }
 }
