@@ -66,8 +66,15 @@ pub fn builtin() -> Registry {
         &[Status]
     );
     register!(r, core::Event, Events, &["ev"], NONE, &[]);
-    register!(r, core::LimitRange, Generic, &["limits"], NONE, &[]);
-    register!(r, core::ResourceQuota, Generic, &["quota"], NONE, &[Status]);
+    register!(r, core::LimitRange, LimitRanges, &["limits"], NONE, &[]);
+    register!(
+        r,
+        core::ResourceQuota,
+        ResourceQuotas,
+        &["quota"],
+        NONE,
+        &[Status]
+    );
     register!(
         r,
         core::ReplicationController,

@@ -1,13 +1,19 @@
 //! The plainer core kinds: namespaces, nodes, config maps, secrets, service accounts,
-//! persistent volumes and claims, events — columns, defaults and field selectors.
+//! persistent volumes and claims, limit ranges, resource quotas, events — columns, defaults,
+//! field selectors, and the validation of their resource quantities.
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Secret,
-    ServiceAccount,
+    ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim,
+    ResourceQuota, Secret, ServiceAccount,
 };
 use serde_json::{Value, json};
+use skiff_apimachinery::validation::{FieldError, FieldPath};
 
+use super::resources::{
+    decode_resource_list, validate_claim_spec, validate_limit_range_item, validate_node_resources,
+    validate_resource_quota, validate_volume_capacity,
+};
 use super::{col, int, or_none};
 use crate::registry::{Column, Strategy};
 
@@ -27,6 +33,10 @@ pub struct PersistentVolumes;
 pub struct PersistentVolumeClaims;
 /// Events.
 pub struct Events;
+/// LimitRanges.
+pub struct LimitRanges;
+/// ResourceQuotas.
+pub struct ResourceQuotas;
 
 impl Strategy<Namespace> for Namespaces {
     fn field_labels(&self) -> &'static [&'static str] {
@@ -68,6 +78,10 @@ const NODE_COLUMNS: &[Column] = &[
 ];
 
 impl Strategy<Node> for Nodes {
+    fn validate(&self, node: &Node) -> Vec<FieldError> {
+        validate_node_resources(node)
+    }
+
     fn field_labels(&self) -> &'static [&'static str] {
         &["spec.unschedulable"]
     }
@@ -221,6 +235,11 @@ impl Strategy<PersistentVolume> for PersistentVolumes {
         spec.volume_mode.get_or_insert_with(|| "Filesystem".into());
     }
 
+    fn validate(&self, pv: &PersistentVolume) -> Vec<FieldError> {
+        let spec = pv.spec.clone().unwrap_or_default();
+        validate_volume_capacity(&spec, &FieldPath::new("spec"))
+    }
+
     fn columns(&self) -> &'static [Column] {
         const {
             &[
@@ -285,6 +304,22 @@ impl Strategy<PersistentVolumeClaim> for PersistentVolumeClaims {
         spec.volume_mode.get_or_insert_with(|| "Filesystem".into());
     }
 
+    fn validate(&self, pvc: &PersistentVolumeClaim) -> Vec<FieldError> {
+        let spec = pvc.spec.clone().unwrap_or_default();
+        let mut errors = validate_claim_spec(&spec, &FieldPath::new("spec"));
+        let status = pvc.status.clone().unwrap_or_default();
+        let status_path = FieldPath::new("status");
+        errors.extend(decode_resource_list(
+            status.capacity.as_ref(),
+            &status_path.child("capacity"),
+        ));
+        errors.extend(decode_resource_list(
+            status.allocated_resources.as_ref(),
+            &status_path.child("allocatedResources"),
+        ));
+        errors
+    }
+
     fn columns(&self) -> &'static [Column] {
         const {
             &[
@@ -321,6 +356,23 @@ impl Strategy<PersistentVolumeClaim> for PersistentVolumeClaims {
             or_none(spec.volume_attributes_class_name.unwrap_or_default()),
             json!(spec.volume_mode.unwrap_or_default()),
         ]
+    }
+}
+
+impl Strategy<LimitRange> for LimitRanges {
+    fn validate(&self, range: &LimitRange) -> Vec<FieldError> {
+        let path = FieldPath::new("spec").child("limits");
+        let items = range.spec.iter().flat_map(|s| s.limits.iter());
+        items
+            .enumerate()
+            .flat_map(|(i, item)| validate_limit_range_item(item, &path.index(i)))
+            .collect()
+    }
+}
+
+impl Strategy<ResourceQuota> for ResourceQuotas {
+    fn validate(&self, quota: &ResourceQuota) -> Vec<FieldError> {
+        validate_resource_quota(quota)
     }
 }
 

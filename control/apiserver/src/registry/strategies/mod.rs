@@ -6,12 +6,13 @@ mod cluster;
 mod core;
 mod pods;
 mod podspec;
+mod resources;
 mod services;
 mod workloads;
 
 pub use self::core::{
-    ConfigMaps, Events, Namespaces, Nodes, PersistentVolumeClaims, PersistentVolumes, Secrets,
-    ServiceAccounts,
+    ConfigMaps, Events, LimitRanges, Namespaces, Nodes, PersistentVolumeClaims, PersistentVolumes,
+    ResourceQuotas, Secrets, ServiceAccounts,
 };
 pub use cluster::{
     Bindings, ControllerRevisions, HorizontalPodAutoscalers, IngressClasses, Ingresses, Leases,

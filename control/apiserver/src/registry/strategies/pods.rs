@@ -2,7 +2,9 @@
 //! kubelet and scheduler use (`spec.nodeName`, `status.phase`, ...).
 
 use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use serde_json::{Value, json};
+use skiff_apimachinery::quantity::Quantity;
 
 use super::podspec::{RESTART_POLICIES, validate_pod_spec};
 use super::{col, int, or_none};
@@ -73,8 +75,10 @@ fn qos_class(spec: &PodSpec) -> &'static str {
             let request = requests.and_then(|r| r.get(resource));
             let limit = limits.and_then(|l| l.get(resource));
             any |= request.is_some() || limit.is_some();
-            // Guaranteed needs a limit for both, and requests (if set) equal to the limits.
-            guaranteed &= limit.is_some() && (request.is_none() || request == limit);
+            // Guaranteed needs a limit for both, and requests (if set) equal to the limits in
+            // value (`1` is `1000m`).
+            let value = |q: Option<&ApiQuantity>| q.and_then(|q| Quantity::from_api(q).ok());
+            guaranteed &= limit.is_some() && (request.is_none() || value(request) == value(limit));
         }
     }
     match (any, guaranteed) {
@@ -315,6 +319,24 @@ mod tests {
         assert_eq!(c["ports"][0]["protocol"], "TCP");
         assert_eq!(pod["status"]["phase"], "Pending");
         assert_eq!(pod["status"]["qosClass"], "Guaranteed");
+    }
+
+    #[test]
+    fn qos_compares_quantities_by_value() {
+        let qos = |resources: Value| {
+            let spec: PodSpec = serde_json::from_value(
+                json!({"containers": [{"name": "c", "resources": resources}]}),
+            )
+            .unwrap();
+            qos_class(&spec)
+        };
+        let same = json!({"requests": {"cpu": "1000m", "memory": "1024Mi"},
+                          "limits": {"cpu": "1", "memory": "1Gi"}});
+        assert_eq!(qos(same), "Guaranteed");
+        let less = json!({"requests": {"cpu": "999m", "memory": "1Gi"},
+                          "limits": {"cpu": "1", "memory": "1Gi"}});
+        assert_eq!(qos(less), "Burstable");
+        assert_eq!(qos(json!({})), "BestEffort");
     }
 
     #[test]

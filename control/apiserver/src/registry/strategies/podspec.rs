@@ -12,6 +12,8 @@ use skiff_apimachinery::validation::{
     is_valid_port_num, validate_label_selector, validate_labels,
 };
 
+use super::resources::validate_pod_spec_resources;
+
 /// Restart policies a pod may have.
 pub const RESTART_POLICIES: [&str; 3] = ["Always", "OnFailure", "Never"];
 const DNS_POLICIES: [&str; 4] = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
@@ -193,6 +195,7 @@ pub fn validate_pod_spec(
             "must be greater than or equal to 0",
         ));
     }
+    errors.extend(validate_pod_spec_resources(spec, path));
     errors
 }
 

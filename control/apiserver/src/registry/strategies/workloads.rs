@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
 use super::podspec::{validate_pod_spec, validate_replicas, validate_template};
+use super::resources::decode_claim_resources;
 use super::{col, containers_and_images, default_template, int, or_none, selector_text};
 use skiff_apimachinery::validation::{FieldError, FieldPath};
 
@@ -301,6 +302,11 @@ impl Strategy<StatefulSet> for StatefulSets {
             &path,
             ALWAYS,
         ));
+        for (i, claim) in sts.spec.volume_claim_templates.iter().flatten().enumerate() {
+            let at = path.child("volumeClaimTemplates").index(i).child("spec");
+            let spec = claim.spec.clone().unwrap_or_default();
+            errors.extend(decode_claim_resources(&spec, &at));
+        }
         errors
     }
 
