@@ -108,41 +108,160 @@ fn is_default_registry(repository: &str) -> bool {
     first == DEFAULT_REGISTRY || first == DEFAULT_REGISTRY_KEY
 }
 
-/// Glob match of one host label (`*` matches any run of characters).
-fn label_matches(glob: &str, label: &str) -> bool {
-    match glob.split_once('*') {
-        None => glob == label,
-        Some((head, tail)) => {
-            label.len() >= head.len()
-                && label.starts_with(head)
-                && (0..=label.len() - head.len())
-                    .any(|skip| label_matches(tail, &label[head.len() + skip..]))
-        }
+/// Go's `filepath.ErrBadPattern`: a malformed pattern, which matches nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BadPattern;
+
+/// One element of a `filepath.Match` pattern.
+#[derive(Debug)]
+enum Token {
+    /// A character (itself, or `\`-escaped).
+    Char(char),
+    /// `?`: any one character but the separator.
+    Any,
+    /// `*`: any run of characters without the separator.
+    Star,
+    /// `[...]` (`[^...]`: negated): one character within (outside) the inclusive ranges.
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+}
+
+/// The path separator, which `*` and `?` never match (`filepath.Separator` on Linux).
+const SEPARATOR: char = '/';
+
+/// The longest host name DNS allows (RFC 1035): a longer one names no registry, and the bound
+/// keeps the matcher's quadratic worst case small whatever an image reference holds.
+const MAX_HOST_LEN: usize = 253;
+
+/// A `filepath.Match` pattern as tokens, or `BadPattern` (checked whole, as Go does before
+/// answering: a malformed pattern never matches, however far matching would get).
+fn parse_pattern(pattern: &str) -> Result<Vec<Token>, BadPattern> {
+    let mut chars = pattern.chars().peekable();
+    let mut tokens = Vec::new();
+    while let Some(c) = chars.next() {
+        tokens.push(match c {
+            '*' => Token::Star,
+            '?' => Token::Any,
+            '\\' => Token::Char(chars.next().ok_or(BadPattern)?),
+            '[' => {
+                let negated = chars.next_if_eq(&'^').is_some();
+                let mut ranges = Vec::new();
+                // A class is never empty, so a `]` right after `[` (or `[^`) is malformed.
+                while ranges.is_empty() || chars.next_if_eq(&']').is_none() {
+                    let lo = class_char(&mut chars)?;
+                    let hi = match chars.next_if_eq(&'-') {
+                        Some(_) => class_char(&mut chars)?,
+                        None => lo,
+                    };
+                    ranges.push((lo, hi));
+                }
+                Token::Class { negated, ranges }
+            }
+            c => Token::Char(c),
+        });
+    }
+    Ok(tokens)
+}
+
+/// One end of a class's range: a `\`-escaped character or any but `-` and `]`.
+fn class_char(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<char, BadPattern> {
+    match chars.next() {
+        None | Some('-' | ']') => Err(BadPattern),
+        Some('\\') => chars.next().ok_or(BadPattern),
+        Some(c) => Ok(c),
     }
 }
 
-/// Whether a key matches an image repository: as many host labels, each matching (globs such
-/// as `*.example.com` allowed), the same port, and the key's path a prefix of the image's.
+fn matches_one(token: &Token, c: char) -> bool {
+    match token {
+        Token::Char(t) => *t == c,
+        Token::Any => c != SEPARATOR,
+        Token::Class { negated, ranges } => {
+            ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
+        }
+        Token::Star => false,
+    }
+}
+
+/// Go's `filepath.Match(pattern, name)`, which Kubernetes' keyring applies to each host label.
+/// Stars match greedily and only the last one seen ever takes back more: once the pattern
+/// after a star matched, an earlier star could only do worse. That bounds the work by
+/// len(name)² + len(pattern) where trying every split for every star is exponential.
+fn filepath_match(pattern: &str, name: &str) -> Result<bool, BadPattern> {
+    let tokens = parse_pattern(pattern)?;
+    let name: Vec<char> = name.chars().collect();
+    let (mut t, mut n) = (0, 0);
+    // The last star: the token after it and the end of the run it matches so far.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match tokens.get(t) {
+            Some(Token::Star) => {
+                t += 1;
+                star = Some((t, n));
+            }
+            Some(token) if matches_one(token, name[n]) => {
+                t += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((after, end)) if name[end] != SEPARATOR => {
+                    star = Some((after, end + 1));
+                    (t, n) = (after, end + 1);
+                }
+                _ => return Ok(false),
+            },
+        }
+    }
+    Ok(tokens[t..].iter().all(|token| matches!(token, Token::Star)))
+}
+
+/// Go's `net.SplitHostPort`: `host:port` or `[host]:port` (the port may be empty).
+fn split_host_port(hostport: &str) -> Option<(&str, &str)> {
+    let colon = hostport.rfind(':')?;
+    // After these offsets no `[` (resp. `]`) may appear.
+    let (host, open, close) = if hostport.starts_with('[') {
+        let end = hostport.find(']')?;
+        if end + 1 != colon {
+            return None;
+        }
+        (&hostport[1..end], 1, end + 1)
+    } else {
+        let host = &hostport[..colon];
+        if host.contains(':') {
+            return None;
+        }
+        (host, 0, 0)
+    };
+    if hostport[open..].contains('[') || hostport[close..].contains(']') {
+        return None;
+    }
+    Some((host, &hostport[colon + 1..]))
+}
+
+/// Whether a key matches an image repository, as Kubernetes' `URLsMatch`: the same port, the
+/// key's path a prefix of the image's, as many host labels (split at `.`), each matching as
+/// `filepath.Match` does (`*`, `?`, `[a-z]`, `\` escapes; a malformed glob matches nothing).
 fn matches(key: &Location, repository: &str) -> bool {
     let (host, path) = match repository.find('/') {
         Some(at) => repository.split_at(at),
         None => (repository, ""),
     };
-    let split_port = |h: &str| match h.rsplit_once(':') {
-        Some((name, port)) => (name.to_owned(), port.to_owned()),
-        None => (h.to_owned(), String::new()),
-    };
-    let (key_host, key_port) = split_port(&key.host);
-    let (host, port) = split_port(host);
+    // No port: the whole host, as Kubernetes' `SplitURL` falls back.
+    let split = |h| split_host_port(h).unwrap_or((h, ""));
+    let (key_host, key_port) = split(&key.host);
+    let (host, port) = split(host);
+    if key_port != port || host.len() > MAX_HOST_LEN || !path.starts_with(&key.path) {
+        return false;
+    }
     let key_labels: Vec<&str> = key_host.split('.').collect();
     let labels: Vec<&str> = host.split('.').collect();
-    key_port == port
-        && key_labels.len() == labels.len()
+    key_labels.len() == labels.len()
         && key_labels
             .iter()
             .zip(&labels)
-            .all(|(g, l)| label_matches(g, l))
-        && path.starts_with(&key.path)
+            .all(|(glob, label)| filepath_match(glob, label) == Ok(true))
 }
 
 /// The credentials of one secret, by normalised key, most specific key first.
@@ -372,6 +491,160 @@ mod tests {
         assert_eq!(users(ring.lookup("eu.mirror.example/app")), ["glob"]);
         assert!(ring.lookup("a.b.mirror.example/app").is_empty());
         assert!(ring.lookup("busybox").is_empty());
+    }
+
+    /// Go's `filepath.Match` on Linux, case by case (its documented syntax and the cases its
+    /// own tests pin down).
+    #[test]
+    fn host_labels_match_as_filepath_match_does() {
+        let bad = Err(BadPattern);
+        let cases: &[(&str, &str, Result<bool, BadPattern>)] = &[
+            ("abc", "abc", Ok(true)),
+            ("abc", "abcd", Ok(false)),
+            ("*", "abc", Ok(true)),
+            ("*", "", Ok(true)),
+            ("*c", "abc", Ok(true)),
+            ("a*", "a", Ok(true)),
+            ("a*", "ab/c", Ok(false)),
+            ("a*/b", "abc/b", Ok(true)),
+            ("a*/b", "a/c/b", Ok(false)),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/f", Ok(true)),
+            ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", Ok(false)),
+            ("a*b?c*x", "abxbbxdbxebxczzx", Ok(true)),
+            ("a*b?c*x", "abxbbxdbxebxczzy", Ok(false)),
+            ("*x", "xxx", Ok(true)),
+            ("a?b", "a☺b", Ok(true)),
+            ("a???b", "a☺b", Ok(false)),
+            ("a?b", "a/b", Ok(false)),
+            ("a*b", "a/b", Ok(false)),
+            ("ab[c]", "abc", Ok(true)),
+            ("ab[b-d]", "abc", Ok(true)),
+            ("ab[e-g]", "abc", Ok(false)),
+            ("ab[^c]", "abc", Ok(false)),
+            ("ab[^e-g]", "abc", Ok(true)),
+            ("a[^a]b", "a☺b", Ok(true)),
+            ("[a-ζ]*", "α", Ok(true)),
+            ("*[a-ζ]", "A", Ok(false)),
+            ("[c-a]", "b", Ok(false)),
+            ("a\\*b", "a*b", Ok(true)),
+            ("a\\*b", "ab", Ok(false)),
+            ("\\[x]", "[x]", Ok(true)),
+            ("[\\]a]", "]", Ok(true)),
+            ("[\\-]", "-", Ok(true)),
+            ("[x\\-]", "-", Ok(true)),
+            ("[x\\-]", "z", Ok(false)),
+            ("[\\-x]", "x", Ok(true)),
+            ("[]a]", "]", bad),
+            ("[]", "a", bad),
+            ("[^]", "a", bad),
+            ("[-]", "-", bad),
+            ("[x-]", "x", bad),
+            ("[-x]", "x", bad),
+            ("[a-b-c]", "a", bad),
+            ("\\", "a", bad),
+            ("a\\", "a", bad),
+            ("[", "a", bad),
+            ("[^bc", "a", bad),
+            ("a[", "a", bad),
+            ("a[", "x", bad),
+            // Malformed after a mismatch is still malformed (Go checks the rest).
+            ("x[", "a", bad),
+        ];
+        for (pattern, name, want) in cases {
+            assert_eq!(
+                &filepath_match(pattern, name),
+                want,
+                "Match({pattern:?}, {name:?})"
+            );
+        }
+    }
+
+    /// Every split tried for every star is exponential in the stars: this pattern against a
+    /// 63-character label (DNS's longest) took seconds, against longer ones forever.
+    #[test]
+    fn many_stars_against_a_long_label_answer_at_once() {
+        let pattern = "*a*a*a*a*a*a*b";
+        let long = "a".repeat(4096);
+        let with_b = format!("{}b", "a".repeat(4095));
+        let fastest = |name: &str, want: bool| {
+            (0..3)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    assert_eq!(filepath_match(pattern, name), Ok(want));
+                    started.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let limit = std::time::Duration::from_millis(1);
+        assert!(fastest(&long, false) < limit);
+        assert!(fastest(&with_b, true) < limit);
+
+        // Through the keyring, with the longest label DNS allows.
+        let ring = Keyring::from_secret(&secret(
+            DOCKER_CFG_KEY,
+            json!({ format!("{pattern}.example"): {"username": "glob", "password": "p"} }),
+        ));
+        let started = std::time::Instant::now();
+        assert!(
+            ring.lookup(&format!("{}.example/app", "a".repeat(63)))
+                .is_empty()
+        );
+        assert_eq!(
+            users(ring.lookup(&format!("{}b.example/app", "a".repeat(62)))),
+            ["glob"]
+        );
+        assert!(started.elapsed() < std::time::Duration::from_millis(50));
+        // A host longer than DNS allows names no registry.
+        assert!(
+            ring.lookup(&format!("{}b.example/app", "a".repeat(300)))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn hosts_split_from_ports_as_go_does() {
+        assert_eq!(
+            split_host_port("r.example:5000"),
+            Some(("r.example", "5000"))
+        );
+        assert_eq!(split_host_port("r.example:"), Some(("r.example", "")));
+        assert_eq!(split_host_port("[::1]:5000"), Some(("::1", "5000")));
+        assert_eq!(split_host_port("r.example"), None);
+        assert_eq!(split_host_port("::1"), None, "too many colons");
+        assert_eq!(split_host_port("[::1]"), None, "missing port");
+        assert_eq!(split_host_port("[::1]x:5000"), None);
+        assert_eq!(split_host_port("a[b]:5000"), None);
+    }
+
+    #[test]
+    fn keys_with_globs_classes_and_ports_match_like_urls_match() {
+        let ring = Keyring::from_secret(&secret(
+            DOCKER_CFG_KEY,
+            json!({
+                "registry-[0-9].example": {"username": "class", "password": "p"},
+                "r?.example:5000": {"username": "any", "password": "p"},
+                "*.example/team": {"username": "path", "password": "p"},
+                "[bad.example": {"username": "bad", "password": "p"},
+                "[::1]:5000": {"username": "v6", "password": "p"},
+            }),
+        ));
+        assert_eq!(users(ring.lookup("registry-7.example/app")), ["class"]);
+        assert!(ring.lookup("registry-x.example/app").is_empty());
+        assert_eq!(users(ring.lookup("r1.example:5000/app")), ["any"]);
+        assert!(ring.lookup("r1.example/app").is_empty(), "no port");
+        assert!(
+            ring.lookup("r1.example:5001/app").is_empty(),
+            "another port"
+        );
+        assert!(ring.lookup("r12.example:5000/app").is_empty());
+        assert_eq!(users(ring.lookup("eu.example/team/app")), ["path"]);
+        assert!(ring.lookup("eu.example/other/app").is_empty());
+        assert!(
+            ring.lookup("[bad.example/app").is_empty(),
+            "a malformed glob"
+        );
+        assert_eq!(users(ring.lookup("[::1]:5000/app")), ["v6"]);
     }
 
     #[test]
