@@ -3,6 +3,7 @@
 //! unit-tested exhaustively.
 #![deny(missing_docs)]
 
+pub mod json;
 pub mod patch;
 pub mod quantity;
 pub mod selector;
