@@ -1,7 +1,9 @@
 //! Container lifecycle hooks: `postStart` runs right after StartContainer (the container is
 //! killed when it fails), `preStop` runs before StopContainer and spends the pod's grace
 //! period, the rest of which goes to SIGTERM before SIGKILL. Both use the handler actions
-//! probes use ([`probe::run_handler`]).
+//! probes use ([`probe::run_handler`]); an httpGet hook makes the request a probe would (HTTPS
+//! unverified, same-host redirects, 10 KiB of the body read) as `kube-lifecycle/<version>`, and
+//! any answer counts, as Kubernetes' hook client fails only when no answer comes.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

@@ -18,6 +18,7 @@ pub mod cgroups;
 pub mod dns;
 pub mod events;
 pub mod hooks;
+pub mod http_client;
 pub mod node;
 pub mod pods;
 pub mod probe;

@@ -1,17 +1,30 @@
 //! Container probes and the handler actions they share with lifecycle hooks (exec through CRI
-//! ExecSync, tcpSocket, httpGet over plain HTTP to the pod IP, sleep), and the per-container
-//! state that turns probe results into success/failure by thresholds.
+//! ExecSync, tcpSocket, httpGet over HTTP or HTTPS to the pod IP, gRPC health, sleep), and the
+//! per-container state that turns probe results into success/failure by thresholds.
+//!
+//! httpGet follows Kubernetes' prober (pkg/probe/http): the URL from the scheme, the host (the
+//! pod IP by default), the port and the path, which must be a URI path; headers from
+//! `httpHeaders`, checked (`Host` sets the host; `User-Agent: kube-probe/<major>.<minor>` or
+//! `kube-lifecycle/...` and `Accept: */*` unless given); HTTPS without certificate
+//! verification; redirects followed only to the same host, ten requests at most; 10 KiB of the
+//! body read; 200 <= status < 400 passes, a 3xx (a redirect elsewhere) with a warning.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use k8s_openapi::api::core::v1::{
     Container, ExecAction, GRPCAction, HTTPGetAction, LifecycleHandler, Probe, SleepAction,
     TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use skiff_cri::Cri;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::http_client::{self, Policy, Redirects, Scheme, Tls, Url};
+
+/// What the prober reads of an answer's body (Kubernetes' `maxRespBodyLength`); the rest is
+/// left unread.
+pub const MAX_BODY: usize = 10 * 1024;
 
 /// Which probe of a container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -141,14 +154,16 @@ impl<'a> Handler<'a> {
 /// How an httpGet action's answer is judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HttpCheck {
-    /// A probe: a status in 200..400 succeeds.
+    /// A probe (`User-Agent: kube-probe/...`): a status in 200..400 succeeds.
     Status,
-    /// A lifecycle hook: any answer succeeds (Kubernetes only fails hooks on transport errors).
+    /// A lifecycle hook (`kube-lifecycle/...`): any answer succeeds (Kubernetes only fails
+    /// hooks on transport errors).
     Answered,
 }
 
 /// Runs `handler` once against `target`; `Ok(())` is success, the error says why it failed.
-/// `timeout` bounds exec commands (`None`: no limit, as for hooks); callers bound the rest.
+/// `timeout` bounds exec commands and httpGet exchanges (`None`: no limit, as for postStart
+/// hooks); callers bound the rest.
 pub async fn run_handler(
     handler: Handler<'_>,
     container: &Container,
@@ -175,24 +190,7 @@ pub async fn run_handler(
         };
     }
     if let Some(http) = handler.http_get {
-        if http.scheme.as_deref().is_some_and(|s| s != "HTTP") {
-            return Err("only HTTP handlers are supported".to_owned());
-        }
-        let address = address(http.host.as_deref(), &http.port, container, target)?;
-        let path = http.path.clone().unwrap_or_else(|| "/".to_owned());
-        let headers: String = http
-            .http_headers
-            .iter()
-            .flatten()
-            .map(|h| format!("{}: {}\r\n", h.name, h.value))
-            .collect();
-        let code = http_get(address, &path, &headers).await?;
-        return match check {
-            HttpCheck::Status if !(200..400).contains(&code) => {
-                Err(format!("HTTP probe failed with statuscode: {code}"))
-            }
-            _ => Ok(()),
-        };
+        return http_get(http, container, target.pod_ip, timeout, check).await;
     }
     if let Some(tcp) = handler.tcp_socket {
         let address = address(tcp.host.as_deref(), &tcp.port, container, target)?;
@@ -237,7 +235,20 @@ fn address(
     container: &Container,
     target: &Target<'_>,
 ) -> Result<SocketAddr, String> {
-    let port = match port {
+    let port = resolve_port(port, container)?;
+    let ip = match host {
+        Some(host) if !host.is_empty() => host
+            .parse()
+            .map_err(|_| format!("probe host {host} is not an IP"))?,
+        _ => target.pod_ip.ok_or("the pod has no IP yet")?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// A handler's port (Kubernetes' `ResolveContainerPort`): a number, or the name of one of the
+/// container's ports (else a number written as a string).
+fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String> {
+    let number = match port {
         IntOrString::Int(port) => *port,
         IntOrString::String(name) => container
             .ports
@@ -245,45 +256,113 @@ fn address(
             .flatten()
             .find(|p| p.name.as_deref() == Some(name))
             .map(|p| p.container_port)
+            .or_else(|| name.parse().ok())
             .ok_or_else(|| format!("no container port named {name}"))?,
     };
-    let ip = match host {
-        Some(host) if !host.is_empty() => host
-            .parse()
-            .map_err(|_| format!("probe host {host} is not an IP"))?,
-        _ => target.pod_ip.ok_or("the pod has no IP yet")?,
-    };
-    let port = u16::try_from(port).map_err(|_| format!("bad port {port}"))?;
-    Ok(SocketAddr::new(ip, port))
+    u16::try_from(number)
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(|| format!("invalid port number: {number}"))
 }
 
-/// A plain HTTP/1.1 GET; returns the answer's status code.
-async fn http_get(address: SocketAddr, path: &str, headers: &str) -> Result<u16, String> {
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .map_err(|e| format!("dial tcp {address}: {e}"))?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: kube-probe/1.37\r\nAccept: */*\r\n{headers}Connection: close\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    // Only the status line matters.
-    let mut head = Vec::new();
-    let mut buf = [0u8; 512];
-    while !head.contains(&b'\n') && head.len() < 4096 {
-        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
+/// `kube-<purpose>/<major>.<minor>`, the User-Agent Kubernetes' prober and hooks send.
+fn user_agent(purpose: &str) -> String {
+    let version = crate::KUBELET_VERSION.trim_start_matches('v');
+    let mut parts = version.split(['.', '-']);
+    let major = parts.next().unwrap_or_default();
+    let minor = parts.next().unwrap_or_default();
+    format!("kube-{purpose}/{major}.{minor}")
+}
+
+/// The request an httpGet action makes (Kubernetes' `NewRequestForHTTPGetAction`): its URL
+/// and headers, or why there is none (an unknown scheme, a bad port, a path that is not a URI
+/// path, a header name or value HTTP does not allow: refused rather than sent).
+pub fn http_get_request(
+    action: &HTTPGetAction,
+    container: &Container,
+    pod_ip: Option<IpAddr>,
+    purpose: &str,
+) -> Result<(Url, HeaderMap), String> {
+    let scheme = action.scheme.as_deref().unwrap_or_default();
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "" | "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        _ => return Err(format!("unsupported protocol scheme {scheme:?}")),
+    };
+    let host = match action.host.as_deref() {
+        Some(host) if !host.is_empty() => host.to_owned(),
+        _ => pod_ip.ok_or("the pod has no IP yet")?.to_string(),
+    };
+    let port = resolve_port(&action.port, container)?;
+    let path = action.path.as_deref().unwrap_or_default();
+    let url = Url::new(scheme, &host, port, path).map_err(|err| format!("httpGet: {err}"))?;
+    let mut headers = HeaderMap::new();
+    for h in action.http_headers.iter().flatten() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| format!("invalid HTTP header name {:?}", h.name))?;
+        let value = HeaderValue::from_bytes(h.value.as_bytes())
+            .map_err(|_| format!("invalid HTTP header value for {:?}", h.name))?;
+        headers.append(name, value);
     }
-    let line = String::from_utf8_lossy(&head);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {:?}", line.lines().next()))
+    match headers.get(header::USER_AGENT) {
+        None => {
+            let agent = HeaderValue::try_from(user_agent(purpose)).map_err(|e| e.to_string())?;
+            headers.insert(header::USER_AGENT, agent);
+        }
+        // Go sends no User-Agent for an empty one.
+        Some(agent) if agent.is_empty() => {
+            headers.remove(header::USER_AGENT);
+        }
+        Some(_) => {}
+    }
+    match headers.get(header::ACCEPT) {
+        None => {
+            headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        }
+        // An Accept given empty means none (Kubernetes deletes it).
+        Some(accept) if accept.is_empty() => {
+            headers.remove(header::ACCEPT);
+        }
+        Some(_) => {}
+    }
+    Ok((url, headers))
+}
+
+/// Runs an httpGet action; for probes ([`HttpCheck::Status`]) the answer's status decides.
+/// `timeout` bounds the whole exchange (redirects and body included).
+pub async fn http_get(
+    action: &HTTPGetAction,
+    container: &Container,
+    pod_ip: Option<IpAddr>,
+    timeout: Option<Duration>,
+    check: HttpCheck,
+) -> Result<(), String> {
+    let purpose = match check {
+        HttpCheck::Status => "probe",
+        HttpCheck::Answered => "lifecycle",
+    };
+    let (url, headers) = http_get_request(action, container, pod_ip, purpose)?;
+    let policy = Policy {
+        timeout,
+        body_limit: MAX_BODY,
+        redirects: Redirects::SameHost,
+        tls: Tls::AnyCertificate,
+    };
+    let answer = http_client::get(url, headers, &policy)
+        .await
+        .map_err(|err| err.to_string())?;
+    let code = answer.status.as_u16();
+    match check {
+        HttpCheck::Status if !(200..400).contains(&code) => {
+            Err(format!("HTTP probe failed with statuscode: {code}"))
+        }
+        HttpCheck::Status if code >= 300 => {
+            // Kubernetes' probe.Warning: a success, reported.
+            tracing::warn!(url = %answer.url, code, "probe terminated redirects");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `grpc.health.v1.HealthCheckRequest`.
@@ -334,5 +413,245 @@ async fn grpc_check(address: SocketAddr, service: String) -> Result<(), String> 
             status.code(),
             status.message()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http_client::testing::{Reply, TestServer, answer};
+    use k8s_openapi::api::core::v1::HTTPHeader;
+
+    const LOCALHOST: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+
+    fn action(port: u16, path: &str, headers: &[(&str, &str)]) -> HTTPGetAction {
+        HTTPGetAction {
+            port: IntOrString::Int(port.into()),
+            path: Some(path.to_owned()),
+            http_headers: Some(
+                headers
+                    .iter()
+                    .map(|(name, value)| HTTPHeader {
+                        name: (*name).to_owned(),
+                        value: (*value).to_owned(),
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    async fn probe(action: &HTTPGetAction) -> Result<(), String> {
+        let container = Container::default();
+        let timeout = Some(Duration::from_secs(2));
+        http_get(action, &container, LOCALHOST, timeout, HttpCheck::Status).await
+    }
+
+    /// Answers `/<code>` with that status, anything else with 200.
+    async fn by_path() -> TestServer {
+        TestServer::start(None, |head| {
+            let path = head.split(' ').nth(1).unwrap_or_default();
+            let code = path.trim_start_matches('/').parse().unwrap_or(200);
+            Reply::Close(answer(code, &[], b"ok"))
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn paths_and_headers_that_are_not_http_are_refused_before_any_connection() {
+        let server = by_path().await;
+        for (bad, headers, error) in [
+            (
+                "/healthz\r\nX-Injected: 1",
+                &[][..],
+                "is not a valid URI path",
+            ),
+            ("/health z", &[], "is not a valid URI path"),
+            (
+                "/healthz",
+                &[("X-Check", "a\r\nX-Injected: 1")][..],
+                "invalid HTTP header value",
+            ),
+            (
+                "/healthz",
+                &[("X Check", "a")][..],
+                "invalid HTTP header name",
+            ),
+        ] {
+            let err = probe(&action(server.port, bad, headers)).await.unwrap_err();
+            assert!(err.contains(error), "{bad:?} {headers:?}: {err}");
+        }
+        assert_eq!(server.connections(), 0, "nothing reached the server");
+        // A valid request does, and nothing else.
+        probe(&action(server.port, "/healthz", &[("X-Check", "a")]))
+            .await
+            .unwrap();
+        let requests = server.requests();
+        assert_eq!(requests.len(), 1);
+        assert!(!requests[0].contains("X-Injected"), "{}", requests[0]);
+    }
+
+    #[tokio::test]
+    async fn requests_carry_kubernetes_headers() {
+        let server = by_path().await;
+        probe(&action(server.port, "ready?full=1", &[("X-Custom", "v")]))
+            .await
+            .unwrap();
+        probe(&action(
+            server.port,
+            "/",
+            &[
+                ("Host", "web.example"),
+                ("User-Agent", "mine"),
+                ("Accept", ""),
+            ],
+        ))
+        .await
+        .unwrap();
+        let requests = server.requests();
+        let lines = |i: usize| -> Vec<String> { requests[i].lines().map(str::to_owned).collect() };
+        let first = lines(0);
+        assert_eq!(first[0], "GET /ready?full=1 HTTP/1.1");
+        for line in [
+            format!("Host: 127.0.0.1:{}", server.port),
+            "User-Agent: kube-probe/1.37".to_owned(),
+            "Accept: */*".to_owned(),
+            "X-Custom: v".to_owned(),
+        ] {
+            assert!(first.contains(&line), "{line:?} in {first:?}");
+        }
+        let second = lines(1);
+        assert!(
+            second.contains(&"Host: web.example".to_owned()),
+            "{second:?}"
+        );
+        assert!(
+            second.contains(&"User-Agent: mine".to_owned()),
+            "{second:?}"
+        );
+        assert!(
+            !second.iter().any(|l| l.starts_with("Accept")),
+            "{second:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn statuses_from_200_to_399_pass() {
+        let server = by_path().await;
+        for (code, passes) in [
+            (200, true),
+            (204, true),
+            (399, true),
+            (400, false),
+            (500, false),
+        ] {
+            let result = probe(&action(server.port, &format!("/{code}"), &[])).await;
+            assert_eq!(result.is_ok(), passes, "{code}: {result:?}");
+        }
+        let err = probe(&action(server.port, "/400", &[])).await.unwrap_err();
+        assert_eq!(err, "HTTP probe failed with statuscode: 400");
+    }
+
+    #[tokio::test]
+    async fn redirects_are_followed_on_the_same_host_only() {
+        let server = TestServer::start(None, |head| {
+            let path = head.split(' ').nth(1).unwrap_or_default();
+            Reply::Close(match path {
+                "/moved" => answer(302, &[("Location", "/broken")], b""),
+                "/loop" => answer(307, &[("Location", "/loop")], b""),
+                "/away" => answer(302, &[("Location", "http://localhost:1/broken")], b""),
+                "/broken" => answer(500, &[], b""),
+                _ => answer(200, &[], b""),
+            })
+        })
+        .await;
+        // Followed: the target's 500 decides, not the 302.
+        let err = probe(&action(server.port, "/moved", &[]))
+            .await
+            .unwrap_err();
+        assert!(err.contains("statuscode: 500"), "{err}");
+        assert_eq!(server.requests().len(), 2);
+        // A loop ends after ten requests, failing.
+        let err = probe(&action(server.port, "/loop", &[])).await.unwrap_err();
+        assert!(err.contains("stopped after 10 redirects"), "{err}");
+        assert_eq!(server.requests().len(), 12);
+        // Another host ("localhost" is not "127.0.0.1"): not followed, a success (a warning).
+        probe(&action(server.port, "/away", &[])).await.unwrap();
+        assert_eq!(server.requests().len(), 13);
+    }
+
+    #[tokio::test]
+    async fn only_the_first_10_kib_of_a_body_is_read() {
+        // 1 MiB announced, 20 KiB sent, then nothing: a prober reading the whole body would
+        // wait for the rest until its timeout.
+        let server = TestServer::start(None, |_| {
+            let mut bytes = answer(200, &[("Content-Length", "1048576")], &[]);
+            bytes.extend(vec![b'x'; 20 * 1024]);
+            Reply::Hold(bytes)
+        })
+        .await;
+        let started = std::time::Instant::now();
+        probe(&action(server.port, "/", &[])).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn https_probes_accept_self_signed_certificates() {
+        let cert = crate::tls::self_signed("pod", &["127.0.0.1".to_owned()]).unwrap();
+        let config = crate::tls::server_config(&cert).unwrap();
+        let server =
+            TestServer::start(Some(config), |_| Reply::Close(answer(200, &[], b"ok"))).await;
+        let mut https = action(server.port, "/healthz", &[]);
+        https.scheme = Some("HTTPS".to_owned());
+        probe(&https).await.unwrap();
+        assert!(server.requests()[0].starts_with("GET /healthz HTTP/1.1"));
+        // The same port over plain HTTP gets no HTTP answer.
+        https.scheme = Some("HTTP".to_owned());
+        assert!(probe(&https).await.is_err());
+        https.scheme = Some("gopher".to_owned());
+        let err = probe(&https).await.unwrap_err();
+        assert!(err.contains("unsupported protocol scheme"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_slow_server_times_out() {
+        let server = TestServer::start(None, |_| Reply::Hold(Vec::new())).await;
+        let container = Container::default();
+        let timeout = Some(Duration::from_millis(200));
+        let err = http_get(
+            &action(server.port, "/", &[]),
+            &container,
+            LOCALHOST,
+            timeout,
+            HttpCheck::Status,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.contains("timed out"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn hooks_send_their_own_user_agent_and_accept_any_status() {
+        let server = TestServer::start(None, |_| Reply::Close(answer(500, &[], b""))).await;
+        let container = Container::default();
+        let hook = action(server.port, "/stop", &[]);
+        http_get(&hook, &container, LOCALHOST, None, HttpCheck::Answered)
+            .await
+            .unwrap();
+        assert!(server.requests()[0].contains("User-Agent: kube-lifecycle/1.37"));
+    }
+
+    #[test]
+    fn ports_resolve_by_name_or_number() {
+        let container: Container = serde_json::from_value(serde_json::json!({
+            "name": "c", "ports": [{"name": "http", "containerPort": 8080}],
+        }))
+        .unwrap();
+        let port = |p: IntOrString| resolve_port(&p, &container);
+        assert_eq!(port(IntOrString::String("http".into())), Ok(8080));
+        assert_eq!(port(IntOrString::String("9090".into())), Ok(9090));
+        assert!(port(IntOrString::String("grpc".into())).is_err());
+        assert!(port(IntOrString::Int(0)).is_err());
+        assert!(port(IntOrString::Int(70000)).is_err());
     }
 }

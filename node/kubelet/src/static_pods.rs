@@ -16,12 +16,14 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
+use crate::http_client::{self, Policy, Redirects, Scheme, Tls, Url};
+
 /// Where static pods come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     /// Every `*.yaml`, `*.yml` and `*.json` file of a directory (one pod each).
     Dir(PathBuf),
-    /// One manifest served over plain HTTP.
+    /// One manifest served over plain HTTP (at most [`MAX_MANIFEST`]).
     Url(String),
 }
 
@@ -189,41 +191,49 @@ pub async fn run(client: Client, node: String, sources: Vec<Source>, period: std
     }
 }
 
-/// A plain-HTTP GET of `url` (`http://host:port/path`): the body of a 200 answer.
+/// What a manifest URL's answer may hold at most: Kubernetes' `maxConfigLength` (10 MiB). A pod
+/// is far smaller (the apiserver takes 3 MiB per request, etcd 1.5 MiB per object), so this only
+/// bounds what a broken or hostile server makes the kubelet hold, every few seconds.
+pub const MAX_MANIFEST: usize = 10 << 20;
+
+/// Kubernetes' manifest URL client gives each fetch 10 s, redirects and body included.
+const URL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The body of `url`'s 200 answer (`http://` only: a manifest decides what runs on the node,
+/// and the kubelet has no trust store to check an HTTPS server with). Redirects are followed
+/// as Go's client does; an answer over [`MAX_MANIFEST`] is refused, unread beyond that.
 async fn http_get(url: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| anyhow::anyhow!("only http:// manifest URLs are supported"))?;
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        tokio::net::TcpStream::connect(host),
-    )
-    .await??;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await?;
-    let mut answer = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        stream.read_to_end(&mut answer),
-    )
-    .await??;
-    let answer = String::from_utf8(answer)?;
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow::anyhow!("a malformed HTTP answer"))?;
-    let status = head.split_whitespace().nth(1).unwrap_or_default();
-    anyhow::ensure!(status == "200", "HTTP status {status}");
-    Ok(body.to_owned())
+    let url = Url::parse(url)?;
+    anyhow::ensure!(
+        url.scheme == Scheme::Http,
+        "only http:// manifest URLs are supported"
+    );
+    let policy = Policy {
+        timeout: Some(URL_TIMEOUT),
+        body_limit: MAX_MANIFEST,
+        redirects: Redirects::AnyHost,
+        tls: Tls::Refused,
+    };
+    let answer = http_client::get(url, http::HeaderMap::new(), &policy).await?;
+    anyhow::ensure!(
+        !answer.truncated,
+        "{}: the manifest is larger than {} MiB",
+        answer.url,
+        MAX_MANIFEST >> 20
+    );
+    anyhow::ensure!(
+        answer.status == http::StatusCode::OK,
+        "{}: {}",
+        answer.url,
+        answer.status
+    );
+    Ok(String::from_utf8(answer.body.to_vec())?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http_client::testing::{Reply, TestServer, answer};
 
     fn manifest(text: &str) -> Manifest {
         Manifest {
@@ -251,5 +261,36 @@ mod tests {
         );
         assert!(mirror_pod(&manifest("kind: Pod\nspec: {}\n"), "n1").is_err());
         assert!(mirror_pod(&manifest("not: [yaml"), "n1").is_err());
+    }
+
+    #[tokio::test]
+    async fn manifest_urls_are_fetched_within_bounds() {
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n";
+        let server = TestServer::start(None, move |head| {
+            let path = head.split(' ').nth(1).unwrap_or_default();
+            Reply::Close(match path {
+                "/pod.yaml" => answer(200, &[], pod.as_bytes()),
+                "/moved" => answer(302, &[("Location", "/pod.yaml")], b""),
+                "/huge" => answer(200, &[], &vec![b'#'; MAX_MANIFEST + 1]),
+                _ => answer(404, &[], b""),
+            })
+        })
+        .await;
+        let url = |path: &str| format!("http://127.0.0.1:{}{path}", server.port);
+        assert_eq!(http_get(&url("/pod.yaml")).await.unwrap(), pod);
+        assert_eq!(http_get(&url("/moved")).await.unwrap(), pod);
+        // Not `unwrap_err`: a failure would print 10 MiB.
+        let Err(err) = http_get(&url("/huge")).await else {
+            panic!("a manifest over the limit was read");
+        };
+        let err = err.to_string();
+        assert!(err.contains("larger than 10 MiB"), "{err}");
+        let err = http_get(&url("/gone")).await.unwrap_err().to_string();
+        assert!(err.contains("404"), "{err}");
+        let err = http_get("https://127.0.0.1:1/pod.yaml").await.unwrap_err();
+        assert!(err.to_string().contains("only http://"), "{err}");
+        // Refused: no manifest, so no mirror pod comes of it.
+        let manifests = read(&[Source::Url(url("/huge"))]).await;
+        assert!(manifests.is_empty());
     }
 }
