@@ -112,10 +112,12 @@ pub struct AgentArgs {
     /// A URL serving a static pod manifest (the kubelet's HTTP source).
     #[arg(long)]
     pub manifest_url: Option<String>,
-    /// The kubelet API (`/containerLogs`, which `kubectl logs` reaches through the apiserver);
-    /// port 0 picks a free one, reported in the Node's status.
-    #[arg(long, default_value = "0.0.0.0:10250")]
-    pub kubelet_bind_address: SocketAddr,
+    /// The kubelet API (logs, exec, stats, which the apiserver reaches at the Node's InternalIP)
+    /// as `IP:PORT`, or `IP` on port 10250: the kubelet's `--address` and `--port`. Default:
+    /// `--node-ip` (loopback without one), not every address. Port 0 picks a free one,
+    /// reported in the Node's status.
+    #[arg(long, value_parser = kubelet_bind_address)]
+    pub kubelet_bind_address: Option<SocketAddr>,
     /// The cluster DNS service's addresses (comma-separated) that ClusterFirst pods use;
     /// without any, those pods get the node's resolv.conf.
     #[arg(long, value_delimiter = ',')]
@@ -168,7 +170,7 @@ impl AgentArgs {
             root_dir: "/var/lib/skiff/kubelet".into(),
             pod_manifest_path: None,
             manifest_url: None,
-            kubelet_bind_address: ([127, 0, 0, 1], 10250).into(),
+            kubelet_bind_address: Some(([127, 0, 0, 1], skiff_kubelet::KUBELET_PORT).into()),
             cluster_dns: Vec::new(),
             cluster_domain: "cluster.local".into(),
             resolv_conf: "/etc/resolv.conf".into(),
@@ -253,7 +255,10 @@ pub async fn run(
             config.pod_log_root = args.pod_log_root.clone();
             config.cgroup_parent = args.cgroup_parent.clone();
             config.root_dir = args.root_dir.clone();
-            config.server_bind = args.kubelet_bind_address;
+            if let Some(bind) = args.kubelet_bind_address {
+                config.server_address = Some(bind.ip());
+                config.server_port = bind.port();
+            }
             config.cluster_dns = args.cluster_dns.clone();
             config.cluster_domain = args.cluster_domain.clone();
             config.allowed_unsafe_sysctls = args.allowed_unsafe_sysctls.clone();
@@ -280,10 +285,36 @@ pub async fn run(
     Ok(())
 }
 
+/// `--kubelet-bind-address`: `IP:PORT`, or an `IP` alone on the kubelet's port.
+fn kubelet_bind_address(value: &str) -> Result<SocketAddr, String> {
+    value
+        .parse::<SocketAddr>()
+        .or_else(|_| {
+            let ip = value.parse::<std::net::IpAddr>()?;
+            Ok(SocketAddr::new(ip, skiff_kubelet::KUBELET_PORT))
+        })
+        .map_err(|_: std::net::AddrParseError| format!("{value:?} is neither IP nor IP:PORT"))
+}
+
 /// A part of the agent that may be switched off: done at once when it is.
 async fn optional(part: Option<impl Future<Output = anyhow::Result<()>>>) -> anyhow::Result<()> {
     match part {
         Some(part) => part.await,
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubelet_bind_addresses_take_an_ip_with_or_without_a_port() {
+        let parse = |v: &str| kubelet_bind_address(v).map(|a| a.to_string());
+        assert_eq!(parse("10.0.0.5").as_deref(), Ok("10.0.0.5:10250"));
+        assert_eq!(parse("0.0.0.0:0").as_deref(), Ok("0.0.0.0:0"));
+        assert_eq!(parse("::1").as_deref(), Ok("[::1]:10250"));
+        assert_eq!(parse("[::1]:10255").as_deref(), Ok("[::1]:10255"));
+        assert!(parse("node-1:10250").is_err());
     }
 }

@@ -6,7 +6,7 @@
 //! Only the public Kubernetes API (kube-rs) and the CRI are used; every piece of state the
 //! kubelet needs after a restart lives in CRI labels, so a restarted kubelet adopts what runs.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +37,9 @@ pub mod worker;
 
 /// The kubelet version the Node reports.
 pub const KUBELET_VERSION: &str = "v1.37.0-skiff";
+
+/// The kubelet API's port unless told otherwise (Kubernetes' `ports.KubeletPort`).
+pub const KUBELET_PORT: u16 = 10250;
 
 /// How the kubelet runs.
 #[derive(Clone, Debug)]
@@ -76,9 +79,15 @@ pub struct Config {
     pub backoff_max: Duration,
     /// Static pod sources (a manifest directory, a manifest URL), kept as mirror pods.
     pub static_pods: Vec<static_pods::Source>,
-    /// Where the kubelet API ([`server`]) listens; port 0 picks one, and [`run`] reports the
-    /// bound port in the Node's `status.daemonEndpoints`.
-    pub server_bind: SocketAddr,
+    /// The kubelet API's ([`server`]) address (Kubernetes' `address`). `None`: the node's
+    /// InternalIP, the address the Node reports and the apiserver dials, rather than every
+    /// address (the API runs commands in pods); loopback when the node has none.
+    pub server_address: Option<IpAddr>,
+    /// The kubelet API's port (Kubernetes' `port`); 0 picks a free one.
+    pub server_port: u16,
+    /// Where the kubelet API listens, once [`run`] bound it: its port is the one the Node's
+    /// `status.daemonEndpoints` report.
+    pub(crate) server_bind: SocketAddr,
     /// Where the kubelet's events go; [`run`] starts the writer (the default drops them).
     pub events: events::Recorder,
 }
@@ -103,7 +112,9 @@ impl Config {
             backoff_initial: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),
             static_pods: Vec::new(),
-            server_bind: SocketAddr::from(([0, 0, 0, 0], 10250)),
+            server_address: None,
+            server_port: KUBELET_PORT,
+            server_bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, KUBELET_PORT)),
             events: events::Recorder::default(),
         }
     }
@@ -114,6 +125,18 @@ impl Config {
             .iter()
             .filter(|(kind, _)| kind == "InternalIP")
             .find_map(|(_, address)| address.parse().ok())
+    }
+
+    /// The kubelet API's address: `server_address`, else the InternalIP, else loopback.
+    fn server_bind_ip(&self) -> IpAddr {
+        self.server_address
+            .or_else(|| self.host_ip())
+            .unwrap_or_else(|| {
+                tracing::warn!(
+                    "the node has no InternalIP: the kubelet API listens on loopback only"
+                );
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            })
     }
 }
 
@@ -127,9 +150,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // Bound first, so the Node reports the port actually listened on.
-    let listener = tokio::net::TcpListener::bind(config.server_bind)
+    let bind = SocketAddr::new(config.server_bind_ip(), config.server_port);
+    let listener = tokio::net::TcpListener::bind(bind)
         .await
-        .with_context(|| format!("binding the kubelet API to {}", config.server_bind))?;
+        .with_context(|| format!("binding the kubelet API to {bind}"))?;
     config.server_bind = listener.local_addr()?;
     tracing::info!(address = %config.server_bind, "serving the kubelet API");
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -191,4 +215,27 @@ pub async fn run(
     }
     event_writer.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kubelet_api_listens_on_the_internal_ip() {
+        let mut config = Config::new("n1");
+        assert_eq!(
+            config.server_bind_ip(),
+            Ipv4Addr::LOCALHOST,
+            "no address yet"
+        );
+        config.addresses = vec![
+            ("Hostname".into(), "n1".into()),
+            ("InternalIP".into(), "10.0.0.5".into()),
+        ];
+        assert_eq!(config.server_bind_ip(), Ipv4Addr::new(10, 0, 0, 5));
+        assert_eq!(config.server_port, 10250);
+        config.server_address = Some(Ipv4Addr::UNSPECIFIED.into());
+        assert_eq!(config.server_bind_ip(), Ipv4Addr::UNSPECIFIED, "asked for");
+    }
 }

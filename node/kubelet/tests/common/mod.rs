@@ -253,8 +253,9 @@ impl Env {
         let client = control.client.clone();
         let mut config = Config::new(NODE);
         config.addresses = vec![("InternalIP".into(), "127.0.0.1".into())];
-        // Tests run in parallel: each kubelet API on a port of its own.
-        config.server_bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        // Tests run in parallel: each kubelet API on a port of its own (on the InternalIP,
+        // loopback here, as by default).
+        config.server_port = 0;
         config.pod_log_root = dir.0.join("pods");
         config.root_dir = dir.0.join("kubelet");
         config.cgroup_parent = containerd.cgroup_parent().to_owned();
