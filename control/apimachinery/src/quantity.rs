@@ -239,25 +239,32 @@ impl Quantity {
 
     /// `value` base units (`NewQuantity`).
     pub fn new(value: i64, format: Format) -> Quantity {
-        Quantity::new_scaled(value, Scale::UNIT).with_format(format)
+        Quantity {
+            nanos: i128::from(value) * NANO,
+            format,
+        }
     }
 
     /// `value` thousandths (`NewMilliQuantity`).
     pub fn new_milli(value: i64, format: Format) -> Quantity {
-        Quantity::new_scaled(value, Scale::MILLI).with_format(format)
+        Quantity {
+            nanos: i128::from(value) * 1_000_000,
+            format,
+        }
     }
 
-    /// `value * 10^scale`, DecimalSI (`NewScaledQuantity`); `scale` from -9 to 18.
-    pub fn new_scaled(value: i64, scale: Scale) -> Quantity {
-        assert!(
-            (-9..=18).contains(&scale.0),
-            "scale {} outside -9..=18",
-            scale.0
-        );
-        Quantity {
-            nanos: i128::from(value) * 10i128.pow((scale.0 + 9) as u32),
+    /// `value * 10^scale`, DecimalSI (`NewScaledQuantity`); `None` for a scale below nano-units
+    /// or a value beyond the supported range.
+    pub fn new_scaled(value: i64, scale: Scale) -> Option<Quantity> {
+        let places = u32::try_from(i64::from(scale.0) + 9).ok()?;
+        let nanos = 10i128
+            .checked_pow(places)
+            .and_then(|unit| unit.checked_mul(i128::from(value)))
+            .filter(|n| n.abs() <= MAX_NANOS)?;
+        Some(Quantity {
+            nanos,
             format: Format::DecimalSI,
-        }
+        })
     }
 
     /// The same value in another format.
@@ -701,8 +708,13 @@ mod tests {
         );
         assert_eq!(Quantity::new(2000, Format::BinarySI).to_string(), "2000");
         assert_eq!(Quantity::new(-2000, Format::BinarySI).to_string(), "-2000");
-        assert_eq!(Quantity::new_scaled(1000, Scale::MEGA).to_string(), "1G");
-        assert_eq!(Quantity::new_scaled(80, Scale::NANO).to_string(), "80n");
+        let scaled = |value, scale| Quantity::new_scaled(value, scale).map(|q| q.to_string());
+        assert_eq!(scaled(1000, Scale::MEGA).as_deref(), Some("1G"));
+        assert_eq!(scaled(80, Scale::NANO).as_deref(), Some("80n"));
+        assert_eq!(scaled(5, Scale(21)).as_deref(), Some("5e21"));
+        assert_eq!(scaled(1, Scale(-10)), None);
+        assert_eq!(scaled(i64::MAX, Scale(18)), None);
+        assert_eq!(Quantity::new(i64::MIN, Format::BinarySI).value(), i64::MIN);
         assert_eq!(
             Quantity::new_milli(-9010, Format::DecimalSI).to_string(),
             "-9010m"
