@@ -11,6 +11,14 @@
 //! fails half-way leaves nothing behind: either the whole patch applies or the caller gets a
 //! [`PatchError`] and keeps the object it had.
 //!
+//! # Limits
+//!
+//! A patch is client input, and its cost must stay near its size. A JSON patch has at most
+//! 10,000 operations, its copies may add at most 3 MiB (kube-apiserver's limits, in
+//! [`JsonPatchLimits`], checked before the work is done) and its result nests no deeper than a
+//! JSON body can ([`MAX_NESTING_DEPTH`]). Merge patches cannot nest deeper than their inputs, and
+//! a strategic merge patch finds list items by hash, so long lists merge in linear time.
+//!
 //! # Strategic merge patch
 //!
 //! A strategic merge patch looks like a merge patch (a partial object, `null` to delete a
@@ -45,7 +53,12 @@
 //! [`BuiltinSchema::KINDS`]; for any other type name it answers "nothing known", which makes
 //! lists atomic and maps merge, the right behaviour for custom resources.
 
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+
 use serde_json::{Map, Value};
+
+use crate::json::{self, Exceeded, MAX_NESTING_DEPTH};
 
 /// Why a patch could not be applied.
 ///
@@ -128,16 +141,58 @@ pub enum PatchError {
         /// The field that is set but not retained.
         field: String,
     },
+
+    /// A JSON patch has more operations than [`JsonPatchLimits::max_operations`]
+    /// (kube-apiserver's `maxJSONPatchOperations`, with its message).
+    #[error("The allowed maximum operations in a JSON patch is {limit}, got {count}")]
+    TooManyOperations {
+        /// The limit.
+        limit: usize,
+        /// How many operations the patch has.
+        count: usize,
+    },
+
+    /// The `copy` operations of a JSON patch would add more than
+    /// [`JsonPatchLimits::max_copy_bytes`] of JSON to the document (json-patch's
+    /// `AccumulatedCopySizeError`); found before the copy that would exceed it is made.
+    #[error(
+        "Unable to complete the copy, the accumulated size increase of copy would exceed the limit {limit}"
+    )]
+    CopyLimitExceeded {
+        /// The limit, in bytes of JSON.
+        limit: usize,
+    },
+
+    /// A JSON patch would nest the document deeper than [`MAX_NESTING_DEPTH`] levels, which no
+    /// JSON body can be and nothing stored may be.
+    #[error("the patched object would nest deeper than {limit} levels")]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+
+    /// A JSON patch's adds and removes in arrays would move more elements than
+    /// [`JsonPatchLimits::max_array_shifts`].
+    #[error("the JSON patch would move more than {limit} array elements")]
+    TooManyArrayShifts {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl PatchError {
     /// The HTTP status the apiserver should answer with: `400 Bad Request` when the patch
-    /// document itself is malformed, whatever object it is applied to, and
+    /// document itself is malformed, whatever object it is applied to,
+    /// `413 Request Entity Too Large` when it asks for more work than the limits allow, and
     /// `422 Unprocessable Entity` when a well-formed patch does not fit the stored object (a
-    /// missing path, a failed `test`).
+    /// missing path, a failed `test`, a copy past the copy limit, as json-patch's errors are).
     pub fn http_status(&self) -> u16 {
         match self {
-            PatchError::PathNotFound { .. } | PatchError::TestFailed { .. } => 422,
+            PatchError::TooManyOperations { .. } | PatchError::TooManyArrayShifts { .. } => 413,
+            PatchError::PathNotFound { .. }
+            | PatchError::TestFailed { .. }
+            | PatchError::CopyLimitExceeded { .. }
+            | PatchError::TooDeep { .. } => 422,
             PatchError::InvalidPatch(_)
             | PatchError::InvalidPointer { .. }
             | PatchError::UnknownDirective { .. }
@@ -177,17 +232,43 @@ fn json_equal(a: &Value, b: &Value) -> bool {
 }
 
 /// Renders a value for an error message, shortened so a large object cannot flood the reply.
+/// The encoder stops once it has written enough, so a huge or deep value costs no more than a
+/// short one (each level writes a byte, which bounds the encoder's recursion too).
 fn brief(value: &Value) -> String {
     const LIMIT: usize = 120;
-    let text = value.to_string();
-    if text.len() <= LIMIT {
-        return text;
+    /// Takes the first bytes written to it, then fails the write.
+    struct Head(Vec<u8>);
+    impl std::io::Write for Head {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let room = LIMIT + 1 - self.0.len();
+            if room == 0 {
+                return Err(std::io::Error::other("enough"));
+            }
+            let taken = buf.len().min(room);
+            self.0.extend_from_slice(&buf[..taken]);
+            Ok(taken)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
-    let mut end = LIMIT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
+    let mut head = Head(Vec::with_capacity(LIMIT + 1));
+    let _ = serde_json::to_writer(&mut head, value);
+    let mut bytes = head.0;
+    let long = bytes.len() > LIMIT;
+    if long {
+        // Back to the start of a character (UTF-8 continuation bytes are 0b10xxxxxx).
+        let mut end = LIMIT;
+        while end > 0 && bytes[end] & 0xc0 == 0x80 {
+            end -= 1;
+        }
+        bytes.truncate(end);
     }
-    format!("{}…", &text[..end])
+    let mut text = String::from_utf8(bytes).unwrap_or_default();
+    if long {
+        text.push('…');
+    }
+    text
 }
 
 /// The kind of a JSON value with its article, for messages ("an object").
@@ -346,27 +427,45 @@ impl<'p> Pointer<'p> {
         self.resolve(doc, self.tokens.len())
     }
 
-    fn add(&self, doc: &mut Value, value: Value) -> Result<(), PatchError> {
+    /// Adds `value` at this location. Whatever it displaces, and `value` itself when the add
+    /// fails, is [`json::discard`]ed: a moved value may nest deeper than a plain drop can take.
+    fn add(&self, doc: &mut Value, value: Value, budget: &mut Budget) -> Result<(), PatchError> {
         let Some((last, _)) = self.tokens.split_last() else {
-            *doc = value;
+            json::discard(std::mem::replace(doc, value));
             return Ok(());
         };
-        match self.resolve_mut(doc, self.tokens.len() - 1)? {
+        let parent = match self.resolve_mut(doc, self.tokens.len() - 1) {
+            Ok(parent) => parent,
+            Err(err) => {
+                json::discard(value);
+                return Err(err);
+            }
+        };
+        let placed = match parent {
             Value::Object(map) => {
-                map.insert(last.clone(), value);
+                if let Some(displaced) = map.insert(last.clone(), value) {
+                    json::discard(displaced);
+                }
+                return Ok(());
             }
-            Value::Array(items) => {
-                let index = self.array_index(last, items.len(), true)?;
+            Value::Array(items) => self
+                .array_index(last, items.len(), true)
+                .and_then(|index| budget.shift(items.len() - index).map(|()| (items, index))),
+            other => Err(self.not_found(format!("cannot add {last:?} to {}", type_word(other)))),
+        };
+        match placed {
+            Ok((items, index)) => {
                 items.insert(index, value);
+                Ok(())
             }
-            other => {
-                return Err(self.not_found(format!("cannot add {last:?} to {}", type_word(other))));
+            Err(err) => {
+                json::discard(value);
+                Err(err)
             }
         }
-        Ok(())
     }
 
-    fn remove(&self, doc: &mut Value) -> Result<Value, PatchError> {
+    fn remove(&self, doc: &mut Value, budget: &mut Budget) -> Result<Value, PatchError> {
         let Some((last, _)) = self.tokens.split_last() else {
             return Err(PatchError::InvalidPatch(
                 "the whole document cannot be removed".to_owned(),
@@ -378,6 +477,7 @@ impl<'p> Pointer<'p> {
                 .ok_or_else(|| self.not_found(format!("member {last:?} does not exist"))),
             Value::Array(items) => {
                 let index = self.array_index(last, items.len(), false)?;
+                budget.shift(items.len() - index - 1)?;
                 Ok(items.remove(index))
             }
             other => Err(self.descend_failure(last, other)),
@@ -385,8 +485,92 @@ impl<'p> Pointer<'p> {
     }
 
     fn replace(&self, doc: &mut Value, value: Value) -> Result<(), PatchError> {
-        *self.resolve_mut(doc, self.tokens.len())? = value;
+        let target = self.resolve_mut(doc, self.tokens.len())?;
+        json::discard(std::mem::replace(target, value));
         Ok(())
+    }
+}
+
+/// What one JSON patch may cost. The defaults are kube-apiserver's, plus a bound on array
+/// shifting of skiff's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonPatchLimits {
+    /// At most this many operations (kube-apiserver's `maxJSONPatchOperations`, 10,000).
+    pub max_operations: usize,
+    /// The `copy` operations may add at most this many bytes, counted as the copied values'
+    /// JSON encoding (kube-apiserver's `JSONPatchMaxCopyBytes`, which is its maximum request
+    /// body size, 3 MiB). Without it each copy of a value into itself doubles the document.
+    pub max_copy_bytes: usize,
+    /// Adding or removing an array element moves every element after it; all of a patch's adds
+    /// and removes may move at most this many elements (64 Mi, a fraction of a second). Without
+    /// it, 10,000 inserts at the front of a million-element array (all in one 3 MB body) take a
+    /// core for seconds. Kubernetes has no such limit; no patch a client generates comes near it.
+    pub max_array_shifts: usize,
+}
+
+impl JsonPatchLimits {
+    /// kube-apiserver's limits.
+    pub const KUBERNETES: JsonPatchLimits = JsonPatchLimits {
+        max_operations: 10_000,
+        max_copy_bytes: 3 * 1024 * 1024,
+        max_array_shifts: 64 << 20,
+    };
+}
+
+impl Default for JsonPatchLimits {
+    fn default() -> Self {
+        Self::KUBERNETES
+    }
+}
+
+/// What a JSON patch has left of its [`JsonPatchLimits`] as its operations run.
+struct Budget {
+    limits: JsonPatchLimits,
+    copy_bytes: usize,
+    array_shifts: usize,
+}
+
+impl Budget {
+    fn new(limits: JsonPatchLimits) -> Self {
+        Budget {
+            limits,
+            copy_bytes: limits.max_copy_bytes,
+            array_shifts: limits.max_array_shifts,
+        }
+    }
+
+    /// Spends `moved` array element moves.
+    fn shift(&mut self, moved: usize) -> Result<(), PatchError> {
+        self.array_shifts =
+            self.array_shifts
+                .checked_sub(moved)
+                .ok_or(PatchError::TooManyArrayShifts {
+                    limit: self.limits.max_array_shifts,
+                })?;
+        Ok(())
+    }
+
+    /// Spends the size of `value`, about to be copied to `to`, before it is copied: the
+    /// measuring stops at what is left, so neither memory nor time go past the limit. The copy
+    /// must also leave the document within [`MAX_NESTING_DEPTH`] (it sits below as many levels
+    /// as `to` has tokens), which keeps cloning it within the stack.
+    fn copy(&mut self, value: &Value, to: &Pointer<'_>) -> Result<(), PatchError> {
+        let too_deep = PatchError::TooDeep {
+            limit: MAX_NESTING_DEPTH,
+        };
+        let depth_left = MAX_NESTING_DEPTH
+            .checked_sub(to.tokens.len())
+            .ok_or(too_deep.clone())?;
+        match json::measure(value, self.copy_bytes, depth_left) {
+            Ok(measured) => {
+                self.copy_bytes -= measured.encoded_len;
+                Ok(())
+            }
+            Err(Exceeded::Length) => Err(PatchError::CopyLimitExceeded {
+                limit: self.limits.max_copy_bytes,
+            }),
+            Err(Exceeded::Depth) => Err(too_deep),
+        }
     }
 }
 
@@ -480,10 +664,10 @@ impl<'p> Operation<'p> {
         })
     }
 
-    fn apply(&self, doc: &mut Value) -> Result<(), PatchError> {
+    fn apply(&self, doc: &mut Value, budget: &mut Budget) -> Result<(), PatchError> {
         match self {
-            Operation::Add { path, value } => path.add(doc, (*value).clone()),
-            Operation::Remove { path } => path.remove(doc).map(drop),
+            Operation::Add { path, value } => path.add(doc, (*value).clone(), budget),
+            Operation::Remove { path } => path.remove(doc, budget).map(json::discard),
             Operation::Replace { path, value } => path.replace(doc, (*value).clone()),
             Operation::Move { from, path } => {
                 if path.tokens == from.tokens {
@@ -496,12 +680,14 @@ impl<'p> Operation<'p> {
                         from.text, path.text
                     )));
                 }
-                let value = from.remove(doc)?;
-                path.add(doc, value)
+                let value = from.remove(doc, budget)?;
+                path.add(doc, value, budget)
             }
             Operation::Copy { from, path } => {
-                let value = from.get(doc)?.clone();
-                path.add(doc, value)
+                let value = from.get(doc)?;
+                budget.copy(value, path)?;
+                let value = value.clone();
+                path.add(doc, value, budget)
             }
             Operation::Test { path, value } => {
                 let actual = path.get(doc)?;
@@ -519,29 +705,61 @@ impl<'p> Operation<'p> {
     }
 }
 
-/// Applies a JSON patch (RFC 6902, `application/json-patch+json`) to `doc`.
+/// Applies a JSON patch (RFC 6902, `application/json-patch+json`) to `doc`, within
+/// kube-apiserver's [`JsonPatchLimits`].
 ///
 /// `patch` must be an array of operation objects (`add`, `remove`, `replace`, `move`, `copy`,
 /// `test`), each with a JSON Pointer `path` (and `from` for `move`/`copy`). The operations run in
 /// order on a copy of `doc`; the first one that fails aborts the whole patch, so the result is
 /// either every operation applied or an error. Members an operation does not use are ignored.
 pub fn json_patch(doc: &Value, patch: &Value) -> Result<Value, PatchError> {
+    json_patch_with_limits(doc, patch, &JsonPatchLimits::default())
+}
+
+/// [`json_patch`] within the given limits. The result nests at most [`MAX_NESTING_DEPTH`]
+/// levels, whatever the limits.
+pub fn json_patch_with_limits(
+    doc: &Value,
+    patch: &Value,
+    limits: &JsonPatchLimits,
+) -> Result<Value, PatchError> {
     let Value::Array(raw_operations) = patch else {
         return Err(PatchError::InvalidPatch(format!(
             "a JSON patch must be an array of operations, found {}",
             type_word(patch)
         )));
     };
+    if raw_operations.len() > limits.max_operations {
+        return Err(PatchError::TooManyOperations {
+            limit: limits.max_operations,
+            count: raw_operations.len(),
+        });
+    }
     let operations = raw_operations
         .iter()
         .enumerate()
         .map(|(index, raw)| Operation::parse(index, raw))
         .collect::<Result<Vec<_>, _>>()?;
     let mut result = doc.clone();
-    for operation in &operations {
-        operation.apply(&mut result)?;
+    let mut budget = Budget::new(*limits);
+    let applied = operations
+        .iter()
+        .try_for_each(|operation| operation.apply(&mut result, &mut budget))
+        .and_then(|()| {
+            // Moves can deepen the document one level each, cheaply; checked once, at the end.
+            json::measure(&result, usize::MAX, MAX_NESTING_DEPTH)
+                .map(drop)
+                .map_err(|_| PatchError::TooDeep {
+                    limit: MAX_NESTING_DEPTH,
+                })
+        });
+    match applied {
+        Ok(()) => Ok(result),
+        Err(err) => {
+            json::discard(result);
+            Err(err)
+        }
     }
-    Ok(result)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -968,6 +1186,72 @@ fn merge_key_value<'v>(item: &'v Value, key: &str) -> Option<&'v Value> {
         .filter(|value| !value.is_null())
 }
 
+/// Finds values in a list by JSON equality ([`json_equal`]) in about constant time: merging a
+/// long list looks up every patch item, and a scan per lookup made a 3 MB patch take minutes.
+struct ValueIndex {
+    hasher: RandomState,
+    /// Positions by hash, each bucket ascending (positions are indexed in order).
+    buckets: HashMap<u64, Vec<usize>>,
+}
+
+impl ValueIndex {
+    fn new() -> Self {
+        ValueIndex {
+            hasher: RandomState::new(),
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// An index of `values`' positions.
+    fn of<'v>(values: impl IntoIterator<Item = &'v Value>) -> Self {
+        let mut index = Self::new();
+        for (position, value) in values.into_iter().enumerate() {
+            index.insert(value, position);
+        }
+        index
+    }
+
+    /// A hash on which equal values agree: numbers hash by their value as a float (`1` and
+    /// `1.0` are equal), arrays and objects only by their length (merge keys and primitive
+    /// list items are scalars; a collision only costs a comparison).
+    fn hash(&self, value: &Value) -> u64 {
+        match value {
+            Value::Null => self.hasher.hash_one(0u8),
+            Value::Bool(b) => self.hasher.hash_one((1u8, b)),
+            Value::Number(number) => {
+                // -0.0 == 0.0, so both hash as 0.0.
+                let float = number.as_f64().unwrap_or(0.0) + 0.0;
+                self.hasher.hash_one((2u8, float.to_bits()))
+            }
+            Value::String(text) => self.hasher.hash_one((3u8, text)),
+            Value::Array(items) => self.hasher.hash_one((4u8, items.len())),
+            Value::Object(members) => self.hasher.hash_one((5u8, members.len())),
+        }
+    }
+
+    /// Indexes `value` as the one at `position`, which must be past every indexed position.
+    fn insert(&mut self, value: &Value, position: usize) {
+        self.buckets
+            .entry(self.hash(value))
+            .or_default()
+            .push(position);
+    }
+
+    /// The first indexed position whose value, as `value_at` tells it (`None` for a position
+    /// gone since), equals `value`.
+    fn find<'v>(
+        &self,
+        value: &Value,
+        value_at: impl Fn(usize) -> Option<&'v Value>,
+    ) -> Option<usize> {
+        self.buckets
+            .get(&self.hash(value))?
+            .iter()
+            .copied()
+            .find(|&position| value_at(position).is_some_and(|found| json_equal(found, value)))
+    }
+}
+
 /// Stable-sorts `items` by their rank; items without a rank go last, in their current order.
 fn sort_by_rank(items: &mut Vec<Value>, rank: impl Fn(&Value) -> Option<usize>) {
     let mut ranked: Vec<(usize, Value)> = items
@@ -1031,7 +1315,7 @@ impl Merger<'_> {
         }
         if let Some(value) = retain_keys {
             let listed = directive_list(RETAIN_KEYS_DIRECTIVE, value, location)?;
-            let mut keep = Vec::with_capacity(listed.len());
+            let mut keep = HashSet::with_capacity(listed.len());
             for name in listed {
                 let Some(name) = name.as_str() else {
                     return Err(PatchError::InvalidDirective {
@@ -1040,7 +1324,7 @@ impl Merger<'_> {
                         reason: format!("expected field names, found {}", brief(name)),
                     });
                 };
-                keep.push(name);
+                keep.insert(name);
             }
             if let Some((field, _)) = patch.iter().find(|(key, value)| {
                 !key.starts_with('$') && !value.is_null() && !keep.contains(&key.as_str())
@@ -1056,7 +1340,8 @@ impl Merger<'_> {
         for (field, directive, value) in deletions {
             let unwanted = directive_list(directive, value, location)?;
             if let Some(Value::Array(items)) = result.get_mut(field) {
-                items.retain(|item| !unwanted.iter().any(|gone| json_equal(item, gone)));
+                let gone = ValueIndex::of(unwanted);
+                items.retain(|item| gone.find(item, |at| unwanted.get(at)).is_none());
             }
         }
 
@@ -1099,15 +1384,17 @@ impl Merger<'_> {
                         wanted.push(value);
                     }
                     if let Some(Value::Array(items)) = result.get_mut(field) {
+                        let ranks = ValueIndex::of(wanted.iter().copied());
                         sort_by_rank(items, |item| {
                             let value = merge_key_value(item, key)?;
-                            wanted.iter().position(|w| json_equal(w, value))
+                            ranks.find(value, |at| wanted.get(at).copied())
                         });
                     }
                 }
                 Some(ListStrategy::MergePrimitives) => {
                     if let Some(Value::Array(items)) = result.get_mut(field) {
-                        sort_by_rank(items, |item| order.iter().position(|w| json_equal(w, item)));
+                        let ranks = ValueIndex::of(order);
+                        sort_by_rank(items, |item| ranks.find(item, |at| order.get(at)));
                     }
                 }
                 // A replaced list already has the order the patch gave it.
@@ -1202,17 +1489,33 @@ impl Merger<'_> {
                 } else {
                     existing.unwrap_or_default()
                 };
+                let mut doomed = Vec::with_capacity(deletions.len());
                 for (index, item) in deletions {
-                    let Some(doomed) = merge_key_value(item, key) else {
+                    let Some(key_value) = merge_key_value(item, key) else {
                         return Err(PatchError::MissingMergeKey {
                             path: location.child(Step::Index(index)).render(),
                             key: key.to_owned(),
                         });
                     };
+                    doomed.push(key_value);
+                }
+                if !doomed.is_empty() {
+                    let doomed_index = ValueIndex::of(doomed.iter().copied());
                     result.retain(|candidate| {
-                        merge_key_value(candidate, key).is_none_or(|v| !json_equal(v, doomed))
+                        merge_key_value(candidate, key).is_none_or(|v| {
+                            doomed_index.find(v, |at| doomed.get(at).copied()).is_none()
+                        })
                     });
                 }
+                // The items by merge key; an item the patch deletes stays in place as a
+                // tombstone until the end, so the positions indexed stay valid.
+                let mut by_key = ValueIndex::new();
+                for (position, item) in result.iter().enumerate() {
+                    if let Some(key_value) = merge_key_value(item, key) {
+                        by_key.insert(key_value, position);
+                    }
+                }
+                let mut removed = vec![false; result.len()];
                 for (index, item) in items {
                     let (Value::Object(patch_item), Some(wanted)) =
                         (item, merge_key_value(item, key))
@@ -1223,27 +1526,36 @@ impl Merger<'_> {
                         });
                     };
                     let item_location = location.child(Step::Keyed(key, wanted));
-                    let position = result.iter().position(|candidate| {
-                        merge_key_value(candidate, key).is_some_and(|v| json_equal(v, wanted))
+                    let position = by_key.find(wanted, |at| {
+                        (!removed[at])
+                            .then(|| merge_key_value(&result[at], key))
+                            .flatten()
                     });
                     match position {
                         Some(position) => {
                             let current = result[position].as_object_mut().map(std::mem::take);
                             match self.merge_map(current, patch_item, item_type, &item_location)? {
                                 Some(merged) => result[position] = Value::Object(merged),
-                                None => {
-                                    result.remove(position);
-                                }
+                                None => removed[position] = true,
                             }
                         }
                         None => {
                             if let Some(added) =
                                 self.merge_map(None, patch_item, item_type, &item_location)?
                             {
-                                result.push(Value::Object(added));
+                                let added = Value::Object(added);
+                                if let Some(key_value) = merge_key_value(&added, key) {
+                                    by_key.insert(key_value, result.len());
+                                }
+                                result.push(added);
+                                removed.push(false);
                             }
                         }
                     }
+                }
+                if removed.contains(&true) {
+                    let mut kept = removed.iter().map(|gone| !gone);
+                    result.retain(|_| kept.next().unwrap_or(true));
                 }
                 Ok(result)
             }
@@ -1258,8 +1570,10 @@ impl Merger<'_> {
                 } else {
                     existing.unwrap_or_default()
                 };
+                let mut present = ValueIndex::of(&result);
                 for (_, item) in items {
-                    if !result.iter().any(|present| json_equal(present, item)) {
+                    if present.find(item, |at| result.get(at)).is_none() {
+                        present.insert(item, result.len());
                         result.push(item.clone());
                     }
                 }
@@ -1559,6 +1873,18 @@ mod tests {
         );
         assert_eq!(err.http_status(), 422);
         assert!(err.to_string().contains("test operation failed"));
+    }
+
+    #[test]
+    fn json_patch_failed_test_shortens_large_values() {
+        // 3 MB of two-byte characters: the message gets the first 120 bytes, cut between
+        // characters.
+        let doc = json!({"a": "é".repeat(1_500_000)});
+        let patch = json!([{"op": "test", "path": "/a", "value": "short"}]);
+        let PatchError::TestFailed { actual, .. } = json_patch(&doc, &patch).unwrap_err() else {
+            panic!("expected a failed test");
+        };
+        assert_eq!(actual, format!("\"{}…", "é".repeat(59)));
     }
 
     #[test]
@@ -2740,6 +3066,214 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "list item at spec.template.spec.containers[0] lacks the merge key \"name\""
+        );
+    }
+
+    // ------------------------------------------------------------------ limits on hostile patches
+
+    /// `n` JSON patch operations that change nothing.
+    fn harmless_operations(n: usize) -> Value {
+        Value::Array(vec![json!({"op": "test", "path": "/a", "value": 1}); n])
+    }
+
+    /// A value nested `depth` levels deep (`{"k": {"k": ... 0}}`), built without recursion.
+    fn nested(depth: usize) -> Value {
+        let mut value = json!(0);
+        for _ in 0..depth {
+            value = json!({ "k": value });
+        }
+        value
+    }
+
+    /// A patch whose every operation moves the value at the end of the list `/l` into the
+    /// empty object before it: one level deeper per operation, with short pointers and no array
+    /// shifting. It ends `levels` deep.
+    fn deepening_moves(levels: usize) -> (Value, Value) {
+        let mut list = vec![json!({}); levels];
+        list.push(json!("x"));
+        let doc = json!({ "a": 1, "l": list });
+        let operations = (1..=levels)
+            .rev()
+            .map(|i| json!({"op": "move", "from": format!("/l/{i}"), "path": format!("/l/{}/k", i - 1)}))
+            .collect();
+        (doc, Value::Array(operations))
+    }
+
+    #[test]
+    fn json_patch_takes_10000_operations_and_refuses_more() {
+        let doc = json!({"a": 1});
+        assert_eq!(jp(&doc, &harmless_operations(10_000)), doc);
+        let err = json_patch(&doc, &harmless_operations(10_001)).unwrap_err();
+        assert_eq!(err.http_status(), 413);
+        assert_eq!(
+            err.to_string(),
+            "The allowed maximum operations in a JSON patch is 10000, got 10001"
+        );
+    }
+
+    #[test]
+    fn json_patch_doubling_copies_stop_at_the_copy_limit() {
+        // Each copy doubles `/data`: 40 of them would need a terabyte.
+        let doc = json!({"data": {"a": "x".repeat(1024)}});
+        let operations: Vec<Value> = (0..40)
+            .map(|i| json!({"op": "copy", "from": "/data", "path": format!("/data/x{i}")}))
+            .collect();
+        let started = std::time::Instant::now();
+        let err = json_patch(&doc, &Value::Array(operations)).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(err.http_status(), 422);
+        assert!(
+            err.to_string()
+                .contains("accumulated size increase of copy"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn json_patch_copies_may_add_exactly_the_copy_limit() {
+        // The limit counts the copied value's JSON encoding: a string of n bytes is n + 2.
+        let limit = 3 * 1024 * 1024;
+        let copy = json!([{"op": "copy", "from": "/big", "path": "/copy"}]);
+        let fits = json!({"big": "x".repeat(limit - 2)});
+        assert_eq!(jp(&fits, &copy)["copy"], fits["big"]);
+        let too_big = json!({"big": "x".repeat(limit - 1)});
+        let err = json_patch(&too_big, &copy).unwrap_err();
+        assert_eq!(err.http_status(), 422);
+        assert!(
+            err.to_string().contains("would exceed the limit 3145728"),
+            "{err}"
+        );
+        // The limit is for the whole patch, not for each copy.
+        let half = json!({"big": "x".repeat(limit / 2)});
+        let twice = json!([
+            {"op": "copy", "from": "/big", "path": "/one"},
+            {"op": "copy", "from": "/big", "path": "/two"},
+        ]);
+        assert_eq!(json_patch(&half, &twice).unwrap_err().http_status(), 422);
+    }
+
+    #[test]
+    fn json_patch_result_nests_no_deeper_than_a_json_body() {
+        // serde_json reads at most 127 nested containers; the document itself is one.
+        let add = |value: Value| {
+            json_patch(
+                &json!({}),
+                &json!([{"op": "add", "path": "/a", "value": value}]),
+            )
+        };
+        assert!(add(nested(126)).is_ok());
+        let err = add(nested(127)).unwrap_err();
+        assert_eq!(err.http_status(), 422);
+        assert!(err.to_string().contains("127"), "{err}");
+        // A copy of a deep value to a deeper place is refused too.
+        let doc = json!({"a": nested(120), "b": {}});
+        let copy = json!([{"op": "copy", "from": "/a", "path": "/b/c"}]);
+        assert!(json_patch(&doc, &copy).is_ok());
+        let deeper = json!({"a": nested(126), "b": {}});
+        assert_eq!(json_patch(&deeper, &copy).unwrap_err().http_status(), 422);
+    }
+
+    #[test]
+    fn json_patch_moves_building_a_very_deep_document_are_refused_without_overflowing() {
+        // 100 levels are fine: the string ends up inside 100 objects in `/l/0`.
+        let (doc, patch) = deepening_moves(100);
+        let deep = jp(&doc, &patch);
+        assert_eq!(deep["l"].as_array().unwrap().len(), 1);
+        let measured = json::measure(&deep, usize::MAX, usize::MAX).unwrap();
+        assert_eq!(measured.depth, 102);
+        // 9,999 levels: dropping or printing that recursively would overflow the stack.
+        let (doc, patch) = deepening_moves(9_999);
+        let err = json_patch(&doc, &patch).unwrap_err();
+        assert_eq!(err.http_status(), 422);
+    }
+
+    #[test]
+    fn json_patch_array_shifting_is_bounded() {
+        // Inserting at the front of a long array moves every element: 10,000 such inserts into
+        // a million elements would be ten billion moves.
+        let mut operations = vec![json!({"op": "add", "path": "/a", "value": vec![0; 1_000_000]})];
+        operations.extend((1..10_000).map(|_| json!({"op": "add", "path": "/a/0", "value": 1})));
+        let started = std::time::Instant::now();
+        let err = json_patch(&json!({}), &Value::Array(operations)).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(err.http_status(), 413);
+        // A few inserts into a long array are fine.
+        let mut operations = vec![json!({"op": "add", "path": "/a", "value": vec![0; 100_000]})];
+        operations.extend((0..10).map(|_| json!({"op": "add", "path": "/a/0", "value": 1})));
+        assert_eq!(
+            jp(&json!({}), &Value::Array(operations))["a"]
+                .as_array()
+                .unwrap()
+                .len(),
+            100_010
+        );
+    }
+
+    #[test]
+    fn smp_long_lists_merge_in_linear_time() {
+        // Looking every patch item up by scanning the list would make these quadratic.
+        let n = 60_000;
+        let existing: Vec<Value> = (0..n).map(|i| json!(format!("e{i}"))).collect();
+        let added: Vec<Value> = (0..n).map(|i| json!(format!("p{i}"))).collect();
+        let doc = json!({"metadata": {"name": "x", "finalizers": existing}});
+        let started = std::time::Instant::now();
+        let merged = smp(
+            &doc,
+            &json!({"metadata": {"finalizers": added}}),
+            "ConfigMap",
+        );
+        assert_eq!(
+            merged["metadata"]["finalizers"].as_array().unwrap().len(),
+            2 * n
+        );
+        let containers: Vec<Value> = (0..n)
+            .map(|i| json!({"name": format!("c{i}"), "image": "a"}))
+            .collect();
+        let pod = json!({"spec": {"containers": containers}});
+        let renamed: Vec<Value> = (0..n)
+            .rev()
+            .map(|i| json!({"name": format!("c{i}"), "image": "b"}))
+            .collect();
+        let order: Vec<Value> = (0..n)
+            .rev()
+            .map(|i| json!({"name": format!("c{i}")}))
+            .collect();
+        let gone: Vec<Value> = (0..n).map(|i| json!(format!("e{i}"))).collect();
+        let patch = json!({
+            "metadata": {"$deleteFromPrimitiveList/finalizers": gone},
+            "spec": {"containers": renamed, "$setElementOrder/containers": order},
+        });
+        let pod = json!({"metadata": {"finalizers": merged["metadata"]["finalizers"]}, "spec": pod["spec"]});
+        let merged = smp(&pod, &patch, "Pod");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let containers = merged["spec"]["containers"].as_array().unwrap();
+        assert_eq!(containers.len(), n);
+        assert_eq!(
+            containers[0],
+            json!({"name": format!("c{}", n - 1), "image": "b"})
+        );
+        assert_eq!(
+            merged["metadata"]["finalizers"].as_array().unwrap().len(),
+            n
+        );
+    }
+
+    #[test]
+    fn smp_merges_primitives_and_keys_by_json_equality() {
+        // 1 and 1.0 are the same JSON number, so neither is added twice.
+        let doc = json!({"spec": {"podCIDRs": [1, "a"]}});
+        let merged = smp(
+            &doc,
+            &json!({"spec": {"podCIDRs": [1.0, "a", "b", "b"]}}),
+            "Node",
+        );
+        assert_eq!(merged["spec"]["podCIDRs"], json!([1, "a", "b"]));
+        let doc = json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80, "name": "x"}]}]}});
+        let patch = json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80.0, "name": "y"}]}]}});
+        // The port item merges into the existing one instead of being appended.
+        assert_eq!(
+            smp(&doc, &patch, "Pod")["spec"]["containers"][0]["ports"],
+            json!([{"containerPort": 80.0, "name": "y"}])
         );
     }
 }
