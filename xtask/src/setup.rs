@@ -52,6 +52,8 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "iptables",
     "nftables",
+    // sysctl, which the dataplane tests set forwarding with.
+    "procps",
     // The apiserver tests make their serving certificates with the openssl command.
     "openssl",
     // The venv holding the test clients.
