@@ -7,7 +7,6 @@
 //! 308 with a Location, at most [`MAX_REQUESTS`] requests), optionally only to the same host.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -380,7 +379,7 @@ async fn exchange(
         Scheme::Https => {
             let name = rustls::pki_types::ServerName::try_from(url.host.clone())
                 .map_err(|_| Error::Url(format!("invalid host {:?}", url.host)))?;
-            let stream = tls_connector()
+            let stream = skiff_unverified_tls::connector()
                 .connect(name, stream)
                 .await
                 .map_err(|source| Error::Tls { address, source })?;
@@ -438,65 +437,6 @@ where
     }
     let ended = body.is_end_stream();
     Ok((out.into(), !ended))
-}
-
-/// Accepts any server certificate and checks only that the server holds its key (the
-/// handshake's signatures).
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// The TLS client of [`Tls::AnyCertificate`], built once.
-fn tls_connector() -> tokio_rustls::TlsConnector {
-    static CONNECTOR: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
-    CONNECTOR
-        .get_or_init(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default TLS versions")
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-                .with_no_client_auth();
-            tokio_rustls::TlsConnector::from(Arc::new(config))
-        })
-        .clone()
 }
 
 /// A local HTTP(S) server for tests: it records each request's head and answers from a
