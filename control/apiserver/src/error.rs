@@ -178,12 +178,17 @@ impl ApiError {
         )
     }
 
-    /// 413 RequestEntityTooLarge.
+    /// 413 RequestEntityTooLarge: a body over `limit` bytes.
     pub fn too_large(limit: usize) -> Self {
+        Self::request_entity_too_large(format!("limit is {limit}"))
+    }
+
+    /// 413 RequestEntityTooLarge with Kubernetes' prefix (`NewRequestEntityTooLargeError`).
+    pub fn request_entity_too_large(message: impl std::fmt::Display) -> Self {
         Self::new(
             413,
             "RequestEntityTooLarge",
-            format!("Request entity too large: limit is {limit}"),
+            format!("Request entity too large: {message}"),
         )
     }
 

@@ -1,6 +1,8 @@
 //! Bad input gets the `Status` Kubernetes returns and changes nothing: malformed bodies, wrong
 //! kinds and versions, invalid names and labels, oversized bodies, invalid patches, unknown
-//! resources, and a fuzz-style run of random and mutated bodies at create and patch.
+//! resources, input that would amplify into far more memory or CPU than its size (JSON patch
+//! copies and operations, YAML aliases, deep nesting, long strategic-merge lists), and a
+//! fuzz-style run of random and mutated bodies at create and patch.
 
 mod support;
 
@@ -330,11 +332,286 @@ async fn random_and_mutated_bodies_never_break_the_server(s: &TestServer) {
     assert!(rv(&after) >= rv(&before));
 }
 
+/// The resident memory of this process, which the server under test runs in.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// Sends a request that must be answered within `QUICKLY` (a hostile body is refused before it
+/// costs much).
+async fn quickly(
+    raw: &Raw,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    const QUICKLY: std::time::Duration = std::time::Duration::from_secs(10);
+    let started = std::time::Instant::now();
+    let response = raw.send(method, path, content_type, body).await;
+    let took = started.elapsed();
+    assert!(
+        took < QUICKLY,
+        "took {took:?}: {} {}",
+        response.0,
+        response.1
+    );
+    response
+}
+
+/// Patches, YAML bodies and nesting that would make the server spend memory or CPU far beyond
+/// their size are refused, quickly, with Kubernetes' status codes.
+async fn amplifying_input_is_refused_quickly(s: &TestServer) {
+    let raw = Raw::new(s);
+    let before = resident_bytes();
+    let bomb = format!("{CONFIGMAPS}/bomb");
+    let created = raw
+        .post(
+            CONFIGMAPS,
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bomb"},
+                "data": {"a": "x".repeat(1024)}})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(created.0, 201, "{}", created.1);
+    let json_patch = |operations: Vec<Value>| Value::Array(operations).to_string().into_bytes();
+
+    // 40 copies of /data into itself would need 2^40 KiB; kube-apiserver's copy limit stops it
+    // at the request-body size (422, as json-patch's error is).
+    let doubling = (0..40)
+        .map(|i| json!({"op": "copy", "from": "/data", "path": format!("/data/x{i}")}))
+        .collect();
+    let response = quickly(
+        &raw,
+        Method::PATCH,
+        &bomb,
+        "application/json-patch+json",
+        json_patch(doubling),
+    )
+    .await;
+    assert_status(&response, 422, "Invalid");
+    assert!(
+        response.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("accumulated size increase of copy"),
+        "{}",
+        response.1
+    );
+
+    // At most 10,000 operations (kube-apiserver's maxJSONPatchOperations), else 413.
+    let harmless = |n| vec![json!({"op": "test", "path": "/metadata/name", "value": "bomb"}); n];
+    let response = quickly(
+        &raw,
+        Method::PATCH,
+        &bomb,
+        "application/json-patch+json",
+        json_patch(harmless(10_000)),
+    )
+    .await;
+    assert_eq!(response.0, 200, "{}", response.1);
+    let response = quickly(
+        &raw,
+        Method::PATCH,
+        &bomb,
+        "application/json-patch+json",
+        json_patch(harmless(10_001)),
+    )
+    .await;
+    assert_status(&response, 413, "RequestEntityTooLarge");
+    assert_eq!(
+        response.1["message"],
+        "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got 10001"
+    );
+
+    // Moves that nest the object ~10,000 levels deep: refused (nothing could read it back),
+    // without the recursion of dropping or encoding it.
+    let levels = 9_998;
+    let mut deepening =
+        vec![json!({"op": "add", "path": "/l", "value": vec![json!({}); levels + 1]})];
+    deepening.extend((1..=levels).rev().map(
+        |i| json!({"op": "move", "from": format!("/l/{i}"), "path": format!("/l/{}/k", i - 1)}),
+    ));
+    let response = quickly(
+        &raw,
+        Method::PATCH,
+        &bomb,
+        "application/json-patch+json",
+        json_patch(deepening),
+    )
+    .await;
+    assert_status(&response, 422, "Invalid");
+
+    // Strategic merge patches of long lists take linear time.
+    let finalizers: Vec<String> = (0..60_000).map(|i| format!("example.com/f{i}")).collect();
+    let patch = json!({"metadata": {"finalizers": finalizers}})
+        .to_string()
+        .into_bytes();
+    let dry_run = format!("{bomb}?dryRun=All");
+    let response = quickly(
+        &raw,
+        Method::PATCH,
+        &dry_run,
+        "application/strategic-merge-patch+json",
+        patch,
+    )
+    .await;
+    assert_eq!(response.0, 200, "{}", response.1);
+
+    // The object is as it was created.
+    let (code, stored) = raw.send(Method::GET, &bomb, "", Vec::new()).await;
+    assert_eq!(code, 200);
+    assert_eq!(stored["data"], json!({"a": "x".repeat(1024)}));
+
+    // YAML aliases may repeat parts of a body but not blow it up: a 600 KB string aliased 99
+    // times (60 MB), and a billion-laughs tree of 10^5 strings (50 MB), are 400s.
+    let big = "x".repeat(600 * 1024);
+    let mut aliased = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aliased\ndata:\n  k0: &big {big}\n"
+    );
+    for i in 1..100 {
+        aliased.push_str(&format!("  k{i}: *big\n"));
+    }
+    let response = quickly(
+        &raw,
+        Method::POST,
+        CONFIGMAPS,
+        "application/yaml",
+        aliased.into_bytes(),
+    )
+    .await;
+    assert_status(&response, 400, "BadRequest");
+    let lol = "lol".repeat(170);
+    let mut laughs = format!(
+        "apiVersion: apps/v1\nkind: ControllerRevision\nmetadata:\n  name: laughs\nrevision: 1\ndata:\n  l0: &l0 [{}]\n",
+        vec![lol; 10].join(", ")
+    );
+    for level in 1..5 {
+        let below = vec![format!("*l{}", level - 1); 10].join(", ");
+        laughs.push_str(&format!("  l{level}: &l{level} [{below}]\n"));
+    }
+    let revisions = "/apis/apps/v1/namespaces/default/controllerrevisions";
+    let response = quickly(
+        &raw,
+        Method::POST,
+        revisions,
+        "application/yaml",
+        laughs.into_bytes(),
+    )
+    .await;
+    assert_status(&response, 400, "BadRequest");
+    // Ordinary aliases still work.
+    let small = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: small-alias\ndata:\n  a: &v shared\n  b: *v\n";
+    let response = quickly(
+        &raw,
+        Method::POST,
+        CONFIGMAPS,
+        "application/yaml",
+        small.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (response.0, &response.1["data"]["b"]),
+        (201, &json!("shared")),
+        "{}",
+        response.1
+    );
+
+    // The deepest bodies the decoders take (127 levels of JSON, 64 of YAML) go through.
+    let revision = |name: &str, data: String| {
+        format!(
+            r#"{{"apiVersion":"apps/v1","kind":"ControllerRevision","metadata":{{"name":"{name}"}},"revision":1,"data":{data}}}"#
+        )
+    };
+    let deepest_json = revision(
+        "deepest-json",
+        format!("{}0{}", "[".repeat(126), "]".repeat(126)),
+    );
+    let response = quickly(
+        &raw,
+        Method::POST,
+        revisions,
+        "application/json",
+        deepest_json.into_bytes(),
+    )
+    .await;
+    assert_eq!(response.0, 201, "{}", response.1);
+    let deepest_yaml = revision(
+        "deepest-yaml",
+        format!("{}0{}", "[".repeat(63), "]".repeat(63)),
+    );
+    let response = quickly(
+        &raw,
+        Method::POST,
+        revisions,
+        "application/yaml",
+        deepest_yaml.into_bytes(),
+    )
+    .await;
+    assert_eq!(response.0, 201, "{}", response.1);
+
+    // Nesting deeper than the decoders allow is a 400, in JSON and in YAML.
+    let deep_json = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"deep"}},"data":{}0{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let response = quickly(
+        &raw,
+        Method::POST,
+        CONFIGMAPS,
+        "application/json",
+        deep_json.into_bytes(),
+    )
+    .await;
+    assert_status(&response, 400, "BadRequest");
+    let deep_yaml = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\ndata: {}0{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let response = quickly(
+        &raw,
+        Method::POST,
+        CONFIGMAPS,
+        "application/yaml",
+        deep_yaml.into_bytes(),
+    )
+    .await;
+    assert_status(&response, 400, "BadRequest");
+    let deep_patch = format!(
+        r#"{{"data":{}0{}}}"#,
+        "{\"a\":".repeat(100_000),
+        "}".repeat(100_000)
+    );
+    let response = quickly(
+        &raw,
+        Method::PATCH,
+        &bomb,
+        "application/merge-patch+json",
+        deep_patch.into_bytes(),
+    )
+    .await;
+    assert_status(&response, 400, "BadRequest");
+
+    // None of it cost much memory (unbounded, the 40 copies alone would need a terabyte).
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(
+        grown < 512 << 20,
+        "resident memory grew by {} MiB",
+        grown >> 20
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_on_the_embedded_store() {
     let server = TestServer::start(Backend::Embedded, "bad_input").await;
     each_kind_of_bad_input_gets_its_status(&server).await;
     random_and_mutated_bodies_never_break_the_server(&server).await;
+    amplifying_input_is_refused_quickly(&server).await;
     server.stop().await;
 }
 

@@ -287,15 +287,24 @@ pub(super) fn apply_patch(
 ) -> ApiResult<Value> {
     let patch_doc: Value = serde_json::from_slice(patch_body)
         .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?;
-    let invalid = |e: patch::PatchError| {
-        ApiError::new(
+    let invalid = |e: patch::PatchError| match e.http_status() {
+        // Too many operations (kube-apiserver's maxJSONPatchOperations) or too much work.
+        413 => ApiError::request_entity_too_large(e),
+        _ => ApiError::new(
             422,
             "Invalid",
             format!("the patch could not be applied: {e}"),
-        )
+        ),
+    };
+    // kube-apiserver's JSONPatchMaxCopyBytes is its request body limit, as here.
+    let limits = patch::JsonPatchLimits {
+        max_copy_bytes: crate::MAX_BODY_BYTES,
+        ..patch::JsonPatchLimits::KUBERNETES
     };
     match content_type {
-        "application/json-patch+json" => patch::json_patch(view, &patch_doc).map_err(invalid),
+        "application/json-patch+json" => {
+            patch::json_patch_with_limits(view, &patch_doc, &limits).map_err(invalid)
+        }
         "application/merge-patch+json" => Ok(patch::merge_patch(view, &patch_doc)),
         "application/strategic-merge-patch+json" => {
             patch::strategic_merge_patch(view, &patch_doc, &patch::BuiltinSchema, kind)
