@@ -570,6 +570,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::{Reply, TestServer, answer};
     use super::*;
+    use std::sync::Arc;
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
