@@ -4,7 +4,7 @@
 //! (the base system, CA certificates, and gcc + libc6-dev, which the Rust toolchain links with);
 //! the toolchain is bind-mounted read-only, /proc, /sys (with its cgroup hierarchies), /dev, a
 //! new bpffs and a tmpfs /run are mounted, a clean clone of this repository's HEAD is put
-//! inside, and `cargo xtask test [AREA...]` runs there as root, in a mount namespace of its own
+//! inside, and `cargo xtask test [AREA...]` runs there as root, in a mount namespace of its own whose root it is
 //! (so nothing stays mounted afterwards). Crates come from the registry again (an empty
 //! CARGO_HOME), packages from apt: every install step is exercised.
 //!
@@ -308,8 +308,8 @@ pub fn run(areas: &[String], rebuild_base: bool, keep: bool) -> anyhow::Result<(
         std::fs::create_dir_all(inside(&new_root, &path))?;
     }
     let mounts = vec![
-        // The root a mount point of its own, so that mount namespaces made inside it (the
-        // bootstrap check's) can change its propagation.
+        // The root a mount point of its own: pivot_root needs one (and so do the mount
+        // namespaces made inside it, the bootstrap check's).
         Mount::RecursiveBind {
             source: new_root.clone(),
             target: new_root.clone(),

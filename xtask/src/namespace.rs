@@ -116,8 +116,9 @@ impl Call {
 }
 
 /// Makes `command` start in a new mount namespace, private from the machine's, with `mounts`
-/// applied in order and then, if given, `root` as its root directory (and working directory
-/// `cwd` inside it).
+/// applied in order and then, if given, `root` (which must be a mount point) as the
+/// namespace's root, the machine's root detached; `cwd` is the working directory (inside
+/// `root`).
 pub fn isolate(
     command: &mut Command,
     mounts: &[Mount],
@@ -146,7 +147,16 @@ pub fn isolate(
                 call.apply()?;
             }
             if let Some(root) = &root {
-                sys(libc::chroot(root.as_ptr()))?;
+                // pivot_root, not chroot: the new root must be the namespace's own root, or a
+                // process that later joins the namespace (runc exec entering a container
+                // made from here) lands in the machine's root instead. The old root is
+                // stacked under the new one by pivot_root(".", ".") and detached.
+                sys(libc::chdir(root.as_ptr()))?;
+                sys(
+                    libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr())
+                        as libc::c_int,
+                )?;
+                sys(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
             }
             sys(libc::chdir(cwd.as_ptr()))
         });
