@@ -4,9 +4,9 @@
 //! (the base system, CA certificates, and gcc + libc6-dev, which the Rust toolchain links with);
 //! the toolchain is bind-mounted read-only, /proc, /sys (with its cgroup hierarchies), /dev, a
 //! new bpffs and a tmpfs /run are mounted, a clean clone of this repository's HEAD is put
-//! inside, and `cargo xtask test [AREA...]` runs there as root, in a mount namespace of its own whose root it is
-//! (so nothing stays mounted afterwards). Crates come from the registry again (an empty
-//! CARGO_HOME), packages from apt: every install step is exercised.
+//! inside, and `cargo xtask test [AREA...]` runs there as root, in a mount namespace of its
+//! own whose root it is (so nothing stays mounted afterwards). Crates come from the registry
+//! again (an empty CARGO_HOME), packages from apt: every install step is exercised.
 //!
 //! The debootstrapped base is kept as a tarball under `target/fresh/` (it is the same pristine
 //! system each time); each run unpacks it into a new root. `--rebuild-base` makes it again.
