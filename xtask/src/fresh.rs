@@ -369,9 +369,12 @@ pub fn run(areas: &[String], rebuild_base: bool, keep: bool) -> anyhow::Result<(
     namespace::isolate(&mut command, &mounts, Some(&new_root), Path::new(CHECKOUT))?;
 
     let log_path = dir.join(format!("run-{commit}.log"));
+    let task: String = std::iter::once("cargo xtask test")
+        .chain(areas.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
     eprintln!(
-        "fresh: `cargo xtask test {}` on commit {commit} in {} (log: {})",
-        areas.join(" "),
+        "fresh: `{task}` on commit {commit} in {} (log: {})",
         new_root.display(),
         log_path.display()
     );
@@ -405,9 +408,8 @@ pub fn run(areas: &[String], rebuild_base: bool, keep: bool) -> anyhow::Result<(
     let elapsed = started.elapsed().as_secs();
     let verdict = if status.success() { "passed" } else { "FAILED" };
     let summary = format!(
-        "{} commit {commit}: `cargo xtask test {}` on a fresh Debian 12 root {verdict} in {} min {} s (from {mirror})",
+        "{} commit {commit}: `{task}` on a fresh Debian 12 root {verdict} in {} min {} s (from {mirror})",
         today(),
-        areas.join(" "),
         elapsed / 60,
         elapsed % 60
     );
