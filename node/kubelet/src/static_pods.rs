@@ -5,7 +5,9 @@
 //! A manifest's pod is named `<name>-<node>`, bound to this node, and carries
 //! `kubernetes.io/config.source`, `kubernetes.io/config.hash` and `kubernetes.io/config.mirror`
 //! (the hash of the manifest as read). A changed manifest (another hash) replaces its mirror
-//! pod; a removed one deletes it. The pod then runs like any pod bound to this node.
+//! pod; a removed one deletes it. The pod then runs like any pod bound to this node. A source
+//! that cannot be read keeps the pods of its last good read ([`Reader`]): a failing or hostile
+//! manifest server cannot make the node kill its static pods.
 //! Difference from Kubernetes: the kubelet runs static pods from their mirror pods, so they
 //! need the apiserver (Kubernetes runs them without one, to bootstrap a control plane).
 
@@ -48,49 +50,92 @@ pub struct Manifest {
     pub text: String,
 }
 
-/// Reads every manifest of `sources` (unreadable ones are logged and skipped).
+/// Reads every manifest of `sources` once (a source that cannot be read is logged and
+/// contributes nothing; [`Reader`] keeps its last good read instead).
 pub async fn read(sources: &[Source]) -> Vec<Manifest> {
     let mut manifests = Vec::new();
     for source in sources {
-        match source {
-            Source::Dir(dir) => {
-                let Ok(entries) = std::fs::read_dir(dir) else {
-                    tracing::warn!(dir = %dir.display(), "static pod directory unreadable");
-                    continue;
-                };
-                let mut paths: Vec<PathBuf> = entries
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| {
-                        p.extension()
-                            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-                    })
-                    .collect();
-                paths.sort();
-                for path in paths {
-                    match std::fs::read_to_string(&path) {
-                        Ok(text) => manifests.push(Manifest {
-                            origin: path.display().to_string(),
-                            source: source.kind(),
-                            text,
-                        }),
-                        Err(err) => {
-                            tracing::warn!(path = %path.display(), %err, "reading a static pod")
-                        }
-                    }
-                }
-            }
-            Source::Url(url) => match http_get(url).await {
-                Ok(text) => manifests.push(Manifest {
-                    origin: url.clone(),
-                    source: source.kind(),
-                    text,
-                }),
-                Err(err) => tracing::warn!(url, %err, "fetching static pods"),
-            },
+        match read_source(source).await {
+            Ok(read) => manifests.extend(read),
+            Err(err) => tracing::warn!(%err, "reading static pods"),
         }
     }
     manifests
+}
+
+/// Reads the sources again and again, remembering each one's last good read: a source that
+/// cannot be read (a URL that fails, answers too much or answers something that is no pod; a
+/// directory gone) keeps the pods it had rather than deleting them, as Kubernetes' config
+/// sources send no update on an error.
+pub struct Reader {
+    sources: Vec<Source>,
+    last: Vec<Vec<Manifest>>,
+}
+
+impl Reader {
+    pub fn new(sources: Vec<Source>) -> Reader {
+        let last = vec![Vec::new(); sources.len()];
+        Reader { sources, last }
+    }
+
+    /// Every source's manifests: as read now, or as last read where reading failed.
+    pub async fn read(&mut self) -> Vec<Manifest> {
+        for (source, last) in self.sources.iter().zip(&mut self.last) {
+            match read_source(source).await {
+                Ok(read) => *last = read,
+                Err(err) => {
+                    tracing::warn!(%err, kept = last.len(), "reading static pods: keeping the last read")
+                }
+            }
+        }
+        self.last.concat()
+    }
+}
+
+/// One source's manifests, or why it cannot be read. A file that cannot be read is skipped
+/// (the others of its directory still count); a URL's answer is one pod or an error.
+async fn read_source(source: &Source) -> Result<Vec<Manifest>, String> {
+    match source {
+        Source::Dir(dir) => {
+            let entries = std::fs::read_dir(dir)
+                .map_err(|err| format!("static pod directory {}: {err}", dir.display()))?;
+            let mut paths: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.extension()
+                        .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+                })
+                .collect();
+            paths.sort();
+            let mut manifests = Vec::new();
+            for path in paths {
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => manifests.push(Manifest {
+                        origin: path.display().to_string(),
+                        source: source.kind(),
+                        text,
+                    }),
+                    Err(err) => {
+                        tracing::warn!(path = %path.display(), %err, "reading a static pod")
+                    }
+                }
+            }
+            Ok(manifests)
+        }
+        Source::Url(url) => {
+            let text = http_get(url)
+                .await
+                .map_err(|err| format!("fetching static pods from {url}: {err:#}"))?;
+            serde_saphyr::from_str::<Pod>(&text)
+                .map_err(|err| format!("{url}: not a pod manifest: {err}"))?;
+            Ok(vec![Manifest {
+                origin: url.clone(),
+                source: source.kind(),
+                text,
+            }])
+        }
+    }
 }
 
 /// The mirror pod of `manifest` on `node`, or why there is none.
@@ -182,8 +227,9 @@ pub async fn sync(client: &Client, node: &str, manifests: &[Manifest]) -> anyhow
 
 /// Keeps the mirror pods in step with `sources`, every `period`, until dropped.
 pub async fn run(client: Client, node: String, sources: Vec<Source>, period: std::time::Duration) {
+    let mut reader = Reader::new(sources);
     loop {
-        let manifests = read(&sources).await;
+        let manifests = reader.read().await;
         if let Err(err) = sync(&client, &node, &manifests).await {
             tracing::warn!(%err, "syncing static pods");
         }
@@ -292,5 +338,52 @@ mod tests {
         // Refused: no manifest, so no mirror pod comes of it.
         let manifests = read(&[Source::Url(url("/huge"))]).await;
         assert!(manifests.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_source_that_fails_keeps_its_last_pods() {
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n";
+        // The server answers the pod first, then an error, an oversized body, a body that is
+        // no pod, and the pod again.
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = calls.clone();
+        let server = TestServer::start(None, move |_| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Reply::Close(match n {
+                0 | 4 => answer(200, &[], pod.as_bytes()),
+                1 => answer(500, &[], b""),
+                2 => answer(200, &[], &vec![b'#'; MAX_MANIFEST + 1]),
+                _ => answer(200, &[], b"not: [a pod"),
+            })
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let files = dir.path().join("manifests");
+        std::fs::create_dir(&files).unwrap();
+        std::fs::write(files.join("a.yaml"), pod).unwrap();
+        let url = format!("http://127.0.0.1:{}/pod.yaml", server.port);
+        let mut reader = Reader::new(vec![Source::Dir(files.clone()), Source::Url(url)]);
+        let origins = |manifests: Vec<Manifest>| -> Vec<String> {
+            manifests.into_iter().map(|m| m.origin).collect()
+        };
+        let first = origins(reader.read().await);
+        assert_eq!(first.len(), 2, "{first:?}");
+        for _ in 0..3 {
+            assert_eq!(
+                origins(reader.read().await),
+                first,
+                "a failed read dropped pods"
+            );
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 4);
+        // A directory gone keeps its pods too; a file removed from a readable one does not.
+        std::fs::rename(&files, dir.path().join("elsewhere")).unwrap();
+        assert_eq!(origins(reader.read().await), first);
+        std::fs::create_dir(&files).unwrap();
+        assert_eq!(
+            origins(reader.read().await).len(),
+            1,
+            "a file removed from a readable directory takes its pod along"
+        );
     }
 }
