@@ -209,11 +209,70 @@ fn respond(ctx: &Ctx<'_>, answer: Answer) -> Response {
         answer.body
     };
     let mut response = json_response(answer.code, &body);
-    for warning in answer.warnings {
+    for warning in warning_texts(&answer.warnings) {
         let text = format!("299 - {}", serde_json::Value::String(warning));
         if let Ok(value) = HeaderValue::from_str(&text) {
             response.headers_mut().append(header::WARNING, value);
         }
     }
     response
+}
+
+/// Warnings a response carries at most, in characters, before they are cut (kube-apiserver's
+/// warning recorder: a body with 100,000 unknown fields must not answer 100,000 headers).
+const WARNINGS_TOTAL_CHARS: usize = 4 * 1024;
+/// What each warning keeps once they are cut.
+const WARNING_CUT_CHARS: usize = 256;
+
+/// The warnings to send, as kube-apiserver's recorder sends them: each text once, all of them
+/// whole while they fit in [`WARNINGS_TOTAL_CHARS`]; beyond that every one is cut to
+/// [`WARNING_CUT_CHARS`] and they stop once the total is reached.
+fn warning_texts(warnings: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<&String> = warnings
+        .iter()
+        .filter(|w| !w.is_empty() && seen.insert(*w))
+        .collect();
+    let total: usize = unique.iter().map(|w| w.chars().count()).sum();
+    if total <= WARNINGS_TOTAL_CHARS {
+        return unique.into_iter().cloned().collect();
+    }
+    let mut written = 0;
+    let mut out = Vec::new();
+    for warning in unique {
+        if written >= WARNINGS_TOTAL_CHARS {
+            break;
+        }
+        let cut: String = warning.chars().take(WARNING_CUT_CHARS).collect();
+        written += cut.chars().count();
+        out.push(cut);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_deduplicated_and_cut_like_kube_apiserver() {
+        let few = vec![
+            "a".to_owned(),
+            "b".to_owned(),
+            "a".to_owned(),
+            String::new(),
+        ];
+        assert_eq!(warning_texts(&few), ["a", "b"]);
+        // Whole while they fit.
+        let fitting: Vec<String> = (0..4).map(|i| format!("{i}{}", "x".repeat(1000))).collect();
+        assert_eq!(warning_texts(&fitting), fitting);
+        // 100,000 distinct unknown fields: cut to 256 characters each, about 4 KiB in all.
+        let many: Vec<String> = (0..100_000)
+            .map(|i| format!("unknown field \"spec.f{i}{}\"", "y".repeat(300)))
+            .collect();
+        let sent = warning_texts(&many);
+        assert_eq!(sent.len(), WARNINGS_TOTAL_CHARS.div_ceil(WARNING_CUT_CHARS));
+        assert!(sent.iter().all(|w| w.chars().count() == WARNING_CUT_CHARS));
+        assert!(sent[0].starts_with("unknown field \"spec.f0"));
+    }
 }
