@@ -1,5 +1,8 @@
 //! `cargo xtask test [AREA...]`: runs setup, then the named test areas (all when none is named),
-//! starting the services each area needs and stopping them afterwards.
+//! starting the services each area needs and stopping them afterwards; prints how long each
+//! took and writes it to `target/test-times.json`.
+
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
@@ -87,17 +90,63 @@ pub fn run(names: &[String], list: bool) -> anyhow::Result<()> {
     }
     let (early, late): (Vec<&Area>, Vec<&Area>) =
         selected.into_iter().partition(|a| a.before_setup);
+    let mut times = Times::default();
     for area in early {
-        eprintln!("== test area: {} ({})", area.name, area.about);
-        (area.run)()?;
+        times.run(area)?;
     }
+    let started = Instant::now();
     crate::setup::run()?;
+    times.record("setup", started.elapsed(), true)?;
     for area in late {
-        eprintln!("== test area: {} ({})", area.name, area.about);
-        (area.run)()?;
+        times.run(area)?;
     }
     eprintln!("== all selected test areas passed");
+    for (name, seconds, _) in &times.areas {
+        eprintln!("   {name:<9} {seconds:>7.1} s");
+    }
     Ok(())
+}
+
+/// How long each area took, written to `target/test-times.json` after every area (a failed
+/// run keeps what it measured), so that slow areas are visible.
+#[derive(Default)]
+struct Times {
+    areas: Vec<(&'static str, f64, bool)>,
+}
+
+impl Times {
+    fn run(&mut self, area: &Area) -> anyhow::Result<()> {
+        eprintln!("== test area: {} ({})", area.name, area.about);
+        let started = Instant::now();
+        let result = (area.run)();
+        let elapsed = started.elapsed();
+        self.record(area.name, elapsed, result.is_ok())?;
+        eprintln!(
+            "== test area {} {} in {:.1} s",
+            area.name,
+            if result.is_ok() { "passed" } else { "FAILED" },
+            elapsed.as_secs_f64()
+        );
+        result
+    }
+
+    fn record(&mut self, name: &'static str, took: Duration, passed: bool) -> anyhow::Result<()> {
+        self.areas.push((name, took.as_secs_f64(), passed));
+        let areas: Vec<serde_json::Value> = self
+            .areas
+            .iter()
+            .map(|(name, seconds, passed)| {
+                serde_json::json!({"name": name, "seconds": (seconds * 10.0).round() / 10.0, "passed": passed})
+            })
+            .collect();
+        let path = target_dir().join("test-times.json");
+        std::fs::create_dir_all(target_dir())?;
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&serde_json::json!({ "areas": areas }))? + "\n",
+        )?;
+        Ok(())
+    }
 }
 
 fn lint() -> anyhow::Result<()> {
