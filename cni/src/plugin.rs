@@ -199,7 +199,7 @@ fn setup(
         && conf.pod_attach == PodAttach::Tc
     {
         // Before the link is up: adding clsact to an up link costs a device deactivation.
-        attach_tc(&mut nl, &pins, host.index)?;
+        PodNet::attach_pod_filter(&mut nl, &pins, host.index)?;
     }
     nl.set_up(host.index, true)?;
 
@@ -262,26 +262,6 @@ fn setup(
             gw: Some(GATEWAY),
         }],
     })
-}
-
-/// Attaches the pinned pod program (`PodNet::load_and_pin`'s, pinned first when missing) as a
-/// direct-action filter on the host veth's clsact ingress (replacing one that is there). It
-/// goes away with the veth. A tc filter rather than a tcx link: creating a tcx link waits for
-/// an RCU grace period (6-14 ms here, more than the rest of ADD); the filter costs well under
-/// a millisecond. It runs after any tcx program (the service LB's) on the same hook.
-pub fn attach_tc(nl: &mut Netlink, pins: &PinDir, ifindex: u32) -> Result<(), CniError> {
-    use std::os::fd::AsFd;
-    let name = skiff_ebpf::net::programs::FROM_POD;
-    let prog = PodNet::pinned_program(pins, name)?;
-    nl.add_clsact(ifindex)?;
-    nl.attach_bpf_filter(
-        ifindex,
-        skiff_netlink::tc::Hook::Ingress,
-        1,
-        prog.as_fd(),
-        name,
-    )?;
-    Ok(())
 }
 
 fn endpoint(container_id: &str, address: Ipv4Addr, host: &Link, pod: &Link) -> Endpoint {

@@ -97,7 +97,7 @@ impl NodeNetwork {
             if PodNet::pod_link_pinned(&setup.pins, ifindex) {
                 continue;
             }
-            if let Err(err) = skiff_cni::plugin::attach_tc(&mut netlink, &setup.pins, ifindex) {
+            if let Err(err) = PodNet::attach_pod_filter(&mut netlink, &setup.pins, ifindex) {
                 tracing::warn!(pod = %endpoint.address, ifindex, error = %err, "re-attaching a pod's program");
             }
         }
