@@ -42,8 +42,6 @@ struct bpf_iter__udp {
 
 extern int bpf_sock_destroy(struct sock_common *sk) __ksym;
 
-#define AF_INET 2
-
 SEC("iter/udp")
 int lb4_reap_udp(struct bpf_iter__udp *ctx)
 {

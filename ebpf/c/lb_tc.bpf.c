@@ -25,10 +25,6 @@
 
 #include "lb_packet.h"
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-
 char LICENSE[] SEC("license") = "GPL";
 
 /* Parses the skb, pulling headers into the linear data once when they are not there. */

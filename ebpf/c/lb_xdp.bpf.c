@@ -19,10 +19,6 @@
 
 #include "lb_packet.h"
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-
 char LICENSE[] SEC("license") = "GPL";
 
 static __always_inline int lb4_xdp_reject(struct xdp_md *ctx, const struct lb4_pkt *p)

@@ -47,7 +47,7 @@ static __always_inline int net4_parse(struct __sk_buff *skb, struct net4_pkt *p)
 
 	if (data + sizeof(struct ethhdr) > end)
 		return 0;
-	if (((struct ethhdr *)data)->h_proto != NET_ETH_P_IP_BE)
+	if (((struct ethhdr *)data)->h_proto != ETH_P_IP_BE)
 		return 0;
 	if (data + need > end) {
 		if (skb->len < need || bpf_skb_pull_data(skb, need))

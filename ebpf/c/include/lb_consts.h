@@ -3,13 +3,8 @@
  * uapi headers do not carry. */
 #pragma once
 
-#ifndef TC_ACT_OK
-#define TC_ACT_OK 0
-#define TC_ACT_SHOT 2
-#define TC_ACT_REDIRECT 7
-#endif
+#include "kernel_consts.h"
 
-#define ETH_P_IP_BE 0x0008 /* htons(ETH_P_IP) on little-endian */
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1FFF
 

@@ -1,21 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Constants of the pod network's programs (net_tc.bpf.c) and the kernel macros the uapi
- * headers do not carry. */
+ * headers do not carry (those shared with the load balancer: kernel_consts.h). */
 #pragma once
 
-#ifndef TC_ACT_OK
-#define TC_ACT_OK 0
-#define TC_ACT_SHOT 2
-#define TC_ACT_REDIRECT 7
-#endif
+#include "kernel_consts.h"
+
 /* tcx: on to the next program of the chain, then the stack. */
 #define NET_TCX_NEXT (-1)
-
-#define NET_ETH_P_IP_BE 0x0008 /* htons(ETH_P_IP) on little-endian */
-
-#ifndef AF_INET
-#define AF_INET 2
-#endif
 
 /* net4_config.mode: 0 means "not configured" (the programs then pass everything on). */
 #define NET_MODE_UNSET 0
