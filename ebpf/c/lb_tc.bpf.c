@@ -23,6 +23,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "fib4.h"
 #include "lb_packet.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -89,26 +90,17 @@ static __always_inline int lb4_tc_route(struct __sk_buff *skb)
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + ETH_HLEN;
 	struct bpf_fib_lookup fib = {};
-	__u16 old_ttl;
 	int rc;
 
 	if ((void *)(ip + 1) > data_end)
 		return LB_TC_NEXT;
 	if (ip->ttl <= 1) /* the stack sends the time-exceeded error */
 		return LB_TC_NEXT;
-	fib.family = AF_INET;
-	fib.tos = ip->tos;
-	fib.l4_protocol = ip->protocol;
-	/* tot_len 0: the helper checks the skb (GSO aware) against the route's MTU. */
-	fib.ipv4_src = ip->saddr;
-	fib.ipv4_dst = ip->daddr;
-	fib.ifindex = skb->ifindex;
+	fib4_params(&fib, ip, skb->ifindex, 0);
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return LB_TC_NEXT;
-	old_ttl = *(__u16 *)&ip->ttl;
-	ip->ttl--;
-	lb_csum_replace2(&ip->check, old_ttl, *(__u16 *)&ip->ttl);
+	ip4_ttl_dec(ip);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return bpf_redirect_neigh(fib.ifindex, 0, 0, 0);
 	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);

@@ -17,6 +17,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "fib4.h"
 #include "lb_packet.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -48,26 +49,17 @@ static __always_inline int lb4_xdp_forward(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + ETH_HLEN;
 	struct bpf_fib_lookup fib = {};
-	__u16 old_ttl;
 
 	if ((void *)(ip + 1) > data_end)
 		return XDP_PASS;
 	if (ip->ttl <= 1) /* the stack sends the time-exceeded error */
 		return XDP_PASS;
-	fib.family = AF_INET;
-	fib.tos = ip->tos;
-	fib.l4_protocol = ip->protocol;
-	fib.tot_len = bpf_ntohs(ip->tot_len);
-	fib.ipv4_src = ip->saddr;
-	fib.ipv4_dst = ip->daddr;
-	fib.ifindex = ctx->ingress_ifindex;
+	fib4_params(&fib, ip, ctx->ingress_ifindex, bpf_ntohs(ip->tot_len));
 	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return XDP_PASS;
 	if (fib.ifindex != ctx->ingress_ifindex)
 		return XDP_PASS;
-	old_ttl = *(__u16 *)&ip->ttl;
-	ip->ttl--;
-	lb_csum_replace2(&ip->check, old_ttl, *(__u16 *)&ip->ttl);
+	ip4_ttl_dec(ip);
 	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 	return XDP_TX;

@@ -20,6 +20,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "fib4.h"
 #include "net_maps.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -100,15 +101,6 @@ static __always_inline long net4_to_endpoint(struct net4_pkt *p, struct net4_end
 	return bpf_redirect_peer(ep->ifindex, 0);
 }
 
-/* Decrements the TTL like a router, fixing the header checksum (RFC 1624). */
-static __always_inline void net4_ttl_dec(struct iphdr *ip)
-{
-	__u32 sum = (__u32)ip->check + (__u32)bpf_htons(0x0100);
-
-	ip->ttl--;
-	ip->check = (__u16)(sum + (sum >> 16));
-}
-
 static __always_inline int net4_pass(void)
 {
 	net_count(NET_STAT_PASS);
@@ -120,23 +112,15 @@ static __always_inline long net4_native(struct __sk_buff *skb, struct net4_pkt *
 	struct bpf_fib_lookup fib = {};
 	long rc;
 
-	fib.family = AF_INET;
-	fib.tos = p->ip->tos;
-	fib.l4_protocol = p->ip->protocol;
-	/* tot_len stays 0: the helper then checks the skb itself against the route's MTU, GSO
-	 * aware. With the header's length it would compare a GSO packet's (up to 64 KiB, or 0
-	 * for BIG TCP) with the MTU and answer FRAG_NEEDED for nearly every packet of a bulk
-	 * transfer, sending them all through the host stack. */
-	fib.ipv4_src = p->ip->saddr;
-	fib.ipv4_dst = p->ip->daddr;
-	fib.ifindex = skb->ingress_ifindex;
+	/* tot_len 0: a GSO packet's length would fail the MTU check (see fib4_params). */
+	fib4_params(&fib, p->ip, skb->ingress_ifindex, 0);
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
 		/* No route, fragmentation needed, ...: the stack answers with the right ICMP. */
 		net_count(NET_STAT_FIB_FAIL);
 		return TC_ACT_OK;
 	}
-	net4_ttl_dec(p->ip);
+	ip4_ttl_dec(p->ip);
 	net_count(NET_STAT_REDIRECT_NATIVE);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 		/* The neighbour subsystem resolves the next hop and queues the packet meanwhile. */
@@ -175,7 +159,7 @@ static __always_inline long net4_overlay(struct __sk_buff *skb, struct net4_pkt 
 		net_count(NET_STAT_NO_TUNNEL);
 		return TC_ACT_OK;
 	}
-	net4_ttl_dec(p->ip);
+	ip4_ttl_dec(p->ip);
 	net_count(NET_STAT_REDIRECT_TUNNEL);
 	return bpf_redirect(cfg->overlay_ifindex, 0);
 }
