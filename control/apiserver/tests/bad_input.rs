@@ -6,64 +6,10 @@
 
 mod support;
 
-use bytes::Bytes;
-use http::{Method, Request};
-use kube::{Client, Config};
+use http::Method;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use support::{Backend, TestServer};
-
-/// A raw HTTP client: bodies go out exactly as given.
-struct Raw {
-    client: Client,
-}
-
-impl Raw {
-    fn new(server: &TestServer) -> Raw {
-        let url = format!("http://{}", server.address).parse().unwrap();
-        Raw {
-            client: Client::try_from(Config::new(url)).unwrap(),
-        }
-    }
-
-    /// Sends a request; returns the status code and the body parsed as JSON.
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> (u16, Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", content_type)
-            .body(body)
-            .unwrap();
-        let response = self
-            .client
-            .send(request.map(kube::client::Body::from))
-            .await
-            .unwrap();
-        let code = response.status().as_u16();
-        let bytes: Bytes = http_body_util::BodyExt::collect(response.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (code, value)
-    }
-
-    async fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        self.send(
-            Method::POST,
-            path,
-            "application/json",
-            body.as_bytes().to_vec(),
-        )
-        .await
-    }
-}
+use support::{Backend, Raw, TestServer};
 
 const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";

@@ -4,48 +4,28 @@
 
 mod support;
 
-use bytes::Bytes;
-use http::{Method, Request};
-use kube::{Client, Config};
+use http::Method;
 use serde_json::{Value, json};
-use support::{Backend, TestServer};
+use support::{Backend, Raw, TestServer};
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
 const REGEX_ERROR: &str =
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
-/// Sends `body` as JSON; returns the status code and the response parsed as JSON.
-async fn send(client: &Client, method: Method, path: &str, body: &Value) -> (u16, Value) {
+/// Sends `body` as JSON (a merge patch for PATCH); returns the status code and the response
+/// parsed as JSON.
+async fn send(client: &Raw, method: Method, path: &str, body: &Value) -> (u16, Value) {
     let content_type = match method {
         Method::PATCH => "application/merge-patch+json",
         _ => "application/json",
     };
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", content_type)
-        .body(serde_json::to_vec(body).unwrap())
-        .unwrap();
-    let response = client
-        .send(request.map(kube::client::Body::from))
-        .await
-        .unwrap();
-    let code = response.status().as_u16();
-    let bytes: Bytes = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let body = serde_json::to_vec(body).unwrap();
+    client.send(method, path, content_type, body).await
 }
 
-async fn get(client: &Client, path: &str) -> u16 {
-    let request = Request::get(path).body(Vec::new()).unwrap();
-    let response = client
-        .send(request.map(kube::client::Body::from))
-        .await
-        .unwrap();
-    response.status().as_u16()
+async fn get(client: &Raw, path: &str) -> u16 {
+    client.send(Method::GET, path, "", Vec::new()).await.0
 }
 
 fn pod(name: &str, resources: Value) -> Value {
@@ -77,10 +57,9 @@ fn assert_invalid(response: &(u16, Value), field: &str, message: &str) {
     assert_eq!(causes[0]["reason"], "FieldValueInvalid", "{body}");
 }
 
-async fn start() -> (TestServer, Client) {
+async fn start() -> (TestServer, Raw) {
     let server = TestServer::start(Backend::Embedded, "quantities").await;
-    let url = format!("http://{}", server.address).parse().unwrap();
-    let client = Client::try_from(Config::new(url)).unwrap();
+    let client = Raw::new(&server);
     (server, client)
 }
 

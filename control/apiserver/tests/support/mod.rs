@@ -273,3 +273,55 @@ impl axum::serve::Listener for TlsTestListener {
         self.tcp.local_addr()
     }
 }
+
+/// A raw HTTP client: bodies go out exactly as given.
+pub struct Raw {
+    client: kube::Client,
+}
+
+impl Raw {
+    pub fn new(server: &TestServer) -> Raw {
+        let url = format!("http://{}", server.address).parse().unwrap();
+        Raw {
+            client: kube::Client::try_from(kube::Config::new(url)).unwrap(),
+        }
+    }
+
+    /// Sends a request; returns the status code and the body parsed as JSON.
+    pub async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type)
+            .body(body)
+            .unwrap();
+        let response = self
+            .client
+            .send(request.map(kube::client::Body::from))
+            .await
+            .unwrap();
+        let code = response.status().as_u16();
+        let bytes: bytes::Bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (code, value)
+    }
+
+    pub async fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+        self.send(
+            http::Method::POST,
+            path,
+            "application/json",
+            body.as_bytes().to_vec(),
+        )
+        .await
+    }
+}
