@@ -9,6 +9,7 @@ use std::path::Path;
 
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle};
 
+use crate::consts as c;
 use crate::object::{self, PinDir};
 use crate::plain::{Plain, bytes_of, from_bytes};
 use crate::{Context, Error, Result};
@@ -62,60 +63,54 @@ static LB_SOCK_REAP_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lb
 
 /// Flags of a service entry (`lb4_service.flags`), as `c/include/lb_consts.h` defines them.
 pub mod flags {
+    use crate::consts::{self as c, u8_of};
+
     /// Key address 0: the port answers on every node address.
-    pub const NODEPORT: u8 = 1 << 0;
+    pub const NODEPORT: u8 = u8_of(c::SVC_F_NODEPORT);
     /// An ExternalIP or LoadBalancer IP.
-    pub const EXTERNAL: u8 = 1 << 1;
+    pub const EXTERNAL: u8 = u8_of(c::SVC_F_EXTERNAL);
     /// sessionAffinity ClientIP.
-    pub const AFFINITY: u8 = 1 << 2;
+    pub const AFFINITY: u8 = u8_of(c::SVC_F_AFFINITY);
     /// loadBalancerSourceRanges apply.
-    pub const SOURCE_RANGES: u8 = 1 << 3;
+    pub const SOURCE_RANGES: u8 = u8_of(c::SVC_F_SOURCE_RANGES);
     /// The per-packet paths choose through the service's Maglev table.
-    pub const MAGLEV: u8 = 1 << 4;
+    pub const MAGLEV: u8 = u8_of(c::SVC_F_MAGLEV);
     /// Traffic policy Local: the backends are this node's only.
-    pub const LOCAL_ONLY: u8 = 1 << 5;
+    pub const LOCAL_ONLY: u8 = u8_of(c::SVC_F_LOCAL_ONLY);
 }
 
 /// Backend states (`lb4_backend.state`): a bit set, [`ACTIVE`](backend_state::ACTIVE) (0)
 /// for a serving endpoint on this node.
 pub mod backend_state {
+    use crate::consts::{self as c, u8_of};
+
     /// Serving, on this node.
-    pub const ACTIVE: u8 = 0;
+    pub const ACTIVE: u8 = u8_of(c::BACKEND_ACTIVE);
     /// Terminating, still used while a service has nothing else.
-    pub const TERMINATING: u8 = 1;
+    pub const TERMINATING: u8 = u8_of(c::BACKEND_TERMINATING);
     /// On another node: the per-packet paths SNAT flows to it unless the service has
     /// traffic policy Local (see [`crate::lb::snat`]).
-    pub const REMOTE: u8 = 2;
+    pub const REMOTE: u8 = u8_of(c::BACKEND_REMOTE);
 }
 
 /// SNAT of per-packet flows to remote backends (`LB_SNAT_*` of `c/include/lb_consts.h`).
 pub mod snat {
+    use crate::consts::{self as c, u16_of, usize_of};
+
     /// The lowest SNAT port: above Linux's default ephemeral range (32768-60999), so the
     /// node's own sockets do not pick the same ports.
-    pub const PORT_MIN: u16 = 61000;
+    pub const PORT_MIN: u16 = u16_of(c::LB_SNAT_PORT_MIN);
     /// The highest SNAT port.
-    pub const PORT_MAX: u16 = 65535;
+    pub const PORT_MAX: u16 = u16_of(c::LB_SNAT_PORT_MAX);
     /// Ports a new flow tries before it is dropped (`snat_exhausted`).
-    pub const PROBES: usize = 8;
+    pub const PROBES: usize = usize_of(c::LB_SNAT_PROBES);
 }
 
 /// The size of a service's Maglev table (`LB_MAGLEV_SIZE`).
-pub const MAGLEV_SIZE: usize = 1021;
+pub const MAGLEV_SIZE: usize = crate::consts::usize_of(c::LB_MAGLEV_SIZE);
 
-/// Counter indexes of `lb_stats` (`enum lb_stat`).
-pub const STAT_NAMES: [&str; 11] = [
-    "sock_translated",
-    "sock_no_backend",
-    "pkt_translated",
-    "pkt_reversed",
-    "pkt_no_backend",
-    "pkt_source_denied",
-    "pkt_malformed",
-    "ct_full",
-    "sock_peer_full",
-    "snat_exhausted",
-    "snat_no_address",
-];
+/// Counter indexes of `lb_stats`: `enum lb_stat`'s members, lower-cased without `LB_STAT_`.
+pub const STAT_NAMES: [&str; c::LB_STAT_NAMES.len()] = c::LB_STAT_NAMES;
 
 /// An IPv4 address as the maps hold it (network byte order in memory).
 pub fn be_addr(address: Ipv4Addr) -> u32 {

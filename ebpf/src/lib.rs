@@ -5,6 +5,7 @@
 //! pinned under a bpffs directory ([`PinDir`]): the dataplane keeps running while the agent is
 //! away, and a new agent adopts it (see [`object`]).
 
+mod consts;
 pub mod lb;
 pub mod net;
 pub mod object;
@@ -13,21 +14,23 @@ pub mod plain;
 
 /// The programs' return values (tc, tcx and XDP), as `BPF_PROG_TEST_RUN` reports them.
 pub mod verdict {
+    use crate::consts::{self as c, i32_of};
+
     /// tc: to the host stack, ending the tcx chain (`TCX_PASS`, `TC_ACT_OK`).
-    pub const TC_OK: i32 = 0;
+    pub const TC_OK: i32 = i32_of(c::TC_ACT_OK);
     /// tc: on to the next tcx program, then the stack (`TCX_NEXT`, `TC_ACT_UNSPEC`).
-    pub const TC_NEXT: i32 = -1;
+    pub const TC_NEXT: i32 = i32_of(c::TC_ACT_UNSPEC);
     /// tc: dropped.
-    pub const TC_SHOT: i32 = 2;
+    pub const TC_SHOT: i32 = i32_of(c::TC_ACT_SHOT);
     /// tc: redirected (to a pod, an interface the FIB names, the overlay device, or back out
     /// for a reject).
-    pub const TC_REDIRECT: i32 = 7;
+    pub const TC_REDIRECT: i32 = i32_of(c::TC_ACT_REDIRECT);
     /// XDP: dropped.
-    pub const XDP_DROP: i32 = 1;
+    pub const XDP_DROP: i32 = i32_of(c::XDP_DROP);
     /// XDP: to the stack.
-    pub const XDP_PASS: i32 = 2;
+    pub const XDP_PASS: i32 = i32_of(c::XDP_PASS);
     /// XDP: back out of the interface it came in on.
-    pub const XDP_TX: i32 = 3;
+    pub const XDP_TX: i32 = i32_of(c::XDP_TX);
 }
 
 pub use libbpf_rs;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use libbpf_rs::{MapHandle, Object, libbpf_sys};
 
+use crate::consts;
 use crate::lb::{addr_of, be_addr, entries, get, percpu_sum, put, remove};
 use crate::object::{self, PinDir};
 use crate::plain::Plain;
@@ -73,19 +74,12 @@ pub mod maps {
 
 pub use crate::verdict;
 
-/// Counter indexes of `net_stats` (`enum net_stat` of `c/include/net_consts.h`).
-pub const STAT_NAMES: [&str; 7] = [
-    "redirect_local",
-    "redirect_native",
-    "redirect_tunnel",
-    "pass",
-    "drop_spoof",
-    "fib_fail",
-    "no_tunnel",
-];
+/// Counter indexes of `net_stats`: `enum net_stat`'s members (`c/include/net_consts.h`),
+/// lower-cased without `NET_STAT_`.
+pub const STAT_NAMES: [&str; consts::NET_STAT_NAMES.len()] = consts::NET_STAT_NAMES;
 
-const MODE_NATIVE: u8 = 1;
-const MODE_OVERLAY: u8 = 2;
+const MODE_NATIVE: u8 = consts::u8_of(consts::NET_MODE_NATIVE);
+const MODE_OVERLAY: u8 = consts::u8_of(consts::NET_MODE_OVERLAY);
 
 fn tunnel_key((address, prefix): (Ipv4Addr, u8)) -> net4_tunnel_key {
     let prefix = prefix.min(32);

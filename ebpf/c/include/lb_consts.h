@@ -49,7 +49,7 @@
 /* Maglev lookup table size per service: a prime well above LB_MAX_BACKENDS' typical use. */
 #define LB_MAGLEV_SIZE 1021
 
-/* Counter indexes in lb_stats (per CPU). */
+/* Counter indexes in lb_stats (per CPU). build.rs gives Rust these names (lb::STAT_NAMES). */
 enum lb_stat {
 	LB_STAT_SOCK_TRANSLATED = 0, /* connect/sendmsg sent to a backend */
 	LB_STAT_SOCK_NO_BACKEND,     /* connect/sendmsg to a service without backends: refused */

@@ -16,7 +16,7 @@
 /* Outer TTL of encapsulated packets. */
 #define NET_TUNNEL_TTL 64
 
-/* Counters of net_stats (per CPU). Rust mirrors the order in net::STAT_NAMES. */
+/* Counters of net_stats (per CPU). build.rs gives Rust these names (net::STAT_NAMES). */
 enum net_stat {
 	NET_STAT_REDIRECT_LOCAL = 0, /* to a pod on this node (out of its host veth) */
 	NET_STAT_REDIRECT_NATIVE,    /* to another node through the FIB */
