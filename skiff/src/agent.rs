@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, FromArgMatches};
 use futures::FutureExt;
 use skiff_ebpf::PinDir;
 use skiff_ebpf::lb::Sizes;
@@ -98,13 +98,13 @@ pub struct AgentArgs {
     #[arg(long)]
     pub container_runtime_endpoint: Option<PathBuf>,
     /// Where pod logs go (`<root>/<namespace>_<name>_<uid>/<container>/<n>.log`).
-    #[arg(long, default_value = "/var/log/pods")]
+    #[arg(long, default_value = skiff_kubelet::defaults::POD_LOG_ROOT)]
     pub pod_log_root: PathBuf,
     /// The cgroup parent of every pod.
-    #[arg(long, default_value = "/kubepods")]
+    #[arg(long, default_value = skiff_kubelet::defaults::CGROUP_PARENT)]
     pub cgroup_parent: String,
     /// The kubelet's state: pods' volumes live under `<root>/pods/<uid>/volumes`.
-    #[arg(long, default_value = "/var/lib/skiff/kubelet")]
+    #[arg(long, default_value = skiff_kubelet::defaults::ROOT_DIR)]
     pub root_dir: PathBuf,
     /// A directory of static pod manifests (the kubelet's file source).
     #[arg(long)]
@@ -123,11 +123,11 @@ pub struct AgentArgs {
     #[arg(long, value_delimiter = ',')]
     pub cluster_dns: Vec<std::net::IpAddr>,
     /// The cluster's DNS domain (pods search `<ns>.svc.<domain>`, `svc.<domain>`, `<domain>`).
-    #[arg(long, default_value = "cluster.local")]
+    #[arg(long, default_value = skiff_kubelet::defaults::CLUSTER_DOMAIN)]
     pub cluster_domain: String,
     /// The resolver configuration pods with dnsPolicy Default inherit; "" for none (they then
     /// use a resolver on the node's loopback).
-    #[arg(long, default_value = "/etc/resolv.conf")]
+    #[arg(long, default_value = skiff_kubelet::defaults::RESOLV_CONF)]
     pub resolv_conf: PathBuf,
     /// Unsafe sysctls (comma-separated names, or prefixes ending in `*`) pods may set besides
     /// the safe ones; a pod asking for any other is rejected (SysctlForbidden).
@@ -138,44 +138,18 @@ pub struct AgentArgs {
 impl AgentArgs {
     /// The agent of `skiff up`: this machine, the local API, servers on loopback.
     pub fn local(kubeconfig: PathBuf) -> AgentArgs {
-        AgentArgs {
-            kubeconfig: Some(kubeconfig),
-            hostname_override: None,
-            nodeport_addresses: Vec::new(),
-            cgroup_root: "/sys/fs/cgroup/unified".into(),
-            bpf_pin_dir: "/sys/fs/bpf/skiff".into(),
-            healthz_bind_address: ([127, 0, 0, 1], 10256).into(),
-            metrics_bind_address: ([127, 0, 0, 1], 10249).into(),
-            lb_frontend_entries: Sizes::default().services,
-            packet_lb_interfaces: Vec::new(),
-            xdp: false,
-            cleanup: false,
-            // `skiff up` on a developer's machine leaves the host's networking alone until
-            // the one-command cluster brings containerd along.
-            pod_network: false,
-            pod_cidr: None,
-            cluster_cidr: "10.244.0.0/16".parse().expect("a CIDR"),
-            pod_network_mode: Mode::Native,
-            pod_network_interfaces: Vec::new(),
-            node_ip: None,
-            mtu: 1500,
-            cni_conf_dir: "/etc/cni/net.d".into(),
-            cni_bin_dir: "/opt/cni/bin".into(),
-            cni_data_dir: "/var/lib/skiff/cni".into(),
-            masquerade: true,
-            pod_gso_max_size: 196608,
-            container_runtime_endpoint: None,
-            pod_log_root: "/var/log/pods".into(),
-            cgroup_parent: "/kubepods".into(),
-            root_dir: "/var/lib/skiff/kubelet".into(),
-            pod_manifest_path: None,
-            manifest_url: None,
-            kubelet_bind_address: Some(([127, 0, 0, 1], skiff_kubelet::KUBELET_PORT).into()),
-            cluster_dns: Vec::new(),
-            cluster_domain: "cluster.local".into(),
-            resolv_conf: "/etc/resolv.conf".into(),
-            allowed_unsafe_sysctls: Vec::new(),
-        }
+        // The flags' own defaults (clap's, so they are written once), then what differs for
+        // a developer's machine.
+        let matches =
+            AgentArgs::augment_args(clap::Command::new("agent")).get_matches_from(["agent"]);
+        let mut args = AgentArgs::from_arg_matches(&matches).expect("the flags' defaults parse");
+        args.kubeconfig = Some(kubeconfig);
+        args.healthz_bind_address.set_ip(Ipv4Addr::LOCALHOST.into());
+        // `skiff up` on a developer's machine leaves the host's networking alone until the
+        // one-command cluster brings containerd along.
+        args.pod_network = false;
+        args.kubelet_bind_address = Some((Ipv4Addr::LOCALHOST, skiff_kubelet::KUBELET_PORT).into());
+        args
     }
 }
 
@@ -316,5 +290,44 @@ mod tests {
         assert_eq!(parse("::1").as_deref(), Ok("[::1]:10250"));
         assert_eq!(parse("[::1]:10255").as_deref(), Ok("[::1]:10255"));
         assert!(parse("node-1:10250").is_err());
+    }
+
+    #[test]
+    fn the_local_agent_keeps_the_flags_defaults_but_for_loopback_and_no_pod_network() {
+        let local = AgentArgs::local("/k".into());
+        let matches = AgentArgs::augment_args(clap::Command::new("agent")).get_matches_from([
+            "agent",
+            "--kubeconfig",
+            "/k",
+        ]);
+        let flags = AgentArgs::from_arg_matches(&matches).unwrap();
+        assert_eq!(
+            local.kubeconfig.as_deref(),
+            Some(std::path::Path::new("/k"))
+        );
+        assert_eq!(local.healthz_bind_address.to_string(), "127.0.0.1:10256");
+        assert_eq!(flags.healthz_bind_address.to_string(), "0.0.0.0:10256");
+        assert!(!local.pod_network && flags.pod_network);
+        assert_eq!(
+            local.kubelet_bind_address.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:10250")
+        );
+        assert_eq!(flags.kubelet_bind_address, None);
+        // Everything else is the flags' default.
+        let rest = |a: &AgentArgs| {
+            let mut a = a.clone();
+            a.healthz_bind_address = flags.healthz_bind_address;
+            a.pod_network = true;
+            a.kubelet_bind_address = None;
+            format!("{a:?}")
+        };
+        assert_eq!(rest(&local), format!("{flags:?}"));
+        // The kubelet's defaults are the flags' defaults.
+        let kubelet = skiff_kubelet::Config::new("n");
+        assert_eq!(local.root_dir, kubelet.root_dir);
+        assert_eq!(local.pod_log_root, kubelet.pod_log_root);
+        assert_eq!(local.cgroup_parent, kubelet.cgroup_parent);
+        assert_eq!(local.cluster_domain, kubelet.cluster_domain);
+        assert_eq!(Some(local.resolv_conf), kubelet.resolv_conf);
     }
 }

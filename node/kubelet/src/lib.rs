@@ -41,6 +41,21 @@ pub const KUBELET_VERSION: &str = "v1.37.0-skiff";
 /// The kubelet API's port unless told otherwise (Kubernetes' `ports.KubeletPort`).
 pub const KUBELET_PORT: u16 = 10250;
 
+/// The defaults of [`Config::new`] that a command line also offers as flags (`skiff agent`
+/// takes its flags' defaults from here).
+pub mod defaults {
+    /// Where pod logs go (Kubernetes' `/var/log/pods`).
+    pub const POD_LOG_ROOT: &str = "/var/log/pods";
+    /// The kubelet's state directory (pods' volumes under `<root>/pods/<uid>/volumes`).
+    pub const ROOT_DIR: &str = "/var/lib/skiff/kubelet";
+    /// The cgroup parent of every pod.
+    pub const CGROUP_PARENT: &str = "/kubepods";
+    /// The cluster's DNS domain.
+    pub const CLUSTER_DOMAIN: &str = "cluster.local";
+    /// The node's resolver configuration.
+    pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+}
+
 /// How the kubelet runs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -98,13 +113,13 @@ impl Config {
         Config {
             node_name: node_name.to_owned(),
             addresses: Vec::new(),
-            pod_log_root: PathBuf::from("/var/log/pods"),
-            root_dir: PathBuf::from("/var/lib/skiff/kubelet"),
-            cgroup_parent: "/kubepods".to_owned(),
+            pod_log_root: PathBuf::from(defaults::POD_LOG_ROOT),
+            root_dir: PathBuf::from(defaults::ROOT_DIR),
+            cgroup_parent: defaults::CGROUP_PARENT.to_owned(),
             cluster_dns: Vec::new(),
             allowed_unsafe_sysctls: Vec::new(),
-            cluster_domain: "cluster.local".to_owned(),
-            resolv_conf: Some(PathBuf::from("/etc/resolv.conf")),
+            cluster_domain: defaults::CLUSTER_DOMAIN.to_owned(),
+            resolv_conf: Some(PathBuf::from(defaults::RESOLV_CONF)),
             ephemeral_storage_dir: PathBuf::from("/var/lib"),
             max_pods: 110,
             relist_period: Duration::from_secs(1),
