@@ -14,17 +14,7 @@ use crate::object::{self, PinDir};
 use crate::plain::{Plain, bytes_of, from_bytes};
 use crate::{Context, Error, Result};
 
-#[allow(
-    clippy::all,
-    missing_docs,
-    dead_code,
-    non_camel_case_types,
-    unsafe_op_in_unsafe_fn,
-    unused_imports
-)]
-mod skel {
-    include!(concat!(env!("OUT_DIR"), "/lb_sock.skel.rs"));
-}
+crate::skeleton!("lb_sock");
 
 /// The map key and value types, generated from `c/include/lb_structs.h`.
 pub mod types {

@@ -5,6 +5,25 @@
 //! pinned under a bpffs directory ([`PinDir`]): the dataplane keeps running while the agent is
 //! away, and a new agent adopts it (see [`object`]).
 
+/// `mod skel`: the skeleton `build.rs` generated for `c/<name>.bpf.c` (its `types` are the
+/// maps' key and value structs), with the lints generated code does not meet turned off.
+macro_rules! skeleton {
+    ($name:literal) => {
+        #[allow(
+            clippy::all,
+            missing_docs,
+            dead_code,
+            non_camel_case_types,
+            unsafe_op_in_unsafe_fn,
+            unused_imports
+        )]
+        mod skel {
+            include!(concat!(env!("OUT_DIR"), "/", $name, ".skel.rs"));
+        }
+    };
+}
+pub(crate) use skeleton;
+
 mod consts;
 pub mod lb;
 pub mod net;

@@ -21,17 +21,7 @@ use crate::object::{self, PinDir};
 use crate::plain::Plain;
 use crate::{Context, Error, Result};
 
-#[allow(
-    clippy::all,
-    missing_docs,
-    dead_code,
-    non_camel_case_types,
-    unsafe_op_in_unsafe_fn,
-    unused_imports
-)]
-mod skel {
-    include!(concat!(env!("OUT_DIR"), "/net_tc.skel.rs"));
-}
+crate::skeleton!("net_tc");
 
 /// The map key and value types, generated from `c/include/net_structs.h`.
 pub mod types {
