@@ -196,30 +196,6 @@ pub(super) fn decode(
     Ok((decoded.object, decoded.errors))
 }
 
-/// Which validator names of a resource must pass.
-pub(super) fn name_rule(info: &ResourceInfo) -> fn(&str) -> Vec<String> {
-    match (info.group, info.plural) {
-        ("", "namespaces") => validation::is_dns1123_label,
-        ("", "services") => validation::is_dns1035_label,
-        ("rbac.authorization.k8s.io", _) => path_segment_name,
-        _ => validation::is_dns1123_subdomain,
-    }
-}
-
-/// Names that only need to be usable as one URL path segment (RBAC objects).
-pub(super) fn path_segment_name(name: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if name == "." || name == ".." {
-        problems.push(format!("may not be '{name}'"));
-    }
-    for bad in ["/", "%"] {
-        if name.contains(bad) {
-            problems.push(format!("may not contain '{bad}'"));
-        }
-    }
-    problems
-}
-
 /// The ObjectMeta rules every kind shares.
 pub(super) fn validate_meta(ctx: &Ctx<'_>, obj: &Value) -> Vec<FieldError> {
     let info = ctx.info();
@@ -227,7 +203,7 @@ pub(super) fn validate_meta(ctx: &Ctx<'_>, obj: &Value) -> Vec<FieldError> {
     validation::validate_object_meta(
         &meta,
         info.namespaced,
-        name_rule(info),
+        ctx.kind.name_rule(),
         &FieldPath::new("metadata"),
     )
 }
@@ -336,12 +312,5 @@ mod tests {
             body.push_str("#\n");
         }
         assert_eq!(parse_yaml(body.as_bytes()).unwrap(), json!({"a": 1}));
-    }
-
-    #[test]
-    fn rbac_names_only_need_to_be_path_segments() {
-        assert!(path_segment_name("system:controller:foo").is_empty());
-        assert_eq!(path_segment_name("a/b"), ["may not contain '/'"]);
-        assert_eq!(path_segment_name(".."), ["may not be '..'"]);
     }
 }

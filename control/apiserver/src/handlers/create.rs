@@ -1,5 +1,5 @@
 //! Create: server-owned metadata, one typed pass (defaults, preparation, validation),
-//! admission, ClusterIP/NodePort allocation, storage.
+//! admission, the kind's allocations (a service's ClusterIP/NodePort), storage.
 
 use super::*;
 
@@ -32,7 +32,7 @@ pub(super) async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
             Some(json!(format!("{prefix}{}", meta::name_suffix()))),
         );
     }
-    prepare_for_create(info, &mut obj);
+    prepare_for_create(ctx.kind.as_ref(), &mut obj);
     // One typed pass: defaults, the kind's own preparation, and its validation.
     let (mut obj, mut errors) = decode(ctx, &obj, true, &mut warnings)?;
     let attrs = Attributes {
@@ -51,7 +51,7 @@ pub(super) async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
     let stored = if ctx.dry_run() {
         obj
     } else {
-        let claimed = match is_service(info) {
+        let claimed = match ctx.kind.allocates() {
             true => ctx.server.allocator.allocate(&mut obj, None).await?,
             false => Vec::new(),
         };
@@ -70,7 +70,7 @@ pub(super) async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
 }
 
 /// Server-owned metadata and status of a new object.
-pub(super) fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
+pub(super) fn prepare_for_create(kind: &dyn Kind, obj: &mut Value) {
     let m = meta::metadata_mut(obj);
     m.insert("uid".into(), json!(meta::new_uid()));
     m.insert("creationTimestamp".into(), json!(meta::now()));
@@ -83,39 +83,11 @@ pub(super) fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
     ] {
         m.remove(field);
     }
-    // The status of a kind with a status subresource is the controllers' to write, not the
-    // creator's; nodes are the exception (the kubelet registers with a status).
-    if info.has(Subresource::Status)
-        && info.plural != "nodes"
+    if kind.info().has(Subresource::Status)
+        && !kind.creator_sets_status()
         && let Some(map) = obj.as_object_mut()
     {
         map.remove("status");
     }
-    if (info.group, info.plural) == ("", "namespaces") {
-        prepare_namespace(obj);
-    }
-}
-
-/// A new namespace is Active, finalized by `kubernetes`, and labelled with its name. This runs
-/// on the request body before it is decoded, so it leaves wrongly-typed fields for the decoder
-/// to reject rather than indexing into them.
-pub(super) fn prepare_namespace(obj: &mut Value) {
-    let name = meta::name(obj).unwrap_or_default().to_owned();
-    let Some(map) = obj.as_object_mut() else {
-        return;
-    };
-    map.insert("status".into(), json!({ "phase": "Active" }));
-    let spec = map.entry("spec").or_insert_with(|| json!({}));
-    if let Some(spec) = spec.as_object_mut() {
-        spec.entry("finalizers")
-            .or_insert_with(|| json!(["kubernetes"]));
-    }
-    let m = meta::metadata_mut(obj);
-    if let Some(labels) = m
-        .entry("labels")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-    {
-        labels.insert("kubernetes.io/metadata.name".into(), json!(name));
-    }
+    kind.prepare_body_for_create(obj);
 }

@@ -1,5 +1,6 @@
 //! Delete and deletecollection: preconditions, propagation policy finalizers, graceful
-//! deletion of scheduled pods, namespaces held by their finalizer.
+//! deletion and the rest the kind's strategy decides (a scheduled pod's grace period, a
+//! namespace held by its finalizer).
 
 use super::*;
 
@@ -89,19 +90,15 @@ pub(super) async fn delete_one(
             }
             _ => {}
         }
-        let grace = graceful_deletion_period(info, &current, options.grace_period);
+        let grace = ctx
+            .kind
+            .graceful_deletion_period(&current, options.grace_period);
         let revision = meta::resource_version(&current).unwrap_or(0);
-        let is_namespace = (info.group, info.plural) == ("", "namespaces");
-        if is_namespace && crate::namespaces::IMMORTAL.contains(&name) {
-            return Err(ApiError::forbidden(format!(
-                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
-            )));
-        }
+        ctx.kind
+            .validate_delete(name)
+            .map_err(ApiError::forbidden)?;
         // A namespace is held by its `spec.finalizers` until its contents are gone.
-        let held_by_spec = is_namespace
-            && current["spec"]["finalizers"]
-                .as_array()
-                .is_some_and(|f| !f.is_empty());
+        let held_by_spec = ctx.kind.finalized_by_spec(&current);
         let result = if finalizers.is_empty() && grace == 0 && !held_by_spec {
             if ctx.dry_run() {
                 Ok(current.clone())
@@ -126,9 +123,7 @@ pub(super) async fn delete_one(
                 );
             }
             meta::set(&mut marked, "finalizers", Some(json!(finalizers)));
-            if is_namespace {
-                marked["status"]["phase"] = json!("Terminating");
-            }
+            ctx.kind.prepare_for_delete(&mut marked);
             meta::set(&mut marked, "resourceVersion", None);
             if ctx.dry_run() {
                 Ok(marked)
@@ -147,8 +142,8 @@ pub(super) async fn delete_one(
                 if held_by_spec && !ctx.dry_run() {
                     ctx.server.namespace_deleted.notify_one();
                 }
-                // Pods answer with the object; other kinds with a Status once gone.
-                let body = if deleted_now && info.plural != "pods" {
+                // Most kinds answer with a Status once gone, some with the object.
+                let body = if deleted_now && !ctx.kind.returns_deleted_object() {
                     success(ctx, name, meta::get(&obj, "uid"))
                 } else {
                     obj
@@ -158,33 +153,6 @@ pub(super) async fn delete_one(
         }
     }
     Err(ApiError::stale(ctx.subject(name)))
-}
-
-/// Seconds a deletion waits for the owner of the object (the kubelet, for a scheduled pod).
-pub(super) fn graceful_deletion_period(
-    info: &ResourceInfo,
-    obj: &Value,
-    requested: Option<i64>,
-) -> i64 {
-    if (info.group, info.plural) != ("", "pods") {
-        return 0;
-    }
-    // An unscheduled pod has no kubelet to wait for.
-    let scheduled = obj["spec"]["nodeName"]
-        .as_str()
-        .is_some_and(|n| !n.is_empty());
-    if !scheduled {
-        return 0;
-    }
-    let default = obj["spec"]["terminationGracePeriodSeconds"]
-        .as_i64()
-        .unwrap_or(30);
-    let grace = requested.unwrap_or(default).max(0);
-    // A pod already being deleted only ever shortens its grace period.
-    match obj["metadata"]["deletionGracePeriodSeconds"].as_i64() {
-        Some(current) => grace.min(current),
-        None => grace,
-    }
 }
 
 pub(super) async fn delete_collection(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {

@@ -196,7 +196,7 @@ pub(super) async fn write_update(
     if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() {
         return remove(ctx, current).await;
     }
-    let claimed = match is_service(info) {
+    let claimed = match ctx.kind.allocates() {
         true => {
             ctx.server
                 .allocator
@@ -211,15 +211,13 @@ pub(super) async fn write_update(
         .update(info, ctx.ns(), name, new, revision)
         .await;
     match &updated {
-        Ok(stored) if is_service(info) => ctx.server.allocator.release(current, Some(stored)).await,
+        Ok(stored) if ctx.kind.allocates() => {
+            ctx.server.allocator.release(current, Some(stored)).await
+        }
         Err(_) => ctx.server.allocator.undo(&claimed).await,
         Ok(_) => {}
     }
     updated
-}
-
-pub(super) fn is_service(info: &ResourceInfo) -> bool {
-    (info.group, info.plural) == ("", "services")
 }
 
 /// Removes `current` from the store (if unchanged since read) and releases what it held.
@@ -232,7 +230,7 @@ pub(super) async fn remove(ctx: &Ctx<'_>, current: &Value) -> ApiResult<Value> {
         .storage
         .delete(info, ctx.ns(), name, revision)
         .await?;
-    if is_service(info) {
+    if ctx.kind.allocates() {
         ctx.server.allocator.release(current, None).await;
     }
     Ok(removed)

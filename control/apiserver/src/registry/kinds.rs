@@ -126,8 +126,8 @@ pub fn builtin() -> Registry {
     // events.k8s.io/v1: the newer Event API (same objects as core/v1 events in Kubernetes).
     register!(r, events::Event, Generic, &["ev"], NONE, &[]);
     // rbac.authorization.k8s.io/v1
-    register!(r, rbac::Role, Generic, NONE, NONE, &[]);
-    register!(r, rbac::ClusterRole, Generic, NONE, NONE, &[]);
+    register!(r, rbac::Role, Roles, NONE, NONE, &[]);
+    register!(r, rbac::ClusterRole, Roles, NONE, NONE, &[]);
     register!(r, rbac::RoleBinding, Bindings, NONE, NONE, &[]);
     register!(r, rbac::ClusterRoleBinding, Bindings, NONE, NONE, &[]);
     // storage.k8s.io/v1, networking.k8s.io/v1

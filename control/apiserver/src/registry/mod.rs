@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
-use skiff_apimachinery::validation::FieldError;
+use skiff_apimachinery::validation::{self, FieldError};
 
 pub use kinds::builtin;
 pub use typed::Typed;
@@ -189,7 +189,62 @@ pub trait Strategy<K>: Send + Sync + 'static {
     fn whole_row(&self) -> bool {
         false
     }
+
+    /// The rule names must pass (Kubernetes' `ValidateNameFunc`): DNS-1123 subdomains unless
+    /// the kind says otherwise.
+    fn name_rule(&self) -> NameRule {
+        validation::is_dns1123_subdomain
+    }
+
+    /// Whether a creator may set the status of a kind with a status subresource; otherwise
+    /// the status is the controllers' to write and a create drops it (a node's kubelet
+    /// registers it with a status).
+    fn creator_sets_status(&self) -> bool {
+        false
+    }
+
+    /// Sets what the server decides for a new object on the request's JSON, before it is
+    /// decoded: what this writes stays as the request spelled it (an explicit `null` too), and
+    /// wrongly-typed fields are left for the decoder to reject.
+    fn prepare_body_for_create(&self, _obj: &mut Value) {}
+
+    /// Whether objects hold cluster-wide allocations (a service's ClusterIPs and NodePorts):
+    /// claimed from the server's allocator on create and update, released when they go.
+    fn allocates(&self) -> bool {
+        false
+    }
+
+    /// Refuses to delete the object named `name` with a Forbidden message (the namespaces
+    /// that always exist).
+    fn validate_delete(&self, _name: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Seconds a deletion waits for whoever owns the object, given the grace period the
+    /// request asks for (Kubernetes' `RESTGracefulDeleteStrategy`); 0 deletes at once.
+    fn graceful_deletion_period(&self, _obj: &K, _requested: Option<i64>) -> i64 {
+        0
+    }
+
+    /// Whether the object's own spec holds its deletion until a server-side finalizer has
+    /// emptied it (a namespace's `spec.finalizers`).
+    fn finalized_by_spec(&self, _obj: &K) -> bool {
+        false
+    }
+
+    /// Changes an object that is marked for deletion rather than removed (a namespace turns
+    /// `Terminating`).
+    fn prepare_for_delete(&self, _obj: &mut K) {}
+
+    /// Whether a delete that removes the object answers with the object rather than a
+    /// Success Status (pods; Kubernetes' `ReturnDeletedObject`).
+    fn returns_deleted_object(&self) -> bool {
+        false
+    }
 }
+
+/// A name rule: the problems with a name, none if valid.
+pub type NameRule = fn(&str) -> Vec<String>;
 
 /// A registered kind as the generic handlers see it: JSON in, JSON out.
 pub trait Kind: Send + Sync {
@@ -228,6 +283,34 @@ pub trait Kind: Send + Sync {
 
     /// What the OpenAPI documents publish about this kind.
     fn openapi(&self) -> skiff_openapi::Resource;
+
+    /// See [`Strategy::name_rule`].
+    fn name_rule(&self) -> NameRule;
+
+    /// See [`Strategy::creator_sets_status`].
+    fn creator_sets_status(&self) -> bool;
+
+    /// See [`Strategy::prepare_body_for_create`].
+    fn prepare_body_for_create(&self, obj: &mut Value);
+
+    /// See [`Strategy::allocates`].
+    fn allocates(&self) -> bool;
+
+    /// See [`Strategy::validate_delete`].
+    fn validate_delete(&self, name: &str) -> Result<(), String>;
+
+    /// See [`Strategy::graceful_deletion_period`].
+    fn graceful_deletion_period(&self, obj: &Value, requested: Option<i64>) -> i64;
+
+    /// See [`Strategy::finalized_by_spec`].
+    fn finalized_by_spec(&self, obj: &Value) -> bool;
+
+    /// See [`Strategy::prepare_for_delete`]; the object is left as it is unless the strategy
+    /// changes it.
+    fn prepare_for_delete(&self, obj: &mut Value);
+
+    /// See [`Strategy::returns_deleted_object`].
+    fn returns_deleted_object(&self) -> bool;
 }
 
 /// A decoded body.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use skiff_apimachinery::validation::FieldError;
 use skiff_openapi::Scope;
 
-use super::{Column, Decoded, Kind, ResourceInfo, Strategy, Subresource};
+use super::{Column, Decoded, Kind, NameRule, ResourceInfo, Strategy, Subresource};
 
 /// A kind served through its k8s-openapi type `K` and strategy `S`.
 pub struct Typed<K, S> {
@@ -113,7 +113,15 @@ pub fn unknown_fields(input: &Value, canonical: &Value, path: &str, out: &mut Ve
 
 impl<K, S> Kind for Typed<K, S>
 where
-    K: Resource + Serialize + DeserializeOwned + skiff_openapi::JsonSchema + Send + Sync + 'static,
+    K: Resource
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + PartialEq
+        + skiff_openapi::JsonSchema
+        + Send
+        + Sync
+        + 'static,
     K::Scope: Scope,
     S: Strategy<K>,
 {
@@ -171,6 +179,53 @@ where
             self.info.has(Subresource::Status),
             self.info.has(Subresource::Scale),
         )
+    }
+
+    fn name_rule(&self) -> NameRule {
+        self.strategy.name_rule()
+    }
+
+    fn creator_sets_status(&self) -> bool {
+        self.strategy.creator_sets_status()
+    }
+
+    fn prepare_body_for_create(&self, obj: &mut Value) {
+        self.strategy.prepare_body_for_create(obj)
+    }
+
+    fn allocates(&self) -> bool {
+        self.strategy.allocates()
+    }
+
+    fn validate_delete(&self, name: &str) -> Result<(), String> {
+        self.strategy.validate_delete(name)
+    }
+
+    fn graceful_deletion_period(&self, obj: &Value, requested: Option<i64>) -> i64 {
+        Self::typed(obj).map_or(0, |o| self.strategy.graceful_deletion_period(&o, requested))
+    }
+
+    fn finalized_by_spec(&self, obj: &Value) -> bool {
+        Self::typed(obj).is_some_and(|o| self.strategy.finalized_by_spec(&o))
+    }
+
+    fn prepare_for_delete(&self, obj: &mut Value) {
+        let Some(before) = Self::typed(obj) else {
+            return;
+        };
+        let mut after = before.clone();
+        self.strategy.prepare_for_delete(&mut after);
+        // Only what the strategy changed is written back, so other kinds' stored JSON stays
+        // byte for byte as it was.
+        if after != before
+            && let Ok(value) = serde_json::to_value(&after)
+        {
+            *obj = value;
+        }
+    }
+
+    fn returns_deleted_object(&self) -> bool {
+        self.strategy.returns_deleted_object()
     }
 }
 

@@ -7,14 +7,14 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding, Subject};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, Subject};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
 use super::{col, int, or_none, selector_text};
-use crate::registry::{Column, Strategy};
+use crate::registry::{Column, NameRule, Strategy};
 
 /// Ingresses.
 pub struct Ingresses;
@@ -34,8 +34,25 @@ pub struct Leases;
 pub struct ControllerRevisions;
 /// HorizontalPodAutoscalers.
 pub struct HorizontalPodAutoscalers;
+/// Roles and ClusterRoles.
+pub struct Roles;
 /// RoleBindings and ClusterRoleBindings.
 pub struct Bindings;
+
+/// RBAC names only need to be usable as one URL path segment (Kubernetes'
+/// `ValidatePathSegmentName`).
+pub fn path_segment_name(name: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if name == "." || name == ".." {
+        problems.push(format!("may not be '{name}'"));
+    }
+    for bad in ["/", "%"] {
+        if name.contains(bad) {
+            problems.push(format!("may not contain '{bad}'"));
+        }
+    }
+    problems
+}
 
 fn int_or_string(v: Option<&IntOrString>) -> Value {
     match v {
@@ -321,7 +338,23 @@ fn binding_cells(kind: &str, role: &str, subjects: Option<&Vec<Subject>>) -> Vec
     ]
 }
 
+impl Strategy<Role> for Roles {
+    fn name_rule(&self) -> NameRule {
+        path_segment_name
+    }
+}
+
+impl Strategy<ClusterRole> for Roles {
+    fn name_rule(&self) -> NameRule {
+        path_segment_name
+    }
+}
+
 impl Strategy<RoleBinding> for Bindings {
+    fn name_rule(&self) -> NameRule {
+        path_segment_name
+    }
+
     fn columns(&self) -> &'static [Column] {
         BINDING_COLUMNS
     }
@@ -332,11 +365,27 @@ impl Strategy<RoleBinding> for Bindings {
 }
 
 impl Strategy<ClusterRoleBinding> for Bindings {
+    fn name_rule(&self) -> NameRule {
+        path_segment_name
+    }
+
     fn columns(&self) -> &'static [Column] {
         BINDING_COLUMNS
     }
 
     fn cells(&self, b: &ClusterRoleBinding) -> Vec<Value> {
         binding_cells(&b.role_ref.kind, &b.role_ref.name, b.subjects.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rbac_names_only_need_to_be_path_segments() {
+        assert!(path_segment_name("system:controller:foo").is_empty());
+        assert_eq!(path_segment_name("a/b"), ["may not contain '/'"]);
+        assert_eq!(path_segment_name(".."), ["may not be '..'"]);
     }
 }

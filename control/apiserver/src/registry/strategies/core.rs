@@ -8,14 +8,16 @@ use k8s_openapi::api::core::v1::{
     ResourceQuota, Secret, ServiceAccount,
 };
 use serde_json::{Value, json};
-use skiff_apimachinery::validation::{FieldError, FieldPath};
+use skiff_apimachinery::validation::{self, FieldError, FieldPath};
 
 use super::resources::{
     decode_resource_list, validate_claim_spec, validate_limit_range_item, validate_node_resources,
     validate_resource_quota, validate_volume_capacity,
 };
 use super::{col, int, or_none};
-use crate::registry::{Column, Strategy};
+use crate::meta;
+use crate::namespaces::IMMORTAL;
+use crate::registry::{Column, NameRule, Strategy};
 
 /// Namespaces.
 pub struct Namespaces;
@@ -39,6 +41,53 @@ pub struct LimitRanges;
 pub struct ResourceQuotas;
 
 impl Strategy<Namespace> for Namespaces {
+    fn name_rule(&self) -> NameRule {
+        validation::is_dns1123_label
+    }
+
+    /// A new namespace is Active, finalized by `kubernetes`, and labelled with its name.
+    fn prepare_body_for_create(&self, obj: &mut Value) {
+        let name = meta::name(obj).unwrap_or_default().to_owned();
+        let Some(map) = obj.as_object_mut() else {
+            return;
+        };
+        map.insert("status".into(), json!({ "phase": "Active" }));
+        let spec = map.entry("spec").or_insert_with(|| json!({}));
+        if let Some(spec) = spec.as_object_mut() {
+            spec.entry("finalizers")
+                .or_insert_with(|| json!(["kubernetes"]));
+        }
+        let m = meta::metadata_mut(obj);
+        if let Some(labels) = m
+            .entry("labels")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+        {
+            labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+        }
+    }
+
+    fn validate_delete(&self, name: &str) -> Result<(), String> {
+        if IMMORTAL.contains(&name) {
+            return Err(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            ));
+        }
+        Ok(())
+    }
+
+    /// `crate::namespaces` empties it, then drops its finalizer.
+    fn finalized_by_spec(&self, ns: &Namespace) -> bool {
+        ns.spec
+            .as_ref()
+            .and_then(|s| s.finalizers.as_ref())
+            .is_some_and(|f| !f.is_empty())
+    }
+
+    fn prepare_for_delete(&self, ns: &mut Namespace) {
+        ns.status.get_or_insert_with(Default::default).phase = Some("Terminating".into());
+    }
+
     fn field_labels(&self) -> &'static [&'static str] {
         &["status.phase"]
     }
@@ -78,6 +127,11 @@ const NODE_COLUMNS: &[Column] = &[
 ];
 
 impl Strategy<Node> for Nodes {
+    /// The kubelet registers its node with a status.
+    fn creator_sets_status(&self) -> bool {
+        true
+    }
+
     fn validate(&self, node: &Node) -> Vec<FieldError> {
         validate_node_resources(node)
     }

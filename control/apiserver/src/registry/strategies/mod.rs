@@ -16,7 +16,7 @@ pub use self::core::{
 };
 pub use cluster::{
     Bindings, ControllerRevisions, HorizontalPodAutoscalers, IngressClasses, Ingresses, Leases,
-    NetworkPolicies, PodDisruptionBudgets, PriorityClasses, StorageClasses,
+    NetworkPolicies, PodDisruptionBudgets, PriorityClasses, Roles, StorageClasses,
 };
 pub use pods::{Pods, default_pod_spec};
 pub use services::{EndpointSlices, Endpoints, Services};

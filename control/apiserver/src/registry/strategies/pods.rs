@@ -221,6 +221,31 @@ impl Strategy<Pod> for Pods {
         errors
     }
 
+    /// A scheduled pod waits for its kubelet to stop it; an unscheduled one has no kubelet to
+    /// wait for.
+    fn graceful_deletion_period(&self, pod: &Pod, requested: Option<i64>) -> i64 {
+        let spec = pod.spec.as_ref();
+        let scheduled = spec
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
+        if !scheduled {
+            return 0;
+        }
+        let default = spec
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        let grace = requested.unwrap_or(default).max(0);
+        // A pod already being deleted only ever shortens its grace period.
+        match pod.metadata.deletion_grace_period_seconds {
+            Some(current) => grace.min(current),
+            None => grace,
+        }
+    }
+
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn field_labels(&self) -> &'static [&'static str] {
         &[
             "spec.nodeName",

@@ -1,15 +1,16 @@
 //! Services, Endpoints and EndpointSlices: defaults, validation of the service spec and the
-//! TYPE / CLUSTER-IP / EXTERNAL-IP / PORT(S) columns. ClusterIP and NodePort allocation is
-//! not a strategy concern (it needs storage): see `crate::allocator`.
+//! TYPE / CLUSTER-IP / EXTERNAL-IP / PORT(S) columns. A service's ClusterIP and NodePort
+//! allocation needs storage: the strategy only says that services allocate, the handlers
+//! claim from `crate::allocator`.
 
 use k8s_openapi::api::core::v1::{Endpoints as EndpointsObject, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
-use skiff_apimachinery::validation::{FieldError, FieldPath, is_valid_port_num};
+use skiff_apimachinery::validation::{self, FieldError, FieldPath, is_valid_port_num};
 
 use super::{col, or_none};
-use crate::registry::{Column, Strategy};
+use crate::registry::{Column, NameRule, Strategy};
 
 /// Services.
 pub struct Services;
@@ -30,6 +31,14 @@ const SERVICE_COLUMNS: &[Column] = &[
 ];
 
 impl Strategy<Service> for Services {
+    fn name_rule(&self) -> NameRule {
+        validation::is_dns1035_label
+    }
+
+    fn allocates(&self) -> bool {
+        true
+    }
+
     fn default(&self, svc: &mut Service) {
         let spec = svc.spec.get_or_insert_with(Default::default);
         let kind = spec.type_.get_or_insert_with(|| "ClusterIP".into()).clone();
