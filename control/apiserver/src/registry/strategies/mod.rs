@@ -1,28 +1,41 @@
-//! Per-kind strategies: defaulting as Kubernetes' `SetDefaults_*` functions do it, printer
-//! columns as `kubectl get` shows them, and the extra field selector labels each kind supports.
-//! Kinds not listed here use [`Generic`].
+//! Per-kind strategies: defaulting as Kubernetes' `SetDefaults_*` functions do it, validation,
+//! printer columns as `kubectl get` shows them, the extra field selector labels each kind
+//! supports, and the life-cycle hooks where a kind differs (names, allocation, deletion).
+//!
+//! One module per resource in a folder per API group, as Kubernetes'
+//! `pkg/registry/<group>/<resource>`; `podspec` and `resources` are the validation shared by
+//! pods, templates and the kinds with resource quantities. Kinds not listed here use
+//! [`Generic`].
 
-mod cluster;
+mod apps;
+mod autoscaling;
+mod batch;
+mod coordination;
 mod core;
-mod pods;
+mod discovery;
+mod networking;
 mod podspec;
+mod policy;
+mod rbac;
 mod resources;
-mod services;
-mod workloads;
+mod scheduling;
+mod storage;
 
 pub use self::core::{
-    ConfigMaps, Events, LimitRanges, Namespaces, Nodes, PersistentVolumeClaims, PersistentVolumes,
-    ResourceQuotas, Secrets, ServiceAccounts,
+    ConfigMaps, Endpoints, Events, LimitRanges, Namespaces, Nodes, PersistentVolumeClaims,
+    PersistentVolumes, Pods, ReplicationControllers, ResourceQuotas, Secrets, ServiceAccounts,
+    Services, default_pod_spec,
 };
-pub use cluster::{
-    Bindings, ControllerRevisions, HorizontalPodAutoscalers, IngressClasses, Ingresses, Leases,
-    NetworkPolicies, PodDisruptionBudgets, PriorityClasses, Roles, StorageClasses,
-};
-pub use pods::{Pods, default_pod_spec};
-pub use services::{EndpointSlices, Endpoints, Services};
-pub use workloads::{
-    CronJobs, DaemonSets, Deployments, Jobs, ReplicaSets, ReplicationControllers, StatefulSets,
-};
+pub use apps::{ControllerRevisions, DaemonSets, Deployments, ReplicaSets, StatefulSets};
+pub use autoscaling::HorizontalPodAutoscalers;
+pub use batch::{CronJobs, Jobs};
+pub use coordination::Leases;
+pub use discovery::EndpointSlices;
+pub use networking::{IngressClasses, Ingresses, NetworkPolicies};
+pub use policy::PodDisruptionBudgets;
+pub use rbac::{Bindings, Roles};
+pub use scheduling::PriorityClasses;
+pub use storage::StorageClasses;
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as ApiSelector;
@@ -64,6 +77,16 @@ pub(crate) fn or_none(text: String) -> Value {
         json!(text)
     }
 }
+
+pub(crate) const TEMPLATE_COLUMNS: [Column; 3] = [
+    col("Containers", 1, "Names of each container in the template."),
+    col(
+        "Images",
+        1,
+        "Images referenced by each container in the template.",
+    ),
+    col("Selector", 1, "Label selector for the pods."),
+];
 
 /// The CONTAINERS and IMAGES cells of a pod template.
 pub(crate) fn containers_and_images(template: &PodTemplateSpec) -> (Value, Value) {

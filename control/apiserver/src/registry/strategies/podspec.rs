@@ -16,6 +16,10 @@ use super::resources::validate_pod_spec_resources;
 
 /// Restart policies a pod may have.
 pub const RESTART_POLICIES: [&str; 3] = ["Always", "OnFailure", "Never"];
+/// Controllers' pods run until replaced: the only restart policy they may have.
+pub const ALWAYS: &[&str] = &["Always"];
+/// A Job's pods end: they may not restart forever.
+pub const RUN_TO_COMPLETION: &[&str] = &["OnFailure", "Never"];
 const DNS_POLICIES: [&str; 4] = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
 const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
 const PULL_POLICIES: [&str; 3] = ["Always", "IfNotPresent", "Never"];

@@ -1,23 +1,18 @@
-//! Services, Endpoints and EndpointSlices: defaults, validation of the service spec and the
-//! TYPE / CLUSTER-IP / EXTERNAL-IP / PORT(S) columns. A service's ClusterIP and NodePort
-//! allocation needs storage: the strategy only says that services allocate, the handlers
-//! claim from `crate::allocator`.
+//! Services: defaults, validation of the spec, the TYPE / CLUSTER-IP / EXTERNAL-IP / PORT(S)
+//! columns, and DNS-1035 names. A service's ClusterIP and NodePort allocation needs storage: the
+//! strategy only says that services allocate, the handlers claim from `crate::allocator`.
 
-use k8s_openapi::api::core::v1::{Endpoints as EndpointsObject, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
-use skiff_apimachinery::validation::{self, FieldError, FieldPath, is_valid_port_num};
+use skiff_apimachinery::validation;
+use skiff_apimachinery::validation::{FieldError, FieldPath, is_valid_port_num};
 
-use super::{col, or_none};
+use crate::registry::strategies::{col, or_none};
 use crate::registry::{Column, NameRule, Strategy};
 
 /// Services.
 pub struct Services;
-/// Endpoints.
-pub struct Endpoints;
-/// EndpointSlices.
-pub struct EndpointSlices;
 
 const SERVICE_TYPES: [&str; 4] = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
 const PROTOCOLS: [&str; 3] = ["TCP", "UDP", "SCTP"];
@@ -154,68 +149,6 @@ impl Strategy<Service> for Services {
             or_none(external),
             or_none(ports.join(",")),
             or_none(selector),
-        ]
-    }
-}
-
-impl Strategy<EndpointsObject> for Endpoints {
-    fn columns(&self) -> &'static [Column] {
-        const {
-            &[col(
-                "Endpoints",
-                0,
-                "The addresses and ports of the endpoints.",
-            )]
-        }
-    }
-
-    fn cells(&self, ep: &EndpointsObject) -> Vec<Value> {
-        let mut all = Vec::new();
-        for subset in ep.subsets.iter().flatten() {
-            for address in subset.addresses.iter().flatten() {
-                for port in subset.ports.iter().flatten() {
-                    all.push(format!("{}:{}", address.ip, port.port));
-                }
-            }
-        }
-        let shown = all.iter().take(3).cloned().collect::<Vec<_>>().join(",");
-        let more = all.len().saturating_sub(3);
-        vec![or_none(if more > 0 {
-            format!("{shown} + {more} more...")
-        } else {
-            shown
-        })]
-    }
-}
-
-impl Strategy<EndpointSlice> for EndpointSlices {
-    fn columns(&self) -> &'static [Column] {
-        const {
-            &[
-                col("AddressType", 0, "The type of addresses in the slice."),
-                col("Ports", 0, "The ports of the slice."),
-                col("Endpoints", 0, "The addresses of the slice."),
-            ]
-        }
-    }
-
-    fn cells(&self, slice: &EndpointSlice) -> Vec<Value> {
-        let ports: Vec<String> = slice
-            .ports
-            .iter()
-            .flatten()
-            .filter_map(|p| p.port.map(|n| n.to_string()))
-            .collect();
-        let addresses: Vec<String> = slice
-            .endpoints
-            .iter()
-            .flatten()
-            .flat_map(|e| e.addresses.iter().cloned())
-            .collect();
-        vec![
-            json!(slice.address_type),
-            or_none(ports.join(",")),
-            or_none(addresses.join(",")),
         ]
     }
 }

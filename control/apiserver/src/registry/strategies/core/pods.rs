@@ -5,11 +5,11 @@ use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use serde_json::{Value, json};
 use skiff_apimachinery::quantity::Quantity;
-
-use super::podspec::{RESTART_POLICIES, validate_pod_spec};
-use super::{col, int, or_none};
-use crate::registry::{Column, Strategy};
 use skiff_apimachinery::validation::{FieldError, FieldPath};
+
+use crate::registry::strategies::podspec::{RESTART_POLICIES, validate_pod_spec};
+use crate::registry::strategies::{col, int, or_none};
+use crate::registry::{Column, Strategy};
 
 /// The pod strategy.
 pub struct Pods;

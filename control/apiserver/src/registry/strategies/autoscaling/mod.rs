@@ -1,0 +1,5 @@
+//! `autoscaling/v2`.
+
+mod horizontalpodautoscalers;
+
+pub use horizontalpodautoscalers::HorizontalPodAutoscalers;

@@ -1,0 +1,5 @@
+//! `storage.k8s.io/v1`.
+
+mod storageclasses;
+
+pub use storageclasses::StorageClasses;
