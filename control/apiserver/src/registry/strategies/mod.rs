@@ -37,7 +37,10 @@ pub use rbac::{Bindings, Roles};
 pub use scheduling::PriorityClasses;
 pub use storage::StorageClasses;
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as ApiSelector;
 use serde_json::{Value, json};
 use skiff_apimachinery::selector::LabelSelector;
@@ -68,6 +71,28 @@ pub(crate) const fn int(name: &'static str, priority: u8, description: &'static 
         description,
     }
 }
+
+/// The `storage` quantity of a capacity, as written (a volume's and a claim's CAPACITY).
+pub(crate) fn storage_capacity(capacity: Option<&BTreeMap<String, Quantity>>) -> String {
+    capacity
+        .and_then(|c| c.get("storage"))
+        .map(|q| q.0.clone())
+        .unwrap_or_default()
+}
+
+/// The addresses of a load balancer status (each ingress point's IP, else its hostname): the
+/// same fields in a service's and an ingress's status, of different types.
+macro_rules! load_balancer_addresses {
+    ($status:expr) => {
+        $status
+            .iter()
+            .flat_map(|s| s.load_balancer.iter())
+            .flat_map(|lb| lb.ingress.iter().flatten())
+            .filter_map(|i| i.ip.clone().or(i.hostname.clone()))
+            .collect::<Vec<String>>()
+    };
+}
+pub(crate) use load_balancer_addresses;
 
 /// `<none>` for empty cells, as kubectl prints them.
 pub(crate) fn or_none(text: String) -> Value {

@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 use skiff_apimachinery::validation::{FieldError, FieldPath};
 
-use crate::registry::strategies::apps::selector_unchanged;
+use crate::registry::strategies::apps::with_selector_unchanged;
 use crate::registry::strategies::podspec::{ALWAYS, validate_replicas, validate_template};
 use crate::registry::strategies::{
     TEMPLATE_COLUMNS, col, containers_and_images, default_template, int, selector_text,
@@ -71,9 +71,7 @@ impl Strategy<Deployment> for Deployments {
     }
 
     fn validate_update(&self, new: &Deployment, old: &Deployment) -> Vec<FieldError> {
-        let mut errors = self.validate(new);
-        errors.extend(selector_unchanged(&new.spec.selector, &old.spec.selector));
-        errors
+        with_selector_unchanged(self.validate(new), &new.spec.selector, &old.spec.selector)
     }
 
     fn columns(&self) -> &'static [Column] {

@@ -15,17 +15,19 @@ pub use statefulsets::StatefulSets;
 
 use skiff_apimachinery::validation::FieldError;
 
-/// `spec.selector` of a controller is immutable once set.
-pub(crate) fn selector_unchanged<T: PartialEq + serde::Serialize>(
+/// A controller's update: the create rules (`errors`), and `spec.selector` is immutable once
+/// set.
+pub(crate) fn with_selector_unchanged<T: PartialEq + serde::Serialize>(
+    mut errors: Vec<FieldError>,
     new: &T,
     old: &T,
 ) -> Vec<FieldError> {
-    if new == old {
-        return Vec::new();
+    if new != old {
+        errors.push(FieldError::invalid(
+            "spec.selector",
+            serde_json::to_value(new).unwrap_or_default(),
+            "field is immutable",
+        ));
     }
-    vec![FieldError::invalid(
-        "spec.selector",
-        serde_json::to_value(new).unwrap_or_default(),
-        "field is immutable",
-    )]
+    errors
 }

@@ -5,7 +5,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use serde_json::{Value, json};
 use skiff_apimachinery::validation::{FieldError, FieldPath};
 
-use crate::registry::strategies::apps::selector_unchanged;
+use crate::registry::strategies::apps::with_selector_unchanged;
 use crate::registry::strategies::podspec::{ALWAYS, validate_replicas, validate_template};
 use crate::registry::strategies::{
     TEMPLATE_COLUMNS, containers_and_images, default_template, int, selector_text,
@@ -51,9 +51,7 @@ impl Strategy<ReplicaSet> for ReplicaSets {
     }
 
     fn validate_update(&self, new: &ReplicaSet, old: &ReplicaSet) -> Vec<FieldError> {
-        let mut errors = self.validate(new);
-        errors.extend(selector_unchanged(&new.spec.selector, &old.spec.selector));
-        errors
+        with_selector_unchanged(self.validate(new), &new.spec.selector, &old.spec.selector)
     }
 
     fn field_labels(&self) -> &'static [&'static str] {

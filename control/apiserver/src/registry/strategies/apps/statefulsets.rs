@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Volume;
 use serde_json::{Value, json};
 use skiff_apimachinery::validation::{FieldError, FieldPath};
 
-use crate::registry::strategies::apps::selector_unchanged;
+use crate::registry::strategies::apps::with_selector_unchanged;
 use crate::registry::strategies::podspec::{ALWAYS, validate_replicas, validate_template};
 use crate::registry::strategies::resources::decode_claim_resources;
 use crate::registry::strategies::{TEMPLATE_COLUMNS, col, containers_and_images, default_template};
@@ -84,9 +84,7 @@ impl Strategy<StatefulSet> for StatefulSets {
     }
 
     fn validate_update(&self, new: &StatefulSet, old: &StatefulSet) -> Vec<FieldError> {
-        let mut errors = self.validate(new);
-        errors.extend(selector_unchanged(&new.spec.selector, &old.spec.selector));
-        errors
+        with_selector_unchanged(self.validate(new), &new.spec.selector, &old.spec.selector)
     }
 
     fn columns(&self) -> &'static [Column] {

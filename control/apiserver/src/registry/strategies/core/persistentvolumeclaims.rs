@@ -6,7 +6,7 @@ use skiff_apimachinery::validation::{FieldError, FieldPath};
 
 use crate::registry::strategies::core::persistentvolumes::access_modes;
 use crate::registry::strategies::resources::{decode_resource_list, validate_claim_spec};
-use crate::registry::strategies::{col, or_none};
+use crate::registry::strategies::{col, or_none, storage_capacity};
 use crate::registry::{Column, Strategy};
 
 /// PersistentVolumeClaims.
@@ -55,16 +55,10 @@ impl Strategy<PersistentVolumeClaim> for PersistentVolumeClaims {
     fn cells(&self, pvc: &PersistentVolumeClaim) -> Vec<Value> {
         let spec = pvc.spec.clone().unwrap_or_default();
         let status = pvc.status.clone().unwrap_or_default();
-        let capacity = status
-            .capacity
-            .as_ref()
-            .and_then(|c| c.get("storage"))
-            .map(|q| q.0.clone())
-            .unwrap_or_default();
         vec![
             json!(status.phase.unwrap_or_else(|| "Pending".into())),
             json!(spec.volume_name.unwrap_or_default()),
-            json!(capacity),
+            json!(storage_capacity(status.capacity.as_ref())),
             json!(access_modes(status.access_modes.as_ref())),
             json!(spec.storage_class_name.unwrap_or_default()),
             or_none(spec.volume_attributes_class_name.unwrap_or_default()),

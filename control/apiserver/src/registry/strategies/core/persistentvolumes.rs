@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use skiff_apimachinery::validation::{FieldError, FieldPath};
 
 use crate::registry::strategies::resources::validate_volume_capacity;
-use crate::registry::strategies::{col, or_none};
+use crate::registry::strategies::{col, or_none, storage_capacity};
 use crate::registry::{Column, Strategy};
 
 /// PersistentVolumes.
@@ -67,12 +67,6 @@ impl Strategy<PersistentVolume> for PersistentVolumes {
     fn cells(&self, pv: &PersistentVolume) -> Vec<Value> {
         let spec = pv.spec.clone().unwrap_or_default();
         let status = pv.status.clone().unwrap_or_default();
-        let capacity = spec
-            .capacity
-            .as_ref()
-            .and_then(|c| c.get("storage"))
-            .map(|q| q.0.clone())
-            .unwrap_or_default();
         let claim = spec
             .claim_ref
             .as_ref()
@@ -85,7 +79,7 @@ impl Strategy<PersistentVolume> for PersistentVolumes {
             })
             .unwrap_or_default();
         vec![
-            json!(capacity),
+            json!(storage_capacity(spec.capacity.as_ref())),
             json!(access_modes(spec.access_modes.as_ref())),
             json!(spec.persistent_volume_reclaim_policy.unwrap_or_default()),
             json!(status.phase.unwrap_or_else(|| "Pending".into())),

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use skiff_apimachinery::validation;
 use skiff_apimachinery::validation::{FieldError, FieldPath, is_valid_port_num};
 
+use crate::registry::strategies::load_balancer_addresses;
 use crate::registry::strategies::{col, or_none};
 use crate::registry::{Column, NameRule, Strategy};
 
@@ -107,13 +108,7 @@ impl Strategy<Service> for Services {
         let spec = svc.spec.clone().unwrap_or_default();
         let kind = spec.type_.clone().unwrap_or_else(|| "ClusterIP".into());
         let mut external: Vec<String> = spec.external_ips.clone().unwrap_or_default();
-        let lb_ingress: Vec<String> = svc
-            .status
-            .iter()
-            .flat_map(|s| s.load_balancer.iter())
-            .flat_map(|lb| lb.ingress.iter().flatten())
-            .filter_map(|i| i.ip.clone().or(i.hostname.clone()))
-            .collect();
+        let lb_ingress = load_balancer_addresses!(svc.status);
         let external = match kind.as_str() {
             "ExternalName" => spec.external_name.clone().unwrap_or_default(),
             "LoadBalancer" if lb_ingress.is_empty() && external.is_empty() => "<pending>".into(),

@@ -3,6 +3,7 @@
 use k8s_openapi::api::networking::v1::Ingress;
 use serde_json::{Value, json};
 
+use crate::registry::strategies::load_balancer_addresses;
 use crate::registry::strategies::{col, or_none};
 use crate::registry::{Column, Strategy};
 
@@ -34,13 +35,7 @@ impl Strategy<Ingress> for Ingresses {
         } else {
             hosts.join(",")
         };
-        let addresses: Vec<String> = ing
-            .status
-            .iter()
-            .flat_map(|s| s.load_balancer.iter())
-            .flat_map(|lb| lb.ingress.iter().flatten())
-            .filter_map(|i| i.ip.clone().or(i.hostname.clone()))
-            .collect();
+        let addresses = load_balancer_addresses!(ing.status);
         let ports = if spec.tls.as_ref().is_some_and(|t| !t.is_empty()) {
             "80, 443"
         } else {
