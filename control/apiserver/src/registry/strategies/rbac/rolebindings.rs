@@ -43,30 +43,23 @@ fn binding_cells(kind: &str, role: &str, subjects: Option<&Vec<Subject>>) -> Vec
     ]
 }
 
-impl Strategy<RoleBinding> for Bindings {
-    fn name_rule(&self) -> NameRule {
-        path_segment_name
-    }
+/// The same strategy for both kinds: they have the same fields, in two types.
+macro_rules! bindings {
+    ($($kind:ty),*) => {$(
+        impl Strategy<$kind> for Bindings {
+            fn name_rule(&self) -> NameRule {
+                path_segment_name
+            }
 
-    fn columns(&self) -> &'static [Column] {
-        BINDING_COLUMNS
-    }
+            fn columns(&self) -> &'static [Column] {
+                BINDING_COLUMNS
+            }
 
-    fn cells(&self, b: &RoleBinding) -> Vec<Value> {
-        binding_cells(&b.role_ref.kind, &b.role_ref.name, b.subjects.as_ref())
-    }
+            fn cells(&self, b: &$kind) -> Vec<Value> {
+                binding_cells(&b.role_ref.kind, &b.role_ref.name, b.subjects.as_ref())
+            }
+        }
+    )*};
 }
 
-impl Strategy<ClusterRoleBinding> for Bindings {
-    fn name_rule(&self) -> NameRule {
-        path_segment_name
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        BINDING_COLUMNS
-    }
-
-    fn cells(&self, b: &ClusterRoleBinding) -> Vec<Value> {
-        binding_cells(&b.role_ref.kind, &b.role_ref.name, b.subjects.as_ref())
-    }
-}
+bindings!(RoleBinding, ClusterRoleBinding);
