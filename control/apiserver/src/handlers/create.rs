@@ -83,6 +83,8 @@ pub(super) fn prepare_for_create(kind: &dyn Kind, obj: &mut Value) {
     ] {
         m.remove(field);
     }
+    // The status of a kind with a status subresource is the controllers' to write, unless
+    // the kind lets its creator set it.
     if kind.info().has(Subresource::Status)
         && !kind.creator_sets_status()
         && let Some(map) = obj.as_object_mut()
