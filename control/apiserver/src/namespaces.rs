@@ -83,7 +83,7 @@ async fn empty(server: &Server, name: &str) -> ApiResult<()> {
                 .await
             {
                 Ok(_) => {
-                    if (info.group, info.plural) == ("", "services") {
+                    if kind.allocates() {
                         server.allocator.release(obj, None).await;
                     }
                 }
