@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Lab, http_get, lab};
+use common::{Lab, Running, container_state, http_get, lab, run_pod};
 use skiff_cri::{image_spec, v1};
-use skiff_testenv::{images, sandbox_config};
+use skiff_testenv::{Checks, ContainerRuntime, images, sandbox_config};
 
 fn httpd_config() -> v1::ContainerConfig {
     v1::ContainerConfig {
@@ -37,76 +37,67 @@ fn httpd_config() -> v1::ContainerConfig {
     }
 }
 
+/// One containerd and one pod serve every step; each step's checks run and are reported
+/// together (the CRI calls that later steps need stay hard failures).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_lifecycle_on_bridge_cni() {
     let lab = lab(0).await;
-    let cri = &lab.cri;
+    let cri = lab.cri();
     let subnet = lab.subnet;
+    let mut checks = Checks::new();
     let version = cri.version().await.unwrap();
-    assert_eq!(version.runtime_name, "containerd");
-    assert_eq!(version.runtime_api_version, "v1");
+    checks.run("Version", || {
+        assert_eq!(version.runtime_name, "containerd");
+        assert_eq!(version.runtime_api_version, "v1");
+    });
 
     // Local images: ImageStatus finds them (a PullImage would go to the unreachable registry).
     let busybox_id = cri.ensure_image(images::BUSYBOX).await.unwrap();
-    assert!(busybox_id.starts_with("sha256:"), "{busybox_id}");
-    assert!(cri.image_status(images::PAUSE).await.unwrap().is_some());
-    assert!(
-        cri.image_status("docker.io/library/absent:1")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let pause = cri.image_status(images::PAUSE).await.unwrap();
+    let absent = cri
+        .image_status("docker.io/library/absent:1")
+        .await
+        .unwrap();
     let listed = cri.list_images(None).await.unwrap();
-    assert!(
-        listed
-            .iter()
-            .any(|i| i.repo_tags.iter().any(|t| t == images::BUSYBOX))
-    );
+    checks.run("local images", || {
+        assert!(busybox_id.starts_with("sha256:"), "{busybox_id}");
+        assert!(pause.is_some());
+        assert!(absent.is_none());
+        assert!(
+            listed
+                .iter()
+                .any(|i| i.repo_tags.iter().any(|t| t == images::BUSYBOX))
+        );
+    });
 
     let logs = lab.dir.0.join("logs");
     let uid = format!("uid-{}", std::process::id());
-    let sandbox = sandbox_config("web", &uid, &logs, lab.containerd.cgroup_parent());
+    let sandbox = sandbox_config("web", &uid, &logs, lab.runtime.containerd.cgroup_parent());
+    let Running {
+        pod,
+        sandbox: status,
+        ip,
+        container: id,
+    } = run_pod(cri, &sandbox, &httpd_config()).await;
+    checks.run("the sandbox's state and address", || {
+        assert_eq!(status.state(), v1::PodSandboxState::SandboxReady);
+        assert_eq!(
+            ip.octets()[..3],
+            subnet.octets()[..3],
+            "pod IP {ip} outside {subnet}/24"
+        );
+    });
     let started = Instant::now();
-    let pod = cri.run_pod_sandbox(&sandbox, "").await.unwrap();
-    eprintln!("RunPodSandbox took {:?}", started.elapsed());
+    checks.run("HTTP from the host to the pod", || {
+        let reply = http_get(
+            SocketAddr::from((ip, 8080)),
+            Instant::now() + Duration::from_secs(10),
+        );
+        eprintln!("first HTTP answer after {:?}", started.elapsed());
+        assert!(reply.starts_with("HTTP/1."), "{reply}");
+    });
 
-    let status = cri
-        .pod_sandbox_status(&pod, false)
-        .await
-        .unwrap()
-        .status
-        .unwrap();
-    assert_eq!(status.state(), v1::PodSandboxState::SandboxReady);
-    let ip: Ipv4Addr = status.network.as_ref().unwrap().ip.parse().unwrap();
-    assert_eq!(
-        ip.octets()[..3],
-        subnet.octets()[..3],
-        "pod IP {ip} outside {subnet}/24"
-    );
-
-    let started = Instant::now();
-    let id = cri
-        .create_container(&pod, &httpd_config(), &sandbox)
-        .await
-        .unwrap();
-    cri.start_container(&id).await.unwrap();
-    let reply = http_get(
-        SocketAddr::from((ip, 8080)),
-        Instant::now() + Duration::from_secs(10),
-    );
-    eprintln!(
-        "create + start + first HTTP answer in {:?}",
-        started.elapsed()
-    );
-    assert!(reply.starts_with("HTTP/1."), "{reply}");
-
-    let state = cri
-        .container_status(&id, false)
-        .await
-        .unwrap()
-        .status
-        .unwrap();
-    assert_eq!(state.state(), v1::ContainerState::ContainerRunning);
+    let state = container_state(cri, &id).await;
     let running = cri
         .list_containers(Some(v1::ContainerFilter {
             pod_sandbox_id: pod.clone(),
@@ -114,7 +105,10 @@ async fn pod_lifecycle_on_bridge_cni() {
         }))
         .await
         .unwrap();
-    assert_eq!(running.len(), 1);
+    checks.run("the running container's status and listing", || {
+        assert_eq!(state.state(), v1::ContainerState::ContainerRunning);
+        assert_eq!(running.len(), 1);
+    });
 
     let exec = cri
         .exec_sync(
@@ -124,32 +118,36 @@ async fn pod_lifecycle_on_bridge_cni() {
         )
         .await
         .unwrap();
-    assert_eq!(exec.exit_code, 0, "{exec:?}");
-    assert_eq!(String::from_utf8_lossy(&exec.stdout), "hi\n");
     let failed = cri
         .exec_sync(&id, &["sh", "-c", "exit 3"], Duration::from_secs(10))
         .await
         .unwrap();
-    assert_eq!(failed.exit_code, 3);
+    checks.run("ExecSync: output and exit codes", || {
+        assert_eq!(exec.exit_code, 0, "{exec:?}");
+        assert_eq!(String::from_utf8_lossy(&exec.stdout), "hi\n");
+        assert_eq!(failed.exit_code, 3);
+    });
 
     // busybox httpd as PID 1 ignores SIGTERM: no grace period.
     cri.stop_container(&id, Duration::ZERO).await.unwrap();
-    let state = cri
-        .container_status(&id, false)
-        .await
-        .unwrap()
-        .status
-        .unwrap();
-    assert_eq!(state.state(), v1::ContainerState::ContainerExited);
+    let state = container_state(cri, &id).await;
+    checks.run("the stopped container's state", || {
+        assert_eq!(state.state(), v1::ContainerState::ContainerExited);
+    });
     cri.remove_container(&id).await.unwrap();
     cri.stop_pod_sandbox(&pod).await.unwrap();
     cri.remove_pod_sandbox(&pod).await.unwrap();
-    assert!(cri.list_pod_sandbox(None).await.unwrap().is_empty());
-    assert!(cri.list_containers(None).await.unwrap().is_empty());
+    let sandboxes = cri.list_pod_sandbox(None).await.unwrap();
+    let containers = cri.list_containers(None).await.unwrap();
+    checks.run("nothing listed after removal", || {
+        assert!(sandboxes.is_empty());
+        assert!(containers.is_empty());
+    });
     // Idempotent, as the kubelet relies on (containerd itself answers NotFound).
     cri.stop_pod_sandbox(&pod).await.unwrap();
     cri.remove_pod_sandbox(&pod).await.unwrap();
     cri.remove_container(&id).await.unwrap();
+    checks.finish();
 }
 
 /// Processes whose command line mentions `needle`.
@@ -186,25 +184,20 @@ async fn dropping_crashed_containerd_leaves_nothing() {
 async fn abandon_pod(test: u32, crash: bool) {
     let lab = lab(test).await;
     let logs = lab.dir.0.join("logs");
-    let cgroup_parent = lab.containerd.cgroup_parent().to_owned();
+    let cgroup_parent = lab.runtime.containerd.cgroup_parent().to_owned();
     let sandbox = sandbox_config("left", "uid-left", &logs, &cgroup_parent);
-    let pod = lab.cri.run_pod_sandbox(&sandbox, "").await.unwrap();
-    let id = lab
-        .cri
-        .create_container(&pod, &httpd_config(), &sandbox)
-        .await
-        .unwrap();
-    lab.cri.start_container(&id).await.unwrap();
+    let Running {
+        pod, container: id, ..
+    } = run_pod(lab.cri(), &sandbox, &httpd_config()).await;
     let containerd_dir = lab.dir.0.join("containerd");
-    let socket = lab.containerd.socket().display().to_string();
+    let socket = lab.runtime.containerd.socket().display().to_string();
     assert!(
         !processes_mentioning(&socket).is_empty(),
         "no shim for {socket}?"
     );
 
     let Lab {
-        cri,
-        containerd,
+        runtime: ContainerRuntime { cri, containerd },
         _bridge,
         dir,
         ..

@@ -5,14 +5,14 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{http_get, lab_with, require_root};
+use common::{Running, container_state, http_get, lab_with, require_root, run_pod};
 use skiff_cri::{image_spec, v1};
-use skiff_testenv::{Registry, images, sandbox_config};
+use skiff_testenv::{Checks, Registry, images, sandbox_config};
 
 fn registry_dir(test: u32) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("registry-{}-{test}", std::process::id()))
@@ -65,8 +65,10 @@ async fn nginx_latest_pulls_from_the_loopback_mirror_and_serves_http() {
     assert!(config.contains(images::STAND_IN_LABEL), "{config}");
 
     let lab = lab_with(3, Some(registry.address())).await;
-    let cri = &lab.cri;
-    assert!(cri.image_status("nginx:latest").await.unwrap().is_none());
+    let cri = lab.cri();
+    let mut checks = Checks::new();
+    let before = cri.image_status("nginx:latest").await.unwrap();
+    checks.run("nginx absent before the pull", || assert!(before.is_none()));
 
     // The short name, as a pod manifest has it; containerd normalizes it to docker.io.
     let started = Instant::now();
@@ -77,56 +79,50 @@ async fn nginx_latest_pulls_from_the_loopback_mirror_and_serves_http() {
         .await
         .unwrap()
         .expect("nginx:latest after the pull");
-    assert_eq!(image.id, image_ref);
-    assert!(
-        image.repo_tags.iter().any(|t| t == images::NGINX),
-        "{image:?}"
-    );
-    assert!(cri.image_status(images::NGINX).await.unwrap().is_some());
+    let normalized = cri.image_status(images::NGINX).await.unwrap();
+    checks.run("the pulled image under its normalized name", || {
+        assert_eq!(image.id, image_ref);
+        assert!(
+            image.repo_tags.iter().any(|t| t == images::NGINX),
+            "{image:?}"
+        );
+        assert!(normalized.is_some());
+    });
     for name in ["alpine:latest", "busybox"] {
         cri.pull_image(name, None, None).await.unwrap();
     }
 
     let logs = lab.dir.0.join("logs");
     let uid = format!("uid-nginx-{}", std::process::id());
-    let sandbox = sandbox_config("nginx", &uid, &logs, lab.containerd.cgroup_parent());
-    let pod = cri.run_pod_sandbox(&sandbox, "").await.unwrap();
-    let status = cri
-        .pod_sandbox_status(&pod, false)
-        .await
-        .unwrap()
-        .status
-        .unwrap();
-    let ip: Ipv4Addr = status.network.as_ref().unwrap().ip.parse().unwrap();
+    let sandbox = sandbox_config("nginx", &uid, &logs, lab.runtime.containerd.cgroup_parent());
+    let Running {
+        ip, container: id, ..
+    } = run_pod(cri, &sandbox, &nginx_container()).await;
     let started = Instant::now();
-    let id = cri
-        .create_container(&pod, &nginx_container(), &sandbox)
-        .await
-        .unwrap();
-    cri.start_container(&id).await.unwrap();
-    let reply = http_get(
-        SocketAddr::from((ip, 80)),
-        Instant::now() + Duration::from_secs(10),
-    );
-    eprintln!(
-        "nginx create + start + first HTTP answer in {:?}",
-        started.elapsed()
-    );
-    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    assert!(reply.contains("Welcome to nginx!"), "{reply}");
-    assert!(reply.contains("Server: nginx"), "{reply}");
+    checks.run("nginx serves its welcome page", || {
+        let reply = http_get(
+            SocketAddr::from((ip, 80)),
+            Instant::now() + Duration::from_secs(10),
+        );
+        eprintln!("nginx's first HTTP answer after {:?}", started.elapsed());
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.contains("Welcome to nginx!"), "{reply}");
+        assert!(reply.contains("Server: nginx"), "{reply}");
+    });
     // Workers drop to www-data (from the image's /etc/passwd); busybox gives the image a shell.
     let ps = cri
         .exec_sync(&id, &["ps", "-o", "user,args"], Duration::from_secs(10))
         .await
         .unwrap();
     let ps = String::from_utf8_lossy(&ps.stdout);
-    assert!(ps.contains("nginx: master process"), "{ps}");
-    assert!(
-        ps.lines()
-            .any(|l| l.contains("www-data") && l.contains("nginx: worker process")),
-        "{ps}"
-    );
+    checks.run("nginx's master and www-data workers", || {
+        assert!(ps.contains("nginx: master process"), "{ps}");
+        assert!(
+            ps.lines()
+                .any(|l| l.contains("www-data") && l.contains("nginx: worker process")),
+            "{ps}"
+        );
+    });
     // The access log goes to stdout, i.e. the container's CRI log (the shim copies it there
     // asynchronously).
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -137,7 +133,9 @@ async fn nginx_latest_pulls_from_the_loopback_mirror_and_serves_http() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(log.contains("\"GET / HTTP/1.0\" 200"), "{log}");
+    checks.run("the access log in the CRI log", || {
+        assert!(log.contains("\"GET / HTTP/1.0\" 200"), "{log}");
+    });
 
     // The image's StopSignal (SIGQUIT) is nginx's graceful stop: well within the grace period.
     let started = Instant::now();
@@ -145,18 +143,15 @@ async fn nginx_latest_pulls_from_the_loopback_mirror_and_serves_http() {
         .await
         .unwrap();
     let stopped = started.elapsed();
-    let state = cri
-        .container_status(&id, false)
-        .await
-        .unwrap()
-        .status
-        .unwrap();
-    assert_eq!(state.state(), v1::ContainerState::ContainerExited);
-    assert!(stopped < Duration::from_secs(10), "stop took {stopped:?}");
+    let state = container_state(cri, &id).await;
     eprintln!(
         "nginx stopped in {stopped:?} (exit code {})",
         state.exit_code
     );
+    checks.run("a graceful stop by the image's StopSignal", || {
+        assert_eq!(state.state(), v1::ContainerState::ContainerExited);
+        assert!(stopped < Duration::from_secs(10), "stop took {stopped:?}");
+    });
 
     // A missing image: what the agent turns into ErrImagePull.
     let err = cri
@@ -165,21 +160,26 @@ async fn nginx_latest_pulls_from_the_loopback_mirror_and_serves_http() {
         .unwrap_err();
     let message = err.to_string();
     eprintln!("missing image: {message}");
-    assert_eq!(
-        err.status().map(tonic::Status::code),
-        Some(tonic::Code::NotFound),
-        "{message}"
-    );
-    assert!(message.contains("PullImage"), "{message}");
-    assert!(
-        message.contains("docker.io/library/absent:latest") && message.contains("not found"),
-        "{message}"
-    );
+    checks.run("a missing image is NotFound", || {
+        assert_eq!(
+            err.status().map(tonic::Status::code),
+            Some(tonic::Code::NotFound),
+            "{message}"
+        );
+        assert!(message.contains("PullImage"), "{message}");
+        assert!(
+            message.contains("docker.io/library/absent:latest") && message.contains("not found"),
+            "{message}"
+        );
+    });
     let err = cri
         .pull_image("nginx:no-such-tag", None, None)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("not found"), "{err}");
+    checks.run("a missing tag is not found", || {
+        assert!(err.to_string().contains("not found"), "{err}");
+    });
+    checks.finish();
 }
 
 /// imagePullSecrets: a registry that wants credentials refuses an anonymous pull and serves one
@@ -197,30 +197,30 @@ async fn a_registry_with_auth_needs_the_pull_credentials() {
     eprintln!("busybox pushed in {:?}", started.elapsed());
 
     let lab = lab_with(4, Some(registry.address())).await;
-    let cri = &lab.cri;
+    let cri = lab.cri();
+    let mut checks = Checks::new();
     let started = Instant::now();
-    let err = cri
-        .pull_image("busybox:latest", None, None)
-        .await
-        .unwrap_err();
+    let anonymous = cri.pull_image("busybox:latest", None, None).await;
     eprintln!("anonymous PullImage refused in {:?}", started.elapsed());
-    let message = err.to_string();
-    eprintln!("without credentials: {message}");
-    assert!(
-        message.contains("401") || message.to_lowercase().contains("unauthorized"),
-        "{message}"
-    );
+    checks.run("an anonymous pull is refused", || {
+        let message = anonymous.unwrap_err().to_string();
+        eprintln!("without credentials: {message}");
+        assert!(
+            message.contains("401") || message.to_lowercase().contains("unauthorized"),
+            "{message}"
+        );
+    });
     let wrong = v1::AuthConfig {
         username: "puller".into(),
         password: "wrong".into(),
         ..Default::default()
     };
-    assert!(
-        cri.pull_image("busybox:latest", Some(wrong), None)
-            .await
-            .is_err()
-    );
-    assert!(cri.image_status("busybox:latest").await.unwrap().is_none());
+    let wrong = cri.pull_image("busybox:latest", Some(wrong), None).await;
+    let status = cri.image_status("busybox:latest").await.unwrap();
+    checks.run("a wrong password is refused", || {
+        assert!(wrong.is_err());
+        assert!(status.is_none());
+    });
 
     let auth = v1::AuthConfig {
         username: "puller".into(),
@@ -238,21 +238,37 @@ async fn a_registry_with_auth_needs_the_pull_credentials() {
     for server in ["https://index.docker.io/v1/", "docker.io"] {
         let refused = cri
             .pull_image("busybox:latest", Some(scoped(server)), None)
-            .await
-            .unwrap_err();
-        assert!(refused.to_string().contains("401"), "{server}: {refused}");
+            .await;
+        checks.run(
+            &format!("credentials scoped to {server} are not sent"),
+            || {
+                let refused = refused.unwrap_err();
+                assert!(refused.to_string().contains("401"), "{server}: {refused}");
+            },
+        );
     }
     let mirror = format!("http://{}", registry.address());
-    cri.pull_image("busybox:latest", Some(scoped(&mirror)), None)
-        .await
-        .unwrap();
-    cri.remove_image("busybox:latest").await.unwrap();
-    assert!(cri.image_status("busybox:latest").await.unwrap().is_none());
+    let pulled = cri
+        .pull_image("busybox:latest", Some(scoped(&mirror)), None)
+        .await;
+    if checks
+        .run("credentials scoped to the mirror pull", || pulled.unwrap())
+        .is_some()
+    {
+        cri.remove_image("busybox:latest").await.unwrap();
+    }
+    let status = cri.image_status("busybox:latest").await.unwrap();
+    checks.run("the image removed before the unscoped pull", || {
+        assert!(status.is_none());
+    });
 
     let started = Instant::now();
-    cri.pull_image("busybox:latest", Some(auth), None)
-        .await
-        .unwrap();
+    let pulled = cri.pull_image("busybox:latest", Some(auth), None).await;
     eprintln!("authenticated PullImage took {:?}", started.elapsed());
-    assert!(cri.image_status(images::BUSYBOX).await.unwrap().is_some());
+    let status = cri.image_status(images::BUSYBOX).await.unwrap();
+    checks.run("unscoped credentials pull", || {
+        pulled.unwrap();
+        assert!(status.is_some());
+    });
+    checks.finish();
 }

@@ -8,8 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::bridge::{self, Bridge};
 use crate::die_with_parent;
-use crate::images::{self, run};
+use crate::images::{self, Image, run};
 
 /// What a [`Containerd`] is started with.
 pub struct ContainerdConfig {
@@ -38,6 +39,26 @@ impl ContainerdConfig {
             sandbox_image: images::PAUSE.to_owned(),
             docker_io_mirror: None,
         }
+    }
+
+    /// A config with containerd's files in `dir/containerd` and its pods on a network of
+    /// Debian's reference plugins ([`bridge`]): bridge `bridge_name`, addresses from
+    /// `subnet`/24, the conflist in `dir/cni`, host-local's leases in `dir/ipam`. The guard
+    /// deletes the bridge; drop it after containerd.
+    pub fn on_bridge(
+        dir: &Path,
+        bridge_name: &str,
+        subnet: std::net::Ipv4Addr,
+    ) -> io::Result<(ContainerdConfig, Bridge)> {
+        let guard = Bridge(bridge_name.to_owned());
+        let conf_dir = dir.join("cni");
+        bridge::write_conflist(&conf_dir, &dir.join("ipam"), bridge_name, subnet)?;
+        let config = ContainerdConfig::new(
+            &dir.join("containerd"),
+            Path::new("/usr/lib/cni"),
+            &conf_dir,
+        );
+        Ok((config, guard))
     }
 }
 
@@ -213,11 +234,13 @@ impl Containerd {
         run(self.ctr().args(["images", "import"]).arg(archive))
     }
 
-    /// Builds (or reuses from `cache_dir`) and imports the pause and busybox images.
-    pub fn import_test_images(&self, cache_dir: &Path) -> io::Result<()> {
+    /// Builds (or reuses from `cache_dir`) and imports `images`.
+    pub fn import_images(&self, cache_dir: &Path, images: &[Image]) -> io::Result<()> {
         std::fs::create_dir_all(cache_dir)?;
-        self.import(&images::pause_archive(cache_dir)?)?;
-        self.import(&images::busybox_archive(cache_dir)?)
+        for image in images {
+            self.import(&image.archive(cache_dir)?)?;
+        }
+        Ok(())
     }
 
     fn wait_ready(&mut self, deadline: Instant) -> io::Result<()> {

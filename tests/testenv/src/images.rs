@@ -25,6 +25,42 @@ pub const NGINX: &str = "docker.io/library/nginx:latest";
 /// The label on the alpine stand-in's config that says what it really is.
 pub const STAND_IN_LABEL: &str = "dev.skiff.stand-in";
 
+/// One of the images built here, to ask for by value (e.g. which images a
+/// [`crate::ContainerRuntime`] imports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Image {
+    /// [`PAUSE`], the sandbox image.
+    Pause,
+    /// [`BUSYBOX`].
+    Busybox,
+    /// [`ALPINE`], the busybox stand-in.
+    Alpine,
+    /// [`NGINX`].
+    Nginx,
+}
+
+impl Image {
+    /// The image's full name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Image::Pause => PAUSE,
+            Image::Busybox => BUSYBOX,
+            Image::Alpine => ALPINE,
+            Image::Nginx => NGINX,
+        }
+    }
+
+    /// Builds (or reuses) the image's archive under `cache_dir`.
+    pub fn archive(self, cache_dir: &Path) -> io::Result<PathBuf> {
+        match self {
+            Image::Pause => pause_archive(cache_dir),
+            Image::Busybox => busybox_archive(cache_dir),
+            Image::Alpine => alpine_archive(cache_dir),
+            Image::Nginx => nginx_archive(cache_dir),
+        }
+    }
+}
+
 /// Bump when the archives' content changes, so stale caches are not reused.
 const FORMAT: u32 = 2;
 

@@ -10,14 +10,22 @@
 #![deny(missing_docs)]
 
 pub mod bridge;
+mod checks;
 #[cfg(feature = "containerd")]
 mod containerd;
 pub mod images;
 mod registry;
+#[cfg(feature = "containerd")]
+mod runtime;
+#[cfg(feature = "containerd")]
+pub mod wait;
 
+pub use checks::Checks;
 #[cfg(feature = "containerd")]
 pub use containerd::{Containerd, ContainerdConfig, sandbox_config, wait_ready};
 pub use registry::Registry;
+#[cfg(feature = "containerd")]
+pub use runtime::{ContainerRuntime, Ready};
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};

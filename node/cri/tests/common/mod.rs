@@ -6,8 +6,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use skiff_cri::Cri;
-use skiff_testenv::{Containerd, ContainerdConfig, images, wait_ready};
+use skiff_cri::{Cri, v1};
+use skiff_testenv::images::Image;
+use skiff_testenv::{ContainerRuntime, ContainerdConfig, Ready};
 
 /// The test's files, under the target dir (CARGO_TARGET_TMPDIR) and removed on drop.
 pub struct Dir(pub PathBuf);
@@ -25,13 +26,19 @@ pub fn network(pid: u32, test: u32) -> (String, Ipv4Addr) {
     (format!("skcri{test}-{pid}"), subnet)
 }
 
-/// One test's world; fields drop in order: client, containerd (removes its pods), bridge, files.
+/// One test's world; fields drop in order: client and containerd (removes its pods), bridge,
+/// files.
 pub struct Lab {
-    pub cri: Cri,
-    pub containerd: Containerd,
+    pub runtime: ContainerRuntime,
     pub subnet: Ipv4Addr,
     pub _bridge: skiff_testenv::bridge::Bridge,
     pub dir: Dir,
+}
+
+impl Lab {
+    pub fn cri(&self) -> &Cri {
+        &self.runtime.cri
+    }
 }
 
 /// Panics unless the test runs as root.
@@ -57,40 +64,72 @@ pub async fn lab_with(test: u32, docker_io_mirror: Option<&str>) -> Lab {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let dir = Dir(tmp.join(format!("cri-{pid}-{test}")));
     let (bridge_name, subnet) = network(pid, test);
-    let bridge = skiff_testenv::bridge::Bridge(bridge_name.clone());
-    let conf_dir = dir.0.join("cni");
-    skiff_testenv::bridge::write_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet)
-        .unwrap();
-
-    let started = Instant::now();
-    let mut config = ContainerdConfig::new(
-        &dir.0.join("containerd"),
-        Path::new("/usr/lib/cni"),
-        &conf_dir,
-    );
+    let (mut config, bridge) = ContainerdConfig::on_bridge(&dir.0, &bridge_name, subnet).unwrap();
     config.docker_io_mirror = docker_io_mirror.map(str::to_owned);
-    let containerd = Containerd::start(&config).unwrap();
-    eprintln!("containerd up (CRI answers) in {:?}", started.elapsed());
-    let started = Instant::now();
-    let cache = tmp.join("images");
-    if docker_io_mirror.is_some() {
-        containerd
-            .import(&images::pause_archive(&cache).unwrap())
-            .unwrap();
-    } else {
-        containerd.import_test_images(&cache).unwrap();
-    }
-    eprintln!("images built/imported in {:?}", started.elapsed());
-
-    let cri = Cri::connect(containerd.socket()).await.unwrap();
-    wait_ready(&cri, Duration::from_secs(10)).await.unwrap();
+    let images: &[Image] = match docker_io_mirror {
+        Some(_) => &[Image::Pause],
+        None => &[Image::Pause, Image::Busybox],
+    };
+    let runtime = ContainerRuntime::start(&config, &tmp.join("images"), images, Ready::Network)
+        .await
+        .unwrap();
     Lab {
-        cri,
-        containerd,
+        runtime,
         subnet,
         _bridge: bridge,
         dir,
     }
+}
+
+/// A pod [`run_pod`] started.
+pub struct Running {
+    pub pod: String,
+    pub sandbox: v1::PodSandboxStatus,
+    pub ip: Ipv4Addr,
+    pub container: String,
+}
+
+/// RunPodSandbox, then CreateContainer + StartContainer of `container` in it.
+pub async fn run_pod(
+    cri: &Cri,
+    sandbox: &v1::PodSandboxConfig,
+    container: &v1::ContainerConfig,
+) -> Running {
+    let started = Instant::now();
+    let pod = cri.run_pod_sandbox(sandbox, "").await.unwrap();
+    eprintln!("RunPodSandbox took {:?}", started.elapsed());
+    let status = cri
+        .pod_sandbox_status(&pod, false)
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let ip = status.network.as_ref().unwrap().ip.parse().unwrap();
+    let started = Instant::now();
+    let id = cri
+        .create_container(&pod, container, sandbox)
+        .await
+        .unwrap();
+    cri.start_container(&id).await.unwrap();
+    eprintln!(
+        "CreateContainer + StartContainer took {:?}",
+        started.elapsed()
+    );
+    Running {
+        pod,
+        sandbox: status,
+        ip,
+        container: id,
+    }
+}
+
+/// The container's status.
+pub async fn container_state(cri: &Cri, id: &str) -> v1::ContainerStatus {
+    cri.container_status(id, false)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
 }
 
 /// An HTTP GET to the pod, retried while the server comes up.
