@@ -15,7 +15,11 @@ use skiff_net::Cidr;
 use skiff_net::cni_config::{self, PluginConfig};
 use skiff_net::network::{Mode, NodeNetwork, Setup};
 use skiff_netlink::{NetnsFile, in_netns};
-use skiff_testenv::{Containerd, ContainerdConfig, images, sandbox_config, wait_ready};
+use skiff_testenv::images::Image;
+use skiff_testenv::wait::wait_for;
+use skiff_testenv::{
+    Checks, ContainerRuntime, Containerd, ContainerdConfig, Ready, images, sandbox_config,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_skiff-cni");
 
@@ -110,43 +114,47 @@ async fn containerd_sandboxes_on_skiff_cni() {
     )
     .unwrap();
 
-    let containerd = Containerd::start(&ContainerdConfig::new(
-        &dir.0.join("containerd"),
-        &bin_dir,
-        &conf_dir,
-    ))
+    let config = ContainerdConfig::new(&dir.0.join("containerd"), &bin_dir, &conf_dir);
+    let runtime = ContainerRuntime::start(
+        &config,
+        &target_tmp.join("images"),
+        &[Image::Pause, Image::Busybox],
+        Ready::Network,
+    )
+    .await
     .unwrap();
-    containerd
-        .import_test_images(&target_tmp.join("images"))
-        .unwrap();
-    let cri = Cri::connect(containerd.socket()).await.unwrap();
-    wait_ready(&cri, Duration::from_secs(10)).await.unwrap();
+    let (cri, containerd) = (&runtime.cri, &runtime.containerd);
 
     let logs = dir.0.join("logs");
     let (server_pod, _, server_ip) = run_pod(
-        &cri,
-        &containerd,
+        cri,
+        containerd,
         &logs.join("server"),
         "server",
         &["httpd", "-f", "-v", "-p", "8080", "-h", "/var/www"],
     )
     .await;
     let (client_pod, client, client_ip) = run_pod(
-        &cri,
-        &containerd,
+        cri,
+        containerd,
         &logs.join("client"),
         "client",
         &["sleep", "3600"],
     )
     .await;
-    for ip in [server_ip, client_ip] {
-        assert!(pod_cidr.contains(ip), "{ip} is outside {pod_cidr}");
-    }
-    assert_ne!(server_ip, client_ip);
+    let mut checks = Checks::new();
     let maps = NetMaps::open(&pins.0).unwrap();
-    for ip in [server_ip, client_ip] {
-        assert!(maps.endpoint(ip).unwrap().is_some(), "no endpoint for {ip}");
-    }
+    checks.run("addresses from the podCIDR", || {
+        for ip in [server_ip, client_ip] {
+            assert!(pod_cidr.contains(ip), "{ip} is outside {pod_cidr}");
+        }
+        assert_ne!(server_ip, client_ip);
+    });
+    checks.run("endpoints in the maps", || {
+        for ip in [server_ip, client_ip] {
+            assert!(maps.endpoint(ip).unwrap().is_some(), "no endpoint for {ip}");
+        }
+    });
 
     // From inside the client pod's network namespace (its container's), an HTTP request to
     // the server pod (a 404 is fine: it got there); the server's log names the client by the
@@ -158,38 +166,50 @@ async fn containerd_sandboxes_on_skiff_cni() {
     let netns = NetnsFile::open(format!("/proc/{pid}/ns/net")).unwrap();
     let log = logs.join("server").join("server.log");
     let seen = format!("{client_ip}]");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let reply = in_netns(&netns, || {
-            Ok(skiff_testenv::http_get(SocketAddr::from((server_ip, 8080))))
-        })
-        .unwrap();
-        let logged = std::fs::read_to_string(&log).unwrap_or_default();
-        if logged.contains(&seen) {
+    let reply = wait_for(
+        &format!("the server to log {client_ip}"),
+        Duration::from_secs(15),
+        async || {
+            let reply = in_netns(&netns, || {
+                Ok(skiff_testenv::http_get(SocketAddr::from((server_ip, 8080))))
+            })
+            .unwrap();
+            let logged = std::fs::read_to_string(&log).unwrap_or_default();
+            if logged.contains(&seen) {
+                Ok(reply)
+            } else {
+                Err(format!("reply {reply:?}, log {logged:?}"))
+            }
+        },
+    )
+    .await;
+    checks.run(
+        "the client reaches the server under its own address",
+        || {
             assert!(reply.unwrap().starts_with("HTTP/1."));
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server never logged {client_ip}: reply {reply:?}, log {logged:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        },
+    );
 
     for pod in [&server_pod, &client_pod] {
         cri.stop_pod_sandbox(pod).await.unwrap();
         cri.remove_pod_sandbox(pod).await.unwrap();
     }
-    for ip in [server_ip, client_ip] {
-        assert!(
-            maps.endpoint(ip).unwrap().is_none(),
-            "{ip} left in the maps"
-        );
-    }
-    let allocated = std::fs::read_dir(dir.0.join("ipam/networks").join(cni_config::NETWORK_NAME))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<Ipv4Addr>().is_ok())
-        .count();
-    assert_eq!(allocated, 0, "addresses left allocated");
+    checks.run("endpoints removed with the sandboxes", || {
+        for ip in [server_ip, client_ip] {
+            assert!(
+                maps.endpoint(ip).unwrap().is_none(),
+                "{ip} left in the maps"
+            );
+        }
+    });
+    checks.run("addresses released with the sandboxes", || {
+        let allocated =
+            std::fs::read_dir(dir.0.join("ipam/networks").join(cni_config::NETWORK_NAME))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().parse::<Ipv4Addr>().is_ok())
+                .count();
+        assert_eq!(allocated, 0, "addresses left allocated");
+    });
+    checks.finish();
 }
