@@ -15,11 +15,18 @@ use std::net::Ipv4Addr;
 use skiff_ebpf::lb::{
     self, LbMaps, MAGLEV_SIZE, SocketReaper, addr_of, be_addr, be_port, types::*,
 };
-use skiff_ebpf::libbpf_rs::{self, MapCore, MapFlags};
-use skiff_ebpf::plain::{Plain, from_bytes};
 
 use crate::maglev;
 use crate::model::{Backend, Desired, Frontend, FrontendSpec};
+
+pub mod maps;
+#[cfg(test)]
+mod tests;
+
+use maps::{
+    Affinity, BackendTraffic, Backends, BpfMaps, Conntrack, Maglev, Maps, NodeAddresses,
+    ReverseNat, ServiceTraffic, Services, Snat, SnatAddress, SourceRanges,
+};
 
 /// What one `apply` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -66,9 +73,10 @@ fn inline_count(ids: &[u32]) -> usize {
     ids.len().min(inline_capacity())
 }
 
-/// The agent's view of the maps, kept in step with them.
-pub struct MapSync {
-    maps: LbMaps,
+/// The agent's view of the maps, kept in step with them: the kernel's ([`BpfMaps`]) on a
+/// node, any other [`Maps`] in tests.
+pub struct MapSync<M = BpfMaps> {
+    maps: M,
     frontends: BTreeMap<Frontend, Applied>,
     backend_ids: HashMap<Backend, u32>,
     backends: HashMap<u32, Backend>,
@@ -80,14 +88,31 @@ pub struct MapSync {
     free_service_ids: Vec<u32>,
     next_service_id: u32,
     node_addresses: BTreeSet<Ipv4Addr>,
-    reaper: Option<SocketReaper>,
     /// Whether a remote backend was ever programmed: only then can flows have been SNATed.
     remote_seen: bool,
 }
 
 impl MapSync {
-    /// Takes over `maps`, adopting the frontends and backends already in them.
+    /// Takes over the kernel's `maps`, adopting the frontends and backends already in them.
     pub fn new(maps: LbMaps) -> MapSync {
+        MapSync::adopting(BpfMaps { maps, reaper: None })
+    }
+
+    /// From now on, UDP sockets connected to a backend that goes are closed (see
+    /// [`SocketReaper`]), so connected UDP clients move to a live backend.
+    pub fn set_reaper(&mut self, reaper: SocketReaper) {
+        self.maps.reaper = Some(reaper);
+    }
+
+    /// The maps.
+    pub fn maps(&self) -> &LbMaps {
+        &self.maps.maps
+    }
+}
+
+impl<M: Maps> MapSync<M> {
+    /// Takes over `maps`, adopting the frontends and backends already in them.
+    pub fn adopting(maps: M) -> MapSync<M> {
         let mut sync = MapSync {
             maps,
             frontends: BTreeMap::new(),
@@ -99,22 +124,10 @@ impl MapSync {
             free_service_ids: Vec::new(),
             next_service_id: 1,
             node_addresses: BTreeSet::new(),
-            reaper: None,
             remote_seen: false,
         };
         sync.adopt();
         sync
-    }
-
-    /// From now on, UDP sockets connected to a backend that goes are closed (see
-    /// [`SocketReaper`]), so connected UDP clients move to a live backend.
-    pub fn set_reaper(&mut self, reaper: SocketReaper) {
-        self.reaper = Some(reaper);
-    }
-
-    /// The maps.
-    pub fn maps(&self) -> &LbMaps {
-        &self.maps
     }
 
     /// How many frontends and backends are programmed.
@@ -133,7 +146,7 @@ impl MapSync {
     }
 
     fn adopt(&mut self) {
-        for (id, backend) in lb::entries::<u32, lb4_backend>(&self.maps.backends) {
+        for (id, backend) in self.maps.entries::<Backends>() {
             if backend.address == 0 {
                 continue;
             }
@@ -148,7 +161,7 @@ impl MapSync {
             self.backends.insert(id, b);
             self.next_backend_id = self.next_backend_id.max(id + 1);
         }
-        let entries = lb::entries::<lb4_key, lb4_service>(&self.maps.services);
+        let entries = self.maps.entries::<Services>();
         let mut slots: HashMap<(u32, u16, u8), BTreeMap<u16, u32>> = HashMap::new();
         for (key, value) in &entries {
             if key.slot != 0 {
@@ -159,13 +172,11 @@ impl MapSync {
             }
         }
         let mut ranges: HashMap<u32, Vec<(Ipv4Addr, u8)>> = HashMap::new();
-        for key in self.maps.source_ranges.keys() {
-            if let Some(k) = from_bytes::<lb4_source_range_key>(&key) {
-                ranges
-                    .entry(k.service_id)
-                    .or_default()
-                    .push((addr_of(k.address), (k.prefixlen - 32) as u8));
-            }
+        for k in self.maps.keys::<SourceRanges>() {
+            ranges
+                .entry(k.service_id)
+                .or_default()
+                .push((addr_of(k.address), (k.prefixlen - 32) as u8));
         }
         let mut used_ids = HashSet::new();
         for (key, value) in entries.iter().filter(|(k, _)| k.slot == 0) {
@@ -207,10 +218,8 @@ impl MapSync {
         self.free_backend_ids = (1..self.next_backend_id)
             .filter(|id| !self.backends.contains_key(id))
             .collect();
-        for key in self.maps.node_addresses.keys() {
-            if let Some(k) = from_bytes::<u32>(&key) {
-                self.node_addresses.insert(addr_of(k));
-            }
+        for k in self.maps.keys::<NodeAddresses>() {
+            self.node_addresses.insert(addr_of(k));
         }
         // Slots without a service entry are leftovers of an interrupted removal.
         for ((address, port, proto), slots) in slots {
@@ -222,7 +231,7 @@ impl MapSync {
                     proto,
                     pad: [0; 3],
                 };
-                let _ = lb::remove(&self.maps.services, &key);
+                let _ = self.maps.remove::<Services>(&key);
             }
         }
     }
@@ -230,15 +239,13 @@ impl MapSync {
     /// Makes NodePorts answer on exactly `addresses`; the first that is not loopback is the
     /// source of SNATed flows to remote backends that did not arrive on a node address.
     pub fn set_node_addresses(&mut self, addresses: &BTreeSet<Ipv4Addr>) -> skiff_ebpf::Result<()> {
-        lb::set_snat_address(
-            &self.maps,
-            addresses.iter().copied().find(|a| !a.is_loopback()),
-        )?;
+        let snat = addresses.iter().copied().find(|a| !a.is_loopback());
+        self.maps.put::<SnatAddress>(&0, &snat.map_or(0, be_addr))?;
         for added in addresses.difference(&self.node_addresses) {
-            lb::put(&self.maps.node_addresses, &be_addr(*added), &1u8)?;
+            self.maps.put::<NodeAddresses>(&be_addr(*added), &1)?;
         }
         for removed in self.node_addresses.difference(addresses) {
-            lb::remove(&self.maps.node_addresses, &be_addr(*removed))?;
+            self.maps.remove::<NodeAddresses>(&be_addr(*removed))?;
         }
         self.node_addresses = addresses.clone();
         Ok(())
@@ -339,7 +346,7 @@ impl MapSync {
         }
         let id = match self.free_backend_ids.pop() {
             Some(id) => id,
-            None if self.next_backend_id < self.maps.backends.max_entries() => {
+            None if self.next_backend_id < self.maps.max_entries::<Backends>() => {
                 self.next_backend_id += 1;
                 self.next_backend_id - 1
             }
@@ -359,8 +366,8 @@ impl MapSync {
                 lb::backend_state::ACTIVE
             },
         };
-        lb::put(&self.maps.backends, &id, &value)?;
-        zero_counter(&self.maps.backend_traffic, id);
+        self.maps.put::<Backends>(&id, &value)?;
+        self.maps.zero_traffic::<BackendTraffic>(id);
         stats.map_operations += 2;
         stats.backends_added += 1;
         self.remote_seen |= backend.remote;
@@ -382,7 +389,7 @@ impl MapSync {
             None => match self.free_service_ids.pop() {
                 Some(id) => id,
                 // Service ids index the traffic counters' array.
-                None if self.next_service_id < self.maps.service_traffic.max_entries() => {
+                None if self.next_service_id < self.maps.max_entries::<ServiceTraffic>() => {
                     self.next_service_id += 1;
                     self.next_service_id - 1
                 }
@@ -423,7 +430,7 @@ impl MapSync {
                     service_id,
                     ..Default::default()
                 };
-                lb::put(&self.maps.services, &key(i as u16 + 1), &value)?;
+                self.maps.put::<Services>(&key(i as u16 + 1), &value)?;
                 stats.map_operations += 1;
             }
         }
@@ -438,15 +445,12 @@ impl MapSync {
             for (entry, index) in value.backends.iter_mut().zip(&table) {
                 *entry = ids[*index as usize];
             }
-            lb::put(&self.maps.maglev, &service_id, &value)?;
+            self.maps.put::<Maglev>(&service_id, &value)?;
             stats.map_operations += 1;
         }
         for range in new_ranges.iter().filter(|r| !old_ranges.contains(r)) {
-            lb::put(
-                &self.maps.source_ranges,
-                &range_key(service_id, *range),
-                &1u8,
-            )?;
+            self.maps
+                .put::<SourceRanges>(&range_key(service_id, *range), &1)?;
             stats.map_operations += 1;
         }
         // 2. The service entry: from here on the new backends are used.
@@ -460,7 +464,7 @@ impl MapSync {
             ..Default::default()
         };
         entry.inline_ids[..inline].copy_from_slice(&ids[..inline]);
-        lb::put(&self.maps.services, &key(0), &entry)?;
+        self.maps.put::<Services>(&key(0), &entry)?;
         stats.map_operations += 1;
         if old.is_none() {
             let rev = lb4_reverse_nat {
@@ -468,17 +472,18 @@ impl MapSync {
                 port: be_port(frontend.port),
                 pad: 0,
             };
-            lb::put(&self.maps.reverse_nat, &service_id, &rev)?;
-            zero_counter(&self.maps.service_traffic, service_id);
+            self.maps.put::<ReverseNat>(&service_id, &rev)?;
+            self.maps.zero_traffic::<ServiceTraffic>(service_id);
             stats.map_operations += 2;
         }
         // 3. What nothing points at any more: old slot entries now inline or past the end.
         for i in (old_inline..old_ids.len()).filter(|&i| i < inline || i >= ids.len()) {
-            lb::remove(&self.maps.services, &key(i as u16 + 1))?;
+            self.maps.remove::<Services>(&key(i as u16 + 1))?;
             stats.map_operations += 1;
         }
         for range in old_ranges.iter().filter(|r| !new_ranges.contains(r)) {
-            lb::remove(&self.maps.source_ranges, &range_key(service_id, *range))?;
+            self.maps
+                .remove::<SourceRanges>(&range_key(service_id, *range))?;
             stats.map_operations += 1;
         }
         if spec.flags & lb::flags::MAGLEV == 0
@@ -486,7 +491,7 @@ impl MapSync {
                 .as_ref()
                 .is_some_and(|a| a.flags & lb::flags::MAGLEV != 0)
         {
-            lb::remove(&self.maps.maglev, &service_id)?;
+            self.maps.remove::<Maglev>(&service_id)?;
             stats.map_operations += 1;
         }
         for id in &ids {
@@ -517,19 +522,19 @@ impl MapSync {
         let key =
             |slot: u16| lb::frontend_key(frontend.address, frontend.port, frontend.proto, slot);
         // The service entry first: from then on nothing reads the rest.
-        let mut results = vec![lb::remove(&self.maps.services, &key(0))];
+        let mut results = vec![self.maps.remove::<Services>(&key(0))];
         for slot in applied.inline + 1..=applied.backend_ids.len() {
-            results.push(lb::remove(&self.maps.services, &key(slot as u16)));
+            results.push(self.maps.remove::<Services>(&key(slot as u16)));
         }
         for range in &applied.source_ranges {
-            results.push(lb::remove(
-                &self.maps.source_ranges,
-                &range_key(applied.service_id, *range),
-            ));
+            results.push(
+                self.maps
+                    .remove::<SourceRanges>(&range_key(applied.service_id, *range)),
+            );
         }
-        results.push(lb::remove(&self.maps.maglev, &applied.service_id));
-        results.push(lb::remove(&self.maps.reverse_nat, &applied.service_id));
-        zero_counter(&self.maps.service_traffic, applied.service_id);
+        results.push(self.maps.remove::<Maglev>(&applied.service_id));
+        results.push(self.maps.remove::<ReverseNat>(&applied.service_id));
+        self.maps.zero_traffic::<ServiceTraffic>(applied.service_id);
         stats.map_operations += results.len();
         for err in results.into_iter().filter_map(Result::err) {
             stats.errors.push(format!("removing {frontend:?}: {err}"));
@@ -560,10 +565,9 @@ impl MapSync {
             .filter(|b| self.backend_refs.get(b).is_none_or(|r| *r == 0))
             .collect();
         if dropped.values().any(|affinity| *affinity) {
-            stats.map_operations +=
-                purge::<lb4_affinity_key, lb4_affinity>(&self.maps.affinity, |key, value| {
-                    dropped.contains_key(&(key.service_id, value.backend_id))
-                });
+            stats.map_operations += self.maps.purge::<Affinity>(|key, value| {
+                dropped.contains_key(&(key.service_id, value.backend_id))
+            });
         }
         // Conntrack of the per-packet paths: flows to a dropped pair, and replies from a
         // backend that is gone.
@@ -575,21 +579,19 @@ impl MapSync {
         // Only the per-packet paths write these two maps. Until they have translated a packet
         // the maps are empty, and finding that out by walking them costs a scan of every
         // bucket in the kernel (a third of a millisecond each): one counter says it at once.
-        let packets = lb::percpu_sum(&self.maps.stats, &STAT_PKT_TRANSLATED).unwrap_or(1);
+        let packets = self.maps.stat(STAT_PKT_TRANSLATED).unwrap_or(1);
         stats.map_operations += 1;
         if packets > 0 {
             // SNATed flows to a dropped pair (their replies would find nobody).
             if self.remote_seen {
-                stats.map_operations +=
-                    purge::<lb4_snat_key, lb4_snat_entry>(&self.maps.snat, |_, value| {
-                        dropped.contains_key(&(value.service_id, value.backend_id))
-                    });
-            }
-            stats.map_operations +=
-                purge::<lb4_ct_key, lb4_ct_entry>(&self.maps.conntrack, |key, value| {
-                    (key.reply != 0 && gone_addresses.contains(&(key.saddr, key.sport)))
-                        || dropped.contains_key(&(value.service_id, value.backend_id))
+                stats.map_operations += self.maps.purge::<Snat>(|_, value| {
+                    dropped.contains_key(&(value.service_id, value.backend_id))
                 });
+            }
+            stats.map_operations += self.maps.purge::<Conntrack>(|key, value| {
+                (key.reply != 0 && gone_addresses.contains(&(key.saddr, key.sport)))
+                    || dropped.contains_key(&(value.service_id, value.backend_id))
+            });
         }
         let udp_gone: Vec<(Ipv4Addr, u16)> = unused
             .iter()
@@ -597,19 +599,17 @@ impl MapSync {
             .filter(|b| b.proto == crate::model::proto::UDP)
             .map(|b| (b.address, b.port))
             .collect();
-        if let Some(reaper) = &self.reaper
-            && let Err(err) = reaper.reap(&self.maps, &udp_gone)
-        {
+        if let Err(err) = self.maps.reap_udp(&udp_gone) {
             stats
                 .errors
                 .push(format!("closing UDP sockets of removed backends: {err}"));
         }
         for id in unused {
             // An array entry is freed by zeroing it (address 0: no backend).
-            if let Err(err) = lb::put(&self.maps.backends, &id, &lb4_backend::default()) {
+            if let Err(err) = self.maps.put::<Backends>(&id, &lb4_backend::default()) {
                 stats.errors.push(format!("removing backend {id}: {err}"));
             }
-            zero_counter(&self.maps.backend_traffic, id);
+            self.maps.zero_traffic::<BackendTraffic>(id);
             stats.map_operations += 2;
             self.free_backend_ids.push(id);
             if let Some(backend) = self.backends.remove(&id) {
@@ -624,29 +624,6 @@ impl MapSync {
 /// `LB_STAT_PKT_TRANSLATED`, the index in `lb_stats` of packets the per-packet paths DNATed.
 const STAT_PKT_TRANSLATED: u32 = 2;
 
-/// Deletes the entries of `map` for which `stale(key, value)` holds; returns how many map
-/// operations that took. An empty map costs one lookup.
-fn purge<K: Plain, V: Plain>(map: &libbpf_rs::MapHandle, stale: impl Fn(&K, &V) -> bool) -> usize {
-    let mut operations = 1;
-    let doomed: Vec<Vec<u8>> = map
-        .keys()
-        .filter(|k| {
-            operations += 1;
-            let key = from_bytes::<K>(k);
-            let value = map.lookup(k, MapFlags::ANY).ok().flatten();
-            match (key, value.and_then(|v| from_bytes::<V>(&v))) {
-                (Some(key), Some(value)) => stale(&key, &value),
-                _ => false,
-            }
-        })
-        .collect();
-    for key in doomed {
-        let _ = map.delete(&key);
-        operations += 1;
-    }
-    operations
-}
-
 fn sorted(ranges: &[(Ipv4Addr, u8)]) -> Vec<(Ipv4Addr, u8)> {
     let mut r = ranges.to_vec();
     r.sort();
@@ -660,13 +637,4 @@ fn range_key(service_id: u32, (address, len): (Ipv4Addr, u8)) -> lb4_source_rang
         service_id,
         address: be_addr(address),
     }
-}
-
-/// Starts a per-CPU traffic counter at zero, so the datapath only has to add to it.
-fn zero_counter(map: &libbpf_rs::MapHandle, id: u32) {
-    // Read once: it is a sysfs file, and this runs for every backend and frontend written.
-    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cpus = *CPUS.get_or_init(|| libbpf_rs::num_possible_cpus().unwrap_or(1));
-    let zero = vec![vec![0u8; size_of::<lb_traffic>()]; cpus];
-    let _ = map.update_percpu(&id.to_ne_bytes(), &zero, MapFlags::ANY);
 }

@@ -1,0 +1,1 @@
+//! MapSync over in-memory maps.
