@@ -7,5 +7,6 @@
 pub mod maglev;
 pub mod metrics;
 pub mod model;
+pub mod ownership;
 pub mod proxy;
 pub mod sync;

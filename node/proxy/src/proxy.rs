@@ -23,6 +23,7 @@ use skiff_ebpf::packet_lb::PacketLb;
 
 use crate::metrics::Metrics;
 use crate::model::{Desired, Frontend, FrontendSpec, NodeView, SERVICE_NAME_LABEL};
+use crate::ownership::{Ownership, ServiceKey};
 use crate::sync::MapSync;
 
 /// How the proxy runs on this node.
@@ -68,7 +69,7 @@ fn attach_packet_lb(config: &Config) -> anyhow::Result<Vec<PacketLb>> {
     Ok(attached)
 }
 
-type Key = (String, String);
+type Key = ServiceKey;
 
 fn key_of<K: kube::Resource>(obj: &K) -> Key {
     (obj.namespace().unwrap_or_default(), obj.name_any())
@@ -177,8 +178,7 @@ impl Cache {
 struct Syncer {
     sync: MapSync,
     node: NodeView,
-    owned: HashMap<Key, BTreeSet<Frontend>>,
-    owner: HashMap<Frontend, Key>,
+    ownership: Ownership,
     skipped: HashMap<Key, Vec<String>>,
 }
 
@@ -211,30 +211,7 @@ impl Syncer {
             } else {
                 self.skipped.insert(key.clone(), desired.skipped.clone());
             }
-            let before = self.owned.remove(&key).unwrap_or_default();
-            for frontend in &before {
-                if !desired.frontends.contains_key(frontend)
-                    && self.owner.get(frontend) == Some(&key)
-                {
-                    self.owner.remove(frontend);
-                    changes.insert(*frontend, None);
-                }
-            }
-            let mut now = BTreeSet::new();
-            for (frontend, spec) in desired.frontends {
-                if let Some(other) = self.owner.get(&frontend)
-                    && *other != key
-                {
-                    tracing::warn!(?frontend, service = ?key, owner = ?other, "frontend claimed by two services; keeping the first");
-                    continue;
-                }
-                self.owner.insert(frontend, key.clone());
-                now.insert(frontend);
-                changes.insert(frontend, Some(spec));
-            }
-            if !now.is_empty() {
-                self.owned.insert(key, now);
-            }
+            changes.extend(self.ownership.update(&key, desired.frontends));
         }
         let stats = self
             .sync
@@ -293,8 +270,7 @@ pub async fn run(
         node: NodeView {
             name: config.node_name.clone(),
         },
-        owned: HashMap::new(),
-        owner: HashMap::new(),
+        ownership: Ownership::default(),
         skipped: HashMap::new(),
     }));
     let sync_loop = {
@@ -336,7 +312,7 @@ pub async fn run(
                             .sync
                             .service_ids()
                             .map(|(f, _)| *f)
-                            .filter(|f| !syncer.owner.contains_key(f))
+                            .filter(|f| syncer.ownership.owner(f).is_none())
                             .collect();
                         let stats = syncer
                             .sync
@@ -389,8 +365,8 @@ pub async fn run(
             let syncer = syncer.lock().unwrap();
             let service_of = |f: &Frontend| {
                 syncer
-                    .owner
-                    .get(f)
+                    .ownership
+                    .owner(f)
                     .map(|(ns, name)| format!("{ns}/{name}"))
                     .unwrap_or_default()
             };
