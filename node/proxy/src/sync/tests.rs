@@ -327,17 +327,22 @@ fn adoption_removes_stale_entries_and_reuses_their_ids() {
 
 #[test]
 fn adoption_finds_ids_freed_before_the_restart() {
-    let mut old = synced(&desired(vec![(frontend(1), spec(backends(3)))]));
+    let mut old = synced(&desired(vec![
+        (frontend(1), spec(backends(3))),
+        (frontend(2), spec(vec![backend(1)])),
+    ]));
     old.apply(&desired(vec![(
-        frontend(1),
+        frontend(2),
         spec(vec![backend(1), backend(3)]),
     )]));
+    // Backend 2 and service id 1 were freed; the new agent hands them out again.
     let mut sync = MapSync::adopting(old.maps);
-    sync.apply(&desired(vec![(
-        frontend(1),
-        spec(vec![backend(1), backend(3), backend(7)]),
-    )]));
+    sync.apply(&desired(vec![
+        (frontend(2), spec(vec![backend(1), backend(3)])),
+        (frontend(3), spec(vec![backend(7)])),
+    ]));
     assert_eq!(id_of(&sync, &backend(7)), 2);
+    assert_eq!(service_id(&sync, &frontend(3)), 1);
 }
 
 /// Affinity, conntrack and SNAT entries of `service` for each of `backends`, plus a reply
