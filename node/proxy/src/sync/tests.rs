@@ -399,10 +399,6 @@ fn flow_state(sync: &mut MapSync<MemoryMaps>, service: u32, backends: &[Backend]
         };
         maps.put::<Snat>(&snat, &value).unwrap();
     }
-    maps_forget(sync);
-}
-
-fn maps_forget(sync: &mut MapSync<MemoryMaps>) {
     sync.maps.take_writes();
 }
 
@@ -447,7 +443,7 @@ fn removing_a_backend_purges_its_flows_and_keeps_the_others() {
     sync.maps.put::<Affinity>(&other, &to_b1).unwrap();
     // The per-packet paths have translated packets: conntrack is in use.
     sync.maps.set_stat(STAT_PKT_TRANSLATED, 5);
-    maps_forget(&mut sync);
+    sync.maps.take_writes();
 
     affinity.backends = vec![b2];
     let stats = sync.apply(&desired(vec![(frontend(1), affinity)]));
@@ -513,7 +509,7 @@ fn a_backend_another_frontend_still_uses_keeps_its_replies_and_sockets() {
     let svc = service_id(&sync, &dns(1));
     flow_state(&mut sync, svc, &[u1]);
     sync.maps.set_stat(STAT_PKT_TRANSLATED, 1);
-    maps_forget(&mut sync);
+    sync.maps.take_writes();
     // dns(1) drops u1, which dns(2) still uses: its flows of dns(1) go, its replies and
     // connected sockets stay.
     sync.apply(&desired(vec![
