@@ -8,6 +8,9 @@
 //!
 //! A new [`MapSync`] adopts what is already in the maps (an agent restart), so its first
 //! `apply` writes only what changed while the agent was away.
+//!
+//! The maps sit behind [`maps::Maps`]: the kernel's on a node, in-memory ones that record
+//! every write in the unit tests (`sync/tests.rs`), which check that order without root.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
