@@ -14,11 +14,16 @@ use std::time::Duration;
 use anyhow::Context;
 use skiff_cri::Cri;
 
+pub mod backoff;
 pub mod cgroups;
+pub mod configmap_secret;
 pub mod dns;
+pub mod downward_api;
+pub mod env;
 pub mod events;
 pub mod hooks;
 pub mod http_client;
+pub mod images;
 pub mod node;
 pub mod pods;
 pub mod probe;

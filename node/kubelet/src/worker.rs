@@ -7,18 +7,21 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde_json::{Value, json};
 use skiff_cri::{Cri, v1};
 use tokio::sync::watch;
 
 use crate::Config;
+use crate::backoff::Backoff;
+use crate::configmap_secret::Sources;
+use crate::downward_api::Consumer;
 use crate::probe::{self, Kind};
 use crate::runtime::{self, POD_UID, PodRef};
 use crate::status::{self, ContainerView};
 use crate::volumes;
-use crate::{cgroups, dns, hooks, pull_secrets, security};
+use crate::{cgroups, dns, env, hooks, images, security};
 
 /// A sync that acted (started or stopped something) is followed at once by another, which
 /// observes the result; this bounds such chains before the next wait.
@@ -27,19 +30,14 @@ const MAX_CHAINED_SYNCS: usize = 8;
 /// refreshed then too); the relister and pod changes wake it sooner.
 const STEADY_RESYNC: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Crash-loop (or image pull) back-off for one container, as the kubelet keeps it.
-#[derive(Debug)]
-struct Backoff {
-    delay: Duration,
-    last: SystemTime,
-}
-
 /// A pod's worker.
 pub struct Worker {
     client: kube::Client,
     cri: Cri,
     config: Arc<Config>,
-    backoff: HashMap<String, Backoff>,
+    /// Crash-loop back-off per container name.
+    backoff: Backoff,
+    images: images::Manager,
     probes: HashMap<(String, Kind), probe::State>,
     /// The last sync found every container running and nothing to probe: the worker sleeps
     /// for [`STEADY_RESYNC`] and is woken early by the pod's changes or the relister's.
@@ -89,10 +87,11 @@ impl Worker {
     /// A worker for one pod.
     pub fn new(client: kube::Client, cri: Cri, config: Arc<Config>) -> Worker {
         Worker {
+            backoff: Backoff::new(config.backoff_initial, config.backoff_max),
+            images: images::Manager::new(cri.clone(), client.clone(), &config),
             client,
             cri,
             config,
-            backoff: HashMap::new(),
             probes: HashMap::new(),
             steady: false,
             last_status: None,
@@ -346,12 +345,15 @@ impl Worker {
                 .collect()
         };
         let mut observed = self.observe(&sandbox_id).await?;
+        // Each ConfigMap and Secret the volumes and containers refer to is read once a pass.
+        let mut sources = Sources::new(self.client.clone(), &id.namespace);
         let volume_error = self
             .volumes
-            .sync(&self.client, &self.config, pod)
+            .sync(&self.client, &mut sources, &self.config, pod)
             .await
             .err();
-        let ctx = Ctx {
+        let mut ctx = Ctx {
+            sources,
             volume_error,
             pod,
             id: &id,
@@ -371,7 +373,7 @@ impl Worker {
                 match view.latest.clone() {
                     None => {
                         initialized = false;
-                        acted |= self.start(&ctx, container, 0, &mut view).await;
+                        acted |= self.start(&mut ctx, container, 0, &mut view).await;
                     }
                     Some(latest) if is(&latest, v1::ContainerState::ContainerExited) => {
                         if latest.exit_code != 0 {
@@ -379,7 +381,8 @@ impl Worker {
                             if policy == "Never" {
                                 init_failed = true;
                             } else {
-                                acted |= self.restart(&ctx, container, &latest, &mut view).await;
+                                acted |=
+                                    self.restart(&mut ctx, container, &latest, &mut view).await;
                             }
                         }
                     }
@@ -399,7 +402,7 @@ impl Worker {
             let mut view = view_of(container, found);
             if initialized && !init_failed {
                 match view.latest.clone() {
-                    None => acted |= self.start(&ctx, container, 0, &mut view).await,
+                    None => acted |= self.start(&mut ctx, container, 0, &mut view).await,
                     Some(latest) if is(&latest, v1::ContainerState::ContainerRunning) => {
                         acted |= self.probe(&ctx, container, &latest, &mut view).await;
                     }
@@ -410,7 +413,7 @@ impl Worker {
                             _ => true,
                         };
                         if again {
-                            acted |= self.restart(&ctx, container, &latest, &mut view).await;
+                            acted |= self.restart(&mut ctx, container, &latest, &mut view).await;
                         }
                     }
                     Some(latest) if is(&latest, v1::ContainerState::ContainerCreated) => {
@@ -505,13 +508,13 @@ impl Worker {
     /// CrashLoopBackOff).
     async fn restart(
         &mut self,
-        ctx: &Ctx<'_>,
+        ctx: &mut Ctx<'_>,
         container: &Container,
         latest: &v1::ContainerStatus,
         view: &mut ContainerView,
     ) -> bool {
-        let key = format!("container:{}", container.name);
-        if let Some(wait) = self.backing_off(&key, since_epoch(latest.finished_at)) {
+        let key = &container.name;
+        if let Some(wait) = self.backoff.since(key, since_epoch(latest.finished_at)) {
             let events = self.config.events.container(ctx.pod, &container.name);
             events.crash_backoff(ctx.pod, &container.name);
             view.waiting = Some((
@@ -527,29 +530,8 @@ impl Worker {
             ));
             return false;
         }
-        self.next_backoff(&key);
+        self.backoff.next(key);
         self.start(ctx, container, attempt(latest) + 1, view).await
-    }
-
-    /// `Some(delay)` while the container that ended at `ended` must still wait.
-    fn backing_off(&self, key: &str, ended: SystemTime) -> Option<Duration> {
-        let backoff = self.backoff.get(key)?;
-        let waited = SystemTime::now().duration_since(ended).unwrap_or_default();
-        (waited < backoff.delay).then_some(backoff.delay)
-    }
-
-    fn next_backoff(&mut self, key: &str) {
-        let (initial, max) = (self.config.backoff_initial, self.config.backoff_max);
-        let now = SystemTime::now();
-        let delay = match self.backoff.get(key) {
-            // A container that ran fine for long enough starts from the beginning again.
-            Some(b) if now.duration_since(b.last).unwrap_or_default() < max * 2 => {
-                (b.delay * 2).min(max)
-            }
-            _ => initial,
-        };
-        self.backoff
-            .insert(key.to_owned(), Backoff { delay, last: now });
     }
 
     /// Starts a container a previous kubelet created but did not start.
@@ -570,7 +552,7 @@ impl Worker {
     /// Image, environment, create, start. Failures become the container's waiting reason.
     async fn start(
         &mut self,
-        ctx: &Ctx<'_>,
+        ctx: &mut Ctx<'_>,
         container: &Container,
         attempt: u32,
         view: &mut ContainerView,
@@ -596,7 +578,7 @@ impl Worker {
 
     async fn try_start(
         &mut self,
-        ctx: &Ctx<'_>,
+        ctx: &mut Ctx<'_>,
         container: &Container,
         attempt: u32,
     ) -> Result<(), (String, String)> {
@@ -604,7 +586,9 @@ impl Worker {
         if let Some(err) = &ctx.volume_error {
             return Err(config_error(err.clone()));
         }
-        let image = self.ensure_image(ctx, container).await?;
+        let image = (self.images)
+            .ensure_image(ctx.pod, &ctx.id.namespace, container, ctx.sandbox_config)
+            .await?;
         let image_user = if security::needs_image_user(ctx.pod, container) {
             let found = self
                 .cri
@@ -620,8 +604,11 @@ impl Worker {
         } else {
             None
         };
-        let envs = self
-            .environment(ctx, container)
+        let fields = Consumer::Env {
+            pod_ip: ctx.pod_ip.as_deref(),
+            host_ip: ctx.host_ip.as_deref(),
+        };
+        let envs = env::environment(&mut ctx.sources, &self.config, ctx.pod, container, fields)
             .await
             .map_err(config_error)?;
         let mounts = self
@@ -675,216 +662,6 @@ impl Worker {
             return Err((hooks::POST_START_ERROR.to_owned(), message));
         }
         Ok(())
-    }
-
-    /// The image id to run, per imagePullPolicy (default: Always for `:latest` or no tag,
-    /// else IfNotPresent). Pull failures back off (ImagePullBackOff).
-    async fn ensure_image(
-        &mut self,
-        ctx: &Ctx<'_>,
-        container: &Container,
-    ) -> Result<String, (String, String)> {
-        let image = container.image.clone().unwrap_or_default();
-        let policy = container.image_pull_policy.clone().unwrap_or_else(|| {
-            let last = image.rsplit('/').next().unwrap_or_default();
-            let tag = last.split_once(':').map(|(_, t)| t);
-            if image.contains('@') || tag.is_some_and(|t| t != "latest") {
-                "IfNotPresent".into()
-            } else {
-                "Always".into()
-            }
-        });
-        let err = |reason: &str, e: skiff_cri::Error| (reason.to_owned(), e.to_string());
-        if policy != "Always" {
-            let present = self
-                .cri
-                .image_status(&image)
-                .await
-                .map_err(|e| err("ErrImageInspect", e))?;
-            match (present, policy.as_str()) {
-                (Some(found), _) => {
-                    self.config
-                        .events
-                        .container(ctx.pod, &container.name)
-                        .present(&image);
-                    return Ok(found.id);
-                }
-                (None, "Never") => {
-                    return Err((
-                        "ErrImageNeverPull".into(),
-                        format!("image {image} is not present with pull policy of Never"),
-                    ));
-                }
-                (None, _) => {}
-            }
-        }
-        let key = format!("pull:{}", container.name);
-        // Pulls that failed wait out their back-off before the next try.
-        if self
-            .backoff
-            .get(&key)
-            .is_some_and(|b| SystemTime::now().duration_since(b.last).unwrap_or_default() < b.delay)
-        {
-            let events = self.config.events.container(ctx.pod, &container.name);
-            events.pull_backoff(&image);
-            return Err((
-                "ImagePullBackOff".into(),
-                format!("Back-off pulling image {image:?}"),
-            ));
-        }
-        let events = self.config.events.container(ctx.pod, &container.name);
-        events.pulling(&image);
-        let pull_started = std::time::Instant::now();
-        match self.pull(ctx, &image).await {
-            Ok(reference) => {
-                events.pulled(&image, pull_started.elapsed());
-                self.backoff.remove(&key);
-                Ok(reference)
-            }
-            Err(e) => {
-                events.pull_failed(&image, &e.to_string());
-                self.next_backoff(&key);
-                Err(err("ErrImagePull", e))
-            }
-        }
-    }
-
-    /// PullImage with the pod's pull secrets that match the image, each in turn until one
-    /// works (the last error if none does); anonymously when none match.
-    async fn pull(&self, ctx: &Ctx<'_>, image: &str) -> Result<String, skiff_cri::Error> {
-        let credentials =
-            pull_secrets::credentials(&self.client, ctx.pod, &ctx.id.namespace, image).await;
-        let mut tries = credentials.into_iter();
-        // The first credential, or none at all.
-        let mut result = self
-            .cri
-            .pull_image(image, tries.next(), Some(ctx.sandbox_config))
-            .await;
-        for auth in tries {
-            if result.is_ok() {
-                break;
-            }
-            result = self
-                .cri
-                .pull_image(image, Some(auth), Some(ctx.sandbox_config))
-                .await;
-        }
-        result
-    }
-
-    /// env and envFrom: values, fieldRef, configMapKeyRef, secretKeyRef.
-    async fn environment(
-        &self,
-        ctx: &Ctx<'_>,
-        container: &Container,
-    ) -> Result<Vec<v1::KeyValue>, String> {
-        let namespace = &ctx.id.namespace;
-        let mut env: Vec<(String, String)> = Vec::new();
-        let mut set = |key: String, value: String| {
-            env.retain(|(k, _)| *k != key);
-            env.push((key, value));
-        };
-        for from in container.env_from.iter().flatten() {
-            let prefix = from.prefix.clone().unwrap_or_default();
-            if let Some(source) = &from.config_map_ref {
-                let optional = source.optional.unwrap_or(false);
-                match self.config_map(namespace, &source.name, optional).await? {
-                    Some(cm) => {
-                        for (k, v) in cm.data.unwrap_or_default() {
-                            set(format!("{prefix}{k}"), v);
-                        }
-                    }
-                    None => continue,
-                }
-            }
-            if let Some(source) = &from.secret_ref {
-                let optional = source.optional.unwrap_or(false);
-                if let Some(secret) = self.secret(namespace, &source.name, optional).await? {
-                    for (k, v) in secret.data.unwrap_or_default() {
-                        set(format!("{prefix}{k}"), String::from_utf8_lossy(&v.0).into());
-                    }
-                }
-            }
-        }
-        for var in container.env.iter().flatten() {
-            let Some(from) = &var.value_from else {
-                set(var.name.clone(), var.value.clone().unwrap_or_default());
-                continue;
-            };
-            let value = if let Some(field) = &from.field_ref {
-                Some(field_value(ctx, &field.field_path)?)
-            } else if let Some(field) = &from.resource_field_ref {
-                let name = field.container_name.as_deref().unwrap_or(&container.name);
-                let name = if name.is_empty() {
-                    &container.name
-                } else {
-                    name
-                };
-                Some(volumes::resource_value(
-                    &self.config,
-                    ctx.pod,
-                    name,
-                    &field.resource,
-                    field.divisor.as_ref(),
-                )?)
-            } else if let Some(key) = &from.config_map_key_ref {
-                let optional = key.optional.unwrap_or(false);
-                let cm = self.config_map(namespace, &key.name, optional).await?;
-                let value = cm.and_then(|cm| cm.data?.get(&key.key).cloned());
-                if value.is_none() && !optional {
-                    return Err(format!(
-                        "couldn't find key {} in ConfigMap {namespace}/{}",
-                        key.key, key.name
-                    ));
-                }
-                value
-            } else if let Some(key) = &from.secret_key_ref {
-                let optional = key.optional.unwrap_or(false);
-                let secret = self.secret(namespace, &key.name, optional).await?;
-                let value = secret.and_then(|s| {
-                    s.data?
-                        .get(&key.key)
-                        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-                });
-                if value.is_none() && !optional {
-                    return Err(format!(
-                        "couldn't find key {} in Secret {namespace}/{}",
-                        key.key, key.name
-                    ));
-                }
-                value
-            } else {
-                None
-            };
-            if let Some(value) = value {
-                set(var.name.clone(), value);
-            }
-        }
-        Ok(env
-            .into_iter()
-            .map(|(key, value)| v1::KeyValue { key, value })
-            .collect())
-    }
-
-    async fn config_map(
-        &self,
-        ns: &str,
-        name: &str,
-        optional: bool,
-    ) -> Result<Option<ConfigMap>, String> {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
-        match api.get_opt(name).await.map_err(|e| e.to_string())? {
-            None if !optional => Err(format!("configmap \"{name}\" not found")),
-            found => Ok(found),
-        }
-    }
-
-    async fn secret(&self, ns: &str, name: &str, optional: bool) -> Result<Option<Secret>, String> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-        match api.get_opt(name).await.map_err(|e| e.to_string())? {
-            None if !optional => Err(format!("secret \"{name}\" not found")),
-            found => Ok(found),
-        }
     }
 
     /// Runs the running container's due probes; a failed liveness probe stops it (the next
@@ -997,6 +774,8 @@ async fn until_deleted(pods: &mut watch::Receiver<Option<Pod>>) {
 
 /// What one sync pass knows about the pod.
 struct Ctx<'a> {
+    /// The ConfigMaps and Secrets read so far in this pass.
+    sources: Sources,
     pod: &'a Pod,
     id: &'a PodRef,
     sandbox_id: &'a str,
@@ -1022,43 +801,4 @@ fn view_of(container: &Container, found: Instances) -> ContainerView {
         ready: running,
         started: running,
     }
-}
-
-/// A downward-API field for `valueFrom.fieldRef`.
-fn field_value(ctx: &Ctx<'_>, path: &str) -> Result<String, String> {
-    let meta = &ctx.pod.metadata;
-    let spec = ctx.pod.spec.as_ref();
-    let lookup = |map: &Option<std::collections::BTreeMap<String, String>>, key: &str| {
-        map.as_ref()
-            .and_then(|m| m.get(key))
-            .cloned()
-            .unwrap_or_default()
-    };
-    let keyed = |prefix: &str| {
-        path.strip_prefix(prefix)
-            .and_then(|rest| rest.strip_prefix("['"))
-            .and_then(|rest| rest.strip_suffix("']"))
-            .map(str::to_owned)
-    };
-    Ok(match path {
-        "metadata.name" => ctx.id.name.clone(),
-        "metadata.namespace" => ctx.id.namespace.clone(),
-        "metadata.uid" => ctx.id.uid.clone(),
-        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
-        "spec.serviceAccountName" => spec
-            .and_then(|s| s.service_account_name.clone())
-            .unwrap_or_default(),
-        "status.podIP" => ctx.pod_ip.clone().unwrap_or_default(),
-        "status.podIPs" => ctx.pod_ip.clone().unwrap_or_default(),
-        "status.hostIP" | "status.hostIPs" => ctx.host_ip.clone().unwrap_or_default(),
-        _ => {
-            if let Some(key) = keyed("metadata.labels") {
-                lookup(&meta.labels, &key)
-            } else if let Some(key) = keyed("metadata.annotations") {
-                lookup(&meta.annotations, &key)
-            } else {
-                return Err(format!("unsupported fieldRef {path}"));
-            }
-        }
-    })
 }
