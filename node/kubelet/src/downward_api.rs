@@ -172,37 +172,46 @@ mod tests {
             pod_ip: Some("10.0.0.7"),
             host_ip: None,
         };
-        let value = |path: &str| field_value(&pod, path, env);
-        assert_eq!(value("metadata.name").unwrap(), "p");
-        assert_eq!(value("metadata.namespace").unwrap(), "ns");
-        assert_eq!(value("metadata.uid").unwrap(), "u1");
-        assert_eq!(value("spec.nodeName").unwrap(), "n1");
-        assert_eq!(value("spec.serviceAccountName").unwrap(), "sa");
-        assert_eq!(value("status.podIP").unwrap(), "10.0.0.7");
-        assert_eq!(value("status.podIPs").unwrap(), "10.0.0.7");
-        assert_eq!(value("status.hostIP").unwrap(), "");
-        assert_eq!(value("metadata.labels['b']").unwrap(), "x y");
-        assert_eq!(value("metadata.labels['missing']").unwrap(), "");
-        assert_eq!(value("metadata.annotations['note']").unwrap(), "hi");
+        for (path, want) in [
+            ("metadata.name", "p"),
+            ("metadata.namespace", "ns"),
+            ("metadata.uid", "u1"),
+            ("spec.nodeName", "n1"),
+            ("spec.serviceAccountName", "sa"),
+            ("status.podIP", "10.0.0.7"),
+            ("status.podIPs", "10.0.0.7"),
+            ("status.hostIP", ""),
+            ("metadata.labels['b']", "x y"),
+            ("metadata.labels['missing']", ""),
+            ("metadata.annotations['note']", "hi"),
+        ] {
+            assert_eq!(field_value(&pod, path, env).as_deref(), Ok(want), "{path}");
+        }
         assert_eq!(
-            value("metadata.labels").unwrap_err(),
-            "unsupported fieldRef metadata.labels"
+            field_value(&pod, "metadata.labels", env).unwrap_err(),
+            "unsupported fieldRef metadata.labels",
+            "a whole map is for volumes"
         );
     }
 
     #[test]
     fn volume_fields() {
         let pod = pod();
-        let value = |path: &str| field_value(&pod, path, Consumer::Volume);
-        assert_eq!(value("metadata.name").unwrap(), "p");
-        assert_eq!(value("metadata.labels").unwrap(), "a=\"1\"\nb=\"x y\"");
-        assert_eq!(value("metadata.annotations").unwrap(), "note=\"hi\"");
-        assert_eq!(value("metadata.annotations['note']").unwrap(), "hi");
-        assert_eq!(
-            value("spec.nodeName").unwrap_err(),
-            "unsupported fieldRef spec.nodeName in a downwardAPI volume"
-        );
-        assert!(value("status.podIP").is_err());
+        for (path, want) in [
+            ("metadata.name", "p"),
+            ("metadata.labels", "a=\"1\"\nb=\"x y\""),
+            ("metadata.annotations", "note=\"hi\""),
+            ("metadata.annotations['note']", "hi"),
+        ] {
+            let got = field_value(&pod, path, Consumer::Volume);
+            assert_eq!(got.as_deref(), Ok(want), "{path}");
+        }
+        for env_only in ["spec.nodeName", "status.podIP"] {
+            assert_eq!(
+                field_value(&pod, env_only, Consumer::Volume).unwrap_err(),
+                format!("unsupported fieldRef {env_only} in a downwardAPI volume")
+            );
+        }
     }
 
     #[test]

@@ -136,11 +136,15 @@ mod tests {
 
     #[test]
     fn default_pull_policies() {
-        assert_eq!(default_policy("nginx"), "Always");
-        assert_eq!(default_policy("nginx:latest"), "Always");
-        assert_eq!(default_policy("nginx:1.27"), "IfNotPresent");
-        assert_eq!(default_policy("localhost:5000/nginx"), "Always");
-        assert_eq!(default_policy("localhost:5000/nginx:1"), "IfNotPresent");
-        assert_eq!(default_policy("nginx@sha256:abc"), "IfNotPresent");
+        for (image, policy) in [
+            ("nginx", "Always"),
+            ("nginx:latest", "Always"),
+            ("nginx:1.27", "IfNotPresent"),
+            ("localhost:5000/nginx", "Always"),
+            ("localhost:5000/nginx:1", "IfNotPresent"),
+            ("nginx@sha256:abc", "IfNotPresent"),
+        ] {
+            assert_eq!(default_policy(image), policy, "{image}");
+        }
     }
 }

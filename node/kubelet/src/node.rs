@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, NodeCondition, PodCondition};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use skiff_cri::Cri;
@@ -44,6 +44,11 @@ impl Transitions {
         }
     }
 
+    /// From an object's conditions as the API returned them (`None`: it had none).
+    pub fn of<C: Condition>(previous: Option<Vec<C>>) -> Self {
+        Transitions::new(previous.into_iter().flatten().map(Condition::parts))
+    }
+
     /// Whether condition `kind` changes (or first appears) with this status.
     pub fn changed(&self, kind: &str, ok: bool) -> bool {
         let status = if ok { "True" } else { "False" };
@@ -60,6 +65,25 @@ impl Transitions {
         (status, since)
     }
 }
+
+/// A condition as [`Transitions`] reads it: (type, status, lastTransitionTime).
+pub trait Condition {
+    /// The condition's type, status and lastTransitionTime.
+    fn parts(self) -> (String, String, Option<String>);
+}
+
+/// Node and pod conditions have the same fields.
+macro_rules! condition {
+    ($($kind:ty),*) => {$(
+        impl Condition for $kind {
+            fn parts(self) -> (String, String, Option<String>) {
+                let since = self.last_transition_time.map(|t| t.0.to_string());
+                (self.type_, self.status, since)
+            }
+        }
+    )*};
+}
+condition!(NodeCondition, PodCondition);
 
 /// Microseconds, as the API's `MicroTime` fields (Lease renewTime) carry them.
 pub fn now_micro_time() -> String {
@@ -180,20 +204,7 @@ async fn patch_status(
     let nodes: Api<Node> = Api::all(client.clone());
     let name = &config.node_name;
     let current = nodes.get(name).await?;
-    let transitions = Transitions::new(
-        current
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| {
-                (
-                    c.type_,
-                    c.status,
-                    c.last_transition_time.map(|t| t.0.to_string()),
-                )
-            }),
-    );
+    let transitions = Transitions::of(current.status.and_then(|s| s.conditions));
     let now = &transitions.now;
     let condition = |kind: &str, ok: bool, reason: &str, message: &str| {
         let (status, since) = transitions.status(kind, ok);

@@ -205,20 +205,7 @@ pub fn pod_status(inputs: &Inputs<'_>) -> Value {
         .and_then(|s| s.restart_policy.clone())
         .unwrap_or_else(|| "Always".to_owned());
     let phase = phase(inputs, &policy);
-    let transitions = Transitions::new(
-        pod.status
-            .as_ref()
-            .and_then(|s| s.conditions.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| {
-                (
-                    c.type_,
-                    c.status,
-                    c.last_transition_time.map(|t| t.0.to_string()),
-                )
-            }),
-    );
+    let transitions = Transitions::of(pod.status.as_ref().and_then(|s| s.conditions.clone()));
     let now = &transitions.now;
     let condition = |kind: &str, ok: bool, reason: Option<&str>| {
         let (status, since) = transitions.status(kind, ok);

@@ -76,17 +76,11 @@ pub fn write_atomically(dir: &Path, files: &Files) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    fn tempdir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("skiff-volumes-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
 
     #[test]
     fn atomic_writes_swap_data_and_links() {
-        let dir = tempdir("atomic");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("volume");
         let mut files = Files::new();
         files.insert("a".into(), (b"one".to_vec(), 0o644));
         files.insert("sub/b".into(), (b"two".to_vec(), 0o600));
@@ -108,12 +102,12 @@ mod tests {
         assert!(!dir.join(&first).exists(), "the old data dir is removed");
         let entries = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(entries, 3, "..data, the timestamped dir and a");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn leftovers_of_an_interrupted_write_are_removed() {
-        let dir = tempdir("leftovers");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("volume");
         std::fs::create_dir_all(dir.join("..2020_01_01_00_00_00.0")).unwrap();
         std::os::unix::fs::symlink("..data/gone", dir.join("gone")).unwrap();
         std::fs::write(dir.join("kept"), "not a link").unwrap();
@@ -137,7 +131,6 @@ mod tests {
             })
             .count();
         assert_eq!(data_dirs, 1, "only the fresh data dir");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

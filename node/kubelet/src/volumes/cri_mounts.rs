@@ -123,25 +123,32 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sub_paths_and_propagation() {
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "p", "uid": "u1"},
-            "spec": {
-                "volumes": [
-                    {"name": "conf", "configMap": {"name": "c"}},
-                    {"name": "data", "persistentVolumeClaim": {"claimName": "d", "readOnly": true}},
-                ],
-                "containers": [{"name": "c", "volumeMounts": [
-                    {"name": "conf", "mountPath": "/etc/app", "subPathExpr": "$(POD)/app.conf",
-                     "mountPropagation": "HostToContainer"},
-                    {"name": "data", "mountPath": "/data"},
-                ]}],
-            },
-        }))
-        .unwrap();
+    /// A pod with `volumes` and one container mounting `mounts`, and a kubelet rooted in
+    /// `/root-dir`.
+    fn pod_with(volumes: serde_json::Value, mounts: serde_json::Value) -> (Pod, Config) {
+        let spec = serde_json::json!({
+            "volumes": volumes,
+            "containers": [{"name": "c", "volumeMounts": mounts}],
+        });
+        let pod = serde_json::json!({"metadata": {"name": "p", "uid": "u1"}, "spec": spec});
         let mut config = Config::new("n");
         config.root_dir = PathBuf::from("/root-dir");
+        (serde_json::from_value(pod).unwrap(), config)
+    }
+
+    #[test]
+    fn sub_paths_and_propagation() {
+        let (pod, config) = pod_with(
+            serde_json::json!([
+                {"name": "conf", "configMap": {"name": "c"}},
+                {"name": "data", "persistentVolumeClaim": {"claimName": "d", "readOnly": true}},
+            ]),
+            serde_json::json!([
+                {"name": "conf", "mountPath": "/etc/app", "subPathExpr": "$(POD)/app.conf",
+                 "mountPropagation": "HostToContainer"},
+                {"name": "data", "mountPath": "/data"},
+            ]),
+        );
         let container = &pod.spec.as_ref().unwrap().containers[0];
         let env = [v1::KeyValue {
             key: "POD".into(),

@@ -66,15 +66,10 @@ pub fn check_host_path(path: &str, kind: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn tempdir(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("skiff-volumes-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
     #[test]
     fn host_path_types() {
-        let dir = tempdir("hostpath");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("volume");
         let path = dir.join("d");
         let p = path.to_str().unwrap();
         assert!(check_host_path(p, "Directory").is_err());
@@ -90,6 +85,5 @@ mod tests {
         check_host_path(f, "FileOrCreate").unwrap();
         check_host_path(f, "File").unwrap();
         assert!(check_host_path(f, "DirectoryOrCreate").is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -100,7 +100,16 @@ impl State {
     ) -> Result<(), String> {
         let due = self.error.is_some() || self.last_sync.is_none_or(|t| t.elapsed() >= RESYNC);
         if due {
-            let error = self.prepare(client, sources, config, pod).await.err();
+            let mut error = None;
+            for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+                if let Err(e) = self.set_up(client, sources, config, pod, volume).await {
+                    let name = &volume.name;
+                    error = Some(format!(
+                        "MountVolume.SetUp failed for volume {name:?} : {e}"
+                    ));
+                    break;
+                }
+            }
             self.last_sync = Some(Instant::now());
             if let Some(err) = &error {
                 config.events.pod(pod).warning("FailedMount", err.as_str());
@@ -123,59 +132,41 @@ impl State {
         }
     }
 
-    async fn prepare(
+    /// Sets up (or refreshes) one of the pod's volumes (Kubernetes' `SetUp`).
+    async fn set_up(
         &mut self,
         client: &kube::Client,
         sources: &mut Sources,
         config: &Config,
         pod: &Pod,
+        volume: &Volume,
     ) -> Result<(), String> {
+        let io = |e: std::io::Error| e.to_string();
+        if let Some(host) = &volume.host_path {
+            return host_path::check_host_path(&host.path, host.type_.as_deref().unwrap_or(""));
+        }
+        if let Some(claim) = &volume.persistent_volume_claim {
+            let path = claims::claim_path(client, sources.namespace(), &claim.claim_name).await?;
+            self.claims.insert(volume.name.clone(), path);
+            return Ok(());
+        }
         let uid = pod.metadata.uid.as_deref().ok_or("pod without uid")?;
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let volumes = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.clone())
-            .unwrap_or_default();
-        for volume in &volumes {
-            let failed = |e: String| {
-                format!(
-                    "MountVolume.SetUp failed for volume {:?} : {e}",
-                    volume.name
-                )
-            };
-            if let Some(host) = &volume.host_path {
-                host_path::check_host_path(&host.path, host.type_.as_deref().unwrap_or(""))
-                    .map_err(failed)?;
-                continue;
-            }
-            if let Some(claim) = &volume.persistent_volume_claim {
-                let path = claims::claim_path(client, namespace, &claim.claim_name)
-                    .await
-                    .map_err(failed)?;
-                self.claims.insert(volume.name.clone(), path);
-                continue;
-            }
-            let Some(dir) = volume_dir(config, uid, volume) else {
-                tracing::warn!(volume = %volume.name, "volume kind not supported; not mounted");
-                continue;
-            };
-            if let Some(empty) = &volume.empty_dir {
-                empty_dir::set_up(&dir, empty).map_err(|e| failed(e.to_string()))?;
-                continue;
-            }
-            // Secrets never touch the disk: their volume is a tmpfs, as in Kubernetes.
-            if volume.secret.is_some() && !is_mount_point(&dir) {
-                std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
-                mount_tmpfs(&dir, None, 0o755).map_err(|e| failed(e.to_string()))?;
-            }
-            let files = contents::files(sources, config, pod, volume, &mut self.warned)
-                .await
-                .map_err(failed)?;
-            if self.written.get(&volume.name) != Some(&files) || !dir.join("..data").exists() {
-                write_atomically(&dir, &files).map_err(|e| failed(e.to_string()))?;
-                self.written.insert(volume.name.clone(), files);
-            }
+        let Some(dir) = volume_dir(config, uid, volume) else {
+            tracing::warn!(volume = %volume.name, "volume kind not supported; not mounted");
+            return Ok(());
+        };
+        if let Some(empty) = &volume.empty_dir {
+            return empty_dir::set_up(&dir, empty).map_err(io);
+        }
+        // Secrets never touch the disk: their volume is a tmpfs, as in Kubernetes.
+        if volume.secret.is_some() && !is_mount_point(&dir) {
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            mount_tmpfs(&dir, None, 0o755).map_err(io)?;
+        }
+        let files = contents::files(sources, config, pod, volume, &mut self.warned).await?;
+        if self.written.get(&volume.name) != Some(&files) || !dir.join("..data").exists() {
+            write_atomically(&dir, &files).map_err(io)?;
+            self.written.insert(volume.name.clone(), files);
         }
         Ok(())
     }
