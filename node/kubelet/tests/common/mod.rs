@@ -246,7 +246,12 @@ impl Env {
         );
         containerd_config.docker_io_mirror = mirror.map(str::to_owned);
         let containerd = Containerd::start(&containerd_config).unwrap();
-        containerd.import_test_images(&tmp.join("images")).unwrap();
+        containerd
+            .import_images(
+                &tmp.join("images"),
+                &[skiff_testenv::images::Image::Pause, skiff_testenv::images::Image::Busybox],
+            )
+            .unwrap();
         let cri = Cri::connect(containerd.socket()).await.unwrap();
         wait_ready(&cri, Duration::from_secs(10)).await.unwrap();
         let control = ControlPlane::start(&dir.0).await;
