@@ -216,14 +216,15 @@ pub struct RunOutput {
     pub verdict: i32,
     /// The packet as the program left it (after the last repetition).
     pub packet: Vec<u8>,
-    /// The kernel's average time per repetition.
+    /// The kernel's mean time per repetition, in whole nanoseconds: the program plus the test
+    /// loop around it (an empty program's figure is that loop's share).
     pub per_packet: std::time::Duration,
 }
 
 /// Runs `program` of `object` on `packet` `repeat` times (at least once) in the kernel, without
 /// any interface, with `context` as its context when given (tc: the leading fields of
-/// `struct __sk_buff`). The kernel reuses one buffer across repetitions: a rewriting program
-/// sees its own output from the second on.
+/// `struct __sk_buff`). The kernel reuses one buffer (XDP) or skb (tc) across repetitions,
+/// unreset: a rewriting program sees its own output from the second on.
 pub fn test_run(
     object: &Object,
     program: &str,
