@@ -40,7 +40,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use skiff_apiserver::testing::ControlPlane;
 use skiff_cri::{Cri, v1};
-use skiff_testenv::{Containerd, ContainerdConfig, images, sandbox_config, wait_ready};
+use skiff_testenv::images::Image;
+use skiff_testenv::{
+    ContainerRuntime, Containerd, ContainerdConfig, Ready, images, sandbox_config,
+};
 
 const NODE: &str = "bench-pods";
 /// How long one batch may take before the benchmark gives up.
@@ -351,28 +354,21 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("bench-pods-")
         .tempdir_in(tmp)?;
-    let bridge_name = format!("skbp-{pid}");
-    let _bridge = skiff_testenv::bridge::Bridge(bridge_name.clone());
     let subnet = Ipv4Addr::new(10, 209, (pid % 250) as u8, 0);
-    let conf_dir = dir.path().join("cni");
-    skiff_testenv::bridge::write_conflist(
-        &conf_dir,
-        &dir.path().join("ipam"),
-        &bridge_name,
-        subnet,
-    )?;
+    let (config, _bridge) =
+        ContainerdConfig::on_bridge(dir.path(), &format!("skbp-{pid}"), subnet)?;
     // Declared before containerd, so it is removed after containerd's guard ended everything
     // in it.
     let runtime_cgroup = skiff_netlab::Cgroup::create("bench-pods-runtime")?;
-    let containerd = Containerd::start(&ContainerdConfig::new(
-        &dir.path().join("containerd"),
-        Path::new("/usr/lib/cni"),
-        &conf_dir,
-    ))?;
+    let ContainerRuntime { cri, containerd } = ContainerRuntime::start(
+        &config,
+        &tmp.join("images"),
+        &[Image::Pause, Image::Busybox],
+        Ready::Network,
+    )
+    .await?;
+    // Before the first pod: the shims, runc and CNI plugins it starts land in the cgroup too.
     runtime_cgroup.add(containerd.pid())?;
-    containerd.import_test_images(&tmp.join("images"))?;
-    let cri = Cri::connect(containerd.socket()).await?;
-    wait_ready(&cri, Duration::from_secs(20)).await?;
     cri.ensure_image(images::BUSYBOX).await?;
     cri.ensure_image(images::PAUSE).await?;
 
