@@ -1,6 +1,8 @@
-//! One worker per pod: a level-triggered sync that compares the pod spec with what the CRI
-//! reports and takes the next step (sandbox, image, init container, app container, restart,
-//! probe), then reports the status; and the teardown when the pod is deleted.
+//! One worker per pod: a level-triggered sync (Kubernetes' PodSync) that compares the pod spec
+//! with what the CRI reports and takes the next step (sandbox, image, init container, app
+//! container, restart, probe), then reports the status; and the teardown when the pod is
+//! deleted. Images come from [`images`], environments from [`env`](mod@env), volumes from
+//! [`volumes`], each ConfigMap and Secret from the pass's [`Sources`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
