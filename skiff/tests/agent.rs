@@ -23,6 +23,8 @@ use skiff_apiserver::testing::ControlPlane;
 use skiff_ebpf::lb;
 use skiff_netlab::netns::End;
 use skiff_netlab::{Cgroup, NetNs};
+use skiff_testenv::Checks;
+use skiff_testenv::wait::wait_for;
 
 /// The agent process; killed (by PID) on drop, and its pinned dataplane removed.
 struct Agent {
@@ -114,7 +116,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+/// Polls a blocking `check` for up to 30 s (call it on a blocking thread).
+fn wait_blocking(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -137,6 +140,16 @@ fn slice(port: u16, addresses: &[&str]) -> EndpointSlice {
     .unwrap()
 }
 
+/// Panics unless the test runs as root.
+fn require_root() {
+    assert_eq!(
+        // SAFETY: geteuid(2) has no preconditions.
+        unsafe { libc::geteuid() },
+        0,
+        "the agent tests need root (run them through `cargo xtask test ebpf`)"
+    );
+}
+
 /// A client of the test's apiserver.
 fn client(control: &ControlPlane) -> kube::Client {
     kube::Client::try_from(kube::Config::new(control.url.parse().unwrap())).unwrap()
@@ -144,11 +157,7 @@ fn client(control: &ControlPlane) -> kube::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_programs_services_and_survives_sigkill() {
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "the agent test needs root (run it through `cargo xtask test ebpf`)"
-    );
+    require_root();
     let id = std::process::id();
     let dir = tempfile::tempdir().unwrap();
 
@@ -191,14 +200,14 @@ async fn agent_programs_services_and_survives_sigkill() {
         .unwrap();
 
     tokio::task::spawn_blocking(move || {
-        wait_for("the agent's health", || {
+        wait_blocking("the agent's health", || {
             http_status(health, "/healthz") == Some(200)
         });
-        wait_for("the service to answer", || ask(service).is_ok());
+        wait_blocking("the service to answer", || ask(service).is_ok());
         // The `kubernetes` Service leads to the apiserver (its EndpointSlice is the
         // apiserver's own).
         let api = SocketAddr::from(([10, 96, 0, 1], 443));
-        wait_for("the kubernetes Service", || {
+        wait_blocking("the kubernetes Service", || {
             http_status(api, "/version") == Some(200)
         });
     })
@@ -249,11 +258,11 @@ async fn agent_programs_services_and_survives_sigkill() {
         .unwrap();
     agent.start(&kubeconfig, cgroup.path(), health);
     tokio::task::spawn_blocking(move || {
-        wait_for("the restarted agent's health", || {
+        wait_blocking("the restarted agent's health", || {
             http_status(health, "/healthz") == Some(200)
         });
         // The restarted agent catches up: only a answers.
-        wait_for("the change made while the agent was down", || {
+        wait_blocking("the change made while the agent was down", || {
             (0..20).all(|_| ask(service).is_ok_and(|n| n == "a"))
         });
     })
@@ -280,7 +289,7 @@ async fn agent_programs_services_and_survives_sigkill() {
     let pins = skiff_ebpf::PinDir::new(&agent.pins);
     tokio::task::spawn_blocking(move || {
         let maps = lb::LbMaps::open(&pins).unwrap();
-        wait_for("the frontend's removal", || {
+        wait_blocking("the frontend's removal", || {
             // (The `kubernetes` Service's frontend stays.)
             lb::entries::<lb::types::lb4_key, lb::types::lb4_service>(&maps.services)
                 .iter()
@@ -304,7 +313,7 @@ async fn agent_programs_services_and_survives_sigkill() {
 async fn agent_sets_up_the_pod_network() {
     use k8s_openapi::api::core::v1::Node;
 
-    assert_eq!(unsafe { libc::geteuid() }, 0, "needs root");
+    require_root();
     let id = std::process::id();
     let dir = tempfile::tempdir().unwrap();
     let node = NetNs::create("agent-node").unwrap();
@@ -361,8 +370,7 @@ async fn agent_sets_up_the_pod_network() {
     );
 
     let nodes: Api<Node> = Api::all(client(&control));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let registered = loop {
+    let registered = wait_for("the Node ready", Duration::from_secs(30), async || {
         let found = nodes.get_opt("node-net").await.unwrap();
         let ready = found.as_ref().is_some_and(|n| {
             n.status
@@ -373,28 +381,31 @@ async fn agent_sets_up_the_pod_network() {
                         .any(|c| c.type_ == "NetworkUnavailable" && c.status == "False")
                 })
         });
-        if ready {
-            break found.unwrap();
+        match found {
+            Some(node) if ready => Ok(node),
+            other => Err(format!("{other:?}")),
         }
+    })
+    .await;
+    let mut checks = Checks::new();
+    checks.run("the Node's podCIDR and address", || {
+        let spec = registered.spec.unwrap();
+        assert_eq!(spec.pod_cidr.as_deref(), Some("10.247.1.0/24"));
+        let addresses = registered.status.unwrap().addresses.unwrap();
         assert!(
-            Instant::now() < deadline,
-            "the Node never got ready: {found:?}"
+            addresses
+                .iter()
+                .any(|a| a.type_ == "InternalIP" && a.address == "192.168.79.1")
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let spec = registered.spec.unwrap();
-    assert_eq!(spec.pod_cidr.as_deref(), Some("10.247.1.0/24"));
-    let addresses = registered.status.unwrap().addresses.unwrap();
-    assert!(
-        addresses
-            .iter()
-            .any(|a| a.type_ == "InternalIP" && a.address == "192.168.79.1")
-    );
-    let conflist: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(conf_dir.join("10-skiff.conflist")).unwrap())
-            .unwrap();
-    assert_eq!(conflist["plugins"][0]["type"], "skiff-cni");
-    assert_eq!(conflist["plugins"][0]["podCIDR"], "10.247.1.0/24");
+    });
+    checks.run("the CNI config", || {
+        let conflist: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(conf_dir.join("10-skiff.conflist")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(conflist["plugins"][0]["type"], "skiff-cni");
+        assert_eq!(conflist["plugins"][0]["podCIDR"], "10.247.1.0/24");
+    });
 
     // Another node joins, then leaves: its pods' route comes and goes.
     let peer: Node = serde_json::from_value(json!({
@@ -422,7 +433,7 @@ async fn agent_sets_up_the_pod_network() {
     let node = Arc::new(node);
     let ns = node.clone();
     tokio::task::spawn_blocking(move || {
-        wait_for("the route to node-peer's pods", || {
+        wait_blocking("the route to node-peer's pods", || {
             route(&ns).starts_with("10.247.2.0/24 via 192.168.79.2")
         })
     })
@@ -433,13 +444,16 @@ async fn agent_sets_up_the_pod_network() {
         .await
         .unwrap();
     let ns = node.clone();
-    tokio::task::spawn_blocking(move || wait_for("the route's removal", || route(&ns).is_empty()))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        wait_blocking("the route's removal", || route(&ns).is_empty())
+    })
+    .await
+    .unwrap();
 
     drop(agent);
     drop(cgroup);
     control.stop().await;
+    checks.finish();
 }
 
 /// The node half of the seed's story with every part real (root): `skiff agent` with the pod
@@ -449,9 +463,10 @@ async fn agent_sets_up_the_pod_network() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_runs_a_pod_on_its_own_network() {
     use k8s_openapi::api::core::v1::Pod;
-    use skiff_testenv::{Containerd, ContainerdConfig, images, kubectl_path, wait_ready};
+    use skiff_testenv::images::{self, Image};
+    use skiff_testenv::{ContainerRuntime, ContainerdConfig, Ready, wait_ready};
 
-    assert_eq!(unsafe { libc::geteuid() }, 0, "needs root");
+    require_root();
     let id = std::process::id();
     let cni_bin = Path::new(env!("CARGO_BIN_EXE_skiff")).with_file_name("skiff-cni");
     assert!(
@@ -464,19 +479,20 @@ async fn agent_runs_a_pod_on_its_own_network() {
     let control = ControlPlane::start(dir.path(), None).await;
     let pod_cidr = format!("10.248.{}.0/24", id % 250);
 
-    // containerd reads the CNI config the agent writes and runs the plugin the agent installs.
+    // containerd reads the CNI config the agent writes and runs the plugin the agent installs:
+    // its network is ready only once the agent runs.
     let (bin_dir, conf_dir) = (dir.path().join("cni-bin"), dir.path().join("net.d"));
     std::fs::create_dir_all(&bin_dir).unwrap();
     std::os::unix::fs::symlink("/usr/lib/cni/loopback", bin_dir.join("loopback")).unwrap();
-    let containerd = Containerd::start(&ContainerdConfig::new(
-        &dir.path().join("containerd"),
-        &bin_dir,
-        &conf_dir,
-    ))
+    let runtime = ContainerRuntime::start(
+        &ContainerdConfig::new(&dir.path().join("containerd"), &bin_dir, &conf_dir),
+        &target_tmp.join("images"),
+        &[Image::Pause, Image::Busybox],
+        Ready::Runtime,
+    )
+    .await
     .unwrap();
-    containerd
-        .import_test_images(&target_tmp.join("images"))
-        .unwrap();
+    let containerd = &runtime.containerd;
 
     // A static pod: its manifest in the directory the agent's kubelet reads.
     let manifests = dir.path().join("manifests");
@@ -533,9 +549,13 @@ async fn agent_runs_a_pod_on_its_own_network() {
         &pods_cgroup,
         health,
     );
-    let cri = skiff_cri::Cri::connect(containerd.socket()).await.unwrap();
-    wait_ready(&cri, Duration::from_secs(20)).await.unwrap();
+    wait_ready(&runtime.cri, Duration::from_secs(20))
+        .await
+        .unwrap();
 
+    // Everything below shares this one agent, containerd and apiserver: each behaviour's
+    // checks run and are reported together.
+    let mut checks = Checks::new();
     let pods: Api<Pod> = Api::namespaced(client(&control), "default");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": { "name": "web", "namespace": "default" },
@@ -553,52 +573,62 @@ async fn agent_runs_a_pod_on_its_own_network() {
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let ip: Ipv4Addr = loop {
+    // The pod everything else uses: a hard failure when it never gets Ready.
+    let ip: Ipv4Addr = wait_for("the pod Ready", Duration::from_secs(60), async || {
         let status = pods.get("web").await.unwrap().status.unwrap_or_default();
         let ready = status
             .conditions
             .iter()
             .flatten()
             .any(|c| c.type_ == "Ready" && c.status == "True");
-        if ready && let Some(ip) = status.pod_ip.as_deref() {
-            break ip.parse().unwrap();
+        match status.pod_ip.as_deref() {
+            Some(ip) if ready => Ok(ip.parse().unwrap()),
+            _ => Err(format!("{status:?}")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "the pod never got Ready: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    })
+    .await;
     let network = pod_cidr.trim_end_matches(".0/24");
-    assert!(
-        ip.to_string().starts_with(&format!("{network}.")),
-        "{ip} outside {pod_cidr}"
-    );
-    let reply =
-        tokio::task::spawn_blocking(move || skiff_testenv::http_get(SocketAddr::from((ip, 8080))))
+    checks.run("the pod's address is from the podCIDR", || {
+        assert!(
+            ip.to_string().starts_with(&format!("{network}.")),
+            "{ip} outside {pod_cidr}"
+        );
+    });
+    checks
+        .run_async("the pod serves on its address", async {
+            let reply = tokio::task::spawn_blocking(move || {
+                skiff_testenv::http_get(SocketAddr::from((ip, 8080)))
+            })
             .await
             .unwrap()
             .unwrap();
-    assert!(reply.starts_with("HTTP/1."), "{reply}");
+            assert!(reply.starts_with("HTTP/1."), "{reply}");
+        })
+        .await;
 
-    // The static pod runs as the mirror pod `sleeper-node-pods`.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let phase = pods
-            .get_opt("sleeper-node-pods")
-            .await
-            .unwrap()
-            .and_then(|p| p.status?.phase);
-        if phase.as_deref() == Some("Running") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the static pod never ran: {phase:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    checks
+        .run_async(
+            "the static pod runs as the mirror pod sleeper-node-pods",
+            async {
+                wait_for(
+                    "the static pod Running",
+                    Duration::from_secs(60),
+                    async || {
+                        let phase = pods
+                            .get_opt("sleeper-node-pods")
+                            .await
+                            .unwrap()
+                            .and_then(|p| p.status?.phase);
+                        match phase.as_deref() {
+                            Some("Running") => Ok(()),
+                            _ => Err(format!("{phase:?}")),
+                        }
+                    },
+                )
+                .await
+            },
+        )
+        .await;
 
     // `kubectl logs`: the apiserver proxies the agent's kubelet, which reads containerd's
     // CRI-format files.
@@ -617,114 +647,138 @@ async fn agent_runs_a_pod_on_its_own_network() {
     }))
     .unwrap();
     pods.create(&PostParams::default(), &talker).await.unwrap();
-    let kubectl = async |args: &[&str]| {
-        let out = tokio::process::Command::new(kubectl_path())
+    let kubectl_command = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(skiff_testenv::kubectl_path());
+        command
             .args(args)
             .env("KUBECONFIG", &control.kubeconfig)
             .env("HOME", dir.path())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .unwrap();
+            .kill_on_drop(true);
+        command
+    };
+    let kubectl = async |args: &[&str]| {
+        let out = kubectl_command(args).output().await.unwrap();
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (ok, stdout, stderr) = kubectl(&["logs", "talker"]).await;
-        if ok && stdout == "line-one\nline-two\nline-three\n" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kubectl logs never showed the lines: {stdout:?} {stderr:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let (ok, stdout, stderr) = kubectl(&["logs", "talker", "--tail=1"]).await;
-    assert!(ok, "{stderr}");
-    assert_eq!(stdout, "line-three\n");
-    let (ok, stdout, stderr) = kubectl(&["logs", "talker", "-c", "talk", "--timestamps"]).await;
-    assert!(ok, "{stderr}");
-    assert_eq!(stdout.lines().count(), 3, "{stdout}");
-    assert!(
-        stdout.lines().all(|l| l.contains("Z line-")),
-        "no timestamps: {stdout}"
-    );
-    let (ok, _, stderr) = kubectl(&["logs", "talker", "--previous"]).await;
-    assert!(
-        !ok && stderr.contains("previous terminated container"),
-        "{stderr}"
-    );
-    let (ok, _, stderr) = kubectl(&["logs", "nope"]).await;
-    assert!(!ok && stderr.contains("not found"), "{stderr}");
-    // -f streams: the lines arrive while kubectl keeps following.
-    let mut follow = tokio::process::Command::new(kubectl_path())
-        .args(["logs", "-f", "talker"])
-        .env("KUBECONFIG", &control.kubeconfig)
-        .env("HOME", dir.path())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut followed = String::new();
-    let mut stdout = follow.stdout.take().unwrap();
-    tokio::time::timeout(Duration::from_secs(20), async {
-        use tokio::io::AsyncReadExt;
-        while !followed.ends_with("line-three\n") {
-            let mut buf = [0u8; 256];
-            let n = stdout.read(&mut buf).await.unwrap();
-            assert!(n > 0, "kubectl logs -f ended: {followed:?}");
-            followed.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("kubectl logs -f showed {followed:?}"));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        follow.try_wait().unwrap().is_none(),
-        "kubectl logs -f stopped following"
-    );
-    follow.kill().await.unwrap();
+    checks
+        .run_async("kubectl logs", async {
+            wait_for(
+                "kubectl logs to show the lines",
+                Duration::from_secs(60),
+                async || {
+                    let (ok, stdout, stderr) = kubectl(&["logs", "talker"]).await;
+                    if ok && stdout == "line-one\nline-two\nline-three\n" {
+                        Ok(())
+                    } else {
+                        Err(format!("{stdout:?} {stderr:?}"))
+                    }
+                },
+            )
+            .await;
+        })
+        .await;
+    checks
+        .run_async("kubectl logs --tail", async {
+            let (ok, stdout, stderr) = kubectl(&["logs", "talker", "--tail=1"]).await;
+            assert!(ok, "{stderr}");
+            assert_eq!(stdout, "line-three\n");
+        })
+        .await;
+    checks
+        .run_async("kubectl logs -c --timestamps", async {
+            let (ok, stdout, stderr) =
+                kubectl(&["logs", "talker", "-c", "talk", "--timestamps"]).await;
+            assert!(ok, "{stderr}");
+            assert_eq!(stdout.lines().count(), 3, "{stdout}");
+            assert!(
+                stdout.lines().all(|l| l.contains("Z line-")),
+                "no timestamps: {stdout}"
+            );
+        })
+        .await;
+    checks
+        .run_async("kubectl logs --previous and of a missing pod", async {
+            let (ok, _, stderr) = kubectl(&["logs", "talker", "--previous"]).await;
+            assert!(
+                !ok && stderr.contains("previous terminated container"),
+                "{stderr}"
+            );
+            let (ok, _, stderr) = kubectl(&["logs", "nope"]).await;
+            assert!(!ok && stderr.contains("not found"), "{stderr}");
+        })
+        .await;
+    checks
+        .run_async("kubectl logs -f streams", async {
+            let mut follow = kubectl_command(&["logs", "-f", "talker"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut followed = String::new();
+            let mut stdout = follow.stdout.take().unwrap();
+            tokio::time::timeout(Duration::from_secs(20), async {
+                use tokio::io::AsyncReadExt;
+                while !followed.ends_with("line-three\n") {
+                    let mut buf = [0u8; 256];
+                    let n = stdout.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "kubectl logs -f ended: {followed:?}");
+                    followed.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("kubectl logs -f showed {followed:?}"));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(
+                follow.try_wait().unwrap().is_none(),
+                "kubectl logs -f stopped following"
+            );
+            follow.kill().await.unwrap();
+        })
+        .await;
     pods.delete("talker", &DeleteParams::default())
         .await
         .unwrap();
 
     // `kubectl exec` and `port-forward`: upgraded connections through the apiserver and the
     // kubelet to containerd's streaming server.
-    let (ok, stdout, stderr) = kubectl(&["exec", "web", "--", "echo", "hello from", "exec"]).await;
-    assert!(ok, "kubectl exec: {stderr}");
-    assert_eq!(stdout, "hello from exec\n");
-    let (ok, _, stderr) = kubectl(&["exec", "web", "--", "sh", "-c", "exit 3"]).await;
-    assert!(!ok && stderr.contains("exit code 3"), "{stderr}");
-    let mut cat = tokio::process::Command::new(kubectl_path())
-        .args(["exec", "-i", "web", "--", "tr", "a-z", "A-Z"])
-        .env("KUBECONFIG", &control.kubeconfig)
-        .env("HOME", dir.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = cat.stdin.take().unwrap();
-        stdin.write_all(b"through stdin\n").await.unwrap();
-    }
-    let out = tokio::time::timeout(Duration::from_secs(30), cat.wait_with_output())
-        .await
-        .expect("kubectl exec -i never ended")
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl exec -i: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "THROUGH STDIN\n");
+    checks
+        .run_async("kubectl exec", async {
+            let (ok, stdout, stderr) =
+                kubectl(&["exec", "web", "--", "echo", "hello from", "exec"]).await;
+            assert!(ok, "kubectl exec: {stderr}");
+            assert_eq!(stdout, "hello from exec\n");
+            let (ok, _, stderr) = kubectl(&["exec", "web", "--", "sh", "-c", "exit 3"]).await;
+            assert!(!ok && stderr.contains("exit code 3"), "{stderr}");
+        })
+        .await;
+    checks
+        .run_async("kubectl exec -i", async {
+            let mut cat = kubectl_command(&["exec", "-i", "web", "--", "tr", "a-z", "A-Z"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            {
+                use tokio::io::AsyncWriteExt;
+                let mut stdin = cat.stdin.take().unwrap();
+                stdin.write_all(b"through stdin\n").await.unwrap();
+            }
+            let out = tokio::time::timeout(Duration::from_secs(30), cat.wait_with_output())
+                .await
+                .expect("kubectl exec -i never ended")
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "kubectl exec -i: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "THROUGH STDIN\n");
+        })
+        .await;
     // A pod (the static one) reaches another through a Service's ClusterIP: the socket LB on
     // the pods' cgroup translates the pod's connect() (the EndpointSlice written by hand: no
     // endpoints controller yet).
@@ -742,76 +796,90 @@ async fn agent_runs_a_pod_on_its_own_network() {
         .await
         .unwrap();
     let request = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {cluster_ip} 80");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (ok, stdout, stderr) =
-            kubectl(&["exec", "sleeper-node-pods", "--", "sh", "-c", &request]).await;
-        if ok && stdout.starts_with("HTTP/1.") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the static pod never reached web through {cluster_ip}:80: {stdout:?} {stderr:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    checks
+        .run_async("a pod reaches another through a ClusterIP", async {
+            wait_for(
+                &format!("the static pod to reach web through {cluster_ip}:80"),
+                Duration::from_secs(20),
+                async || {
+                    let (ok, stdout, stderr) =
+                        kubectl(&["exec", "sleeper-node-pods", "--", "sh", "-c", &request]).await;
+                    if ok && stdout.starts_with("HTTP/1.") {
+                        Ok(())
+                    } else {
+                        Err(format!("{stdout:?} {stderr:?}"))
+                    }
+                },
+            )
+            .await;
+        })
+        .await;
     services
         .delete("web", &DeleteParams::default())
         .await
         .unwrap();
 
-    let (ok, _, stderr) = kubectl(&["exec", "web", "-c", "nope", "--", "true"]).await;
-    assert!(!ok && stderr.contains("nope"), "{stderr}");
+    checks
+        .run_async("kubectl exec into a missing container", async {
+            let (ok, _, stderr) = kubectl(&["exec", "web", "-c", "nope", "--", "true"]).await;
+            assert!(!ok && stderr.contains("nope"), "{stderr}");
+        })
+        .await;
 
-    let mut forward = tokio::process::Command::new(kubectl_path())
-        .args(["port-forward", "pod/web", ":8080", "--address", "127.0.0.1"])
-        .env("KUBECONFIG", &control.kubeconfig)
-        .env("HOME", dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut announced = String::new();
-    let mut out = forward.stdout.take().unwrap();
-    let local: SocketAddr = tokio::time::timeout(Duration::from_secs(20), async {
-        use tokio::io::AsyncReadExt;
-        loop {
-            // "Forwarding from 127.0.0.1:PORT -> 8080"
-            if let Some(line) = announced
-                .lines()
-                .find(|l| l.starts_with("Forwarding from "))
-                && let Some(address) = line.split_whitespace().nth(2)
-            {
-                return address.parse().unwrap();
-            }
-            let mut buf = [0u8; 256];
-            let n = out.read(&mut buf).await.unwrap();
-            assert!(n > 0, "kubectl port-forward ended: {announced:?}");
-            announced.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("kubectl port-forward never listened: {announced:?}"));
-    for _ in 0..2 {
-        // Two connections: each is a stream pair of its own over the one forwarding session.
-        let reply = tokio::task::spawn_blocking(move || skiff_testenv::http_get(local))
+    checks
+        .run_async("kubectl port-forward", async {
+            let mut forward =
+                kubectl_command(&["port-forward", "pod/web", ":8080", "--address", "127.0.0.1"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+            let mut announced = String::new();
+            let mut out = forward.stdout.take().unwrap();
+            let local: SocketAddr = tokio::time::timeout(Duration::from_secs(20), async {
+                use tokio::io::AsyncReadExt;
+                loop {
+                    // "Forwarding from 127.0.0.1:PORT -> 8080"
+                    if let Some(line) = announced
+                        .lines()
+                        .find(|l| l.starts_with("Forwarding from "))
+                        && let Some(address) = line.split_whitespace().nth(2)
+                    {
+                        return address.parse().unwrap();
+                    }
+                    let mut buf = [0u8; 256];
+                    let n = out.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "kubectl port-forward ended: {announced:?}");
+                    announced.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            })
             .await
-            .unwrap()
-            .unwrap();
-        assert!(reply.starts_with("HTTP/1."), "{reply}");
-    }
-    forward.kill().await.unwrap();
+            .unwrap_or_else(|_| panic!("kubectl port-forward never listened: {announced:?}"));
+            for _ in 0..2 {
+                // Two connections: each is a stream pair of its own over the one forwarding
+                // session.
+                let reply = tokio::task::spawn_blocking(move || skiff_testenv::http_get(local))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(reply.starts_with("HTTP/1."), "{reply}");
+            }
+            forward.kill().await.unwrap();
+        })
+        .await;
 
     pods.delete("web", &DeleteParams::default()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pods.get_opt("web").await.unwrap().is_some() {
-        assert!(Instant::now() < deadline, "the pod was never removed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    checks
+        .run_async("the pod is removed after deletion", async {
+            wait_for("the pod's removal", Duration::from_secs(30), async || {
+                pods.get_opt("web").await.unwrap().is_none().then_some(())
+            })
+            .await
+        })
+        .await;
 
     drop(agent);
-    drop(cri);
-    drop(containerd);
+    drop(runtime);
     control.stop().await;
+    checks.finish();
 }

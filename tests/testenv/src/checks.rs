@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::fmt::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::task::Poll;
 
 /// The failures of a scenario's checks so far; [`Checks::finish`] (or the drop) panics with
 /// all of them.
@@ -24,6 +25,26 @@ impl Checks {
     /// check's value, or `None` when it failed.
     pub fn run<T>(&mut self, what: &str, check: impl FnOnce() -> T) -> Option<T> {
         match catch_unwind(AssertUnwindSafe(check)) {
+            Ok(value) => Some(value),
+            Err(panic) => {
+                self.failures.push((what.to_owned(), message(&*panic)));
+                None
+            }
+        }
+    }
+
+    /// [`Checks::run`] for a check that awaits (polls the API, runs kubectl...).
+    pub async fn run_async<T>(&mut self, what: &str, check: impl Future<Output = T>) -> Option<T> {
+        let mut check = Box::pin(check);
+        let outcome = std::future::poll_fn(|cx| {
+            match catch_unwind(AssertUnwindSafe(|| check.as_mut().poll(cx))) {
+                Ok(Poll::Pending) => Poll::Pending,
+                Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+                Err(panic) => Poll::Ready(Err(panic)),
+            }
+        })
+        .await;
+        match outcome {
             Ok(value) => Some(value),
             Err(panic) => {
                 self.failures.push((what.to_owned(), message(&*panic)));
