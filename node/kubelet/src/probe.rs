@@ -9,6 +9,7 @@
 //! verification; redirects followed only to the same host, ten requests at most; 10 KiB of the
 //! body read; 200 <= status < 400 passes, a 3xx (a redirect elsewhere) with a warning.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use skiff_cri::Cri;
 
+use crate::events::On;
 use crate::http_client::{self, Policy, Redirects, Scheme, Tls, Url};
 
 /// What the prober reads of an answer's body (Kubernetes' `maxRespBodyLength`); the rest is
@@ -97,6 +99,80 @@ impl State {
             }
         }
         before != self.passing
+    }
+}
+
+/// A running container's verdicts after its due probes ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdicts {
+    /// Past its startup probe (or it has none).
+    pub started: bool,
+    /// Started and passing its readiness probe.
+    pub ready: bool,
+    /// Passing its liveness probe: when not, and started, the kubelet restarts it.
+    pub live: bool,
+}
+
+/// The probes of one pod's containers (Kubernetes' prober manager, for one pod): their
+/// states by container name and kind.
+#[derive(Debug, Default)]
+pub struct Manager {
+    states: HashMap<(String, Kind), State>,
+}
+
+impl Manager {
+    /// Runs `container`'s due probes against `target` (its latest instance, running for
+    /// `running_for`), each failure an Unhealthy event in `events`. Liveness and readiness wait
+    /// until the startup probe has passed.
+    pub async fn run(
+        &mut self,
+        pod: &str,
+        container: &Container,
+        target: &Target<'_>,
+        running_for: Duration,
+        events: &On<'_>,
+    ) -> Verdicts {
+        let mut verdicts = HashMap::new();
+        for kind in [Kind::Startup, Kind::Liveness, Kind::Readiness] {
+            let Some(spec) = kind.of(container) else {
+                verdicts.insert(kind, true);
+                continue;
+            };
+            let key = (container.name.clone(), kind);
+            let state = self
+                .states
+                .entry(key.clone())
+                .or_insert_with(|| State::new(kind, target.container_id));
+            if state.container_id != target.container_id {
+                *state = State::new(kind, target.container_id);
+            }
+            let gated =
+                kind != Kind::Startup && !verdicts.get(&Kind::Startup).copied().unwrap_or(true);
+            if !gated && state.due(spec, running_for) {
+                let result = run(spec, container, target).await;
+                if let Err(why) = &result {
+                    tracing::debug!(pod, container = %container.name, ?kind, %why, "probe failed");
+                    events.unhealthy(&format!("{kind:?}"), why);
+                }
+                let state = self.states.get_mut(&key).expect("inserted above");
+                if state.record(spec, result.is_ok()) {
+                    tracing::info!(pod, container = %container.name, ?kind, passing = state.passing, "probe verdict changed");
+                }
+            }
+            let passing = self.states.get(&key).is_some_and(|s| s.passing) && !gated;
+            verdicts.insert(kind, passing);
+        }
+        let started = verdicts[&Kind::Startup];
+        Verdicts {
+            started,
+            ready: started && verdicts[&Kind::Readiness],
+            live: verdicts[&Kind::Liveness],
+        }
+    }
+
+    /// Forgets the probes of `container` (it is being restarted).
+    pub fn forget(&mut self, container: &str) {
+        self.states.retain(|(name, _), _| name != container);
     }
 }
 

@@ -19,7 +19,7 @@ use crate::Config;
 use crate::backoff::Backoff;
 use crate::configmap_secret::Sources;
 use crate::downward_api::Consumer;
-use crate::probe::{self, Kind};
+use crate::probe;
 use crate::runtime::{self, POD_UID, PodRef};
 use crate::status::{self, ContainerView};
 use crate::volumes;
@@ -40,7 +40,7 @@ pub struct Worker {
     /// Crash-loop back-off per container name.
     backoff: Backoff,
     images: images::Manager,
-    probes: HashMap<(String, Kind), probe::State>,
+    probes: probe::Manager,
     /// The last sync found every container running and nothing to probe: the worker sleeps
     /// for [`STEADY_RESYNC`] and is woken early by the pod's changes or the relister's.
     steady: bool,
@@ -94,7 +94,7 @@ impl Worker {
             client,
             cri,
             config,
-            probes: HashMap::new(),
+            probes: probe::Manager::default(),
             steady: false,
             last_status: None,
             last_pod: None,
@@ -679,46 +679,18 @@ impl Worker {
             .duration_since(since_epoch(latest.started_at))
             .unwrap_or_default();
         let pod_ip = ctx.pod_ip.as_deref().and_then(|ip| ip.parse().ok());
-        let mut verdicts = HashMap::new();
-        for kind in [Kind::Startup, Kind::Liveness, Kind::Readiness] {
-            let Some(spec) = kind.of(container) else {
-                verdicts.insert(kind, true);
-                continue;
-            };
-            let key = (container.name.clone(), kind);
-            let state = self
-                .probes
-                .entry(key.clone())
-                .or_insert_with(|| probe::State::new(kind, &latest.id));
-            if state.container_id != latest.id {
-                *state = probe::State::new(kind, &latest.id);
-            }
-            // Liveness and readiness wait until the startup probe has passed.
-            let gated =
-                kind != Kind::Startup && !verdicts.get(&Kind::Startup).copied().unwrap_or(true);
-            if !gated && state.due(spec, running_for) {
-                let target = probe::Target {
-                    cri: &self.cri,
-                    container_id: &latest.id,
-                    pod_ip,
-                };
-                let result = probe::run(spec, container, &target).await;
-                if let Err(why) = &result {
-                    tracing::debug!(pod = %ctx.id.name, container = %container.name, ?kind, %why, "probe failed");
-                    let events = self.config.events.container(ctx.pod, &container.name);
-                    events.unhealthy(&format!("{kind:?}"), why);
-                }
-                let state = self.probes.get_mut(&key).expect("inserted above");
-                if state.record(spec, result.is_ok()) {
-                    tracing::info!(pod = %ctx.id.name, container = %container.name, ?kind, passing = state.passing, "probe verdict changed");
-                }
-            }
-            let passing = self.probes.get(&key).is_some_and(|s| s.passing) && !gated;
-            verdicts.insert(kind, passing);
-        }
-        view.started = verdicts[&Kind::Startup];
-        view.ready = view.started && verdicts[&Kind::Readiness];
-        if !verdicts[&Kind::Liveness] && view.started {
+        let target = probe::Target {
+            cri: &self.cri,
+            container_id: &latest.id,
+            pod_ip,
+        };
+        let events = self.config.events.container(ctx.pod, &container.name);
+        let verdicts = (self.probes)
+            .run(&ctx.id.name, container, &target, running_for, &events)
+            .await;
+        view.started = verdicts.started;
+        view.ready = verdicts.ready;
+        if !verdicts.live && verdicts.started {
             let grace = container
                 .liveness_probe
                 .as_ref()
@@ -728,14 +700,13 @@ impl Worker {
                     |s| Duration::from_secs(s.max(0) as u64),
                 );
             tracing::info!(pod = %ctx.id.name, container = %container.name, "liveness probe failed; restarting the container");
-            let events = self.config.events.container(ctx.pod, &container.name);
             events.killing(&container.name, Some("failed liveness probe"));
             if let Err(err) =
                 hooks::kill_container(&self.cri, Some(container), &latest.id, pod_ip, grace).await
             {
                 tracing::warn!(%err, "stopping a container that failed its liveness probe");
             }
-            self.probes.retain(|(name, _), _| *name != container.name);
+            self.probes.forget(&container.name);
             return true;
         }
         false
