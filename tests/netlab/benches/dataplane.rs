@@ -22,7 +22,8 @@
 //! `SKIFF_BENCH_CLIENTS` (default 8), `SKIFF_BENCH_SERVICES` (default `100,1000,10000,100000`),
 //! `SKIFF_BENCH_ANCHOR_MAX` (largest N for iptables/nftables, default 10000),
 //! `SKIFF_BENCH_NFT_BUDGET` (seconds an nftables load may be predicted to take, default 240),
-//! `SKIFF_BENCH_ONLY=per-packet` (only the per-packet figures, see below),
+//! `SKIFF_BENCH_ONLY=per-packet` (only the per-packet figures, no lab; written to
+//! `dataplane-per-packet.json` beside the output),
 //! `SKIFF_BENCH_OUT` (default `target/bench/dataplane.json`).
 
 use std::io::{BufRead, BufReader, Write};
