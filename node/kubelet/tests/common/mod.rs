@@ -5,13 +5,14 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};
 use skiff_cri::{Cri, v1};
 use skiff_kubelet::Config;
+#[allow(unused_imports)] // not every test binary uses it
 pub use skiff_testenv::Checks;
 use skiff_testenv::images::Image;
 pub use skiff_testenv::wait::wait_for;
