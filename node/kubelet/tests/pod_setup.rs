@@ -51,38 +51,35 @@ async fn dns_and_qos_cgroups_follow_the_pod_spec() {
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
 
     // Burstable, ClusterFirst with extra dnsConfig.
-    let mut burstable = busybox("c", "exec sleep 3600");
-    burstable["resources"] = json!({"requests": {"cpu": "50m"}});
-    let spec = json!({
-        "terminationGracePeriodSeconds": 0,
-        "containers": [burstable],
-        "dnsConfig": {"searches": ["extra.example"], "options": [{"name": "ndots", "value": "2"}]},
-    });
-    pods.create(&PostParams::default(), &pod("cluster-dns", spec))
-        .await
-        .unwrap();
+    PodBuilder::new("cluster-dns")
+        .grace_period(0)
+        .container(sleeper().resources(json!({"requests": {"cpu": "50m"}})))
+        .set(
+            "dnsConfig",
+            json!({"searches": ["extra.example"], "options": [{"name": "ndots", "value": "2"}]}),
+        )
+        .create(&pods)
+        .await;
     // BestEffort, the node's DNS.
-    let spec = json!({
-        "terminationGracePeriodSeconds": 0,
-        "dnsPolicy": "Default",
-        "containers": [busybox("c", "exec sleep 3600")],
-    });
-    pods.create(&PostParams::default(), &pod("node-dns", spec))
-        .await
-        .unwrap();
+    PodBuilder::new("node-dns")
+        .grace_period(0)
+        .set("dnsPolicy", json!("Default"))
+        .container(sleeper())
+        .create(&pods)
+        .await;
     // Guaranteed, only its own dnsConfig.
-    let mut guaranteed = busybox("c", "exec sleep 3600");
-    guaranteed["resources"] = json!({"limits": {"cpu": "100m", "memory": "32Mi"}});
-    let spec = json!({
-        "terminationGracePeriodSeconds": 0,
-        "dnsPolicy": "None",
-        "dnsConfig": {"nameservers": ["198.51.100.7"], "searches": ["only.example"]},
-        "containers": [guaranteed],
-    });
-    pods.create(&PostParams::default(), &pod("own-dns", spec))
-        .await
-        .unwrap();
+    PodBuilder::new("own-dns")
+        .grace_period(0)
+        .set("dnsPolicy", json!("None"))
+        .set(
+            "dnsConfig",
+            json!({"nameservers": ["198.51.100.7"], "searches": ["only.example"]}),
+        )
+        .container(sleeper().resources(json!({"limits": {"cpu": "100m", "memory": "32Mi"}})))
+        .create(&pods)
+        .await;
 
+    let mut checks = Checks::new();
     let parent = config.cgroup_parent.trim_start_matches('/').to_owned();
     let mut pod_cgroups = Vec::new();
     for (name, qos, dir, resolv) in [
@@ -114,52 +111,67 @@ async fn dns_and_qos_cgroups_follow_the_pod_spec() {
         ),
     ] {
         let pod = ready(&pods, name).await;
-        assert_eq!(pod["status"]["qosClass"], qos);
-        let id = container_id(&pod, "c");
-        let conf = exec(&env, &id, &["cat", "/etc/resolv.conf"]).await;
-        let lines: Vec<&str> = conf
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
-        assert_eq!(lines.len(), resolv.len(), "{name}: {conf}");
-        for line in resolv {
-            assert!(lines.contains(&line), "{name}: {line:?} not in {conf}");
-        }
         let uid = pod["metadata"]["uid"].as_str().unwrap();
-        let cgroup = format!("/{parent}/{dir}pod{uid}/");
-        let own = exec(&env, &id, &["cat", "/proc/self/cgroup"]).await;
-        let memory = own
-            .lines()
-            .find(|l| l.contains(":memory:"))
-            .unwrap_or_default();
-        assert!(memory.contains(&cgroup), "{name}: {cgroup} not in {own}");
-        let on_host = Path::new("/sys/fs/cgroup/memory").join(format!("{parent}/{dir}pod{uid}"));
-        assert!(on_host.is_dir(), "{}", on_host.display());
-        pod_cgroups.push(on_host);
+        // Found (or not) whatever the checks say, so the teardown check covers it.
+        pod_cgroups
+            .push(Path::new("/sys/fs/cgroup/memory").join(format!("{parent}/{dir}pod{uid}")));
+        checks
+            .run_async(&format!("{name}: QoS, resolv.conf and pod cgroup"), async {
+                assert_eq!(pod["status"]["qosClass"], qos);
+                let id = container_id(&pod, "c");
+                let conf = exec(&env, &id, &["cat", "/etc/resolv.conf"]).await;
+                let lines: Vec<&str> = conf
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                assert_eq!(lines.len(), resolv.len(), "{name}: {conf}");
+                for line in resolv {
+                    assert!(lines.contains(&line), "{name}: {line:?} not in {conf}");
+                }
+                let cgroup = format!("/{parent}/{dir}pod{uid}/");
+                let own = exec(&env, &id, &["cat", "/proc/self/cgroup"]).await;
+                let memory = own
+                    .lines()
+                    .find(|l| l.contains(":memory:"))
+                    .unwrap_or_default();
+                assert!(memory.contains(&cgroup), "{name}: {cgroup} not in {own}");
+                let on_host =
+                    Path::new("/sys/fs/cgroup/memory").join(format!("{parent}/{dir}pod{uid}"));
+                assert!(on_host.is_dir(), "{}", on_host.display());
+            })
+            .await;
     }
 
     for name in ["cluster-dns", "node-dns", "own-dns"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
-    wait_for("the pods gone", Duration::from_secs(30), async || {
-        let list = pods.list(&Default::default()).await.unwrap();
-        list.items.is_empty().then_some(())
-    })
-    .await;
+    all_gone(&pods, Duration::from_secs(30)).await;
     // With no grace period the objects go at once; the kubelet then tears the pods down and
     // removes their cgroups (the runtime removes only the containers').
     for dir in pod_cgroups {
-        wait_for(
-            &format!("{} removed", dir.display()),
-            Duration::from_secs(20),
-            async || (!dir.exists()).then_some(()),
-        )
-        .await;
+        checks
+            .run_async(&format!("{} removed", dir.display()), async {
+                wait_for(
+                    &format!("{} removed", dir.display()),
+                    Duration::from_secs(20),
+                    async || (!dir.exists()).then_some(()),
+                )
+                .await
+            })
+            .await;
     }
     let sandboxes = env.cri.list_pod_sandbox(None).await.unwrap();
-    assert!(sandboxes.is_empty(), "{sandboxes:?}");
+    checks.run("no sandbox left", || {
+        assert!(sandboxes.is_empty(), "{sandboxes:?}")
+    });
     kubelet.stop().await;
+    checks.finish();
+}
+
+/// The container `c` the pods here run: a busybox sleeping.
+fn sleeper() -> ContainerBuilder {
+    ContainerBuilder::busybox("c", "exec sleep 3600")
 }
 
 fn registry_dir() -> std::path::PathBuf {
@@ -177,33 +189,31 @@ fn docker_config_secret(name: &str, kind: &str, key: &str, config: Value) -> Sec
 }
 
 async fn waiting_reason(pods: &Api<Pod>, name: &str, reason: &str) -> Value {
-    wait_for(
-        &format!("{name} {reason}"),
-        Duration::from_secs(30),
-        async || {
-            let pod = pod_json(pods, name).await?;
-            let c = container(&pod, "c").clone();
-            (c["state"]["waiting"]["reason"] == reason).then_some(c)
-        },
-    )
-    .await
+    let pod = wait_for_pod(pods, name, reason, Duration::from_secs(30), |pod| {
+        container(pod, "c")["state"]["waiting"]["reason"] == reason
+    })
+    .await;
+    container(&pod, "c").clone()
 }
 
 /// Waits until pod `name`'s image pull has failed: its container waits with ErrImagePull or,
 /// once the kubelet backs off (milliseconds later, so a poll can miss the first), with
 /// ImagePullBackOff.
 async fn pull_failed(pods: &Api<Pod>, name: &str) -> Value {
-    wait_for(
-        &format!("{name}'s pull to fail"),
+    let pod = wait_for_pod(
+        pods,
+        name,
+        "its pull to fail",
         Duration::from_secs(30),
-        async || {
-            let pod = pod_json(pods, name).await?;
-            let c = container(&pod, "c").clone();
-            let reason = c["state"]["waiting"]["reason"].as_str().unwrap_or_default();
-            matches!(reason, "ErrImagePull" | "ImagePullBackOff").then_some(c)
+        |pod| {
+            let reason = container(pod, "c")["state"]["waiting"]["reason"]
+                .as_str()
+                .unwrap_or_default();
+            matches!(reason, "ErrImagePull" | "ImagePullBackOff")
         },
     )
-    .await
+    .await;
+    container(&pod, "c").clone()
 }
 
 /// The error of pod `name`'s failed pull, from the kubelet's "Failed to pull image" event.
@@ -247,28 +257,28 @@ async fn image_pull_secrets_authenticate_pulls() {
     // The pod names a secret that does not exist yet: the pull goes without credentials and
     // fails, then backs off.
     let private = |pull_policy: &str| {
-        json!({
-            "name": "c",
-            "image": "private:v1",
-            "imagePullPolicy": pull_policy,
-            "command": ["sh", "-c", "exec sleep 3600"],
-        })
+        sleeper()
+            .set("image", json!("private:v1"))
+            .set("imagePullPolicy", json!(pull_policy))
     };
-    let spec = json!({
-        "terminationGracePeriodSeconds": 0,
-        "imagePullSecrets": [{"name": "regcred"}],
-        "containers": [private("IfNotPresent")],
-    });
-    pods.create(&PostParams::default(), &pod("own-secret", spec))
-        .await
-        .unwrap();
-    pull_failed(&pods, "own-secret").await;
-    let message = pull_error(&env.client, "own-secret").await;
-    assert!(
-        message.contains("401") || message.to_lowercase().contains("unauthorized"),
-        "{message}"
-    );
-    waiting_reason(&pods, "own-secret", "ImagePullBackOff").await;
+    let mut checks = Checks::new();
+    PodBuilder::new("own-secret")
+        .grace_period(0)
+        .set("imagePullSecrets", json!([{"name": "regcred"}]))
+        .container(private("IfNotPresent"))
+        .create(&pods)
+        .await;
+    checks
+        .run_async("a pull without credentials fails and backs off", async {
+            pull_failed(&pods, "own-secret").await;
+            let message = pull_error(&env.client, "own-secret").await;
+            assert!(
+                message.contains("401") || message.to_lowercase().contains("unauthorized"),
+                "{message}"
+            );
+            waiting_reason(&pods, "own-secret", "ImagePullBackOff").await;
+        })
+        .await;
 
     // A secret for another registry does not help; one for Docker Hub (as `docker login`
     // writes it) does, and the pod recovers on its own.
@@ -285,11 +295,13 @@ async fn image_pull_secrets_authenticate_pulls() {
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let still = pod_json(&pods, "own-secret").await.unwrap();
-    assert!(
-        container(&still, "c")["state"]["waiting"].is_object(),
-        "pulled with another registry's credentials: {}",
-        still["status"]
-    );
+    checks.run("another registry's credentials do not help", || {
+        assert!(
+            container(&still, "c")["state"]["waiting"].is_object(),
+            "pulled with another registry's credentials: {}",
+            still["status"]
+        );
+    });
     secrets
         .delete("regcred", &DeleteParams::default())
         .await
@@ -304,8 +316,12 @@ async fn image_pull_secrets_authenticate_pulls() {
         .create(&PostParams::default(), &right)
         .await
         .unwrap();
-    let ran = ready(&pods, "own-secret").await;
-    assert_eq!(container(&ran, "c")["image"], "private:v1");
+    checks
+        .run_async("Docker Hub's credentials pull, the pod recovers", async {
+            let ran = ready(&pods, "own-secret").await;
+            assert_eq!(container(&ran, "c")["image"], "private:v1");
+        })
+        .await;
 
     // The ServiceAccount's secret (a legacy dockercfg keyed by docker.io), for a pod that
     // names none and pulls again (Always).
@@ -329,36 +345,37 @@ async fn image_pull_secrets_authenticate_pulls() {
         .create(&PostParams::default(), &account)
         .await
         .unwrap();
-    let spec = json!({
-        "terminationGracePeriodSeconds": 0,
-        "serviceAccountName": "builder",
-        "containers": [private("Always")],
-    });
-    pods.create(&PostParams::default(), &pod("sa-secret", spec))
-        .await
-        .unwrap();
-    ready(&pods, "sa-secret").await;
+    PodBuilder::new("sa-secret")
+        .grace_period(0)
+        .set("serviceAccountName", json!("builder"))
+        .container(private("Always"))
+        .create(&pods)
+        .await;
+    checks
+        .run_async("the ServiceAccount's legacy dockercfg secret", async {
+            ready(&pods, "sa-secret").await;
+        })
+        .await;
     // Without a secret, the same pull policy fails (so the pull above really needed it).
-    let spec = json!({
-        "terminationGracePeriodSeconds": 0,
-        "containers": [private("Always")],
-    });
-    pods.create(&PostParams::default(), &pod("no-secret", spec))
-        .await
-        .unwrap();
-    pull_failed(&pods, "no-secret").await;
+    PodBuilder::new("no-secret")
+        .grace_period(0)
+        .container(private("Always"))
+        .create(&pods)
+        .await;
+    checks
+        .run_async("no secret, no pull", async {
+            pull_failed(&pods, "no-secret").await;
+        })
+        .await;
 
     for name in ["own-secret", "sa-secret", "no-secret"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
-    wait_for("the pods gone", Duration::from_secs(30), async || {
-        let list = pods.list(&Default::default()).await.unwrap();
-        list.items.is_empty().then_some(())
-    })
-    .await;
+    all_gone(&pods, Duration::from_secs(30)).await;
     kubelet.stop().await;
     drop(env);
     drop(registry);
+    checks.finish();
 }
 
 /// A capability set line (`CapBnd:` etc.) of `/proc/1/status`, as bits.
@@ -378,34 +395,40 @@ async fn security_contexts_reach_the_containers() {
     let kubelet = Kubelet::start(&env.client, &env.cri, &env.config);
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
 
-    let mut limited = busybox("limited", "exec sleep 3600");
-    limited["securityContext"] = json!({
-        "runAsUser": 1000,
-        "readOnlyRootFilesystem": true,
-        "allowPrivilegeEscalation": false,
-        "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    });
-    let mut privileged = busybox("privileged", "exec sleep 3600");
-    privileged["securityContext"] = json!({"privileged": true});
-    let spec = json!({
-        "terminationGracePeriodSeconds": 0,
-        "securityContext": {
-            "runAsGroup": 3000,
-            "supplementalGroups": [4000],
-            "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "80"}],
-        },
-        "containers": [limited, busybox("plain", "exec sleep 3600"), privileged],
-    });
-    pods.create(&PostParams::default(), &pod("secure", spec))
-        .await
-        .unwrap();
+    let limited = ContainerBuilder::busybox("limited", "exec sleep 3600").set(
+        "securityContext",
+        json!({
+            "runAsUser": 1000,
+            "readOnlyRootFilesystem": true,
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }),
+    );
+    let privileged = ContainerBuilder::busybox("privileged", "exec sleep 3600")
+        .set("securityContext", json!({"privileged": true}));
+    PodBuilder::new("secure")
+        .grace_period(0)
+        .set(
+            "securityContext",
+            json!({
+                "runAsGroup": 3000,
+                "supplementalGroups": [4000],
+                "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "80"}],
+            }),
+        )
+        .container(limited)
+        .container(ContainerBuilder::busybox("plain", "exec sleep 3600"))
+        .container(privileged)
+        .create(&pods)
+        .await;
     let secure = ready(&pods, "secure").await;
     let status = |name: &str| {
         let id = container_id(&secure, name);
         let env = &env;
         async move { exec(env, &id, &["cat", "/proc/1/status"]).await }
     };
+    let mut checks = Checks::new();
 
     let limited = status("limited").await;
     let ids = |field: &str| {
@@ -414,87 +437,107 @@ async fn security_contexts_reach_the_containers() {
             .find_map(|l| l.strip_prefix(field))
             .map(|v| v.split_whitespace().next().unwrap_or_default().to_owned())
     };
-    assert_eq!(ids("Uid:").as_deref(), Some("1000"), "{limited}");
-    assert_eq!(ids("Gid:").as_deref(), Some("3000"), "{limited}");
-    let groups = limited.lines().find(|l| l.starts_with("Groups:")).unwrap();
-    assert!(groups.contains("4000"), "{groups}");
-    assert_eq!(caps(&limited, "CapBnd:"), CAP_NET_BIND_SERVICE, "{limited}");
-    assert_eq!(ids("NoNewPrivs:").as_deref(), Some("1"), "{limited}");
-    // Filtered by the runtime's default profile (mode 2); unconfined (0) without one.
-    assert_eq!(ids("Seccomp:").as_deref(), Some("2"), "{limited}");
+    checks.run("a container's users and groups", || {
+        assert_eq!(ids("Uid:").as_deref(), Some("1000"), "{limited}");
+        assert_eq!(ids("Gid:").as_deref(), Some("3000"), "{limited}");
+        let groups = limited.lines().find(|l| l.starts_with("Groups:")).unwrap();
+        assert!(groups.contains("4000"), "{groups}");
+    });
+    checks.run("capabilities, no_new_privs and seccomp", || {
+        assert_eq!(caps(&limited, "CapBnd:"), CAP_NET_BIND_SERVICE, "{limited}");
+        assert_eq!(ids("NoNewPrivs:").as_deref(), Some("1"), "{limited}");
+        // Filtered by the runtime's default profile (mode 2); unconfined (0) without one.
+        assert_eq!(ids("Seccomp:").as_deref(), Some("2"), "{limited}");
+    });
     let id = container_id(&secure, "limited");
     let touch = env
         .cri
         .exec_sync(&id, &["touch", "/written"], Duration::from_secs(10))
         .await
         .unwrap();
-    let said = String::from_utf8_lossy(&touch.stderr);
-    assert_ne!(touch.exit_code, 0, "the root filesystem is writable");
-    assert!(said.contains("Read-only file system"), "{said}");
+    checks.run("a read-only root filesystem", || {
+        let said = String::from_utf8_lossy(&touch.stderr);
+        assert_ne!(touch.exit_code, 0, "the root filesystem is writable");
+        assert!(said.contains("Read-only file system"), "{said}");
+    });
 
     // The pod's (safe) sysctl, set in its network namespace.
-    let id = container_id(&secure, "plain");
-    let port_start = exec(
-        &env,
-        &id,
-        &["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"],
-    )
-    .await;
-    assert_eq!(port_start.trim(), "80");
+    checks
+        .run_async("the pod's safe sysctl", async {
+            let id = container_id(&secure, "plain");
+            let port_start = exec(
+                &env,
+                &id,
+                &["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"],
+            )
+            .await;
+            assert_eq!(port_start.trim(), "80");
+        })
+        .await;
     let plain = status("plain").await;
-    let seccomp = plain.lines().find(|l| l.starts_with("Seccomp:")).unwrap();
-    assert!(seccomp.ends_with('0'), "{seccomp}");
-    let plain = caps(&plain, "CapBnd:");
     let full = caps(&status("privileged").await, "CapBnd:");
-    assert_eq!(plain & CAP_SYS_ADMIN, 0, "{plain:x}");
-    assert_ne!(full & CAP_SYS_ADMIN, 0, "{full:x}");
+    checks.run("unconfined and privileged containers", || {
+        let seccomp = plain.lines().find(|l| l.starts_with("Seccomp:")).unwrap();
+        assert!(seccomp.ends_with('0'), "{seccomp}");
+        let plain = caps(&plain, "CapBnd:");
+        assert_eq!(plain & CAP_SYS_ADMIN, 0, "{plain:x}");
+        assert_ne!(full & CAP_SYS_ADMIN, 0, "{full:x}");
+    });
 
     // runAsNonRoot with an image that runs as root: the kubelet refuses to create it.
-    let spec = json!({
-        "terminationGracePeriodSeconds": 0,
-        "securityContext": {"runAsNonRoot": true},
-        "containers": [busybox("c", "exec sleep 3600")],
-    });
-    pods.create(&PostParams::default(), &pod("nonroot", spec))
-        .await
-        .unwrap();
-    let refused = waiting_reason(&pods, "nonroot", "CreateContainerConfigError").await;
-    let message = refused["state"]["waiting"]["message"].as_str().unwrap();
-    assert!(message.contains("image will run as root"), "{refused}");
+    PodBuilder::new("nonroot")
+        .grace_period(0)
+        .set("securityContext", json!({"runAsNonRoot": true}))
+        .container(sleeper())
+        .create(&pods)
+        .await;
+    checks
+        .run_async("runAsNonRoot refuses a root image", async {
+            let refused = waiting_reason(&pods, "nonroot", "CreateContainerConfigError").await;
+            let message = refused["state"]["waiting"]["message"].as_str().unwrap();
+            assert!(message.contains("image will run as root"), "{refused}");
+        })
+        .await;
 
     // An unsafe sysctl the node does not allow: the pod is rejected and never runs.
-    let spec = json!({
-        "terminationGracePeriodSeconds": 0,
-        "securityContext": {"sysctls": [{"name": "kernel.msgmax", "value": "65536"}]},
-        "containers": [busybox("c", "exec sleep 3600")],
-    });
-    pods.create(&PostParams::default(), &pod("sysctl", spec))
-        .await
-        .unwrap();
-    let rejected = wait_for(
-        "the sysctl pod Failed",
-        Duration::from_secs(30),
-        async || {
-            let pod = pod_json(&pods, "sysctl").await?;
-            (pod["status"]["phase"] == "Failed").then_some(pod)
-        },
-    )
-    .await;
-    assert_eq!(
-        rejected["status"]["reason"], "SysctlForbidden",
-        "{}",
-        rejected["status"]
-    );
-    let uid = rejected["metadata"]["uid"].as_str().unwrap();
-    assert!(sandboxes_of(&env.cri, uid).await.is_empty());
+    PodBuilder::new("sysctl")
+        .grace_period(0)
+        .set(
+            "securityContext",
+            json!({"sysctls": [{"name": "kernel.msgmax", "value": "65536"}]}),
+        )
+        .container(sleeper())
+        .create(&pods)
+        .await;
+    checks
+        .run_async("an unsafe sysctl: SysctlForbidden", async {
+            let rejected =
+                wait_for_pod(&pods, "sysctl", "Failed", Duration::from_secs(30), |pod| {
+                    pod["status"]["phase"] == "Failed"
+                })
+                .await;
+            assert_eq!(
+                rejected["status"]["reason"], "SysctlForbidden",
+                "{}",
+                rejected["status"]
+            );
+            let uid = rejected["metadata"]["uid"].as_str().unwrap();
+            assert!(sandboxes_of(&env.cri, uid).await.is_empty());
+        })
+        .await;
 
     for name in ["secure", "nonroot", "sysctl"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
     wait_for("the sandboxes gone", Duration::from_secs(30), async || {
         let left = env.cri.list_pod_sandbox(None).await.unwrap();
-        left.is_empty().then_some(())
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
     })
     .await;
     kubelet.stop().await;
+    checks.finish();
 }

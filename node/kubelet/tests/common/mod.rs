@@ -12,7 +12,6 @@ use kube::api::Api;
 use serde_json::{Value, json};
 use skiff_cri::{Cri, v1};
 use skiff_kubelet::Config;
-#[allow(unused_imports)] // not every test binary uses it
 pub use skiff_testenv::Checks;
 use skiff_testenv::images::Image;
 pub use skiff_testenv::wait::wait_for;
@@ -112,12 +111,19 @@ pub async fn pod_json(pods: &Api<Pod>, name: &str) -> Option<Value> {
 /// Waits up to `timeout` for every pod in `pods` to be gone from the API.
 pub async fn all_gone(pods: &Api<Pod>, timeout: Duration) {
     wait_for("all pods gone", timeout, async || {
-        pods.list(&Default::default())
+        let left: Vec<_> = pods
+            .list(&Default::default())
             .await
             .unwrap()
             .items
-            .is_empty()
-            .then_some(())
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("left: {left:?}"))
+        }
     })
     .await;
 }
@@ -150,6 +156,7 @@ pub fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
 /// A pod bound to [`NODE`] in `default`, built the way the tests write them.
 pub struct PodBuilder {
     name: String,
+    labels: Value,
     spec: Value,
 }
 
@@ -158,8 +165,15 @@ impl PodBuilder {
     pub fn new(name: &str) -> PodBuilder {
         PodBuilder {
             name: name.to_owned(),
+            labels: json!({}),
             spec: json!({"containers": []}),
         }
+    }
+
+    /// Adds the label `key=value`.
+    pub fn label(mut self, key: &str, value: &str) -> PodBuilder {
+        self.labels[key] = json!(value);
+        self
     }
 
     /// Adds an app container.
@@ -217,11 +231,11 @@ impl PodBuilder {
     pub fn build(self) -> Pod {
         let mut spec = self.spec;
         spec["nodeName"] = json!(NODE);
-        serde_json::from_value(json!({
-            "metadata": {"name": self.name, "namespace": "default"},
-            "spec": spec,
-        }))
-        .unwrap()
+        let mut metadata = json!({"name": self.name, "namespace": "default"});
+        if self.labels.as_object().is_some_and(|l| !l.is_empty()) {
+            metadata["labels"] = self.labels;
+        }
+        serde_json::from_value(json!({"metadata": metadata, "spec": spec})).unwrap()
     }
 
     /// Creates the Pod through `pods`.
@@ -318,6 +332,11 @@ pub async fn gone(pods: &Api<Pod>, name: &str, timeout: Duration) {
         }
     })
     .await
+}
+
+/// The container's restartCount (0 before it has a status).
+pub fn restarts(pod: &Value, name: &str) -> i64 {
+    container(pod, name)["restartCount"].as_i64().unwrap_or(0)
 }
 
 pub async fn sandboxes_of(cri: &Cri, uid: &str) -> Vec<v1::PodSandbox> {
