@@ -5,14 +5,17 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};
 use skiff_cri::{Cri, v1};
 use skiff_kubelet::Config;
-use skiff_testenv::{Containerd, ContainerdConfig, wait_ready};
+pub use skiff_testenv::Checks;
+use skiff_testenv::images::Image;
+pub use skiff_testenv::wait::wait_for;
+use skiff_testenv::{ContainerRuntime, Containerd, ContainerdConfig, Ready};
 
 pub const NODE: &str = "node-k1";
 
@@ -100,21 +103,6 @@ impl Drop for Kubelet {
     }
 }
 
-pub async fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 pub async fn pod_json(pods: &Api<Pod>, name: &str) -> Option<Value> {
     let pod = pods.get_opt(name).await.unwrap()?;
     Some(serde_json::to_value(pod).unwrap())
@@ -123,26 +111,28 @@ pub async fn pod_json(pods: &Api<Pod>, name: &str) -> Option<Value> {
 /// Waits up to `timeout` for every pod in `pods` to be gone from the API.
 pub async fn all_gone(pods: &Api<Pod>, timeout: Duration) {
     wait_for("all pods gone", timeout, async || {
-        pods.list(&Default::default())
+        let left: Vec<_> = pods
+            .list(&Default::default())
             .await
             .unwrap()
             .items
-            .is_empty()
-            .then_some(())
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("left: {left:?}"))
+        }
     })
     .await;
 }
 
 /// Waits (up to a minute) for pod `name` to turn Ready; its JSON then.
 pub async fn ready(pods: &Api<Pod>, name: &str) -> Value {
-    wait_for(
-        &format!("pod {name} Ready"),
-        Duration::from_secs(60),
-        async || {
-            let pod = pod_json(pods, name).await?;
-            (condition(&pod, "Ready") == "True").then_some(pod)
-        },
-    )
+    wait_for_pod(pods, name, "Ready", Duration::from_secs(60), |pod| {
+        condition(pod, "Ready") == "True"
+    })
     .await
 }
 
@@ -163,23 +153,190 @@ pub fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
-pub fn pod(name: &str, spec: Value) -> Pod {
-    let mut spec = spec;
-    spec["nodeName"] = json!(NODE);
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": spec,
-    }))
-    .unwrap()
+/// A pod bound to [`NODE`] in `default`, built the way the tests write them.
+pub struct PodBuilder {
+    name: String,
+    labels: Value,
+    spec: Value,
 }
 
-pub fn busybox(name: &str, script: &str) -> Value {
-    json!({
-        "name": name,
-        "image": skiff_testenv::images::BUSYBOX,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["sh", "-c", script],
+impl PodBuilder {
+    /// A pod named `name` with no containers yet.
+    pub fn new(name: &str) -> PodBuilder {
+        PodBuilder {
+            name: name.to_owned(),
+            labels: json!({}),
+            spec: json!({"containers": []}),
+        }
+    }
+
+    /// Adds the label `key=value`.
+    pub fn label(mut self, key: &str, value: &str) -> PodBuilder {
+        self.labels[key] = json!(value);
+        self
+    }
+
+    /// Adds an app container.
+    pub fn container(mut self, container: ContainerBuilder) -> PodBuilder {
+        self.push("containers", container.0);
+        self
+    }
+
+    /// Adds an init container (they run in the order added).
+    pub fn init_container(mut self, container: ContainerBuilder) -> PodBuilder {
+        self.push("initContainers", container.0);
+        self
+    }
+
+    /// `terminationGracePeriodSeconds`.
+    pub fn grace_period(self, seconds: i64) -> PodBuilder {
+        self.set("terminationGracePeriodSeconds", json!(seconds))
+    }
+
+    /// `restartPolicy` (Always, OnFailure, Never).
+    pub fn restart_policy(self, policy: &str) -> PodBuilder {
+        self.set("restartPolicy", json!(policy))
+    }
+
+    /// On the node's network namespace (probes then reach the test's own 127.0.0.1).
+    pub fn host_network(self) -> PodBuilder {
+        self.set("hostNetwork", json!(true))
+    }
+
+    /// Adds a volume (a `Volume` as JSON: `{"name": ..., "emptyDir": {}}`).
+    pub fn volume(mut self, volume: Value) -> PodBuilder {
+        self.push("volumes", volume);
+        self
+    }
+
+    /// Adds a hostPath volume of an existing directory.
+    pub fn host_path_volume(self, name: &str, path: &Path) -> PodBuilder {
+        self.volume(json!({"name": name, "hostPath": {"path": path, "type": "Directory"}}))
+    }
+
+    /// Any other spec field (dnsPolicy, dnsConfig, securityContext, imagePullSecrets...).
+    pub fn set(mut self, field: &str, value: Value) -> PodBuilder {
+        self.spec[field] = value;
+        self
+    }
+
+    fn push(&mut self, list: &str, item: Value) {
+        match self.spec[list].as_array_mut() {
+            Some(items) => items.push(item),
+            None => self.spec[list] = json!([item]),
+        }
+    }
+
+    /// The Pod.
+    pub fn build(self) -> Pod {
+        let mut spec = self.spec;
+        spec["nodeName"] = json!(NODE);
+        let mut metadata = json!({"name": self.name, "namespace": "default"});
+        if self.labels.as_object().is_some_and(|l| !l.is_empty()) {
+            metadata["labels"] = self.labels;
+        }
+        serde_json::from_value(json!({"metadata": metadata, "spec": spec})).unwrap()
+    }
+
+    /// Creates the Pod through `pods`.
+    pub async fn create(self, pods: &Api<Pod>) -> Pod {
+        pods.create(&kube::api::PostParams::default(), &self.build())
+            .await
+            .unwrap()
+    }
+}
+
+/// A container of a [`PodBuilder`].
+pub struct ContainerBuilder(Value);
+
+impl ContainerBuilder {
+    /// The busybox image (present on the node) running `sh -c script`.
+    pub fn busybox(name: &str, script: &str) -> ContainerBuilder {
+        ContainerBuilder(json!({
+            "name": name,
+            "image": skiff_testenv::images::BUSYBOX,
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", script],
+        }))
+    }
+
+    /// `readinessProbe` (a `Probe` as JSON).
+    pub fn readiness(self, probe: Value) -> ContainerBuilder {
+        self.set("readinessProbe", probe)
+    }
+
+    /// `livenessProbe`.
+    pub fn liveness(self, probe: Value) -> ContainerBuilder {
+        self.set("livenessProbe", probe)
+    }
+
+    /// `lifecycle` (postStart/preStop handlers).
+    pub fn lifecycle(self, lifecycle: Value) -> ContainerBuilder {
+        self.set("lifecycle", lifecycle)
+    }
+
+    /// `env` (a list of `EnvVar`s).
+    pub fn env(self, env: Value) -> ContainerBuilder {
+        self.set("env", env)
+    }
+
+    /// `resources` (requests and limits).
+    pub fn resources(self, resources: Value) -> ContainerBuilder {
+        self.set("resources", resources)
+    }
+
+    /// Mounts volume `volume` at `path`.
+    pub fn mount(mut self, volume: &str, path: &str) -> ContainerBuilder {
+        let mount = json!({"name": volume, "mountPath": path});
+        match self.0["volumeMounts"].as_array_mut() {
+            Some(mounts) => mounts.push(mount),
+            None => self.0["volumeMounts"] = json!([mount]),
+        }
+        self
+    }
+
+    /// Any other container field (image, securityContext, ports...).
+    pub fn set(mut self, field: &str, value: Value) -> ContainerBuilder {
+        self.0[field] = value;
+        self
+    }
+}
+
+/// Waits up to `timeout` for pod `name` to satisfy `done` (given its JSON); returns that JSON.
+/// The timeout's message names `what` and the pod's last status.
+pub async fn wait_for_pod(
+    pods: &Api<Pod>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_for(
+        &format!("pod {name}: {what}"),
+        timeout,
+        async || match pod_json(pods, name).await {
+            Some(pod) if done(&pod) => Ok(pod),
+            Some(pod) => Err(format!("status {}", pod["status"])),
+            None => Err("no such pod".to_owned()),
+        },
+    )
+    .await
+}
+
+/// Waits up to `timeout` for pod `name` to be gone from the API.
+pub async fn gone(pods: &Api<Pod>, name: &str, timeout: Duration) {
+    wait_for(&format!("pod {name} gone"), timeout, async || {
+        match pods.get_opt(name).await.unwrap() {
+            None => Ok(()),
+            Some(pod) => Err(format!("{:?}", pod.status)),
+        }
     })
+    .await
+}
+
+/// The container's restartCount (0 before it has a status).
+pub fn restarts(pod: &Value, name: &str) -> i64 {
+    container(pod, name)["restartCount"].as_i64().unwrap_or(0)
 }
 
 pub async fn sandboxes_of(cri: &Cri, uid: &str) -> Vec<v1::PodSandbox> {
@@ -232,31 +389,19 @@ impl Env {
         // Tests of one binary run in parallel: each gets a bridge and subnet of its own (one
         // dropping its bridge must not cut off another's pods).
         let seq = ENVS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let bridge_name = format!("skkl-{pid}-{seq}");
-        let bridge = skiff_testenv::bridge::Bridge(bridge_name.clone());
         let slot = pid * 8 + seq % 8;
         let subnet = Ipv4Addr::new(10, 210 + (slot % 40) as u8, (slot / 40 % 256) as u8, 0);
-        let conf_dir = dir.0.join("cni");
-        skiff_testenv::bridge::write_conflist(&conf_dir, &dir.0.join("ipam"), &bridge_name, subnet)
-            .unwrap();
-        let mut containerd_config = ContainerdConfig::new(
-            &dir.0.join("containerd"),
-            Path::new("/usr/lib/cni"),
-            &conf_dir,
-        );
+        let (mut containerd_config, bridge) =
+            ContainerdConfig::on_bridge(&dir.0, &format!("skkl-{pid}-{seq}"), subnet).unwrap();
         containerd_config.docker_io_mirror = mirror.map(str::to_owned);
-        let containerd = Containerd::start(&containerd_config).unwrap();
-        containerd
-            .import_images(
-                &tmp.join("images"),
-                &[
-                    skiff_testenv::images::Image::Pause,
-                    skiff_testenv::images::Image::Busybox,
-                ],
-            )
-            .unwrap();
-        let cri = Cri::connect(containerd.socket()).await.unwrap();
-        wait_ready(&cri, Duration::from_secs(10)).await.unwrap();
+        let ContainerRuntime { cri, containerd } = ContainerRuntime::start(
+            &containerd_config,
+            &tmp.join("images"),
+            &[Image::Pause, Image::Busybox],
+            Ready::Network,
+        )
+        .await
+        .unwrap();
         let control = ControlPlane::start(&dir.0).await;
         let client = control.client.clone();
         let mut config = Config::new(NODE);
