@@ -15,10 +15,9 @@ use skiff_net::Cidr;
 use skiff_net::cni_config::{self, PluginConfig};
 use skiff_net::network::{Mode, NodeNetwork, Setup};
 use skiff_netlink::{NetnsFile, in_netns};
-use skiff_testenv::images::Image;
 use skiff_testenv::wait::wait_for;
 use skiff_testenv::{
-    Checks, ContainerRuntime, Containerd, ContainerdConfig, Ready, images, sandbox_config,
+    Checks, ContainerRuntime, Containerd, ContainerdConfig, images, sandbox_config,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_skiff-cni");
@@ -115,14 +114,9 @@ async fn containerd_sandboxes_on_skiff_cni() {
     .unwrap();
 
     let config = ContainerdConfig::new(&dir.0.join("containerd"), &bin_dir, &conf_dir);
-    let runtime = ContainerRuntime::start(
-        &config,
-        &target_tmp.join("images"),
-        &[Image::Pause, Image::Busybox],
-        Ready::Network,
-    )
-    .await
-    .unwrap();
+    let runtime = ContainerRuntime::start(&config, &target_tmp.join("images"))
+        .await
+        .unwrap();
     let (cri, containerd) = (&runtime.cri, &runtime.containerd);
 
     let logs = dir.0.join("logs");

@@ -40,10 +40,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use skiff_apiserver::testing::ControlPlane;
 use skiff_cri::{Cri, v1};
-use skiff_testenv::images::Image;
-use skiff_testenv::{
-    ContainerRuntime, Containerd, ContainerdConfig, Ready, images, sandbox_config,
-};
+use skiff_testenv::{ContainerRuntime, Containerd, ContainerdConfig, images, sandbox_config};
 
 const NODE: &str = "bench-pods";
 /// How long one batch may take before the benchmark gives up.
@@ -360,13 +357,8 @@ async fn main() -> anyhow::Result<()> {
     // Declared before containerd, so it is removed after containerd's guard ended everything
     // in it.
     let runtime_cgroup = skiff_netlab::Cgroup::create("bench-pods-runtime")?;
-    let ContainerRuntime { cri, containerd } = ContainerRuntime::start(
-        &config,
-        &tmp.join("images"),
-        &[Image::Pause, Image::Busybox],
-        Ready::Network,
-    )
-    .await?;
+    let ContainerRuntime { cri, containerd } =
+        ContainerRuntime::start(&config, &tmp.join("images")).await?;
     // Before the first pod: the shims, runc and CNI plugins it starts land in the cgroup too.
     runtime_cgroup.add(containerd.pid())?;
     cri.ensure_image(images::BUSYBOX).await?;

@@ -140,6 +140,30 @@ fn slice(port: u16, addresses: &[&str]) -> EndpointSlice {
     .unwrap()
 }
 
+/// Reads `out` until `done` finds what it wants in all read so far, for up to 20 s; panics
+/// naming `what` when the stream ends or the time is up.
+async fn read_until<T>(
+    out: &mut tokio::process::ChildStdout,
+    what: &str,
+    mut done: impl FnMut(&str) -> Option<T>,
+) -> T {
+    use tokio::io::AsyncReadExt;
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(found) = done(&seen) {
+                return found;
+            }
+            let mut buf = [0u8; 256];
+            let n = out.read(&mut buf).await.unwrap();
+            assert!(n > 0, "{what} ended: {seen:?}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} showed {seen:?}"))
+}
+
 /// Panics unless the test runs as root.
 fn require_root() {
     assert_eq!(
@@ -484,7 +508,7 @@ async fn agent_runs_a_pod_on_its_own_network() {
     let (bin_dir, conf_dir) = (dir.path().join("cni-bin"), dir.path().join("net.d"));
     std::fs::create_dir_all(&bin_dir).unwrap();
     std::os::unix::fs::symlink("/usr/lib/cni/loopback", bin_dir.join("loopback")).unwrap();
-    let runtime = ContainerRuntime::start(
+    let runtime = ContainerRuntime::start_with(
         &ContainerdConfig::new(&dir.path().join("containerd"), &bin_dir, &conf_dir),
         &target_tmp.join("images"),
         &[Image::Pause, Image::Busybox],
@@ -717,19 +741,11 @@ async fn agent_runs_a_pod_on_its_own_network() {
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
-            let mut followed = String::new();
             let mut stdout = follow.stdout.take().unwrap();
-            tokio::time::timeout(Duration::from_secs(20), async {
-                use tokio::io::AsyncReadExt;
-                while !followed.ends_with("line-three\n") {
-                    let mut buf = [0u8; 256];
-                    let n = stdout.read(&mut buf).await.unwrap();
-                    assert!(n > 0, "kubectl logs -f ended: {followed:?}");
-                    followed.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
+            read_until(&mut stdout, "kubectl logs -f", |seen| {
+                seen.ends_with("line-three\n").then_some(())
             })
-            .await
-            .unwrap_or_else(|_| panic!("kubectl logs -f showed {followed:?}"));
+            .await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             assert!(
                 follow.try_wait().unwrap().is_none(),
@@ -834,27 +850,13 @@ async fn agent_runs_a_pod_on_its_own_network() {
                     .stderr(std::process::Stdio::piped())
                     .spawn()
                     .unwrap();
-            let mut announced = String::new();
             let mut out = forward.stdout.take().unwrap();
-            let local: SocketAddr = tokio::time::timeout(Duration::from_secs(20), async {
-                use tokio::io::AsyncReadExt;
-                loop {
-                    // "Forwarding from 127.0.0.1:PORT -> 8080"
-                    if let Some(line) = announced
-                        .lines()
-                        .find(|l| l.starts_with("Forwarding from "))
-                        && let Some(address) = line.split_whitespace().nth(2)
-                    {
-                        return address.parse().unwrap();
-                    }
-                    let mut buf = [0u8; 256];
-                    let n = out.read(&mut buf).await.unwrap();
-                    assert!(n > 0, "kubectl port-forward ended: {announced:?}");
-                    announced.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
+            let local: SocketAddr = read_until(&mut out, "kubectl port-forward", |seen| {
+                // "Forwarding from 127.0.0.1:PORT -> 8080"
+                let line = seen.lines().find(|l| l.starts_with("Forwarding from "))?;
+                line.split_whitespace().nth(2)?.parse().ok()
             })
-            .await
-            .unwrap_or_else(|_| panic!("kubectl port-forward never listened: {announced:?}"));
+            .await;
             for _ in 0..2 {
                 // Two connections: each is a stream pair of its own over the one forwarding
                 // session.

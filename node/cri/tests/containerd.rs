@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Lab, Running, container_state, http_get, lab, run_pod};
+use common::{Lab, Running, container_state, first_answer, lab, run_pod};
 use skiff_cri::{image_spec, v1};
 use skiff_testenv::{Checks, ContainerRuntime, images, sandbox_config};
 
@@ -87,13 +87,8 @@ async fn pod_lifecycle_on_bridge_cni() {
             "pod IP {ip} outside {subnet}/24"
         );
     });
-    let started = Instant::now();
     checks.run("HTTP from the host to the pod", || {
-        let reply = http_get(
-            SocketAddr::from((ip, 8080)),
-            Instant::now() + Duration::from_secs(10),
-        );
-        eprintln!("first HTTP answer after {:?}", started.elapsed());
+        let reply = first_answer(SocketAddr::from((ip, 8080)));
         assert!(reply.starts_with("HTTP/1."), "{reply}");
     });
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Running, container_state, http_get, lab_with, require_root, run_pod};
+use common::{Running, container_state, first_answer, lab_with, require_root, run_pod};
 use skiff_cri::{image_spec, v1};
 use skiff_testenv::{Checks, Registry, images, sandbox_config};
 
@@ -98,13 +98,8 @@ async fn nginx_latest_pulls_from_the_loopback_mirror_and_serves_http() {
     let Running {
         ip, container: id, ..
     } = run_pod(cri, &sandbox, &nginx_container()).await;
-    let started = Instant::now();
     checks.run("nginx serves its welcome page", || {
-        let reply = http_get(
-            SocketAddr::from((ip, 80)),
-            Instant::now() + Duration::from_secs(10),
-        );
-        eprintln!("nginx's first HTTP answer after {:?}", started.elapsed());
+        let reply = first_answer(SocketAddr::from((ip, 80)));
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
         assert!(reply.contains("Welcome to nginx!"), "{reply}");
         assert!(reply.contains("Server: nginx"), "{reply}");

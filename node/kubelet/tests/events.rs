@@ -42,12 +42,11 @@ async fn uid_of(pods: &Api<Pod>, name: &str) -> String {
 /// The first event of `reason` about the object, once there is one.
 async fn first_event(
     client: &kube::Client,
-    name: &str,
-    uid: &str,
+    (name, uid): (&str, &str),
     reason: &str,
-    timeout: Duration,
+    timeout_secs: u64,
 ) -> Event {
-    wait_for(reason, timeout, async || {
+    wait_for(reason, Duration::from_secs(timeout_secs), async || {
         let events = events_of(client, "default", name, uid).await;
         match with_reason(&events, reason).first() {
             Some(event) => Ok((*event).clone()),
@@ -122,14 +121,7 @@ async fn kubelet_records_events() {
         .run_async("SandboxChanged", async {
             let sandbox = sandboxes_of(&env.cri, &uid).await.remove(0);
             env.cri.stop_pod_sandbox(&sandbox.id).await.unwrap();
-            let changed = first_event(
-                &client,
-                "runs",
-                &uid,
-                "SandboxChanged",
-                Duration::from_secs(30),
-            )
-            .await;
+            let changed = first_event(&client, ("runs", &uid), "SandboxChanged", 30).await;
             assert_eq!(
                 changed.message.as_deref(),
                 Some("Pod sandbox changed, it will be killed and re-created.")
@@ -208,14 +200,7 @@ async fn kubelet_records_events() {
     let probed_uid = uid_of(&pods, "probed").await;
     checks
         .run_async("Unhealthy with the probe's output", async {
-            let unhealthy = first_event(
-                &client,
-                "probed",
-                &probed_uid,
-                "Unhealthy",
-                Duration::from_secs(60),
-            )
-            .await;
+            let unhealthy = first_event(&client, ("probed", &probed_uid), "Unhealthy", 60).await;
             let message = unhealthy.message.unwrap_or_default();
             assert!(
                 message.starts_with("Readiness probe failed: ")
@@ -244,14 +229,7 @@ async fn kubelet_records_events() {
     let secret_uid = uid_of(&pods, "needs-secret").await;
     checks
         .run_async("Failed for a missing secret", async {
-            let failed = first_event(
-                &client,
-                "needs-secret",
-                &secret_uid,
-                "Failed",
-                Duration::from_secs(60),
-            )
-            .await;
+            let failed = first_event(&client, ("needs-secret", &secret_uid), "Failed", 60).await;
             assert_eq!(
                 failed.message.as_deref(),
                 Some("Error: secret \"absent-secret\" not found")
@@ -262,13 +240,7 @@ async fn kubelet_records_events() {
     let config_uid = uid_of(&pods, "needs-config").await;
     checks
         .run_async("FailedMount for a missing configMap", async {
-            let mount = first_event(
-                &client,
-                "needs-config",
-                &config_uid,
-                "FailedMount",
-                Duration::from_secs(60),
-            )
+            let mount = first_event(&client, ("needs-config", &config_uid), "FailedMount", 60)
             .await;
             assert_eq!(
                 mount.message.as_deref(),
@@ -366,8 +338,7 @@ async fn kubelet_records_events() {
     // Stopping containers was recorded too.
     checks
         .run_async("Killing", async {
-            let killing =
-                first_event(&client, "runs", &uid, "Killing", Duration::from_secs(10)).await;
+            let killing = first_event(&client, ("runs", &uid), "Killing", 10).await;
             assert_eq!(killing.message.as_deref(), Some("Stopping container main"));
         })
         .await;

@@ -118,30 +118,14 @@ async fn a_failing_post_start_hook_restarts_the_container() {
         .await;
     checks
         .run_async("a failing postStart hook kills and restarts", async {
-            let pod = wait_for_pod(
-                &pods,
-                "hookfail",
-                "PostStartHookError",
-                Duration::from_secs(30),
-                |pod| {
-                    container(pod, "failing")["state"]["waiting"]["reason"] == "PostStartHookError"
-                },
-            )
-            .await;
-            let waiting = container(&pod, "failing");
+            let waiting = waiting(&pods, ("hookfail", "failing"), "PostStartHookError").await;
             let message = waiting["state"]["waiting"]["message"].as_str().unwrap();
             assert!(
                 message.contains("exited with 3") && message.contains("no luck"),
                 "{waiting}"
             );
-            let restarted = wait_for_pod(
-                &pods,
-                "hookfail",
-                "restarts",
-                Duration::from_secs(40),
-                |pod| restarts(pod, "failing") >= 2,
-            )
-            .await;
+            let restarted =
+                restarted(&pods, ("hookfail", "failing"), 2, Duration::from_secs(40)).await;
             let c = container(&restarted, "failing");
             // Killed: the instance that ran never became ready, and it was stopped, not left
             // running.
@@ -179,12 +163,11 @@ async fn a_failing_post_start_hook_restarts_the_container() {
         .await;
     checks
         .run_async("a liveness kill runs the preStop hook", async {
-            wait_for_pod(
+            restarted(
                 &pods,
-                "unhealthy",
-                "a liveness restart",
+                ("unhealthy", "unhealthy"),
+                1,
                 Duration::from_secs(40),
-                |pod| restarts(pod, "unhealthy") >= 1,
             )
             .await;
             let log = std::fs::read_to_string(shared.join("log")).unwrap_or_default();

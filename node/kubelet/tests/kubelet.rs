@@ -183,28 +183,13 @@ async fn kubelet_runs_pods_through_containerd() {
         .await;
     checks
         .run_async("a crashing container backs off", async {
-            let pod = wait_for_pod(
-                &pods,
-                "crash",
-                "CrashLoopBackOff",
-                Duration::from_secs(30),
-                |pod| container(pod, "crash")["state"]["waiting"]["reason"] == "CrashLoopBackOff",
-            )
-            .await;
-            let backoff = container(&pod, "crash");
+            let backoff = waiting(&pods, ("crash", "crash"), "CrashLoopBackOff").await;
             assert_eq!(
                 backoff["lastState"]["terminated"]["exitCode"], 1,
                 "{backoff}"
             );
             assert!(backoff["restartCount"].as_i64().unwrap() >= 1, "{backoff}");
-            wait_for_pod(
-                &pods,
-                "crash",
-                "a second restart",
-                Duration::from_secs(30),
-                |pod| restarts(pod, "crash") >= 2,
-            )
-            .await;
+            restarted(&pods, ("crash", "crash"), 2, Duration::from_secs(30)).await;
             let crash = pod_json(&pods, "crash").await.unwrap();
             assert_eq!(crash["status"]["phase"], "Running", "{}", crash["status"]);
         })
@@ -225,14 +210,7 @@ async fn kubelet_runs_pods_through_containerd() {
         .await;
     checks
         .run_async("a failing liveness probe restarts its container", async {
-            wait_for_pod(
-                &pods,
-                "live",
-                "a liveness restart",
-                Duration::from_secs(40),
-                |pod| restarts(pod, "live") >= 1,
-            )
-            .await;
+            restarted(&pods, ("live", "live"), 1, Duration::from_secs(40)).await;
         })
         .await;
 
@@ -330,14 +308,6 @@ async fn a_grpc_readiness_probe_follows_the_health_service() {
     ready("True").await;
 
     pods.delete("grpc", &DeleteParams::default()).await.unwrap();
-    wait_for("the sandbox gone", Duration::from_secs(30), async || {
-        let left = env.cri.list_pod_sandbox(None).await.unwrap();
-        if left.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{left:?}"))
-        }
-    })
-    .await;
+    sandboxes_gone(&env.cri).await;
     kubelet.stop().await;
 }

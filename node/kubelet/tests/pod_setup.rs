@@ -188,14 +188,6 @@ fn docker_config_secret(name: &str, kind: &str, key: &str, config: Value) -> Sec
     .unwrap()
 }
 
-async fn waiting_reason(pods: &Api<Pod>, name: &str, reason: &str) -> Value {
-    let pod = wait_for_pod(pods, name, reason, Duration::from_secs(30), |pod| {
-        container(pod, "c")["state"]["waiting"]["reason"] == reason
-    })
-    .await;
-    container(&pod, "c").clone()
-}
-
 /// Waits until pod `name`'s image pull has failed: its container waits with ErrImagePull or,
 /// once the kubelet backs off (milliseconds later, so a poll can miss the first), with
 /// ImagePullBackOff.
@@ -276,7 +268,7 @@ async fn image_pull_secrets_authenticate_pulls() {
                 message.contains("401") || message.to_lowercase().contains("unauthorized"),
                 "{message}"
             );
-            waiting_reason(&pods, "own-secret", "ImagePullBackOff").await;
+            waiting(&pods, ("own-secret", "c"), "ImagePullBackOff").await;
         })
         .await;
 
@@ -493,7 +485,7 @@ async fn security_contexts_reach_the_containers() {
         .await;
     checks
         .run_async("runAsNonRoot refuses a root image", async {
-            let refused = waiting_reason(&pods, "nonroot", "CreateContainerConfigError").await;
+            let refused = waiting(&pods, ("nonroot", "c"), "CreateContainerConfigError").await;
             let message = refused["state"]["waiting"]["message"].as_str().unwrap();
             assert!(message.contains("image will run as root"), "{refused}");
         })
@@ -529,15 +521,7 @@ async fn security_contexts_reach_the_containers() {
     for name in ["secure", "nonroot", "sysctl"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
-    wait_for("the sandboxes gone", Duration::from_secs(30), async || {
-        let left = env.cri.list_pod_sandbox(None).await.unwrap();
-        if left.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{left:?}"))
-        }
-    })
-    .await;
+    sandboxes_gone(&env.cri).await;
     kubelet.stop().await;
     checks.finish();
 }

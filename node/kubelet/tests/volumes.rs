@@ -330,18 +330,7 @@ async fn kubelet_mounts_pod_volumes() {
         .await;
     checks
         .run_async("a missing configMap: CreateContainerConfigError", async {
-            let pod = wait_for_pod(
-                &pods,
-                "late",
-                "CreateContainerConfigError",
-                Duration::from_secs(30),
-                |pod| {
-                    container(pod, "app")["state"]["waiting"]["reason"]
-                        == "CreateContainerConfigError"
-                },
-            )
-            .await;
-            let waiting = container(&pod, "app");
+            let waiting = waiting(&pods, ("late", "app"), "CreateContainerConfigError").await;
             let message = waiting["state"]["waiting"]["message"].as_str().unwrap();
             assert!(
                 message.contains("configmap \"late-config\" not found"),

@@ -34,12 +34,22 @@ pub struct ContainerRuntime {
 }
 
 impl ContainerRuntime {
-    /// Starts containerd with `config`, imports `images` (built or reused from `cache_dir`),
-    /// connects a CRI client and waits for `ready`.
+    /// What most pods run on: containerd with `config`, the pause and busybox images
+    /// (built or reused from `cache_dir`), a CRI client, the runtime and network ready.
     ///
     /// containerd dies with the calling thread (see [`Containerd::start`]): call it from the
     /// test's own thread.
     pub async fn start(
+        config: &ContainerdConfig,
+        cache_dir: &Path,
+    ) -> io::Result<ContainerRuntime> {
+        let images = [Image::Pause, Image::Busybox];
+        ContainerRuntime::start_with(config, cache_dir, &images, Ready::Network).await
+    }
+
+    /// Starts containerd with `config`, imports `images` (built or reused from `cache_dir`),
+    /// connects a CRI client and waits for `ready`.
+    pub async fn start_with(
         config: &ContainerdConfig,
         cache_dir: &Path,
         images: &[Image],

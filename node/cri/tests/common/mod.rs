@@ -70,9 +70,10 @@ pub async fn lab_with(test: u32, docker_io_mirror: Option<&str>) -> Lab {
         Some(_) => &[Image::Pause],
         None => &[Image::Pause, Image::Busybox],
     };
-    let runtime = ContainerRuntime::start(&config, &tmp.join("images"), images, Ready::Network)
-        .await
-        .unwrap();
+    let runtime =
+        ContainerRuntime::start_with(&config, &tmp.join("images"), images, Ready::Network)
+            .await
+            .unwrap();
     Lab {
         runtime,
         subnet,
@@ -130,6 +131,17 @@ pub async fn container_state(cri: &Cri, id: &str) -> v1::ContainerStatus {
         .unwrap()
         .status
         .unwrap()
+}
+
+/// The answer of the pod's server at `addr` to an HTTP GET, within 10 s of now.
+pub fn first_answer(addr: SocketAddr) -> String {
+    let started = Instant::now();
+    let reply = http_get(addr, started + Duration::from_secs(10));
+    eprintln!(
+        "first HTTP answer from {addr} after {:?}",
+        started.elapsed()
+    );
+    reply
 }
 
 /// An HTTP GET to the pod, retried while the server comes up.

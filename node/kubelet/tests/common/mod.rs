@@ -13,9 +13,8 @@ use serde_json::{Value, json};
 use skiff_cri::{Cri, v1};
 use skiff_kubelet::Config;
 pub use skiff_testenv::Checks;
-use skiff_testenv::images::Image;
 pub use skiff_testenv::wait::wait_for;
-use skiff_testenv::{ContainerRuntime, Containerd, ContainerdConfig, Ready};
+use skiff_testenv::{ContainerRuntime, Containerd, ContainerdConfig};
 
 pub const NODE: &str = "node-k1";
 
@@ -323,6 +322,43 @@ pub async fn wait_for_pod(
     .await
 }
 
+/// Waits up to 30 s until `container` of pod `name` waits with `reason`; its status then.
+pub async fn waiting(pods: &Api<Pod>, (name, container_name): (&str, &str), reason: &str) -> Value {
+    let pod = wait_for_pod(pods, name, reason, Duration::from_secs(30), |pod| {
+        container(pod, container_name)["state"]["waiting"]["reason"] == reason
+    })
+    .await;
+    container(&pod, container_name).clone()
+}
+
+/// Waits up to `timeout` until `container` of pod `name` has restarted `at_least` times; the
+/// pod's JSON then.
+pub async fn restarted(
+    pods: &Api<Pod>,
+    (name, container_name): (&str, &str),
+    at_least: i64,
+    timeout: Duration,
+) -> Value {
+    let what = format!("{container_name} restarted {at_least} times");
+    wait_for_pod(pods, name, &what, timeout, |pod| {
+        restarts(pod, container_name) >= at_least
+    })
+    .await
+}
+
+/// Waits up to 30 s until the runtime holds no pod sandbox at all.
+pub async fn sandboxes_gone(cri: &Cri) {
+    wait_for("every sandbox gone", Duration::from_secs(30), async || {
+        let left = cri.list_pod_sandbox(None).await.unwrap();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    })
+    .await;
+}
+
 /// Waits up to `timeout` for pod `name` to be gone from the API.
 pub async fn gone(pods: &Api<Pod>, name: &str, timeout: Duration) {
     wait_for(&format!("pod {name} gone"), timeout, async || {
@@ -394,14 +430,10 @@ impl Env {
         let (mut containerd_config, bridge) =
             ContainerdConfig::on_bridge(&dir.0, &format!("skkl-{pid}-{seq}"), subnet).unwrap();
         containerd_config.docker_io_mirror = mirror.map(str::to_owned);
-        let ContainerRuntime { cri, containerd } = ContainerRuntime::start(
-            &containerd_config,
-            &tmp.join("images"),
-            &[Image::Pause, Image::Busybox],
-            Ready::Network,
-        )
-        .await
-        .unwrap();
+        let ContainerRuntime { cri, containerd } =
+            ContainerRuntime::start(&containerd_config, &tmp.join("images"))
+                .await
+                .unwrap();
         let control = ControlPlane::start(&dir.0).await;
         let client = control.client.clone();
         let mut config = Config::new(NODE);
