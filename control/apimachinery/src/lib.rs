@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod json;
+pub mod managed_fields;
 pub mod patch;
 pub mod quantity;
 pub mod selector;

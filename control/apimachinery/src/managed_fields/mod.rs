@@ -1,0 +1,4 @@
+//! Server-side apply: field sets, field ownership by manager (`metadata.managedFields`) and the
+//! apply and update algorithms, after Kubernetes' structured-merge-diff.
+
+pub mod schema;
