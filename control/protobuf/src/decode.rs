@@ -132,7 +132,8 @@ impl Decoder {
             }
         }
         let mut out = Map::new();
-        for (field, records) in msg.fields.iter().zip(&slots) {
+        for &i in msg.wire {
+            let (field, records) = (&msg.fields[usize::from(i)], &slots[usize::from(i)]);
             let at = || format!("{}.{}", msg.name, field.json);
             let Some(value) = self.field(field, records, &at)? else {
                 continue;
@@ -341,6 +342,7 @@ impl Decoder {
                 unreachable!("scalars are not embedded messages")
             }
             Ty::Repeated(_) | Ty::Map(_) => unreachable!("handled by the caller"),
+            Ty::Any => unreachable!("interface{{}} fields are not on the wire"),
             Ty::Wrapped(elem) => {
                 let items = self.wrapped(*elem, bytes, at)?;
                 if items.is_empty() {

@@ -23,6 +23,7 @@
 
 mod decode;
 mod gotime;
+pub mod json;
 #[rustfmt::skip]
 mod schema;
 mod schema_types;

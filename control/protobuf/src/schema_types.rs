@@ -1,5 +1,6 @@
-//! The shape of the generated schema table (`schema.rs`): what the decoder needs to know about each
-//! Kubernetes message, expressed in terms of the Go types that define both of Kubernetes' encodings.
+//! The shape of the generated schema table (`schema.rs`): what the protobuf decoder and the JSON
+//! encoder need to know about each Kubernetes message, expressed in terms of the Go types that
+//! define both of Kubernetes' encodings.
 
 /// The Go field is a pointer: it is on the wire only when non-nil, so a zero value that arrives is
 /// meaningful (`replicas: 0`, `automountServiceAccountToken: false`) and must be kept.
@@ -50,12 +51,15 @@ pub(crate) enum Ty {
     Wrapped(&'static Ty),
     /// A Go map with string keys: repeated `{key = 1, value = 2}` entries.
     Map(&'static Ty),
+    /// `interface{}` (a `metav1.TableRow`'s cells): any JSON value. Only in JSON-only fields.
+    Any,
 }
 
 /// One field of a message.
 #[derive(Debug)]
 pub(crate) struct Field {
-    /// The protobuf field number.
+    /// The protobuf field number; 0 for a field that is only in JSON (the embedded `TypeMeta`,
+    /// `metav1.Table`'s fields).
     pub number: u32,
     /// The JSON key (empty for [`INLINE`] fields).
     pub json: &'static str,
@@ -72,19 +76,24 @@ impl Field {
     }
 }
 
-/// A message: its Go type name (for error messages) and fields sorted by number.
+/// A Go struct: its type name (for error messages and lookups) and its fields.
 #[derive(Debug)]
 pub(crate) struct Message {
     /// The Go type, such as `k8s.io/api/core/v1.PodSpec`.
     pub name: &'static str,
-    /// The fields that are on the wire, sorted by number.
+    /// Every field encoding/json sees, in Go declaration order (the order it writes them in).
     pub fields: &'static [Field],
+    /// The indices into `fields` of the fields on the wire, sorted by their numbers.
+    pub wire: &'static [u8],
 }
 
 impl Message {
-    /// The index of the field with this number.
+    /// The index into `fields` of the field with this protobuf number.
     pub fn field_index(&self, number: u32) -> Option<usize> {
-        self.fields.binary_search_by_key(&number, |f| f.number).ok()
+        self.wire
+            .binary_search_by_key(&number, |&i| self.fields[usize::from(i)].number)
+            .ok()
+            .map(|w| usize::from(self.wire[w]))
     }
 }
 
