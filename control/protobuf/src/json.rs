@@ -36,6 +36,9 @@
 //!   keys. (serde_json's `Map` is sorted, as skiff does not enable `preserve_order`.) Numbers are
 //!   written as Go writes an `int64` or a `float64`.
 
+use std::cmp::Ordering;
+use std::sync::OnceLock;
+
 use serde_json::{Map, Number, Value};
 
 use crate::schema::{BY_NAME, KINDS, MESSAGES, META_KINDS};
@@ -51,13 +54,14 @@ pub struct GoType(u16);
 impl GoType {
     /// The Go type of a built-in kind, such as `("v1", "Pod")` or `("apps/v1", "DeploymentList")`.
     /// The `metav1` kinds (`Status`, `Table`, `PartialObjectMetadata`, `APIResourceList`, ...)
-    /// are found under every built-in group version and `meta.k8s.io`, but not under other
+    /// are found under every built-in group version, `meta.k8s.io` and no apiVersion at all
+    /// (kube-apiserver writes `/api`'s `APIVersions` with a kind only), but not under other
     /// groups: a custom resource may well be called `Status`.
     pub fn of_kind(api_version: &str, kind: &str) -> Option<GoType> {
         if let Ok(i) = KINDS.binary_search_by(|(v, k, _)| (*v, *k).cmp(&(api_version, kind))) {
             return Some(GoType(KINDS[i].2));
         }
-        let builtin = api_version.starts_with("meta.k8s.io/") || {
+        let builtin = api_version.is_empty() || api_version.starts_with("meta.k8s.io/") || {
             let at = KINDS.partition_point(|(v, _, _)| *v < api_version);
             KINDS.get(at).is_some_and(|(v, _, _)| *v == api_version)
         };
@@ -115,8 +119,8 @@ pub fn write_object(out: &mut Vec<u8>, value: &Value) {
 /// response, such as a list's item or a watch event (`GoType::meta("WatchEvent")`).
 pub fn write_as(out: &mut Vec<u8>, ty: GoType, value: &Value) {
     match value {
-        Value::Object(map) => write_message(out, ty.message(), Some(map)),
-        Value::Null => write_message(out, ty.message(), None),
+        Value::Object(map) => write_message(out, ty.0, Some(map)),
+        Value::Null => write_message(out, ty.0, None),
         other => write_value(out, other),
     }
 }
@@ -156,42 +160,77 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
 
 /// The Go type of an object's `apiVersion` and `kind`, if it is a built-in one.
 fn kind_of(value: &Value) -> Option<GoType> {
-    let api_version = value.get("apiVersion")?.as_str()?;
+    let api_version = match value.get("apiVersion") {
+        None => "",
+        Some(v) => v.as_str()?,
+    };
     let kind = value.get("kind")?.as_str()?;
     GoType::of_kind(api_version, kind)
 }
 
-fn write_message(out: &mut Vec<u8>, msg: &Message, map: Option<&Map<String, Value>>) {
-    out.push(b'{');
-    let mut first = true;
-    write_fields(out, msg, map, &mut first);
-    out.push(b'}');
+/// A struct's JSON fields with its inlined structs flattened in place (the order encoding/json
+/// writes them in), and the same fields by JSON key, to match against a map's sorted keys.
+struct View {
+    fields: Vec<&'static Field>,
+    by_key: Vec<u16>,
 }
 
-/// The fields of `msg` (and of its inlined structs, in place) read from `map`.
-fn write_fields(
-    out: &mut Vec<u8>,
-    msg: &Message,
-    map: Option<&Map<String, Value>>,
-    first: &mut bool,
-) {
+/// One [`View`] per message, built on first use.
+fn views() -> &'static [View] {
+    static VIEWS: OnceLock<Vec<View>> = OnceLock::new();
+    VIEWS.get_or_init(|| {
+        MESSAGES
+            .iter()
+            .map(|msg| {
+                let mut fields = Vec::new();
+                flatten(msg, &mut fields);
+                let mut by_key: Vec<u16> = (0..fields.len() as u16).collect();
+                by_key.sort_by_key(|&i| fields[usize::from(i)].json);
+                View { fields, by_key }
+            })
+            .collect()
+    })
+}
+
+fn flatten(msg: &'static Message, out: &mut Vec<&'static Field>) {
     for field in msg.fields {
-        if field.has(INLINE) {
-            // The generator only inlines plain structs (never special types) and has checked
-            // that no inlined key collides with another.
-            if let Ty::Message(inner) = field.ty {
-                write_fields(out, &MESSAGES[usize::from(inner)], map, first);
-            }
-            continue;
+        match field.ty {
+            // The generator only inlines plain structs (never special types) and has checked that
+            // no inlined key collides with another, so Go's rules for shadowed names never apply.
+            Ty::Message(inner) if field.has(INLINE) => flatten(&MESSAGES[usize::from(inner)], out),
+            _ if field.has(INLINE) => {}
+            _ => out.push(field),
         }
-        let value = map.and_then(|m| m.get(field.json));
+    }
+}
+
+/// Up to this many fields, a struct's values are gathered on the stack.
+const STACK_SLOTS: usize = 64;
+
+fn write_message(out: &mut Vec<u8>, index: u16, map: Option<&Map<String, Value>>) {
+    let view = &views()[usize::from(index)];
+    let n = view.fields.len();
+    let mut stack = [None; STACK_SLOTS];
+    let mut heap;
+    let slots: &mut [Option<&Value>] = if n <= STACK_SLOTS {
+        &mut stack[..n]
+    } else {
+        heap = vec![None; n];
+        &mut heap
+    };
+    if let Some(map) = map {
+        match_keys(view, map, slots);
+    }
+    out.push(b'{');
+    let mut first = true;
+    for (field, &value) in view.fields.iter().zip(slots.iter()) {
         if omitted(field, value) {
             continue;
         }
-        if !*first {
+        if !first {
             out.push(b',');
         }
-        *first = false;
+        first = false;
         // Field names are Go identifiers' JSON tags: plain ASCII, nothing to escape.
         out.push(b'"');
         out.extend_from_slice(field.json.as_bytes());
@@ -199,6 +238,38 @@ fn write_fields(
         match value {
             Some(Value::Null) | None if field.has(POINTER) => out.extend_from_slice(b"null"),
             _ => write_typed(out, field.ty, value),
+        }
+    }
+    out.push(b'}');
+}
+
+/// `a.cmp(b)`, deciding by the first bytes where they differ (most comparisons) without a call
+/// to `memcmp`.
+fn key_order(a: &str, b: &str) -> Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
+/// Puts each of the map's values in the slot of its field: both are sorted by key, so one pass
+/// over the two matches them. Keys the Go type does not have are dropped.
+fn match_keys<'v>(view: &View, map: &'v Map<String, Value>, slots: &mut [Option<&'v Value>]) {
+    let mut keys = map.iter().peekable();
+    let mut fields = view.by_key.iter().peekable();
+    while let (Some(&(key, value)), Some(&&i)) = (keys.peek(), fields.peek()) {
+        match key_order(key, view.fields[usize::from(i)].json) {
+            Ordering::Less => {
+                keys.next();
+            }
+            Ordering::Greater => {
+                fields.next();
+            }
+            Ordering::Equal => {
+                slots[usize::from(i)] = Some(value);
+                keys.next();
+                fields.next();
+            }
         }
     }
 }
@@ -288,10 +359,8 @@ fn quantity_is_zero(s: &str) -> bool {
 fn write_typed(out: &mut Vec<u8>, ty: Ty, value: Option<&Value>) {
     let value = value.filter(|v| !v.is_null());
     match (ty, value) {
-        (Ty::Message(i), None) => write_message(out, &MESSAGES[usize::from(i)], None),
-        (Ty::Message(i), Some(Value::Object(map))) => {
-            write_message(out, &MESSAGES[usize::from(i)], Some(map))
-        }
+        (Ty::Message(i), None) => write_message(out, i, None),
+        (Ty::Message(i), Some(Value::Object(map))) => write_message(out, i, Some(map)),
         (Ty::Str, None) => out.extend_from_slice(b"\"\""),
         (Ty::Bool, None) => out.extend_from_slice(b"false"),
         (Ty::Int32 | Ty::Int64 | Ty::IntOrString, None) => out.push(b'0'),
@@ -649,6 +718,55 @@ mod tests {
     }
 
     #[test]
+    fn values_the_go_type_cannot_hold() {
+        // (value, kube-apiserver's body)
+        let cases = [
+            // A key the Go type lacks is dropped, as decoding into the struct drops it.
+            (
+                json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "c", "bogus": 1}, "extra": true}),
+                r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"c"}}"#,
+            ),
+            // A value of the wrong JSON type is kept as it is.
+            (
+                json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": 5}}),
+                r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":5}}"#,
+            ),
+            // A custom resource is a map[string]interface{}: sorted keys, nothing dropped.
+            (
+                json!({"kind": "Widget", "apiVersion": "example.com/v1", "spec": {"b": 1.5, "a": "<x>"}, "metadata": {"name": "w"}}),
+                r#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w"},"spec":{"a":"\u003cx\u003e","b":1.5}}"#,
+            ),
+            // A watch event of a custom resource: the RawExtension holds it as it is.
+            (
+                json!({"type": "ADDED", "object": {"kind": "Widget", "apiVersion": "example.com/v1", "metadata": {}}}),
+                r#"{"type":"ADDED","object":{"apiVersion":"example.com/v1","kind":"Widget","metadata":{}}}"#,
+            ),
+            // Null for a non-pointer field is its zero value; for a pointer, nil: left out with
+            // omitempty (replicas), written as null without (selector).
+            (
+                json!({"kind": "Deployment", "apiVersion": "apps/v1", "metadata": null, "spec": {"replicas": null, "selector": null, "template": {"spec": null}}, "status": null}),
+                r#"{"kind":"Deployment","apiVersion":"apps/v1","metadata":{},"spec":{"selector":null,"template":{"metadata":{},"spec":{"containers":null}},"strategy":{}},"status":{}}"#,
+            ),
+        ];
+        for (value, want) in cases {
+            let body = match value.get("type") {
+                Some(_) => {
+                    let mut out = Vec::new();
+                    write_as(&mut out, GoType::meta("WatchEvent").unwrap(), &value);
+                    out.push(b'\n');
+                    out
+                }
+                None => to_body(&value),
+            };
+            assert_eq!(
+                String::from_utf8(body).unwrap(),
+                format!("{want}\n"),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
     fn quantity_zero() {
         for (q, zero) in [
             ("0", true),
@@ -681,6 +799,11 @@ mod tests {
             GoType::meta("Table")
         );
         assert_eq!(GoType::of_kind("example.com/v1", "Status"), None);
+        assert_eq!(
+            GoType::of_kind("", "APIVersions"),
+            GoType::meta("APIVersions")
+        );
+        assert_eq!(GoType::of_kind("", "Pod"), None);
         assert_eq!(GoType::of_kind("v1", "Nonexistent"), None);
         assert_eq!(GoType::meta("Nonexistent"), None);
     }

@@ -16,6 +16,9 @@
 //! from the protobuf names and the embedded structs that JSON flattens (`Volume.volumeSource`,
 //! `Probe.handler`, `ConfigMapKeySelector.localObjectReference`).
 //!
+//! The same table drives [`json`], which writes a JSON value as kube-apiserver writes the Go struct
+//! (declaration order, `omitempty`, zero structs, Go's escaping), for response bodies.
+//!
 //! The table covers the API of the Kubernetes version it was generated from
 //! ([`KUBERNETES_VERSION`]). Fields a newer client adds are skipped, as Go's decoder skips unknown
 //! fields.
