@@ -3,7 +3,8 @@
 //! Selectors apply to transitions as Kubernetes defines them: an object that starts matching is
 //! ADDED, one that stops matching is DELETED. With `sendInitialEvents=true` the current objects
 //! come first, then a BOOKMARK annotated `k8s.io/initial-events-end` (what kube-rs' and
-//! client-go's streaming lists wait for).
+//! client-go's streaming lists wait for). Each event's object is turned into what the request's
+//! `Accept` header negotiated (`PartialObjectMetadata`, a `Table` row), as a single answer is.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::cache::{CacheEvent, EventType};
 use crate::error::{ApiError, ApiResult};
-use crate::handlers::{Ctx, Filter, table, wants_table};
+use crate::handlers::{Ctx, Filter, Target, include_object, transform};
 use crate::registry::Kind;
 
 /// Everything the stream task needs, owned.
@@ -27,7 +28,10 @@ struct WatchStream {
     kind: Arc<dyn Kind>,
     stopping: tokio::sync::watch::Receiver<bool>,
     filter: Filter,
-    table: Option<String>,
+    /// What each event's object is turned into.
+    target: Target,
+    /// `includeObject`, for tables.
+    include: Option<String>,
     bookmarks: bool,
     initial_events_end: bool,
     timeout: Option<Duration>,
@@ -61,8 +65,11 @@ fn start(ctx: &Ctx<'_>) -> ApiResult<Body> {
         kind: ctx.kind.clone(),
         stopping: ctx.server.stopping.subscribe(),
         filter,
-        table: wants_table(ctx.headers)
-            .then(|| ctx.param("includeObject").unwrap_or("Metadata").to_owned()),
+        target: ctx.target,
+        include: match ctx.target {
+            Target::Table(_) => Some(include_object(ctx.param("includeObject"))?.to_owned()),
+            _ => None,
+        },
         bookmarks: ctx.param("allowWatchBookmarks") == Some("true"),
         initial_events_end: initial,
         timeout,
@@ -117,6 +124,7 @@ impl WatchStream {
                     "annotations": { "k8s.io/initial-events-end": "true" },
                 },
             });
+            let bookmark = self.bookmark(bookmark);
             if tx.send(Ok(line("BOOKMARK", &bookmark))).await.is_err() {
                 return;
             }
@@ -157,7 +165,7 @@ impl WatchStream {
         let matches = |obj: &Value| self.filter.matches(kind, obj);
         let (kind_str, object) = match event.kind {
             EventType::Bookmark => {
-                if !self.bookmarks || self.table.is_some() {
+                if !self.bookmarks || matches!(self.target, Target::Table(_)) {
                     return None;
                 }
                 let info = kind.info();
@@ -166,7 +174,7 @@ impl WatchStream {
                     "apiVersion": info.api_version(),
                     "metadata": { "resourceVersion": event.revision.to_string() },
                 });
-                return Some(line("BOOKMARK", &object));
+                return Some(line("BOOKMARK", &self.bookmark(object)));
             }
             EventType::Added => {
                 if !matches(&event.object) {
@@ -191,14 +199,8 @@ impl WatchStream {
                 }
             }
         };
-        match &self.table {
-            Some(include) => {
-                let rows = table(kind, include, &[object.value()], &json!({}), *first);
-                *first = false;
-                Some(line(kind_str, &rows))
-            }
-            // The object's JSON was serialized once by the cache; every watcher reuses it.
-            None => {
+        match self.target {
+            Target::Object => {
                 let mut text = Vec::with_capacity(object.json.len() + 32);
                 text.extend_from_slice(br#"{"type":""#);
                 text.extend_from_slice(kind_str.as_bytes());
@@ -207,6 +209,31 @@ impl WatchStream {
                 text.extend_from_slice(b"}\n");
                 Some(Bytes::from(text))
             }
+            target => {
+                // Kubernetes sends an object it cannot turn into the target as it is.
+                let transformed = transform(
+                    kind,
+                    target,
+                    self.include.as_deref(),
+                    object.value().clone(),
+                    *first,
+                )
+                .unwrap_or_else(|_| object.value().clone());
+                *first = false;
+                Some(line(kind_str, &transformed))
+            }
+        }
+    }
+
+    /// A bookmark's object as this watch's target shows it (a table watch sends none but the
+    /// end of the initial events, as it is).
+    fn bookmark(&self, object: Value) -> Value {
+        match self.target {
+            Target::PartialObjectMetadata(_) | Target::PartialObjectMetadataList(_) => {
+                transform(self.kind.as_ref(), self.target, None, object.clone(), false)
+                    .unwrap_or(object)
+            }
+            Target::Object | Target::Table(_) => object,
         }
     }
 }

@@ -74,7 +74,11 @@ pub(super) fn prepare_for_create(kind: &dyn Kind, obj: &mut Value) {
     let m = meta::metadata_mut(obj);
     m.insert("uid".into(), json!(meta::new_uid()));
     m.insert("creationTimestamp".into(), json!(meta::now()));
-    m.insert("generation".into(), json!(1));
+    // Only kinds whose strategy tracks a generation start one; others keep what was sent, as
+    // Kubernetes' `BeforeCreate` leaves it.
+    if let Generation::Tracked { .. } = kind.generation() {
+        m.insert("generation".into(), json!(1));
+    }
     for field in [
         "resourceVersion",
         "deletionTimestamp",

@@ -6,13 +6,16 @@
 //! which owns the spec/status split, `metadata.generation` and finalizer-driven deletion.
 //!
 //! One module per step: `read` (get, list, selectors), `body` (encodings, decoding,
-//! shared validation), `create`, `update` (PUT, PATCH, status, scale, binding), `delete`, `table`
-//! (server-side printing), `logs` (pods/log, proxied to the node's kubelet).
+//! shared validation), `create`, `update` (PUT, PATCH, status, scale, binding), `delete`,
+//! `negotiation` (what the `Accept` header turns an answer into: the object, its
+//! `PartialObjectMetadata`, a `Table`), `table` (server-side printing), `logs` (pods/log,
+//! proxied to the node's kubelet).
 
 mod body;
 mod create;
 mod delete;
 mod logs;
+mod negotiation;
 mod read;
 pub mod streaming;
 mod table;
@@ -24,8 +27,9 @@ use delete::*;
 use read::*;
 use update::*;
 
+pub(crate) use negotiation::{Target, include_object, negotiate, transform};
 pub(crate) use read::Filter;
-pub(crate) use table::{human_duration, table, to_table, wants_table};
+pub(crate) use table::{human_duration, table};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,7 +49,7 @@ use crate::admission::Attributes;
 use crate::encode::json_response;
 use crate::error::{ApiError, ApiResult, Subject};
 use crate::meta;
-use crate::registry::{Column, Kind, ResourceInfo, Subresource};
+use crate::registry::{Column, Generation, Kind, ResourceInfo, Subresource};
 use crate::request::RequestInfo;
 use crate::storage::{Continue, subject};
 
@@ -61,6 +65,8 @@ pub(crate) struct Ctx<'a> {
     pub request: &'a RequestInfo,
     pub query: &'a HashMap<String, String>,
     pub headers: &'a HeaderMap,
+    /// What the answer is turned into, as the `Accept` header asked.
+    pub target: Target,
 }
 
 impl Ctx<'_> {
@@ -136,19 +142,31 @@ pub async fn serve(
     if request.namespace.is_some() && !kind.info().namespaced {
         return ApiError::not_found_path(&request.resource).into_response();
     }
-    let ctx = Ctx {
-        server,
-        kind,
-        request: &request,
-        query,
-        headers,
-    };
     let sub = request.subresource.as_deref();
     if let Some(sub) = sub {
         let known = kind.info().subresources.iter().any(|s| s.name() == sub);
         if !known {
             return ApiError::not_found_path(sub).into_response();
         }
+    }
+    // The objects and their status print as tables; a Scale or a Binding has no printer.
+    let negotiated = negotiate(headers, matches!(sub, None | Some("status")));
+    let ctx = Ctx {
+        server,
+        kind,
+        request: &request,
+        query,
+        headers,
+        target: negotiated.as_ref().map_or(Target::Object, |t| *t),
+    };
+    let streamed = matches!(
+        sub,
+        Some("log" | "exec" | "attach" | "portforward" | "proxy")
+    );
+    if let Err(err) = negotiated
+        && !streamed
+    {
+        return err.into_response();
     }
     if request.verb == "watch" && sub.is_none() {
         return crate::watch::serve(&ctx).await;
@@ -200,13 +218,15 @@ fn respond(ctx: &Ctx<'_>, answer: Answer) -> Response {
     if let Some(raw) = answer.raw {
         return crate::encode::bytes_response(answer.code, raw, "application/json");
     }
-    let body = if wants_table(ctx.headers)
-        && matches!(ctx.request.verb, "get" | "list")
-        && ctx.request.subresource.is_none()
-    {
-        to_table(ctx, &answer.body)
-    } else {
-        answer.body
+    let body = match transform(
+        ctx.kind.as_ref(),
+        ctx.target,
+        ctx.param("includeObject"),
+        answer.body,
+        true,
+    ) {
+        Ok(body) => body,
+        Err(err) => return err.into_response(),
     };
     let mut response = json_response(answer.code, &body);
     for warning in warning_texts(&answer.warnings) {

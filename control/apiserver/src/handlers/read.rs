@@ -137,7 +137,8 @@ pub(super) async fn list(ctx: &Ctx<'_>) -> ApiResult<Answer> {
             let matching = objects
                 .iter()
                 .filter(|o| filter.matches(ctx.kind.as_ref(), o));
-            if wants_table(ctx.headers) {
+            // An answer to transform is built as a value; the objects as they are are spliced.
+            if ctx.target != Target::Object {
                 let items = matching.map(|o| o.value().clone()).collect();
                 return Ok(Answer::ok(list_body(info, items, revision, None)));
             }

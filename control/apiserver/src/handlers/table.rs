@@ -1,13 +1,8 @@
-//! Server-side printing: the `meta.k8s.io/v1 Table` kubectl asks for.
+//! Server-side printing: the `meta.k8s.io/v1 Table` kubectl asks for (negotiated in
+//! `negotiation`, as every other form of an answer).
 
+use super::negotiation::{MetaVersion, partial};
 use super::*;
-
-pub(crate) fn wants_table(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.split(',').next().unwrap_or("").contains("as=Table"))
-}
 
 /// Kubernetes' short human durations (`5s`, `3m20s`, `2d4h`, `3y12d`).
 pub(crate) fn human_duration(seconds: i64) -> String {
@@ -38,25 +33,11 @@ pub(super) fn age(obj: &Value) -> String {
     }
 }
 
-/// A `meta.k8s.io/v1 Table` of one object or a list.
-pub(crate) fn to_table(ctx: &Ctx<'_>, body: &Value) -> Value {
-    let objects: Vec<&Value> = match body.get("items").and_then(Value::as_array) {
-        Some(items) => items.iter().collect(),
-        None => vec![body],
-    };
-    let include = ctx.param("includeObject").unwrap_or("Metadata");
-    table(
-        ctx.kind.as_ref(),
-        include,
-        &objects,
-        &body["metadata"],
-        true,
-    )
-}
-
-/// Rows for `objects`; with `headers`, the column definitions too.
+/// A Table of `objects` in `version`, each row's object as `include` says (`None`,
+/// `Metadata`, `Object`); with `headers`, the column definitions too.
 pub(crate) fn table(
     kind: &dyn Kind,
+    version: MetaVersion,
     include: &str,
     objects: &[&Value],
     list_meta: &Value,
@@ -84,7 +65,7 @@ pub(crate) fn table(
             let object = match include {
                 "None" => Value::Null,
                 "Object" => (*obj).clone(),
-                _ => json!({ "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"] }),
+                _ => partial(version, obj),
             };
             json!({ "cells": cells, "object": object })
         })
@@ -108,7 +89,7 @@ pub(crate) fn table(
     if let Some(next) = list_meta.get("continue") {
         metadata["continue"] = next.clone();
     }
-    let mut table = json!({ "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "rows": rows });
+    let mut table = json!({ "kind": "Table", "apiVersion": version.api_version(), "metadata": metadata, "rows": rows });
     if headers {
         table["columnDefinitions"] = json!(definitions);
     }

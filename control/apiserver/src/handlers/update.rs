@@ -144,11 +144,21 @@ impl Part {
     }
 }
 
+/// Who writes an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Writer {
+    /// The kind's strategy (PUT, PATCH, `/status`, `/scale`): its generation rule applies.
+    Strategy,
+    /// A pod's binding, which Kubernetes writes straight to storage: no generation bump.
+    Binding,
+}
+
 /// Writes `new` (already merged onto `current`) as an update of `current`.
 pub(super) async fn write_update(
     ctx: &Ctx<'_>,
     current: &Value,
     mut new: Value,
+    writer: Writer,
 ) -> ApiResult<Value> {
     let info = ctx.info();
     // Server-owned metadata carries over whatever the client sent.
@@ -170,7 +180,7 @@ pub(super) async fn write_update(
         }
         m.remove("resourceVersion");
     }
-    if meta::spec_part(&new) != meta::spec_part(current) {
+    if writer == Writer::Strategy && ctx.kind.generation().bumped(&new, current) {
         let generation = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
         meta::set(&mut new, "generation", Some(json!(generation)));
     }
@@ -268,7 +278,7 @@ pub(super) async fn put(ctx: &Ctx<'_>, body: &[u8], part: Part) -> ApiResult<Ans
             return Err(ApiError::stale(ctx.subject(name)));
         }
         let new = part.merge(info, &current, view.clone());
-        match write_update(ctx, &current, new).await {
+        match write_update(ctx, &current, new, Writer::Strategy).await {
             Err(err) if err.reason == "Conflict" && pinned.is_none() => continue,
             Err(err) => return Err(err),
             Ok(stored) => return Ok(part.answer(stored, warnings)),
@@ -340,7 +350,7 @@ pub(super) async fn patch(ctx: &Ctx<'_>, body: &[u8], part: Part) -> ApiResult<A
             ));
         }
         let new = part.merge(info, &current, decoded);
-        match write_update(ctx, &current, new).await {
+        match write_update(ctx, &current, new, Writer::Strategy).await {
             Err(err) if err.reason == "Conflict" => continue,
             Err(err) => return Err(err),
             Ok(stored) => return Ok(part.answer(stored, warnings)),
@@ -386,7 +396,7 @@ pub(super) async fn bind(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
         }
         let mut new = current.clone();
         new["spec"]["nodeName"] = json!(node);
-        match write_update(ctx, &current, new).await {
+        match write_update(ctx, &current, new, Writer::Binding).await {
             Err(err) if err.reason == "Conflict" => continue,
             Err(err) => return Err(err),
             Ok(_) => {

@@ -136,6 +136,41 @@ pub struct Column {
     pub description: &'static str,
 }
 
+/// How a kind keeps `metadata.generation`, as its Kubernetes strategy does: `PrepareForCreate`
+/// sets 1 and `PrepareForUpdate` bumps it on the changes the kind counts. Every update keeps
+/// the stored value whatever the client sent (Kubernetes' `BeforeUpdate`), and a deletion that
+/// only starts bumps a generation that is set (`BeforeDelete`, `markAsDeleting`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generation {
+    /// The server neither sets nor bumps it (config maps, secrets, services, nodes, …).
+    Untracked,
+    /// 1 on create; one more on each update that changes anything outside `metadata` and
+    /// `status` (the spec), or one of the `metadata` fields listed (a Deployment's
+    /// annotations, an EndpointSlice's labels).
+    Tracked {
+        /// `metadata` fields whose changes count too.
+        metadata: &'static [&'static str],
+    },
+}
+
+impl Generation {
+    /// Tracked, counting changes of the spec only (most workloads).
+    pub const SPEC: Generation = Generation::Tracked { metadata: &[] };
+
+    /// Whether an update from `old` to `new` bumps the generation.
+    pub fn bumped(self, new: &Value, old: &Value) -> bool {
+        let Generation::Tracked { metadata } = self else {
+            return false;
+        };
+        let counted =
+            |obj: &Value, field: &str| obj["metadata"].get(field).filter(|v| !v.is_null()).cloned();
+        crate::meta::spec_part(new) != crate::meta::spec_part(old)
+            || metadata
+                .iter()
+                .any(|field| counted(new, field) != counted(old, field))
+    }
+}
+
 /// The per-kind hooks, on the kind's k8s-openapi type. All have defaults.
 pub trait Strategy<K>: Send + Sync + 'static {
     /// Converts the request's object into the stored form before anything else sees it, as
@@ -237,9 +272,16 @@ pub trait Strategy<K>: Send + Sync + 'static {
     fn prepare_for_delete(&self, _obj: &mut K) {}
 
     /// Whether a delete that removes the object answers with the object rather than a
-    /// Success Status (pods; Kubernetes' `ReturnDeletedObject`).
+    /// Success Status (Kubernetes' `ReturnDeletedObject`: pods, services, namespaces, service
+    /// accounts, persistent volumes and claims, storage classes).
     fn returns_deleted_object(&self) -> bool {
         false
+    }
+
+    /// How `metadata.generation` is kept (see [`Generation`]); untracked unless the kind's
+    /// Kubernetes strategy sets it.
+    fn generation(&self) -> Generation {
+        Generation::Untracked
     }
 }
 
@@ -311,6 +353,9 @@ pub trait Kind: Send + Sync {
 
     /// See [`Strategy::returns_deleted_object`].
     fn returns_deleted_object(&self) -> bool;
+
+    /// See [`Strategy::generation`].
+    fn generation(&self) -> Generation;
 }
 
 /// A decoded body.
@@ -359,5 +404,54 @@ impl Registry {
     /// All kinds, in registration order.
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Kind>> {
         self.kinds.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn generation_counts_what_each_kind_counts() {
+        let base = json!({
+            "metadata": { "name": "a", "labels": { "l": "1" }, "annotations": { "a": "1" } },
+            "spec": { "replicas": 1 },
+            "status": { "replicas": 0 },
+        });
+        let changed = |path: &[&str], value: Value| {
+            let mut obj = base.clone();
+            let mut at = &mut obj;
+            for key in &path[..path.len() - 1] {
+                at = &mut at[*key];
+            }
+            at[path[path.len() - 1]] = value;
+            obj
+        };
+        let spec = changed(&["spec", "replicas"], json!(2));
+        let status = changed(&["status", "replicas"], json!(1));
+        let labels = changed(&["metadata", "labels", "l"], json!("2"));
+        let annotations = changed(&["metadata", "annotations", "a"], json!("2"));
+        let deployments = Generation::Tracked {
+            metadata: &["annotations"],
+        };
+        let slices = Generation::Tracked {
+            metadata: &["labels"],
+        };
+        let cases = [
+            (Generation::Untracked, &spec, false),
+            (Generation::SPEC, &spec, true),
+            (Generation::SPEC, &status, false),
+            (Generation::SPEC, &labels, false),
+            (Generation::SPEC, &annotations, false),
+            (Generation::SPEC, &base, false),
+            (deployments, &annotations, true),
+            (deployments, &labels, false),
+            (slices, &labels, true),
+            (slices, &status, false),
+        ];
+        for (i, (generation, new, bumped)) in cases.into_iter().enumerate() {
+            assert_eq!(generation.bumped(new, &base), bumped, "case {i}");
+        }
     }
 }

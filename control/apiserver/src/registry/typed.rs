@@ -12,7 +12,7 @@ use serde_json::Value;
 use skiff_apimachinery::validation::FieldError;
 use skiff_openapi::Scope;
 
-use super::{Column, Decoded, Kind, NameRule, ResourceInfo, Strategy, Subresource};
+use super::{Column, Decoded, Generation, Kind, NameRule, ResourceInfo, Strategy, Subresource};
 
 /// A kind served through its k8s-openapi type `K` and strategy `S`.
 pub struct Typed<K, S> {
@@ -226,6 +226,10 @@ where
 
     fn returns_deleted_object(&self) -> bool {
         self.strategy.returns_deleted_object()
+    }
+
+    fn generation(&self) -> Generation {
+        self.strategy.generation()
     }
 }
 

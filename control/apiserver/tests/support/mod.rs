@@ -315,6 +315,33 @@ impl Raw {
         (code, value)
     }
 
+    /// Sends a request with `headers` (an `Accept`, a `Content-Type`); returns the status code
+    /// and the body as text (a watch's lines, once its `timeoutSeconds` ends it).
+    pub async fn request(
+        &self,
+        method: http::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        let mut request = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body).unwrap();
+        let response = self
+            .client
+            .send(request.map(kube::client::Body::from))
+            .await
+            .unwrap();
+        let code = response.status().as_u16();
+        let bytes: bytes::Bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (code, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
     pub async fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
         self.send(
             http::Method::POST,

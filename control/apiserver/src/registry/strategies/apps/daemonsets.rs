@@ -48,6 +48,10 @@ const DAEMON_COLUMNS: &[Column] = &[
 ];
 
 impl Strategy<DaemonSet> for DaemonSets {
+    fn generation(&self) -> crate::registry::Generation {
+        crate::registry::Generation::SPEC
+    }
+
     fn default(&self, ds: &mut DaemonSet) {
         {
             let spec = &mut ds.spec;

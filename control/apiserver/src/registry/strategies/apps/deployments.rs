@@ -37,6 +37,14 @@ const DEPLOYMENT_COLUMNS: &[Column] = &[
 ];
 
 impl Strategy<Deployment> for Deployments {
+    /// Spec changes and annotation changes (Kubernetes copies a Deployment's annotations to
+    /// its ReplicaSets).
+    fn generation(&self) -> crate::registry::Generation {
+        crate::registry::Generation::Tracked {
+            metadata: &["annotations"],
+        }
+    }
+
     fn default(&self, d: &mut Deployment) {
         let spec = &mut d.spec;
         spec.replicas.get_or_insert(1);

@@ -25,6 +25,10 @@ pub(crate) const REPLICA_COLUMNS: &[Column] = &[
 ];
 
 impl Strategy<ReplicaSet> for ReplicaSets {
+    fn generation(&self) -> crate::registry::Generation {
+        crate::registry::Generation::SPEC
+    }
+
     fn default(&self, rs: &mut ReplicaSet) {
         {
             let spec = &mut rs.spec;

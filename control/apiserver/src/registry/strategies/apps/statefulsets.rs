@@ -25,6 +25,10 @@ const STATEFUL_COLUMNS: &[Column] = &[
 ];
 
 impl Strategy<StatefulSet> for StatefulSets {
+    fn generation(&self) -> crate::registry::Generation {
+        crate::registry::Generation::SPEC
+    }
+
     fn default(&self, sts: &mut StatefulSet) {
         {
             let spec = &mut sts.spec;

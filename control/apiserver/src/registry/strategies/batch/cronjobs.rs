@@ -25,6 +25,10 @@ const CRON_COLUMNS: &[Column] = &[
 ];
 
 impl Strategy<CronJob> for CronJobs {
+    fn generation(&self) -> crate::registry::Generation {
+        crate::registry::Generation::SPEC
+    }
+
     fn default(&self, cj: &mut CronJob) {
         {
             let spec = &mut cj.spec;

@@ -28,6 +28,10 @@ const JOB_COLUMNS: &[Column] = &[
 ];
 
 impl Strategy<Job> for Jobs {
+    fn generation(&self) -> crate::registry::Generation {
+        crate::registry::Generation::SPEC
+    }
+
     fn default(&self, job: &mut Job) {
         if let Some(spec) = job.spec.as_mut() {
             if spec.completions.is_none() && spec.parallelism.is_none() {

@@ -15,6 +15,11 @@ use crate::registry::{Column, NameRule, Strategy};
 pub struct Namespaces;
 
 impl Strategy<Namespace> for Namespaces {
+    /// Kubernetes' `ReturnDeletedObject`.
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn name_rule(&self) -> NameRule {
         validation::is_dns1123_label
     }

@@ -13,6 +13,11 @@ use crate::registry::{Column, Strategy};
 pub struct PersistentVolumeClaims;
 
 impl Strategy<PersistentVolumeClaim> for PersistentVolumeClaims {
+    /// Kubernetes' `ReturnDeletedObject`.
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn default(&self, pvc: &mut PersistentVolumeClaim) {
         let spec = pvc.spec.get_or_insert_with(Default::default);
         spec.volume_mode.get_or_insert_with(|| "Filesystem".into());

@@ -28,6 +28,24 @@ pub(crate) fn access_modes(modes: Option<&Vec<String>>) -> String {
 }
 
 impl Strategy<PersistentVolume> for PersistentVolumes {
+    /// Kubernetes' `ReturnDeletedObject`.
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
+    /// Kubernetes' `PrepareForCreate`: a new volume is `Pending`, since now.
+    fn prepare_for_create(&self, pv: &mut PersistentVolume) {
+        let now = jiff::Timestamp::now();
+        let now = jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
+        pv.status = Some(k8s_openapi::api::core::v1::PersistentVolumeStatus {
+            phase: Some("Pending".into()),
+            last_phase_transition_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                now,
+            )),
+            ..Default::default()
+        });
+    }
+
     fn default(&self, pv: &mut PersistentVolume) {
         let spec = pv.spec.get_or_insert_with(Default::default);
         spec.persistent_volume_reclaim_policy

@@ -171,6 +171,11 @@ const COLUMNS: &[Column] = &[
 ];
 
 impl Strategy<Pod> for Pods {
+    /// Pod generation (KEP-5067): set on create and bumped on spec changes.
+    fn generation(&self) -> crate::registry::Generation {
+        crate::registry::Generation::SPEC
+    }
+
     fn default(&self, pod: &mut Pod) {
         if let Some(spec) = pod.spec.as_mut() {
             default_pod_spec(spec);

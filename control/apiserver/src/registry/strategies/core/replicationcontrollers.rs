@@ -12,6 +12,10 @@ use crate::registry::{Column, Strategy};
 pub struct ReplicationControllers;
 
 impl Strategy<ReplicationController> for ReplicationControllers {
+    fn generation(&self) -> crate::registry::Generation {
+        crate::registry::Generation::SPEC
+    }
+
     fn default(&self, rc: &mut ReplicationController) {
         if let Some(spec) = rc.spec.as_mut() {
             spec.replicas.get_or_insert(1);

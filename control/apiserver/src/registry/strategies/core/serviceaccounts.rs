@@ -10,6 +10,11 @@ use crate::registry::{Column, Strategy};
 pub struct ServiceAccounts;
 
 impl Strategy<ServiceAccount> for ServiceAccounts {
+    /// Kubernetes' `ReturnDeletedObject`.
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn columns(&self) -> &'static [Column] {
         const {
             &[int(

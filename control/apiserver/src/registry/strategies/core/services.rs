@@ -27,6 +27,11 @@ const SERVICE_COLUMNS: &[Column] = &[
 ];
 
 impl Strategy<Service> for Services {
+    /// Kubernetes' `ReturnDeletedObject`.
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn name_rule(&self) -> NameRule {
         validation::is_dns1035_label
     }

@@ -10,6 +10,13 @@ use crate::registry::{Column, Strategy};
 pub struct EndpointSlices;
 
 impl Strategy<EndpointSlice> for EndpointSlices {
+    /// Anything but metadata, and label changes.
+    fn generation(&self) -> crate::registry::Generation {
+        crate::registry::Generation::Tracked {
+            metadata: &["labels"],
+        }
+    }
+
     fn columns(&self) -> &'static [Column] {
         const {
             &[

@@ -10,6 +10,10 @@ use crate::registry::{Column, Strategy};
 pub struct IngressClasses;
 
 impl Strategy<IngressClass> for IngressClasses {
+    fn generation(&self) -> crate::registry::Generation {
+        crate::registry::Generation::SPEC
+    }
+
     fn columns(&self) -> &'static [Column] {
         const {
             &[

@@ -11,6 +11,10 @@ use crate::registry::{Column, Strategy};
 pub struct Ingresses;
 
 impl Strategy<Ingress> for Ingresses {
+    fn generation(&self) -> crate::registry::Generation {
+        crate::registry::Generation::SPEC
+    }
+
     fn columns(&self) -> &'static [Column] {
         const {
             &[

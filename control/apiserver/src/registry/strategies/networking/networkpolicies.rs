@@ -10,6 +10,10 @@ use crate::registry::{Column, Strategy};
 pub struct NetworkPolicies;
 
 impl Strategy<NetworkPolicy> for NetworkPolicies {
+    fn generation(&self) -> crate::registry::Generation {
+        crate::registry::Generation::SPEC
+    }
+
     fn columns(&self) -> &'static [Column] {
         const { &[col("Pod-Selector", 0, "The pods the policy applies to.")] }
     }

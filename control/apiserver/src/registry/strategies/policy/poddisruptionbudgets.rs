@@ -19,6 +19,10 @@ fn int_or_string(v: Option<&IntOrString>) -> Value {
 }
 
 impl Strategy<PodDisruptionBudget> for PodDisruptionBudgets {
+    fn generation(&self) -> crate::registry::Generation {
+        crate::registry::Generation::SPEC
+    }
+
     fn columns(&self) -> &'static [Column] {
         const {
             &[

@@ -10,6 +10,11 @@ use crate::registry::{Column, Strategy};
 pub struct StorageClasses;
 
 impl Strategy<StorageClass> for StorageClasses {
+    /// Kubernetes' `ReturnDeletedObject`.
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
     fn default(&self, sc: &mut StorageClass) {
         sc.reclaim_policy.get_or_insert_with(|| "Delete".into());
         sc.volume_binding_mode
