@@ -220,7 +220,11 @@ pub(super) async fn delete_one(
         }
         ctx.kind.prepare_for_delete(&mut marked);
         if marked == current {
-            // Nothing to write (asked again while finalizers run).
+            // Nothing to write (asked again while finalizers run); a namespace's finalizer is
+            // still woken, as on every delete.
+            if held_by_spec && !ctx.dry_run() {
+                ctx.server.namespace_deleted.notify_one();
+            }
             return Ok((current, false));
         }
         meta::set(&mut marked, "resourceVersion", None);
