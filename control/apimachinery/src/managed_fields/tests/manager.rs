@@ -662,3 +662,32 @@ fn subresource_writes_are_their_own_managers() {
         r#"Apply failed with 1 conflict: conflict with "controller" with subresource "status" using apps/v1: .status.replicas"#
     );
 }
+
+#[test]
+fn a_deployment_applies_through_the_builtin_table() {
+    use crate::managed_fields::builtin::BuiltinSchema;
+    let deployments = FieldManager::new(&BuiltinSchema, "apps/v1", "Deployment", "");
+    let config = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "nginx", "image": "nginx:1",
+                    "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}}}});
+    let created = deployments
+        .apply(None, &config, "kubectl", false, at(1))
+        .unwrap();
+    assert_eq!(
+        entries(&created)[0].2,
+        r#"{"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:replicas":{},"f:selector":{},"f:template":{"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:containers":{"k:{\"name\":\"nginx\"}":{".":{},"f:image":{},"f:name":{},"f:ports":{"k:{\"containerPort\":80,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{},"f:protocol":{}}}}}}}}}"#
+    );
+    let mut scaled = created.clone();
+    scaled["spec"]["replicas"] = json!(5);
+    let scaled = deployments
+        .update(Some(&created), &scaled, "hpa", at(2))
+        .unwrap();
+    let result = deployments.apply(Some(&scaled), &config, "kubectl", false, at(3));
+    assert_eq!(
+        conflict_message(result),
+        r#"Apply failed with 1 conflict: conflict with "hpa" using apps/v1: .spec.replicas"#
+    );
+}
