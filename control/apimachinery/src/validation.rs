@@ -264,6 +264,18 @@ impl FieldError {
         Self::new(FieldErrorKind::Invalid, field, Some(value.into()), detail)
     }
 
+    /// A malformed value already rendered as Kubernetes prints it (Go's `%#v` of a struct, see
+    /// [`go_struct`]): `Invalid value: <rendered>: <detail>`. The rendering lives in the detail,
+    /// so [`FieldError::value`] is `None`.
+    pub fn invalid_rendered(field: impl fmt::Display, rendered: &str, detail: &str) -> Self {
+        Self::new(
+            FieldErrorKind::Invalid,
+            field,
+            None,
+            format!("{rendered}: {detail}"),
+        )
+    }
+
     /// A value outside an enumerated set:
     /// `Unsupported value: "x": supported values: "a", "b"`.
     pub fn not_supported<S: AsRef<str>>(
@@ -931,6 +943,178 @@ fn is_ipv4_with_leading_zeros(value: &str) -> bool {
                 && o.parse::<u32>().is_ok_and(|n| n <= 255)
         })
         && octets.iter().any(|o| o.len() > 1 && o.starts_with('0'))
+}
+
+/// `a wildcard DNS-1123 subdomain ...`: a leading `*.` followed by a DNS-1123 subdomain, at most
+/// 253 bytes in all (RFC 1034 section 4.3.3: `*.example.com`, not `*`, `*example.com` or
+/// `a.*.com`). The rule for wildcard Ingress and TLS hosts.
+pub fn is_wildcard_dns1123_subdomain(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
+        errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
+    }
+    let matches = value
+        .strip_prefix("*.")
+        .is_some_and(matches_dns1123_subdomain);
+    if !matches {
+        errs.push(regex_error(
+            WILDCARD_DNS1123_SUBDOMAIN_ERR_MSG,
+            WILDCARD_DNS1123_SUBDOMAIN_FMT,
+            &["*.example.com"],
+        ));
+    }
+    errs
+}
+
+const WILDCARD_DNS1123_SUBDOMAIN_FMT: &str =
+    "\\*\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const WILDCARD_DNS1123_SUBDOMAIN_ERR_MSG: &str = "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character";
+const CIDR_ERR_MSG: &str = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
+const HTTP_PATH_FMT: &str = "[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+";
+
+/// A CIDR as Go's `net.ParseCIDR` reads it: the address (IPv4 octets may carry leading zeros, as
+/// `ParseCIDRSloppy` allows) and the prefix length. `None` if it does not parse at all.
+struct SloppyCidr {
+    addr: IpAddr,
+    prefix: u8,
+    /// Whether the text needed the sloppy reading (leading zeros in an octet or the length).
+    leading_zeros: bool,
+}
+
+fn parse_cidr_sloppy(value: &str) -> Option<SloppyCidr> {
+    let (ip, len) = value.split_once('/')?;
+    if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let prefix: u8 = len.parse().ok()?;
+    let mut leading_zeros = len.len() > 1 && len.starts_with('0');
+    let addr = match ip.parse::<IpAddr>() {
+        Ok(addr) => addr,
+        Err(_) if is_ipv4_with_leading_zeros(ip) => {
+            leading_zeros = true;
+            let octets: Vec<u8> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
+            IpAddr::from([octets[0], octets[1], octets[2], octets[3]])
+        }
+        Err(_) => return None,
+    };
+    let bits = if addr.is_ipv4() { 32 } else { 128 };
+    (prefix <= bits).then_some(SloppyCidr {
+        addr,
+        prefix,
+        leading_zeros,
+    })
+}
+
+/// The network address of `addr/prefix` (the bits after the prefix cleared).
+fn masked(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::from((u32::from(v4) & mask).to_be_bytes())
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::from((u128::from(v6) & mask).to_be_bytes())
+        }
+    }
+}
+
+/// Checks a CIDR of a field that predates Kubernetes' strict IP rules
+/// (`IsValidCIDRForLegacyField` with `StrictIPCIDRValidation`, as [`is_valid_ip`] is strict):
+/// it must parse, have no leading zeros, no IPv4-mapped IPv6 address and no bits set after the
+/// prefix length. Non-canonical IPv6 spellings are accepted.
+pub fn is_valid_cidr(value: &str) -> Vec<String> {
+    let Some(cidr) = parse_cidr_sloppy(value) else {
+        return vec![CIDR_ERR_MSG.to_owned()];
+    };
+    if cidr.leading_zeros {
+        return vec!["must not have leading 0s in IP or prefix length".to_owned()];
+    }
+    if let IpAddr::V6(v6) = cidr.addr
+        && v6.to_ipv4_mapped().is_some()
+    {
+        return vec!["must not have an IPv4-mapped IPv6 address".to_owned()];
+    }
+    if masked(cidr.addr, cidr.prefix) != cidr.addr {
+        return vec!["must not have bits set beyond the prefix length".to_owned()];
+    }
+    Vec::new()
+}
+
+/// Whether the CIDR `inner` is a strict subset of the CIDR `outer` (`ipBlock.except` within
+/// `ipBlock.cidr`): inside it and with a longer prefix. `None` if either does not parse.
+pub fn cidr_is_strict_subset(inner: &str, outer: &str) -> Option<bool> {
+    let (inner, outer) = (parse_cidr_sloppy(inner)?, parse_cidr_sloppy(outer)?);
+    if inner.addr.is_ipv4() != outer.addr.is_ipv4() {
+        return Some(false);
+    }
+    let network = masked(outer.addr, outer.prefix);
+    let contains = masked(masked(inner.addr, inner.prefix), outer.prefix) == network;
+    Some(contains && outer.prefix < inner.prefix)
+}
+
+/// `IsDomainPrefixedPath`: `<DNS-1123 subdomain>/<HTTP path characters>` (`acme.io/foo`), the
+/// rule for an IngressClass's controller. Errors are reported at `path`.
+pub fn validate_domain_prefixed_path(value: &str, path: &FieldPath) -> Vec<FieldError> {
+    if value.is_empty() {
+        return vec![FieldError::required(path, "")];
+    }
+    let Some((host, rest)) = value
+        .split_once('/')
+        .filter(|(h, r)| !h.is_empty() && !r.is_empty())
+    else {
+        return vec![FieldError::invalid(
+            path,
+            value,
+            "must be a domain-prefixed path (such as \"acme.io/foo\")",
+        )];
+    };
+    let mut errs: Vec<FieldError> = is_dns1123_subdomain(host)
+        .into_iter()
+        .map(|msg| FieldError::invalid(path, host, msg))
+        .collect();
+    let http_path = rest
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:".contains(&b));
+    if !http_path {
+        errs.push(FieldError::invalid(
+            path,
+            rest,
+            regex_error("Invalid path", HTTP_PATH_FMT, &[]),
+        ));
+    }
+    errs
+}
+
+/// `IsFullyQualifiedName`: a DNS-1123 subdomain of at least three labels (`hook.example.com`),
+/// the rule for admission webhook names. Errors are reported at `path`.
+pub fn validate_fully_qualified_name(name: &str, path: &FieldPath) -> Vec<FieldError> {
+    if name.is_empty() {
+        return vec![FieldError::required(path, "")];
+    }
+    let errs = is_dns1123_subdomain(name);
+    if !errs.is_empty() {
+        return vec![FieldError::invalid(path, name, errs.join(","))];
+    }
+    if name.split('.').count() < 3 {
+        return vec![FieldError::invalid(
+            path,
+            name,
+            "should be a domain with at least three segments separated by dots",
+        )];
+    }
+    Vec::new()
+}
+
+/// Go's `%#v` of a struct whose fields are all strings, as Kubernetes prints such a bad value
+/// (`rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"Role", Name:"view"}`); for
+/// [`FieldError::invalid_rendered`].
+pub fn go_struct(type_name: &str, fields: &[(&str, &str)]) -> String {
+    let fields: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| format!("{name}:{}", quote(value)))
+        .collect();
+    format!("{type_name}{{{}}}", fields.join(", "))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2251,5 +2435,116 @@ mod tests {
             "spec.requests[cpu]: Invalid value: \"-500m\": must be greater than zero"
         );
         assert!(validate_positive_quantity(&q("1n"), &path).is_empty());
+    }
+
+    #[test]
+    fn wildcard_subdomains() {
+        assert!(is_wildcard_dns1123_subdomain("*.example.com").is_empty());
+        for bad in ["*", "*example.com", "a.*.com", "*.*.com", "*.Example.com"] {
+            assert_eq!(
+                is_wildcard_dns1123_subdomain(bad),
+                [
+                    "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character (e.g. '*.example.com', regex used for validation is '\\*\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+                ],
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn cidrs_by_the_strict_legacy_rule() {
+        let cases: &[(&str, &[&str])] = &[
+            ("10.0.0.0/8", &[]),
+            ("0.0.0.0/0", &[]),
+            ("192.168.1.1/32", &[]),
+            ("2001:db8::/64", &[]),
+            ("2001:DB8::/64", &[]),
+            (
+                "10.0.0.1/8",
+                &["must not have bits set beyond the prefix length"],
+            ),
+            (
+                "010.0.0.0/8",
+                &["must not have leading 0s in IP or prefix length"],
+            ),
+            (
+                "10.0.0.0/08",
+                &["must not have leading 0s in IP or prefix length"],
+            ),
+            (
+                "::ffff:10.0.0.0/104",
+                &["must not have an IPv4-mapped IPv6 address"],
+            ),
+            ("10.0.0.0/33", &[CIDR_ERR_MSG]),
+            ("10.0.0.0", &[CIDR_ERR_MSG]),
+            ("10.0.0.0/", &[CIDR_ERR_MSG]),
+            ("nonsense/8", &[CIDR_ERR_MSG]),
+        ];
+        for (value, want) in cases {
+            assert_eq!(is_valid_cidr(value), *want, "{value}");
+        }
+        assert_eq!(
+            cidr_is_strict_subset("10.1.0.0/16", "10.0.0.0/8"),
+            Some(true)
+        );
+        assert_eq!(
+            cidr_is_strict_subset("10.0.0.0/8", "10.0.0.0/8"),
+            Some(false)
+        );
+        assert_eq!(
+            cidr_is_strict_subset("11.0.0.0/16", "10.0.0.0/8"),
+            Some(false)
+        );
+        assert_eq!(cidr_is_strict_subset("x", "10.0.0.0/8"), None);
+    }
+
+    #[test]
+    fn domain_prefixed_paths_and_fully_qualified_names() {
+        let path = FieldPath::new("spec.controller");
+        assert!(validate_domain_prefixed_path("example.com/ingress", &path).is_empty());
+        let messages =
+            |errs: Vec<FieldError>| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            messages(validate_domain_prefixed_path("nginx", &path)),
+            [
+                "spec.controller: Invalid value: \"nginx\": must be a domain-prefixed path (such as \"acme.io/foo\")"
+            ]
+        );
+        assert_eq!(
+            messages(validate_domain_prefixed_path("example.com/a b", &path)),
+            [
+                "spec.controller: Invalid value: \"a b\": Invalid path (regex used for validation is '[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+')"
+            ]
+        );
+        let name = FieldPath::new("webhooks[0].name");
+        assert!(validate_fully_qualified_name("hook.example.com", &name).is_empty());
+        assert_eq!(
+            messages(validate_fully_qualified_name("example.com", &name)),
+            [
+                "webhooks[0].name: Invalid value: \"example.com\": should be a domain with at least three segments separated by dots"
+            ]
+        );
+        assert_eq!(
+            messages(validate_fully_qualified_name("", &name)),
+            ["webhooks[0].name: Required value"]
+        );
+    }
+
+    #[test]
+    fn go_structs_render_as_percent_hash_v() {
+        let rendered = go_struct(
+            "rbac.RoleRef",
+            &[
+                ("APIGroup", "rbac.authorization.k8s.io"),
+                ("Kind", "Role"),
+                ("Name", "view"),
+            ],
+        );
+        let err = FieldError::invalid_rendered("roleRef", &rendered, "cannot change roleRef");
+        assert_eq!(
+            err.to_string(),
+            "roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"Role\", Name:\"view\"}: cannot change roleRef"
+        );
+        assert_eq!(err.reason(), "FieldValueInvalid");
     }
 }
