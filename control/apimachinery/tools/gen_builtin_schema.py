@@ -119,6 +119,15 @@ LIST_CORRECTIONS = {
 }
 # (Go type, JSON field) -> ('atomic' | 'granular', marker).
 MAP_CORRECTIONS = {}
+# (Go type, JSON field) of a list map key -> (default, marker): structured-merge-diff fills a
+# key an item omits from the schema's default (kube-openapi's schemaconv copies OpenAPI's
+# `default`, from the `+default=` marker). Every list map key of the served types was checked
+# against Kubernetes' OpenAPI (api/openapi-spec): these are the only ones with a default. The
+# generator prints every key on stderr (`key:` lines) so that a new one is seen.
+KEY_DEFAULTS = {
+    (CORE + 'ContainerPort', 'protocol'): ('TCP', '+default="TCP"'),
+    (CORE + 'ServicePort', 'protocol'): ('TCP', '+default="TCP"'),
+}
 
 
 def warn(msg):
@@ -262,6 +271,7 @@ queue = [go for _, _, go in roots]
 disagreements = []
 fallbacks = []
 used_corrections = set()
+list_map_keys = set()  # (item Go type, key JSON field) of every list map
 
 
 def list_kind(owner, jname, t, item, strategy):
@@ -299,6 +309,7 @@ def list_kind(owner, jname, t, item, strategy):
         for k in chosen[1]:
             if k not in names:
                 sys.exit(f'{where}: key {k} is not a field of {item["name"]}')
+            list_map_keys.add((item['name'], k))
     if chosen[0] == 'set' and item['k'] == 'struct' and item['name'] not in SCALAR_STRUCTS:
         sys.exit(f'{where}: a set of structs')
     return chosen
@@ -409,6 +420,9 @@ for key in set(LIST_CORRECTIONS) | set(MAP_CORRECTIONS) | set(STRUCT_FIELD_CORRE
 for name in ATOMIC_STRUCTS:
     if name not in defs:
         sys.exit(f'atomic struct {name} is not a served type')
+for key in KEY_DEFAULTS:
+    if key not in list_map_keys:
+        sys.exit(f'key default {key} names no list map key of a served type')
 
 # --- output -----------------------------------------------------------------------------------
 
@@ -439,6 +453,11 @@ w('/// `(apiVersion, kind, type)` of every served kind, sorted.\n')
 w('pub(super) static ROOTS: &[(&str, &str, &str)] = &[\n')
 for av, kind, go in roots:
     w(f'    ("{av}", "{kind}", "{openapi_name(go)}"),\n')
+w('];\n\n')
+w('/// `(type, field, default)` of every list map key with a default, sorted.\n')
+w('pub(super) static KEY_DEFAULTS: &[(&str, &str, &str)] = &[\n')
+for (go, field), (default, _) in sorted(KEY_DEFAULTS.items(), key=lambda kv: (openapi_name(kv[0][0]), kv[0][1])):
+    w(f'    ("{openapi_name(go)}", "{field}", "{default}"),\n')
 w('];\n')
 
 warn(f'{len(defs)} types, {sum(len(v) for v in defs.values())} fields, {len(roots)} kinds')
@@ -446,3 +465,6 @@ for d in sorted(disagreements):
     warn('disagree: ' + d)
 for d in sorted(fallbacks):
     warn('fallback: ' + d)
+for go, field in sorted(list_map_keys, key=lambda k: (openapi_name(k[0]), k[1])):
+    default = KEY_DEFAULTS.get((go, field))
+    warn(f'key: {openapi_name(go)}.{field}: ' + (f'default {default[0]!r} ({default[1]})' if default else 'no default'))

@@ -11,7 +11,7 @@
 //! `protocol`). [`BuiltinSchema`] therefore also implements [`PatchSchema`], rooted at the
 //! same type names.
 
-use super::builtin_table::{self, ROOTS, TYPES};
+use super::builtin_table::{self, KEY_DEFAULTS, ROOTS, TYPES};
 use super::schema::{Atom, Schema};
 use crate::patch::{FieldInfo, ListStrategy, PatchSchema};
 
@@ -101,6 +101,11 @@ impl BuiltinSchema {
             .ok()
             .map(|i| ROOTS[i].2)
     }
+
+    /// Every list map key with a default as `(type name, field, default)`, sorted.
+    pub fn key_defaults() -> &'static [(&'static str, &'static str, &'static str)] {
+        KEY_DEFAULTS
+    }
 }
 
 impl Schema for BuiltinSchema {
@@ -113,6 +118,13 @@ impl Schema for BuiltinSchema {
             name,
             atomic: false,
         })
+    }
+
+    fn key_default(&self, name: &str, field: &str) -> Option<&'static str> {
+        KEY_DEFAULTS
+            .binary_search_by(|(t, f, _)| (*t, *f).cmp(&(name, field)))
+            .ok()
+            .map(|i| KEY_DEFAULTS[i].2)
     }
 }
 
@@ -721,5 +733,58 @@ mod tests {
         let found = compare_with_patch_rs();
         let gaps: Vec<&str> = found.gaps.iter().map(String::as_str).collect();
         assert_eq!(gaps, KNOWN_GAPS);
+    }
+
+    /// Kubernetes' OpenAPI gives a default to two list map keys only, both `+default="TCP"`:
+    /// every other key an item omits is an error.
+    #[test]
+    fn only_port_protocols_have_key_defaults() {
+        let mut with_default = Vec::new();
+        for t in BuiltinSchema::types() {
+            for f in t.fields {
+                let Atom::List {
+                    items: Atom::Struct { name, .. },
+                    kind: ListKind::Map(keys),
+                } = f.atom
+                else {
+                    continue;
+                };
+                for key in keys {
+                    if let Some(d) = Schema::key_default(&BuiltinSchema, name, key) {
+                        with_default.push((*name, *key, d));
+                    }
+                }
+            }
+        }
+        with_default.sort();
+        with_default.dedup();
+        assert_eq!(
+            with_default,
+            [
+                ("io.k8s.api.core.v1.ContainerPort", "protocol", "TCP"),
+                ("io.k8s.api.core.v1.ServicePort", "protocol", "TCP"),
+            ]
+        );
+        assert_eq!(BuiltinSchema::key_defaults(), with_default.as_slice());
+        // An applied Service whose port omits the protocol is owned under the defaulted key.
+        let typed = crate::managed_fields::typed::Typed::root(&BuiltinSchema, "v1", "Service");
+        let config = serde_json::json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}]}});
+        let set = typed
+            .to_field_set(&config, crate::managed_fields::typed::Duplicates::Reject)
+            .unwrap();
+        assert_eq!(
+            set.to_json(),
+            r#"{"f:spec":{"f:ports":{"k:{\"port\":80,\"protocol\":\"TCP\"}":{".":{},"f:port":{},"f:targetPort":{}}}}}"#
+        );
+        // A key without a default is still required.
+        let config = serde_json::json!({"spec": {"ports": [{"protocol": "UDP"}]}});
+        let err = typed
+            .to_field_set(&config, crate::managed_fields::typed::Duplicates::Reject)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(r#"omits key field "port" (and doesn't have default value)"#),
+            "{err}"
+        );
     }
 }

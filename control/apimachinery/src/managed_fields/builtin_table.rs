@@ -3291,3 +3291,9 @@ pub(super) static ROOTS: &[(&str, &str, &str)] = &[
     ("v1", "Service", "io.k8s.api.core.v1.Service"),
     ("v1", "ServiceAccount", "io.k8s.api.core.v1.ServiceAccount"),
 ];
+
+/// `(type, field, default)` of every list map key with a default, sorted.
+pub(super) static KEY_DEFAULTS: &[(&str, &str, &str)] = &[
+    ("io.k8s.api.core.v1.ContainerPort", "protocol", "TCP"),
+    ("io.k8s.api.core.v1.ServicePort", "protocol", "TCP"),
+];

@@ -60,4 +60,12 @@ pub trait Schema {
     /// The type of the top-level object of `kind` in `api_version` (`"apps/v1"`,
     /// `"Deployment"`); `None` for kinds the schema does not know.
     fn root(&self, api_version: &str, kind: &str) -> Option<Atom>;
+
+    /// The default of field `field` of the struct named `name` when that field is a key of an
+    /// associative list (`x-kubernetes-list-map-keys`): an item that omits the key is
+    /// identified by the default instead (a port's `protocol` is `TCP`), as smd reads OpenAPI's
+    /// `default`. Only string defaults exist among list keys; `None` when there is none.
+    fn key_default(&self, _name: &str, _field: &str) -> Option<&'static str> {
+        None
+    }
 }

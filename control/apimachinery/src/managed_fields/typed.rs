@@ -123,8 +123,15 @@ fn non_empty_array(v: Option<&Value>) -> Option<&Vec<Value>> {
     v.and_then(Value::as_array).filter(|a| !a.is_empty())
 }
 
-/// The path element of a list item (`element` errors as smd words them).
-fn item_element(kind: ListKind, index: usize, item: &Value) -> Result<PathElement, String> {
+/// The path element of a list item (`element` errors as smd words them). A key field the
+/// item omits is taken from the schema's default for it, as smd does (`protocol: TCP`).
+fn item_element(
+    schema: &dyn Schema,
+    items: Atom,
+    kind: ListKind,
+    index: usize,
+    item: &Value,
+) -> Result<PathElement, String> {
     match kind {
         ListKind::Atomic => Ok(PathElement::Index(index as i64)),
         ListKind::Set => match item {
@@ -142,13 +149,22 @@ fn item_element(kind: ListKind, index: usize, item: &Value) -> Result<PathElemen
             Value::Object(fields) => {
                 let mut key = Vec::with_capacity(keys.len());
                 for name in keys {
-                    match fields.get(*name) {
-                        Some(v) => key.push((name.to_string(), v.clone())),
+                    let default = || match items {
+                        Atom::Struct {
+                            name: item_type, ..
+                        } => schema
+                            .key_default(item_type, name)
+                            .map(|d| Value::String(d.into())),
+                        _ => None,
+                    };
+                    match fields.get(*name).cloned().or_else(default) {
+                        Some(v) => key.push((name.to_string(), v)),
                         None => {
                             let mut msg = String::from(
                                 "associative list with keys has an element that omits key field ",
                             );
                             go_quote(&mut msg, name);
+                            msg.push_str(" (and doesn't have default value)");
                             return Err(msg);
                         }
                     }
@@ -167,12 +183,12 @@ struct Indexed<'v> {
 }
 
 impl<'v> Indexed<'v> {
-    fn new(kind: ListKind, items: Option<&'v Vec<Value>>) -> Self {
+    fn new(schema: &dyn Schema, atom: Atom, kind: ListKind, items: Option<&'v Vec<Value>>) -> Self {
         let mut order = Vec::new();
         let mut seen = BTreeSet::new();
         let mut duplicated = BTreeSet::new();
         for (i, item) in items.into_iter().flatten().enumerate() {
-            let Ok(pe) = item_element(kind, i, item) else {
+            let Ok(pe) = item_element(schema, atom, kind, i, item) else {
                 continue;
             };
             if !seen.insert(pe.clone()) {
@@ -323,8 +339,8 @@ impl<'s> Typed<'s> {
         rhs: Option<&Vec<Value>>,
         depth: usize,
     ) -> Vec<Value> {
-        let left = Indexed::new(kind, lhs);
-        let right = Indexed::new(kind, rhs);
+        let left = Indexed::new(self.schema, items, kind, lhs);
+        let right = Indexed::new(self.schema, items, kind, rhs);
         // The live value of a shared item; none when the live list repeats it, so that the
         // configured item replaces every copy.
         let live_of = |pe: &PathElement| {
@@ -457,8 +473,8 @@ impl<'s> Typed<'s> {
                 if kind == ListKind::Atomic || (la.is_none() && ra.is_none()) {
                     return leaf(out, path);
                 }
-                let left = Indexed::new(kind, la);
-                let right = Indexed::new(kind, ra);
+                let left = Indexed::new(self.schema, *items, kind, la);
+                let right = Indexed::new(self.schema, *items, kind, ra);
                 let mut elements: Vec<&PathElement> = Vec::new();
                 let mut seen = BTreeSet::new();
                 for (pe, _) in left.order.iter().chain(&right.order) {
@@ -545,7 +561,7 @@ impl<'s> Typed<'s> {
                 };
                 let mut out = Vec::new();
                 for (i, item) in list.iter().enumerate() {
-                    let Ok(pe) = item_element(kind, i, item) else {
+                    let Ok(pe) = item_element(self.schema, *items, kind, i, item) else {
                         out.push(item.clone());
                         continue;
                     };
@@ -731,7 +747,7 @@ impl FieldSetWalker<'_> {
                 let mut seen = BTreeSet::new();
                 let mut duplicated = BTreeSet::new();
                 for (i, item) in list.iter().enumerate() {
-                    match item_element(kind, i, item) {
+                    match item_element(self.typed.schema, *items, kind, i, item) {
                         Err(msg) => {
                             self.error(path, format!("element {i}: {msg}"));
                             elements.push(None);

@@ -115,6 +115,12 @@ impl Schema for TestSchema {
             _ => None,
         }
     }
+
+    fn key_default(&self, name: &str, field: &str) -> Option<&'static str> {
+        (name, field)
+            .eq(&("ContainerPort", "protocol"))
+            .then_some("TCP")
+    }
 }
 
 /// The root type of a Deployment in [`TestSchema`].

@@ -43,6 +43,12 @@ fn field_sets_own_leaves_items_and_map_entries() {
             r#"{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"c\"}":{".":{},"f:name":{},"f:ports":{"k:{\"containerPort\":80,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{},"f:protocol":{}}}}}}}}}"#,
         ),
         (
+            "a key field the item omits is identified by its default",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "ports": [
+                {"containerPort": 80}]}]}}}}),
+            r#"{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"c\"}":{".":{},"f:name":{},"f:ports":{"k:{\"containerPort\":80,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{}}}}}}}}}"#,
+        ),
+        (
             "set items",
             json!({"metadata": {"finalizers": ["a", "b"]}}),
             r#"{"f:metadata":{"f:finalizers":{"v:\"a\"":{},"v:\"b\"":{}}}}"#,
@@ -90,7 +96,7 @@ fn validation_errors_say_what_and_where() {
         (
             "a missing key field",
             json!({"spec": {"template": {"spec": {"containers": [{"image": "i"}]}}}}),
-            r#".spec.template.spec.containers: element 0: associative list with keys has an element that omits key field "name""#,
+            r#".spec.template.spec.containers: element 0: associative list with keys has an element that omits key field "name" (and doesn't have default value)"#,
         ),
         (
             "a duplicate key",
@@ -215,6 +221,17 @@ fn merge_lets_the_configuration_win_as_smd_merges() {
             json!({"spec": {"extra": {"a": 1, "l": [1, 2]}}}),
             json!({"spec": {"extra": {"b": 2, "l": [3]}}}),
             json!({"spec": {"extra": {"a": 1, "b": 2, "l": [3]}}}),
+        ),
+        (
+            "an item omitting a defaulted key merges with the live item that spells it",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "ports": [
+                {"containerPort": 80, "protocol": "TCP", "name": "web"},
+                {"containerPort": 80, "protocol": "UDP"}]}]}}}}),
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "ports": [
+                {"containerPort": 80, "name": "http"}]}]}}}}),
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "ports": [
+                {"containerPort": 80, "protocol": "TCP", "name": "http"},
+                {"containerPort": 80, "protocol": "UDP"}]}]}}}}),
         ),
         (
             "a configured item replaces every live copy of a duplicated key",
