@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 
 use super::fieldpath::{FieldsV1Error, Path, Set};
 use super::schema::Schema;
-use super::typed::{Duplicates, Typed, ValidationErrors};
+use super::typed::{Comparison, Duplicates, Typed, ValidationErrors};
 use super::value::{self, go_json, go_quote, write_go_json_string};
 
 /// The manager that owns an object's fields from before it was first applied to.
@@ -687,6 +687,7 @@ pub struct FieldManager<'s> {
     subresource: String,
     new_object: Value,
     max_update_managers: usize,
+    reset_fields: Set,
 }
 
 impl<'s> FieldManager<'s> {
@@ -700,6 +701,29 @@ impl<'s> FieldManager<'s> {
             subresource: subresource.into(),
             new_object: Value::Object(Map::new()),
             max_update_managers: DEFAULT_MAX_UPDATE_MANAGERS,
+            reset_fields: Set::new(),
+        }
+    }
+
+    /// The fields this resource's writes cannot change, because its strategy resets them
+    /// (Kubernetes' `ResetFieldsStrategy`: the status for the main resource, the spec for
+    /// `/status`). No one gains or loses them through this manager, an apply that sets them
+    /// does not own them, and changing them is never a conflict (smd's `IgnoreFilter`). A
+    /// member stands for everything below it.
+    pub fn with_reset_fields(mut self, reset: Set) -> Self {
+        self.reset_fields = reset;
+        self
+    }
+
+    /// `changed` without the reset fields.
+    fn filter_reset(&self, changed: Comparison) -> Comparison {
+        if self.reset_fields.is_empty() {
+            return changed;
+        }
+        Comparison {
+            added: changed.added.recursive_difference(&self.reset_fields),
+            modified: changed.modified.recursive_difference(&self.reset_fields),
+            removed: changed.removed.recursive_difference(&self.reset_fields),
         }
     }
 
@@ -870,7 +894,8 @@ impl<'s> FieldManager<'s> {
             .map_err(|errors| ApplyError::TypedConfig {
                 object: self.describe(config),
                 errors,
-            })?;
+            })?
+            .recursive_difference(&self.reset_fields);
         let live = without_managed_fields(live);
         typed
             .validate(&live, Duplicates::Allow)
@@ -889,7 +914,7 @@ impl<'s> FieldManager<'s> {
             },
         );
         let merged = prune(&typed, merged, &managed, last.as_ref());
-        let changed = typed.compare(&live, &merged);
+        let changed = self.filter_reset(typed.compare(&live, &merged));
         let managed =
             update_managers(managed, &changed, id, force).map_err(ApplyError::Conflicts)?;
         let object = (!value::equals(&live, &merged)).then(|| typed.drop_null_fields(&merged));
@@ -1014,7 +1039,7 @@ impl<'s> FieldManager<'s> {
                 object: self.describe(&live),
                 errors,
             })?;
-        let changed = typed.compare(&live, new);
+        let changed = self.filter_reset(typed.compare(&live, new));
         let Ok(mut managed) = update_managers(managed, &changed, CURRENT_OPERATION, true) else {
             unreachable!("a forced update has no conflicts");
         };

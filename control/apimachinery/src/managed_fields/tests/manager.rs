@@ -663,6 +663,61 @@ fn subresource_writes_are_their_own_managers() {
     );
 }
 
+/// Kubernetes' `ResetFieldsStrategy`: what a resource's strategy resets is never owned
+/// through it, and changing it is no conflict.
+#[test]
+fn reset_fields_are_neither_owned_nor_conflicts() {
+    use crate::managed_fields::fieldpath::{Path, Set};
+    let reset = |paths: &[&[&str]]| {
+        Set::from_paths(&paths.iter().map(|p| Path::fields(p)).collect::<Vec<_>>())
+    };
+    let main = || fm().with_reset_fields(reset(&[&["status"]]));
+    let status = FieldManager::new(&TestSchema, "apps/v1", "Deployment", "status")
+        .with_reset_fields(reset(&[&["spec"], &["metadata"]]));
+    let by_a = main()
+        .apply(
+            None,
+            &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                    "spec": {"replicas": 1}, "status": {"replicas": 7}}),
+            "a",
+            false,
+            at(1),
+        )
+        .unwrap();
+    assert_eq!(
+        entries(&by_a),
+        [entry("a", "Apply", r#"{"f:spec":{"f:replicas":{}}}"#)],
+        "the applier does not own the status it sent"
+    );
+    // A controller writes the status; its spec changes are not its own.
+    let mut new = by_a.clone();
+    new["status"] = json!({"replicas": 1});
+    new["spec"]["replicas"] = json!(9);
+    let mut by_controller = status
+        .update(Some(&by_a), &new, "controller", at(2))
+        .unwrap();
+    // ... and the status strategy keeps the stored spec.
+    by_controller["spec"] = by_a["spec"].clone();
+    assert_eq!(
+        entries(&by_controller)[1],
+        entry("controller", "Update", r#"{"f:status":{"f:replicas":{}}}"#)
+    );
+    assert_eq!(entries(&by_controller)[0], entries(&by_a)[0]);
+    // Applying another status through the main resource conflicts with no one.
+    let again = main()
+        .apply(
+            Some(&by_controller),
+            &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                    "spec": {"replicas": 1}, "status": {"replicas": 3}}),
+            "b",
+            false,
+            at(3),
+        )
+        .unwrap();
+    let managers: Vec<String> = entries(&again).into_iter().map(|e| e.0).collect();
+    assert_eq!(managers, ["a", "b", "controller"]);
+}
+
 #[test]
 fn a_deployment_applies_through_the_builtin_table() {
     use crate::managed_fields::builtin::BuiltinSchema;
