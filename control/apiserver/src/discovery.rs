@@ -112,6 +112,7 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
                 Subresource::Attach => ("PodAttachOptions", &["create", "get"], "", "v1"),
                 Subresource::PortForward => ("PodPortForwardOptions", &["create", "get"], "", "v1"),
                 Subresource::Proxy => ("NodeProxyOptions", &["get"], "", "v1"),
+                Subresource::EphemeralContainers => ("Pod", &["get", "patch", "update"], "", "v1"),
             };
             let mut entry = json!({
                 "name": format!("{}/{}", info.plural, sub.name()),
@@ -185,6 +186,9 @@ pub fn aggregated(registry: &Registry, core: bool) -> Value {
                         ("", "v1", "PodPortForwardOptions", &["create", "get"])
                     }
                     Subresource::Proxy => ("", "v1", "NodeProxyOptions", &["get"]),
+                    Subresource::EphemeralContainers => {
+                        ("", "v1", "Pod", &["get", "patch", "update"])
+                    }
                 };
                 json!({
                     "subresource": sub.name(),

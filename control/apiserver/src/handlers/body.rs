@@ -228,7 +228,12 @@ pub(super) fn reject(ctx: &Ctx<'_>, obj: &Value, errors: &[FieldError]) -> ApiRe
 /// Validates an update of `old` to `obj`.
 pub(super) fn validate_update(ctx: &Ctx<'_>, obj: &Value, old: &Value) -> ApiResult<()> {
     let mut errors = validate_meta(ctx, obj);
-    errors.extend(ctx.kind.validate_update(obj, old));
+    let sub = ctx.request.subresource.as_deref();
+    let sub = (ctx.info().subresources.iter()).find(|s| Some(s.name()) == sub);
+    errors.extend(match sub {
+        Some(sub) => ctx.kind.validate_subresource_update(*sub, obj, old),
+        None => ctx.kind.validate_update(obj, old),
+    });
     reject(ctx, obj, &errors)
 }
 

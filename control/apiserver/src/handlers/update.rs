@@ -13,6 +13,9 @@ pub(crate) enum Part {
     Status,
     /// Only `spec.replicas`, through an `autoscaling/v1 Scale`.
     Scale,
+    /// Only a pod's `spec.ephemeralContainers` (Kubernetes' `EphemeralContainersStrategy`
+    /// keeps the rest, metadata included, as stored).
+    EphemeralContainers,
 }
 
 /// The `Scale` view of a scalable object.
@@ -56,7 +59,7 @@ impl Part {
     fn answer(self, stored: Value, warnings: Vec<String>) -> Answer {
         let body = match self {
             Part::Scale => scale_view(&stored),
-            Part::Main | Part::Status => stored,
+            Part::Main | Part::Status | Part::EphemeralContainers => stored,
         };
         Answer {
             warnings,
@@ -67,7 +70,7 @@ impl Part {
     /// What a client sees (and patches) of `current`.
     fn view(self, current: &Value) -> Value {
         match self {
-            Part::Main | Part::Status => current.clone(),
+            Part::Main | Part::Status | Part::EphemeralContainers => current.clone(),
             Part::Scale => scale_view(current),
         }
     }
@@ -75,7 +78,9 @@ impl Part {
     /// Decodes a client's full replacement of the view.
     fn decode(self, ctx: &Ctx<'_>, view: &Value, warnings: &mut Vec<String>) -> ApiResult<Value> {
         match self {
-            Part::Main | Part::Status => decode(ctx, view, false, warnings).map(|(obj, _)| obj),
+            Part::Main | Part::Status | Part::EphemeralContainers => {
+                decode(ctx, view, false, warnings).map(|(obj, _)| obj)
+            }
             Part::Scale => {
                 if view
                     .get("kind")
@@ -138,6 +143,18 @@ impl Part {
             Part::Scale => {
                 let mut merged = current.clone();
                 merged["spec"]["replicas"] = new["spec"]["replicas"].clone();
+                merged
+            }
+            Part::EphemeralContainers => {
+                let mut merged = current.clone();
+                match new["spec"].get("ephemeralContainers") {
+                    Some(list) => merged["spec"]["ephemeralContainers"] = list.clone(),
+                    None => {
+                        if let Some(spec) = merged["spec"].as_object_mut() {
+                            spec.remove("ephemeralContainers");
+                        }
+                    }
+                }
                 merged
             }
         }

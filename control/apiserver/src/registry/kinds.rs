@@ -11,7 +11,9 @@ use k8s_openapi::api::{
     scheduling::v1 as scheduling, storage::v1 as storage,
 };
 
-use super::Subresource::{Attach, Binding, Exec, Log, PortForward, Proxy, Scale, Status};
+use super::Subresource::{
+    Attach, Binding, EphemeralContainers, Exec, Log, PortForward, Proxy, Scale, Status,
+};
 use super::strategies::*;
 use super::{Registry, Typed};
 
@@ -41,7 +43,15 @@ pub fn builtin() -> Registry {
         Pods,
         &["po"],
         ALL,
-        &[Status, Binding, Log, Exec, Attach, PortForward]
+        &[
+            Status,
+            Binding,
+            Log,
+            Exec,
+            Attach,
+            PortForward,
+            EphemeralContainers
+        ]
     );
     register!(r, core::Service, Services, &["svc"], ALL, &[Status]);
     register!(r, core::Endpoints, Endpoints, &["ep"], NONE, &[]);

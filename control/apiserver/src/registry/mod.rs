@@ -38,6 +38,8 @@ pub enum Subresource {
     PortForward,
     /// `/proxy/<path>` (nodes): the node's kubelet API (`/stats/summary`, `/pods`, …).
     Proxy,
+    /// `/ephemeralcontainers` (pods): writes only `spec.ephemeralContainers` (`kubectl debug`).
+    EphemeralContainers,
 }
 
 impl Subresource {
@@ -52,6 +54,7 @@ impl Subresource {
             Subresource::Attach => "attach",
             Subresource::PortForward => "portforward",
             Subresource::Proxy => "proxy",
+            Subresource::EphemeralContainers => "ephemeralcontainers",
         }
     }
 }
@@ -198,6 +201,12 @@ pub trait Strategy<K>: Send + Sync + 'static {
         self.validate(new)
     }
 
+    /// Validates an update written through the subresource `sub`, which Kubernetes gives a
+    /// strategy of its own (pods' `EphemeralContainersStrategy`); by default as any update.
+    fn validate_subresource_update(&self, _sub: Subresource, new: &K, old: &K) -> Vec<FieldError> {
+        self.validate_update(new, old)
+    }
+
     /// The value of a field selector label this kind supports beyond `metadata.name` and
     /// `metadata.namespace` (e.g. `spec.nodeName` for pods); `None` if unsupported.
     fn field(&self, _obj: &K, _label: &str) -> Option<String> {
@@ -307,6 +316,14 @@ pub trait Kind: Send + Sync {
 
     /// Kind-specific validation of an update.
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError>;
+
+    /// Kind-specific validation of an update through the subresource `sub`.
+    fn validate_subresource_update(
+        &self,
+        sub: Subresource,
+        new: &Value,
+        old: &Value,
+    ) -> Vec<FieldError>;
 
     /// A field selector label's value; `None` if the kind does not support the label.
     fn field(&self, obj: &Value, label: &str) -> Option<String>;

@@ -151,6 +151,18 @@ where
         }
     }
 
+    fn validate_subresource_update(
+        &self,
+        sub: Subresource,
+        new: &Value,
+        old: &Value,
+    ) -> Vec<FieldError> {
+        match (Self::typed(new), Self::typed(old)) {
+            (Some(new), Some(old)) => self.strategy.validate_subresource_update(sub, &new, &old),
+            _ => Vec::new(),
+        }
+    }
+
     fn field(&self, obj: &Value, label: &str) -> Option<String> {
         if !self.strategy.field_labels().contains(&label) {
             return None;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, EphemeralContainer, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as ApiSelector;
 use serde_json::json;
 use skiff_apimachinery::selector::LabelSelector;
@@ -163,6 +163,12 @@ pub fn validate_pod_spec(
             &mut names,
         ));
     }
+    errors.extend(validate_ephemeral_containers(
+        spec,
+        &path.child("ephemeralContainers"),
+        &volumes,
+        names,
+    ));
     if let Some(policy) = &spec.restart_policy
         && !restart_policies.contains(&policy.as_str())
     {
@@ -200,6 +206,92 @@ pub fn validate_pod_spec(
         ));
     }
     errors.extend(validate_pod_spec_resources(spec, path));
+    errors
+}
+
+/// What an ephemeral container may not set, in Kubernetes' field order: everything but the
+/// allowed fields of `allowedEphemeralContainerFields` (a debugging container must not carry
+/// the pod's workload: no ports, probes, lifecycle hooks or restart rules). `resources` is
+/// checked with its quantities (`resources.rs`).
+fn forbidden_ephemeral_fields(c: &EphemeralContainer) -> Vec<&'static str> {
+    [
+        ("ports", c.ports.is_some()),
+        ("resizePolicy", c.resize_policy.is_some()),
+        ("restartPolicy", c.restart_policy.is_some()),
+        ("restartPolicyRules", c.restart_policy_rules.is_some()),
+        ("livenessProbe", c.liveness_probe.is_some()),
+        ("readinessProbe", c.readiness_probe.is_some()),
+        ("startupProbe", c.startup_probe.is_some()),
+        ("lifecycle", c.lifecycle.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, set)| set.then_some(field))
+    .collect()
+}
+
+/// An ephemeral container as the container it runs as (Kubernetes converts the common part the
+/// same way to validate it).
+pub fn ephemeral_as_container(c: &EphemeralContainer) -> Container {
+    let mut value = serde_json::to_value(c).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("targetContainerName");
+    }
+    serde_json::from_value(value).unwrap_or_default()
+}
+
+/// Kubernetes' `validateEphemeralContainers`: each one valid as a container, named uniquely
+/// across every container of the pod (`names` holds the others'), targeting an app or init
+/// container if it targets one, and without the fields an ephemeral container may not have.
+fn validate_ephemeral_containers(
+    spec: &PodSpec,
+    path: &FieldPath,
+    volumes: &BTreeSet<String>,
+    mut names: BTreeSet<String>,
+) -> Vec<FieldError> {
+    let targets = names.clone();
+    let mut errors = Vec::new();
+    for (i, ec) in spec.ephemeral_containers.iter().flatten().enumerate() {
+        let at = path.index(i);
+        // The duplicate check across all containers is validate_container's.
+        errors.extend(validate_container(
+            &ephemeral_as_container(ec),
+            &at,
+            volumes,
+            &mut names,
+        ));
+        if let Some(target) = ec
+            .target_container_name
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            && !targets.contains(target)
+        {
+            errors.push(FieldError::not_found(
+                at.child("targetContainerName"),
+                target,
+            ));
+        }
+        for field in forbidden_ephemeral_fields(ec) {
+            errors.push(FieldError::forbidden(
+                at.child(field),
+                "cannot be set for an Ephemeral Container",
+            ));
+        }
+        // Subpaths are bind mounts that outlive the container until the pod ends.
+        for (j, mount) in ec.volume_mounts.iter().flatten().enumerate() {
+            let mount_at = at.child("volumeMounts").index(j);
+            for (field, value) in [
+                ("subPath", &mount.sub_path),
+                ("subPathExpr", &mount.sub_path_expr),
+            ] {
+                if value.as_deref().is_some_and(|v| !v.is_empty()) {
+                    errors.push(FieldError::forbidden(
+                        mount_at.child(field),
+                        "cannot be set for an Ephemeral Container",
+                    ));
+                }
+            }
+        }
+    }
     errors
 }
 
@@ -251,11 +343,23 @@ pub fn validate_template(
         &template_path.child("metadata").child("labels"),
     ));
     match &template.spec {
-        Some(spec) => errors.extend(validate_pod_spec(
-            spec,
-            &template_path.child("spec"),
-            restart_policies,
-        )),
+        Some(spec) => {
+            errors.extend(validate_pod_spec(
+                spec,
+                &template_path.child("spec"),
+                restart_policies,
+            ));
+            if spec
+                .ephemeral_containers
+                .as_ref()
+                .is_some_and(|e| !e.is_empty())
+            {
+                errors.push(FieldError::forbidden(
+                    template_path.child("spec").child("ephemeralContainers"),
+                    "ephemeral containers not allowed in pod template",
+                ));
+            }
+        }
         None => errors.push(FieldError::required(template_path.child("spec"), "")),
     }
     errors

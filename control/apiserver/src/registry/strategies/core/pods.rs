@@ -1,7 +1,8 @@
-//! Pods: defaults, the STATUS/READY/RESTARTS columns kubectl shows, and the field selectors the
-//! kubelet and scheduler use (`spec.nodeName`, `status.phase`, ...).
+//! Pods: defaults, the STATUS/READY/RESTARTS columns kubectl shows, the field selectors the
+//! kubelet and scheduler use (`spec.nodeName`, `status.phase`, ...), and the
+//! `ephemeralcontainers` subresource's rules (Kubernetes' `EphemeralContainersStrategy`).
 
-use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::{EphemeralContainer, Pod, PodSpec, PodStatus};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use serde_json::{Value, json};
 use skiff_apimachinery::quantity::Quantity;
@@ -9,7 +10,10 @@ use skiff_apimachinery::validation::{FieldError, FieldPath};
 
 use crate::registry::strategies::podspec::{RESTART_POLICIES, validate_pod_spec};
 use crate::registry::strategies::{col, int, or_none};
-use crate::registry::{Column, Strategy};
+use crate::registry::{Column, Strategy, Subresource};
+
+/// The annotation that marks a static pod's mirror.
+const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// The pod strategy.
 pub struct Pods;
@@ -43,6 +47,95 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
             port.protocol.get_or_insert_with(|| "TCP".into());
         }
     }
+    // Ephemeral containers get a container's defaults (`SetDefaults_EphemeralContainer`).
+    for container in spec.ephemeral_containers.iter_mut().flatten() {
+        if container.image_pull_policy.is_none() {
+            container.image_pull_policy =
+                Some(pull_policy(container.image.as_deref().unwrap_or("")).into());
+        }
+        container
+            .termination_message_path
+            .get_or_insert_with(|| "/dev/termination-log".into());
+        container
+            .termination_message_policy
+            .get_or_insert_with(|| "File".into());
+        container.resources.get_or_insert_with(Default::default);
+    }
+}
+
+/// The pod's spec as any write validates it.
+fn validate_spec(pod: &Pod) -> Vec<FieldError> {
+    match &pod.spec {
+        Some(spec) => validate_pod_spec(spec, &FieldPath::new("spec"), &RESTART_POLICIES),
+        None => vec![FieldError::required("spec", "")],
+    }
+}
+
+/// Kubernetes' `ValidatePodEphemeralContainersUpdate`: the pod stays valid, static pods take
+/// none, and the ephemeral containers already there stay exactly as they are (matched by name:
+/// a patch need not keep their order).
+fn validate_ephemeral_containers_update(new: &Pod, old: &Pod) -> Vec<FieldError> {
+    let mut errors = validate_spec(new);
+    let mirror = old
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(MIRROR_POD_ANNOTATION));
+    if mirror {
+        return vec![FieldError::forbidden(
+            "",
+            "static pods do not support ephemeral containers",
+        )];
+    }
+    let ephemeral = |pod: &Pod| {
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.ephemeral_containers.clone())
+            .unwrap_or_default()
+    };
+    let added = ephemeral(new);
+    for existing in ephemeral(old) {
+        let path = "spec.ephemeralContainers";
+        match added.iter().find(|c| c.name == existing.name) {
+            None => errors.push(FieldError::forbidden(
+                path,
+                format!(
+                    "existing ephemeral containers {:?} may not be removed\n",
+                    existing.name
+                ),
+            )),
+            Some(now) if *now != existing => errors.push(FieldError::forbidden(
+                path,
+                format!(
+                    "existing ephemeral containers {:?} may not be changed\n{}",
+                    existing.name,
+                    changed_fields(&existing, now)
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    errors
+}
+
+/// The top-level fields that differ between two versions of an ephemeral container, one a line
+/// (where Kubernetes prints a full `cmp.Diff`).
+fn changed_fields(old: &EphemeralContainer, new: &EphemeralContainer) -> String {
+    let (old, new) = (json!(old), json!(new));
+    let empty = serde_json::Map::new();
+    let fields = |v: &Value| v.as_object().cloned().unwrap_or_else(|| empty.clone());
+    let (old, new) = (fields(&old), fields(&new));
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| old.get(*k) != new.get(*k))
+        .map(|k| {
+            let show = |v: Option<&Value>| v.map_or_else(|| "<unset>".to_owned(), Value::to_string);
+            format!("  {k}: {} -> {}", show(old.get(k)), show(new.get(k)))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `Always` for `:latest` or untagged images, `IfNotPresent` for any other tag or a digest.
@@ -191,17 +284,27 @@ impl Strategy<Pod> for Pods {
         });
     }
 
+    /// A new pod's spec; ephemeral containers come later, through their subresource only.
     fn validate(&self, pod: &Pod) -> Vec<FieldError> {
-        match &pod.spec {
-            Some(spec) => validate_pod_spec(spec, &FieldPath::new("spec"), &RESTART_POLICIES),
-            None => vec![FieldError::required("spec", "")],
+        let mut errors = validate_spec(pod);
+        let ephemeral = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.ephemeral_containers.as_ref());
+        if ephemeral.is_some_and(|e| !e.is_empty()) {
+            errors.push(FieldError::forbidden(
+                "spec.ephemeralContainers",
+                "cannot be set on create",
+            ));
         }
+        errors
     }
 
     /// A pod's spec is fixed once created, but for what Kubernetes lets change in place:
     /// container images, the active deadline, added tolerations and the node (binding).
+    /// Ephemeral containers are not among them: they change only through their subresource.
     fn validate_update(&self, new: &Pod, old: &Pod) -> Vec<FieldError> {
-        let mut errors = self.validate(new);
+        let mut errors = validate_spec(new);
         let mutable_masked = |pod: &Pod| {
             let mut spec = pod.spec.clone().unwrap_or_default();
             for c in spec
@@ -224,6 +327,18 @@ impl Strategy<Pod> for Pods {
             ));
         }
         errors
+    }
+
+    fn validate_subresource_update(
+        &self,
+        sub: Subresource,
+        new: &Pod,
+        old: &Pod,
+    ) -> Vec<FieldError> {
+        match sub {
+            Subresource::EphemeralContainers => validate_ephemeral_containers_update(new, old),
+            _ => self.validate_update(new, old),
+        }
     }
 
     /// A scheduled pod waits for its kubelet to stop it; an unscheduled one has no kubelet to
