@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
     coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
@@ -150,6 +151,23 @@ pub fn builtin() -> Registry {
         NetworkPolicies,
         &["netpol"],
         NONE,
+        &[]
+    );
+    // admissionregistration.k8s.io/v1: stored and validated; calling them is admission's job.
+    register!(
+        r,
+        admissionregistration::ValidatingWebhookConfiguration,
+        ValidatingWebhookConfigurations,
+        NONE,
+        &["api-extensions"],
+        &[]
+    );
+    register!(
+        r,
+        admissionregistration::MutatingWebhookConfiguration,
+        MutatingWebhookConfigurations,
+        NONE,
+        &["api-extensions"],
         &[]
     );
     // autoscaling/v2, policy/v1, scheduling.k8s.io/v1

@@ -7,6 +7,7 @@
 //! pods, templates and the kinds with resource quantities. Kinds not listed here use
 //! [`Generic`].
 
+mod admissionregistration;
 mod apps;
 mod autoscaling;
 mod batch;
@@ -26,6 +27,7 @@ pub use self::core::{
     PersistentVolumes, Pods, ReplicationControllers, ResourceQuotas, Secrets, ServiceAccounts,
     Services, default_pod_spec,
 };
+pub use admissionregistration::{MutatingWebhookConfigurations, ValidatingWebhookConfigurations};
 pub use apps::{ControllerRevisions, DaemonSets, Deployments, ReplicaSets, StatefulSets};
 pub use autoscaling::HorizontalPodAutoscalers;
 pub use batch::{CronJobs, Jobs};
@@ -93,6 +95,16 @@ macro_rules! load_balancer_addresses {
     };
 }
 pub(crate) use load_balancer_addresses;
+
+/// The AGE cell of a kind that prints its whole row (AGE not last among the default columns).
+pub(crate) fn age_cell(
+    created: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+) -> Value {
+    json!(created.map_or_else(
+        || "<unknown>".to_owned(),
+        |t| crate::handlers::human_duration(jiff::Timestamp::now().as_second() - t.0.as_second()),
+    ))
+}
 
 /// `<none>` for empty cells, as kubectl prints them.
 pub(crate) fn or_none(text: String) -> Value {
