@@ -4,9 +4,30 @@
 use super::*;
 
 pub(super) async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
-    let mut warnings = Vec::new();
-    let mut obj = parse_body(ctx, body)?;
+    check_options(ctx, Options::Create)?;
+    let obj = parse_body(ctx, body)?;
     check_type_meta(ctx, &obj)?;
+    create_object(ctx, obj, Vec::new(), Tracking::Update).await
+}
+
+/// How a create's `managedFields` come about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tracking {
+    /// A POST: the creator's `Update` entry, computed here.
+    Update,
+    /// An apply that creates: the applier's entry is already on the object.
+    Applied,
+}
+
+/// Creates `obj` (a POST's body, or what an apply makes of nothing) as Kubernetes' create
+/// path does: server-owned metadata, defaults, preparation and validation, the field manager,
+/// admission, allocations, storage.
+pub(super) async fn create_object(
+    ctx: &Ctx<'_>,
+    mut obj: Value,
+    mut warnings: Vec<String>,
+    tracking: Tracking,
+) -> ApiResult<Answer> {
     let info = ctx.info();
     if info.namespaced {
         let ns = ctx.ns().map(str::to_owned).ok_or_else(|| {
@@ -34,7 +55,15 @@ pub(super) async fn create(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Answer> {
     }
     prepare_for_create(ctx.kind.as_ref(), &mut obj);
     // One typed pass: defaults, the kind's own preparation, and its validation.
-    let (mut obj, mut errors) = decode(ctx, &obj, true, &mut warnings)?;
+    let (obj, mut errors) = decode(ctx, &obj, true, &mut warnings)?;
+    // The creator owns what it sent and what defaulting filled, before admission.
+    let mut obj = match tracking {
+        Tracking::Update => {
+            check_managed_fields(ctx, &obj)?;
+            track_update(ctx, None, &obj)
+        }
+        Tracking::Applied => obj,
+    };
     let attrs = Attributes {
         request: ctx.request,
         info,

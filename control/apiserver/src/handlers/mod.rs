@@ -11,6 +11,7 @@
 //! `PartialObjectMetadata`, a `Table`), `table` (server-side printing), `logs` (pods/log,
 //! proxied to the node's kubelet).
 
+mod apply;
 mod body;
 mod create;
 mod delete;
@@ -21,6 +22,7 @@ pub mod streaming;
 mod table;
 mod update;
 
+use apply::*;
 use body::*;
 use create::*;
 use delete::*;

@@ -56,7 +56,7 @@ pub(super) fn scale_view(obj: &Value) -> Value {
 
 impl Part {
     /// The answer to a successful write of this part: the stored object, or its Scale view.
-    fn answer(self, stored: Value, warnings: Vec<String>) -> Answer {
+    pub(super) fn answer(self, stored: Value, warnings: Vec<String>) -> Answer {
         let body = match self {
             Part::Scale => scale_view(&stored),
             Part::Main | Part::Status | Part::EphemeralContainers => stored,
@@ -112,7 +112,7 @@ impl Part {
     }
 
     /// The object after writing `new` (a decoded view) onto `current`.
-    fn merge(self, info: &ResourceInfo, current: &Value, new: Value) -> Value {
+    pub(super) fn merge(self, info: &ResourceInfo, current: &Value, new: Value) -> Value {
         match self {
             Part::Main => {
                 let mut new = new;
@@ -168,6 +168,8 @@ pub(super) enum Writer {
     Strategy,
     /// A pod's binding, which Kubernetes writes straight to storage: no generation bump.
     Binding,
+    /// A server-side apply: as [`Writer::Strategy`], its `managedFields` already computed.
+    Applied,
 }
 
 /// Writes `new` (already merged onto `current`) as an update of `current`.
@@ -197,7 +199,13 @@ pub(super) async fn write_update(
         }
         m.remove("resourceVersion");
     }
-    if writer == Writer::Strategy && ctx.kind.generation().bumped(&new, current) {
+    // Every write through the strategy is an update by its manager, recorded before
+    // admission; an apply recorded its own.
+    if writer == Writer::Strategy {
+        check_managed_fields(ctx, &new)?;
+        new = track_update(ctx, Some(current), &new);
+    }
+    if writer != Writer::Binding && ctx.kind.generation().bumped(&new, current) {
         let generation = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
         meta::set(&mut new, "generation", Some(json!(generation)));
     }
@@ -270,10 +278,12 @@ pub(super) fn pinned_version(obj: &Value) -> Option<i64> {
 
 pub(super) async fn put(ctx: &Ctx<'_>, body: &[u8], part: Part) -> ApiResult<Answer> {
     let name = name_of(ctx)?;
+    check_options(ctx, Options::Update)?;
     let info = ctx.info();
     let mut warnings = Vec::new();
     let raw = parse_body(ctx, body)?;
-    let view = part.decode(ctx, &raw, &mut warnings)?;
+    let mut view = part.decode(ctx, &raw, &mut warnings)?;
+    keep_managed_fields_reset(&raw, &mut view);
     if let Some(given) = meta::name(&view)
         && given != name
     {
@@ -335,9 +345,6 @@ pub(super) fn apply_patch(
             patch::strategic_merge_patch(view, &patch_doc, &patch::BuiltinSchema, kind)
                 .map_err(invalid)
         }
-        "application/apply-patch+yaml" => Err(ApiError::unsupported_media_type(
-            "application/apply-patch+yaml (server-side apply is not supported yet; use client-side kubectl apply)",
-        )),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
@@ -346,6 +353,10 @@ pub(super) async fn patch(ctx: &Ctx<'_>, body: &[u8], part: Part) -> ApiResult<A
     let name = name_of(ctx)?;
     let info = ctx.info();
     let content_type = content_type(ctx.headers);
+    if content_type == APPLY_PATCH {
+        return apply(ctx, body, part).await;
+    }
+    check_options(ctx, Options::Patch)?;
     let view_kind = if part == Part::Scale {
         "Scale"
     } else {
@@ -360,7 +371,8 @@ pub(super) async fn patch(ctx: &Ctx<'_>, body: &[u8], part: Part) -> ApiResult<A
             return Err(ApiError::stale(ctx.subject(name)));
         }
         let mut warnings = Vec::new();
-        let decoded = part.decode(ctx, &patched, &mut warnings)?;
+        let mut decoded = part.decode(ctx, &patched, &mut warnings)?;
+        keep_managed_fields_reset(&patched, &mut decoded);
         if meta::name(&decoded).is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(
                 "the patch may not change the object's name",
