@@ -1,10 +1,13 @@
 //! How a pod maps onto CRI requests: the sandbox config, container configs, and the labels
-//! by which a (restarted) kubelet finds a pod's sandboxes and containers again.
+//! by which a (restarted) kubelet finds a pod's sandboxes and containers again. Ephemeral
+//! containers run as containers ([`ephemeral_container`]) with the same labels, so streaming
+//! and logs find them by name like any other; one with a target joins the target's PID
+//! namespace ([`share_target_pid`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, EphemeralContainer, Pod};
 use skiff_cri::v1;
 
 use crate::Config;
@@ -165,6 +168,36 @@ pub fn sandbox_config(
     }
 }
 
+/// The container an ephemeral container runs as: its common part, the same fields as a
+/// container's (Kubernetes converts `EphemeralContainerCommon` to `Container` the same way).
+pub fn ephemeral_container(ephemeral: &EphemeralContainer) -> Container {
+    let mut value = serde_json::to_value(ephemeral).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("targetContainerName");
+    }
+    serde_json::from_value(value).unwrap_or_else(|_| Container {
+        name: ephemeral.name.clone(),
+        ..Default::default()
+    })
+}
+
+/// Puts the container in the PID namespace of the container `target_id` (an ephemeral
+/// container's `targetContainerName`), as the kubelet does: only when the pod gives each
+/// container its own (a pod sharing one namespace, or the node's, keeps it).
+pub fn share_target_pid(config: &mut v1::ContainerConfig, target_id: &str) {
+    let namespaces = config
+        .linux
+        .as_mut()
+        .and_then(|l| l.security_context.as_mut())
+        .and_then(|s| s.namespace_options.as_mut());
+    if let Some(namespaces) = namespaces
+        && namespaces.pid == v1::NamespaceMode::Container as i32
+    {
+        namespaces.pid = v1::NamespaceMode::Target.into();
+        namespaces.target_id = target_id.to_owned();
+    }
+}
+
 /// Requests and limits as CRI Linux resources, as Kubernetes' kuberuntime sets them: CPU limit
 /// → CFS quota per 100 ms period, CPU request → shares, memory limit → bytes.
 pub fn resources(container: &Container) -> v1::LinuxContainerResources {
@@ -233,6 +266,59 @@ pub fn container_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// The target's PID namespace only replaces a container's own; a pod-wide or node-wide one
+    /// stays, as Kubernetes leaves `shareProcessNamespace` and `hostPID` pods.
+    #[test]
+    fn ephemeral_containers_join_their_targets_pid_namespace() {
+        let cases = [
+            (json!({}), v1::NamespaceMode::Target, "target-id"),
+            (
+                json!({"shareProcessNamespace": true}),
+                v1::NamespaceMode::Pod,
+                "",
+            ),
+            (json!({"hostPID": true}), v1::NamespaceMode::Node, ""),
+        ];
+        for (spec, mode, target) in cases {
+            let mut spec = spec;
+            spec["containers"] = json!([{"name": "c"}]);
+            spec["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox",
+                "targetContainerName": "c", "command": ["sh"], "stdin": true,
+                "volumeMounts": [{"name": "v", "mountPath": "/v"}]}]);
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": "p", "uid": "u"}, "spec": spec,
+            }))
+            .unwrap();
+            let id = PodRef::of(&pod).unwrap();
+            let ephemeral = &pod
+                .spec
+                .as_ref()
+                .unwrap()
+                .ephemeral_containers
+                .as_ref()
+                .unwrap()[0];
+            let container = ephemeral_container(ephemeral);
+            assert_eq!(container.name, "debug");
+            assert_eq!(container.command, Some(vec!["sh".to_owned()]));
+            assert_eq!(container.stdin, Some(true));
+            assert_eq!(container.volume_mounts.as_ref().map(Vec::len), Some(1));
+            let config = Config::new("node");
+            let mut cri = container_config(&pod, &id, &container, 0, "img", Vec::new(), &config);
+            share_target_pid(&mut cri, "target-id");
+            let namespaces = cri
+                .linux
+                .unwrap()
+                .security_context
+                .unwrap()
+                .namespace_options
+                .unwrap();
+            assert_eq!(namespaces.pid, mode as i32, "{pod:?}");
+            assert_eq!(namespaces.target_id, target);
+            assert_eq!(cri.labels[CONTAINER_NAME], "debug");
+        }
+    }
 
     fn container(resources: serde_json::Value) -> Container {
         serde_json::from_value(serde_json::json!({"name": "c", "resources": resources})).unwrap()

@@ -1,5 +1,5 @@
 //! PodStatus from what the CRI reports plus the worker's decisions: phase, conditions,
-//! (init) container statuses, IPs and times.
+//! (init, ephemeral) container statuses, IPs and times.
 
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
@@ -138,6 +138,8 @@ pub struct Inputs<'a> {
     pub init: &'a [ContainerView],
     /// App containers in spec order.
     pub apps: &'a [ContainerView],
+    /// Ephemeral containers in spec order (never in the phase or the conditions).
+    pub ephemeral: &'a [ContainerView],
     /// Every init container has succeeded.
     pub initialized: bool,
     /// An init container failed under restartPolicy Never.
@@ -258,6 +260,20 @@ pub fn pod_status(inputs: &Inputs<'_>) -> Value {
             .init
             .iter()
             .map(|v| container_status(v, "PodInitializing"))
+            .collect();
+    }
+    if !inputs.ephemeral.is_empty() {
+        status["ephemeralContainerStatuses"] = inputs
+            .ephemeral
+            .iter()
+            .map(|v| {
+                let mut status = container_status(v, app_waiting);
+                // No startup probe says when one has started: the kubelet leaves it unset.
+                if let Some(map) = status.as_object_mut() {
+                    map.remove("started");
+                }
+                status
+            })
             .collect();
     }
     if let Some(ip) = inputs.pod_ips.first() {

@@ -1,7 +1,7 @@
 //! One worker per pod: a level-triggered sync (Kubernetes' PodSync) that compares the pod spec
 //! with what the CRI reports and takes the next step (sandbox, image, init container, app
-//! container, restart, probe), then reports the status; and the teardown when the pod is
-//! deleted. Images come from [`images`], environments from [`env`](mod@env), volumes from
+//! container, restart, probe, ephemeral container), then reports the status; and the teardown
+//! when the pod is deleted. Images come from [`images`], environments from [`env`](mod@env), volumes from
 //! [`volumes`], each ConfigMap and Secret from the pass's [`Sources`].
 
 use std::collections::HashMap;
@@ -363,6 +363,7 @@ impl Worker {
             sandbox_config: &sandbox_config,
             pod_ip: pod_ips.first().cloned(),
             host_ip: host_ip.clone(),
+            running: HashMap::new(),
         };
         let mut acted = false;
 
@@ -375,7 +376,7 @@ impl Worker {
                 match view.latest.clone() {
                     None => {
                         initialized = false;
-                        acted |= self.start(&mut ctx, container, 0, &mut view).await;
+                        acted |= self.start(&mut ctx, container, 0, None, &mut view).await;
                     }
                     Some(latest) if is(&latest, v1::ContainerState::ContainerExited) => {
                         if latest.exit_code != 0 {
@@ -404,7 +405,7 @@ impl Worker {
             let mut view = view_of(container, found);
             if initialized && !init_failed {
                 match view.latest.clone() {
-                    None => acted |= self.start(&mut ctx, container, 0, &mut view).await,
+                    None => acted |= self.start(&mut ctx, container, 0, None, &mut view).await,
                     Some(latest) if is(&latest, v1::ContainerState::ContainerRunning) => {
                         acted |= self.probe(&ctx, container, &latest, &mut view).await;
                     }
@@ -425,6 +426,38 @@ impl Worker {
                 }
             }
             app_views.push(view);
+        }
+        // Ephemeral containers (kubectl debug) start even before the pod is initialized, as the
+        // kubelet's computePodActions starts every one without a status; one that ran is never
+        // started again, and none is probed.
+        ctx.running = init_views
+            .iter()
+            .chain(&app_views)
+            .filter_map(|v| {
+                let latest = v.latest.as_ref()?;
+                is(latest, v1::ContainerState::ContainerRunning)
+                    .then(|| (v.name.clone(), latest.id.clone()))
+            })
+            .collect();
+        let mut ephemeral_views = Vec::new();
+        for ephemeral in spec.ephemeral_containers.iter().flatten() {
+            let container = runtime::ephemeral_container(ephemeral);
+            let found = observed.remove(&container.name).unwrap_or_default();
+            let mut view = view_of(&container, found);
+            // Never ready: nothing depends on an ephemeral container.
+            view.ready = false;
+            match view.latest.clone() {
+                None => {
+                    let target = ephemeral.target_container_name.as_deref();
+                    let target = target.filter(|t| !t.is_empty());
+                    acted |= self.start(&mut ctx, &container, 0, target, &mut view).await;
+                }
+                Some(latest) if is(&latest, v1::ContainerState::ContainerCreated) => {
+                    acted |= self.start_created(&latest, &mut view).await;
+                }
+                Some(_) => {}
+            }
+            ephemeral_views.push(view);
         }
         // Containers no longer in the spec (or older than the previous instance) go away.
         for (_, stale) in observed {
@@ -450,11 +483,14 @@ impl Worker {
                 v.latest
                     .as_ref()
                     .is_some_and(|l| is(l, v1::ContainerState::ContainerRunning))
-            });
+            })
+            // An ephemeral container that could not start yet is tried again.
+            && ephemeral_views.iter().all(|v| v.latest.is_some());
         let status = status::pod_status(&status::Inputs {
             pod,
             init: &init_views,
             apps: &app_views,
+            ephemeral: &ephemeral_views,
             initialized,
             init_failed,
             pod_ips,
@@ -533,7 +569,8 @@ impl Worker {
             return false;
         }
         self.backoff.next(key);
-        self.start(ctx, container, attempt(latest) + 1, view).await
+        self.start(ctx, container, attempt(latest) + 1, None, view)
+            .await
     }
 
     /// Starts a container a previous kubelet created but did not start.
@@ -552,14 +589,16 @@ impl Worker {
     }
 
     /// Image, environment, create, start. Failures become the container's waiting reason.
+    /// `target` is an ephemeral container's `targetContainerName`, whose PID namespace it joins.
     async fn start(
         &mut self,
         ctx: &mut Ctx<'_>,
         container: &Container,
         attempt: u32,
+        target: Option<&str>,
         view: &mut ContainerView,
     ) -> bool {
-        match self.try_start(ctx, container, attempt).await {
+        match self.try_start(ctx, container, attempt, target).await {
             Ok(()) => {
                 tracing::info!(pod = %ctx.id.name, container = %container.name, attempt, "container started");
                 self.config
@@ -583,11 +622,24 @@ impl Worker {
         ctx: &mut Ctx<'_>,
         container: &Container,
         attempt: u32,
+        target: Option<&str>,
     ) -> Result<(), (String, String)> {
         let config_error = |m: String| ("CreateContainerConfigError".to_owned(), m);
         if let Some(err) = &ctx.volume_error {
             return Err(config_error(err.clone()));
         }
+        // The target must be running now: its PID namespace is the running instance's.
+        let target_id = match target {
+            Some(name) => match ctx.running.get(name) {
+                Some(id) => Some(id.clone()),
+                None => {
+                    return Err(config_error(format!(
+                        "unable to find target container {name}"
+                    )));
+                }
+            },
+            None => None,
+        };
         let image = (self.images)
             .ensure_image(ctx.pod, &ctx.id.namespace, container, ctx.sandbox_config)
             .await?;
@@ -627,6 +679,9 @@ impl Worker {
             &self.config,
         );
         config.mounts = mounts;
+        if let Some(target_id) = &target_id {
+            runtime::share_target_pid(&mut config, target_id);
+        }
         if let (Some((uid, username)), Some(sc)) = (
             &image_user,
             config
@@ -757,6 +812,8 @@ struct Ctx<'a> {
     host_ip: Option<String>,
     /// Why the pod's volumes could not be set up (containers wait until they can).
     volume_error: Option<String>,
+    /// The running init and app containers' CRI ids by name (ephemeral containers' targets).
+    running: HashMap<String, String>,
 }
 
 fn view_of(container: &Container, found: Instances) -> ContainerView {
