@@ -3,6 +3,10 @@
 //! straight to the store (what the API layer costs). Kubernetes' SLOs (mutating and single-get
 //! p99 ≤ 1 s, namespace list p99 ≤ 5 s) are printed alongside for reference.
 //!
+//! Server-side apply has rows of its own, anchored on a strategic merge patch of the same
+//! change in the same run: updates of Deployments whose applied field set stays the same (a new
+//! image) and whose field set changes (a label that moves).
+//!
 //! Writes `$SKIFF_BENCH_OUT` (default `target/bench/apiserver.json`). With `SKIFF_BENCH_VERBOSE`
 //! set, it also prints each list's time.
 
@@ -13,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, PostParams, WatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchParams};
 use kube::{Client, Config};
 use serde_json::{Value, json};
 use skiff_apiserver::Server;
@@ -30,6 +34,8 @@ const PODS: usize = 10_000;
 const LISTS: usize = 10;
 const WATCHERS: usize = 1000;
 const FANOUT_SAMPLES: usize = 20;
+/// Deployments the apply rows update, each once per run.
+const DEPLOYMENTS: usize = 2000;
 /// The load at which single-object latency is measured: the throughput goal.
 const PACED_RATE: f64 = 5000.0;
 
@@ -204,7 +210,7 @@ async fn relabel_pod(apis: Arc<Vec<Api<Pod>>>, i: usize) {
     a.replace(&name, &PostParams::default(), &p).await.unwrap();
 }
 
-async fn measure_api(store: Arc<dyn Store>) -> Figures {
+async fn measure_api(store: Arc<dyn Store>) -> (Figures, Vec<ApplyRow>) {
     // The server gets a runtime of its own, as in `skiff server`: the clients' tasks do not
     // queue in its run queues (the OS shares the cores between the two, as between processes).
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -307,9 +313,139 @@ async fn measure_api(store: Arc<dyn Store>) -> Figures {
     out.push(lists.percentile(0.5));
     out.push(lists.percentile(0.99));
     out.push(api_fanout(&client).await);
+    let apply = measure_apply(&clients, &namespaces).await;
     let _ = stop.send(());
     let _ = tokio::task::spawn_blocking(move || serving.join()).await;
-    out
+    (out, apply)
+}
+
+/// One server-side apply row: name, unit, whether higher is better, apply's figure and the
+/// strategic merge patch's.
+type ApplyRow = (&'static str, &'static str, bool, f64, f64);
+
+/// A Deployment as its applier configures it: `image`, and a label `moving` named after the
+/// round when given (the field set changes from round to round).
+fn deployment(i: usize, image: &str, moving: Option<usize>) -> Value {
+    let mut labels = json!({ "app": "bench" });
+    if let Some(round) = moving {
+        labels[format!("round-{round}")] = json!("yes");
+    }
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": format!("deploy-{i:05}"), "namespace": "apply", "labels": labels },
+        "spec": {
+            "replicas": 1,
+            "selector": { "matchLabels": { "app": "bench" } },
+            "template": {
+                "metadata": { "labels": { "app": "bench" } },
+                "spec": { "containers": [{
+                    "name": "web", "image": image,
+                    "ports": [{ "containerPort": 80 }],
+                    "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } },
+                }]},
+            },
+        },
+    })
+}
+
+/// Server-side apply beside a strategic merge patch of the same change, on `DEPLOYMENTS`
+/// Deployments, saturated by the 64 clients: the field set unchanged (a new image), then
+/// changed (a label named after the round replaces the last round's).
+async fn measure_apply(
+    clients: &[Api<Pod>],
+    namespaces: &Api<k8s_openapi::api::core::v1::Namespace>,
+) -> Vec<ApplyRow> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let ns = serde_json::from_value(json!({ "metadata": { "name": "apply" } })).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let apis: Arc<Vec<Api<Deployment>>> = Arc::new(
+        clients
+            .iter()
+            .map(|a| Api::namespaced(a.clone().into_client(), "apply"))
+            .collect(),
+    );
+    // The appliers force: a strategic merge patch takes the fields it changes from them.
+    let apply = |round: usize, moving: bool| {
+        let apis = apis.clone();
+        move |i: usize| {
+            let apis = apis.clone();
+            async move {
+                let config = deployment(i, &format!("nginx:{round}"), moving.then_some(round));
+                apis[i % CLIENTS]
+                    .patch(
+                        &format!("deploy-{i:05}"),
+                        &PatchParams::apply("bench").force(),
+                        &Patch::Apply(&config),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let smp = |round: usize, moving: bool| {
+        let apis = apis.clone();
+        move |i: usize| {
+            let apis = apis.clone();
+            async move {
+                let patch = if moving {
+                    json!({ "metadata": { "labels": {
+                        format!("round-{round}"): "yes",
+                        format!("round-{}", round - 1): null,
+                    }}})
+                } else {
+                    json!({ "spec": { "template": { "spec": { "containers": [
+                        { "name": "web", "image": format!("nginx:{round}") }
+                    ]}}}})
+                };
+                apis[i % CLIENTS]
+                    .patch(
+                        &format!("deploy-{i:05}"),
+                        &PatchParams::default(),
+                        &Patch::Strategic(&patch),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    // Created by apply, so that every later write meets managed fields.
+    parallel(DEPLOYMENTS, apply(0, false)).await;
+    let mut rows = Vec::new();
+    for (moving, throughput, p99) in [
+        (
+            false,
+            "64-client server-side apply, field set unchanged",
+            "server-side apply p99, field set unchanged",
+        ),
+        (
+            true,
+            "64-client server-side apply, field set changed",
+            "server-side apply p99, field set changed",
+        ),
+    ] {
+        // Each run changes every Deployment: rounds 1, 2 (image), 11, 12 (label).
+        let base = if moving { 10 } else { 0 };
+        let mut patched = parallel(DEPLOYMENTS, smp(base + 1, moving)).await;
+        let mut applied = parallel(DEPLOYMENTS, apply(base + 2, moving)).await;
+        rows.push((
+            throughput,
+            "updates/s",
+            true,
+            applied.throughput(),
+            patched.throughput(),
+        ));
+        rows.push((
+            p99,
+            "ms",
+            false,
+            applied.percentile(0.99),
+            patched.percentile(0.99),
+        ));
+    }
+    rows
 }
 
 /// Time from one write until the last of `WATCHERS` watch streams has its event.
@@ -528,19 +664,19 @@ async fn main() {
             "embedded" => embedded(&dir.path().join("api")),
             _ => etcd(&endpoint, &format!("/bench-api-{nonce:x}")).await,
         };
-        let api = measure_api(store).await;
+        let (api, apply) = measure_api(store).await;
         eprintln!("the bare {backend} store ...");
         let store = match backend {
             "embedded" => embedded(&dir.path().join("store")),
             _ => etcd(&endpoint, &format!("/bench-store-{nonce:x}")).await,
         };
         let bare = measure_store(store).await;
-        sections.push((backend, api, bare));
+        sections.push((backend, api, bare, apply));
     }
     report(&sections);
 }
 
-fn report(sections: &[(&str, Figures, Figures)]) {
+fn report(sections: &[(&str, Figures, Figures, Vec<ApplyRow>)]) {
     let mut metrics = Vec::new();
     println!(
         "\napiserver benchmark: {CLIENTS} kube-rs clients, {PODS} pods; anchor: the same workload straight to the store"
@@ -549,7 +685,7 @@ fn report(sections: &[(&str, Figures, Figures)]) {
         "{:<48} {:>12} {:>12}  unit",
         "metric", "apiserver", "bare store"
     );
-    for (backend, api, bare) in sections {
+    for (backend, api, bare, _) in sections {
         for ((name, unit, higher), (ours, anchor)) in FIGURES.iter().zip(api.iter().zip(bare)) {
             let name = format!("{name} ({backend})");
             println!("{name:<48} {ours:>12.2} {anchor:>12.2}  {unit}");
@@ -560,8 +696,23 @@ fn report(sections: &[(&str, Figures, Figures)]) {
             }));
         }
     }
+    println!(
+        "\nserver-side apply: {DEPLOYMENTS} Deployments; anchor: a strategic merge patch of the same change (goal: apply within 1.5x)"
+    );
+    println!("{:<48} {:>12} {:>12}  unit", "metric", "apply", "SMP");
+    for (backend, _, _, apply) in sections {
+        for (name, unit, higher, ours, anchor) in apply {
+            let name = format!("{name} ({backend})");
+            println!("{name:<48} {ours:>12.2} {anchor:>12.2}  {unit}");
+            metrics.push(json!({
+                "name": name, "ours": ours, "anchor": anchor,
+                "anchor_name": "a strategic merge patch of the same change, same run",
+                "unit": unit, "better": if *higher { "higher" } else { "lower" },
+            }));
+        }
+    }
     // Kubernetes' API call latency SLOs, against the embedded-store figures.
-    let (_, embedded, _) = &sections[0];
+    let (_, embedded, _, _) = &sections[0];
     let slos = [
         (
             "mutating call (create) p99 vs SLO (embedded)",
