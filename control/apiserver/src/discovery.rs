@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::registry::{Registry, Subresource};
+use crate::registry::{Registry, ResourceInfo, Subresource};
 
 /// The Kubernetes version skiff implements.
 pub const KUBERNETES_MINOR: &str = "37";
@@ -43,6 +43,16 @@ fn go_arch() -> &'static str {
         "aarch64" => "arm64",
         other => other,
     }
+}
+
+/// Every resource discovery lists, with its verbs: the registry's kinds and the computed
+/// `componentstatuses` (get and list only).
+fn served(registry: &Registry) -> impl Iterator<Item = (&ResourceInfo, &'static [&'static str])> {
+    let computed = (
+        crate::component_statuses::info(),
+        crate::component_statuses::VERBS,
+    );
+    (registry.all().map(|k| (k.info(), VERBS))).chain(std::iter::once(computed))
 }
 
 /// `/api`.
@@ -88,8 +98,7 @@ pub fn group(registry: &Registry, name: &str) -> Option<Value> {
 /// `/api/v1` or `/apis/<group>/<version>`, if that group version exists.
 pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
-    for kind in registry.all() {
-        let info = kind.info();
+    for (info, verbs) in served(registry) {
         if info.group != group || info.version != version {
             continue;
         }
@@ -98,7 +107,7 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
             "singularName": info.singular,
             "namespaced": info.namespaced,
             "kind": info.kind,
-            "verbs": VERBS,
+            "verbs": verbs,
             "shortNames": info.short_names,
             "categories": info.categories,
         }));
@@ -113,6 +122,7 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
                 Subresource::PortForward => ("PodPortForwardOptions", &["create", "get"], "", "v1"),
                 Subresource::Proxy => ("NodeProxyOptions", &["get"], "", "v1"),
                 Subresource::EphemeralContainers => ("Pod", &["get", "patch", "update"], "", "v1"),
+                Subresource::Approval => (info.kind, &["get", "patch", "update"], group, version),
             };
             let mut entry = json!({
                 "name": format!("{}/{}", info.plural, sub.name()),
@@ -159,8 +169,7 @@ pub fn wants_aggregated(accept: &str) -> bool {
 /// or of every other group, in one document, instead of one request per group-version.
 pub fn aggregated(registry: &Registry, core: bool) -> Value {
     let mut groups: Vec<(&str, Vec<Value>)> = Vec::new();
-    for kind in registry.all() {
-        let info = kind.info();
+    for (info, verbs) in served(registry) {
         if info.group.is_empty() != core {
             continue;
         }
@@ -189,6 +198,12 @@ pub fn aggregated(registry: &Registry, core: bool) -> Value {
                     Subresource::EphemeralContainers => {
                         ("", "v1", "Pod", &["get", "patch", "update"])
                     }
+                    Subresource::Approval => (
+                        info.group,
+                        info.version,
+                        info.kind,
+                        &["get", "patch", "update"],
+                    ),
                 };
                 json!({
                     "subresource": sub.name(),
@@ -202,7 +217,7 @@ pub fn aggregated(registry: &Registry, core: bool) -> Value {
             "responseKind": { "group": info.group, "version": info.version, "kind": info.kind },
             "scope": if info.namespaced { "Namespaced" } else { "Cluster" },
             "singularResource": info.singular,
-            "verbs": VERBS,
+            "verbs": verbs,
             "shortNames": info.short_names,
             "categories": info.categories,
             "subresources": subresources,

@@ -10,8 +10,10 @@
 
 pub mod admission;
 pub mod allocator;
+pub mod apiservices;
 pub mod auth;
 pub mod cache;
+pub mod component_statuses;
 pub mod discovery;
 pub mod encode;
 pub mod error;
@@ -76,11 +78,22 @@ pub struct Server {
     openapi: std::sync::OnceLock<skiff_openapi::OpenApi>,
     /// Wakes the namespace finalizer when a namespace is marked for deletion.
     pub namespace_deleted: Arc<tokio::sync::Notify>,
+    /// Where `componentstatuses` probes the scheduler and the controller manager.
+    pub component_probes: component_statuses::Probes,
 }
 
 impl Server {
     /// A server over `store`, answering at `address`; starts the watch cache.
     pub fn new(store: Arc<dyn Store>, address: SocketAddr) -> Arc<Server> {
+        Self::with_probes(store, address, component_statuses::Probes::default())
+    }
+
+    /// [`Server::new`] with the components' health checks at `component_probes`.
+    pub fn with_probes(
+        store: Arc<dyn Store>,
+        address: SocketAddr,
+        component_probes: component_statuses::Probes,
+    ) -> Arc<Server> {
         let registry = registry::builtin();
         let storage = Storage::new(store.clone());
         let caches = Caches::start(store.clone(), &registry);
@@ -101,6 +114,7 @@ impl Server {
             stopping: tokio::sync::watch::channel(false).0,
             openapi: std::sync::OnceLock::new(),
             namespace_deleted: Arc::new(tokio::sync::Notify::new()),
+            component_probes,
         });
         namespaces::start(&server);
         server
@@ -128,6 +142,7 @@ impl Server {
             });
             ignore_exists(self.storage.create(info, None, name, namespace).await)?;
         }
+        apiservices::register(self).await?;
         // The `kubernetes` service, on the first address of the service range.
         self.allocator.reserve_api_service_ip().await?;
         let ip = self.allocator.api_service_ip().to_string();
@@ -307,6 +322,10 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
         Target::Resource(info) => {
             if let Err(err) = server.authorizer.authorize(&user, &info) {
                 return err.into_response();
+            }
+            // Computed per request, not a stored kind (kube-apiserver's own REST storage).
+            if component_statuses::serves(&info) {
+                return component_statuses::serve(&server, &info, &query, &parts.headers).await;
             }
             let body = match read_body(body).await {
                 Ok(body) => body,

@@ -193,20 +193,20 @@ pub async fn serve(
         return err.into_response();
     }
     let result = match (request.verb, sub) {
-        ("get", None | Some("status")) => get(&ctx).await,
+        ("get", None | Some("status" | "approval")) => get(&ctx).await,
         ("get", Some("scale")) => get(&ctx).await.map(|a| Answer::ok(scale_view(&a.body))),
         ("get", Some("ephemeralcontainers")) => get(&ctx).await,
         ("list", None) => list(&ctx).await,
         ("create", None) => create(&ctx, &body).await,
         ("create", Some("binding")) => bind(&ctx, &body).await,
         ("update", None) => put(&ctx, &body, Part::Main).await,
-        ("update", Some("status")) => put(&ctx, &body, Part::Status).await,
+        ("update", Some("status" | "approval")) => put(&ctx, &body, Part::Status).await,
         ("update", Some("scale")) => put(&ctx, &body, Part::Scale).await,
         ("update", Some("ephemeralcontainers")) => {
             put(&ctx, &body, Part::EphemeralContainers).await
         }
         ("patch", None) => patch(&ctx, &body, Part::Main).await,
-        ("patch", Some("status")) => patch(&ctx, &body, Part::Status).await,
+        ("patch", Some("status" | "approval")) => patch(&ctx, &body, Part::Status).await,
         ("patch", Some("scale")) => patch(&ctx, &body, Part::Scale).await,
         ("patch", Some("ephemeralcontainers")) => {
             patch(&ctx, &body, Part::EphemeralContainers).await

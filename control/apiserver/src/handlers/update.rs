@@ -199,6 +199,10 @@ pub(super) async fn write_update(
         }
         m.remove("resourceVersion");
     }
+    // What this path may not change goes back as stored (Kubernetes' `PrepareForUpdate`).
+    let through = ctx.request.subresource.as_deref();
+    let through = (info.subresources.iter().copied()).find(|s| Some(s.name()) == through);
+    ctx.kind.prepare_for_update(through, &mut new, current);
     // Every write through the strategy is an update by its manager, recorded before
     // admission; an apply recorded its own.
     if writer == Writer::Strategy {

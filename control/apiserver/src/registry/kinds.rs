@@ -7,13 +7,14 @@ use std::sync::Arc;
 use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
-    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
-    events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
-    scheduling::v1 as scheduling, storage::v1 as storage,
+    certificates::v1 as certificates, coordination::v1 as coordination, core::v1 as core,
+    discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
+    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
 };
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration;
 
 use super::Subresource::{
-    Attach, Binding, EphemeralContainers, Exec, Log, PortForward, Proxy, Scale, Status,
+    Approval, Attach, Binding, EphemeralContainers, Exec, Log, PortForward, Proxy, Scale, Status,
 };
 use super::strategies::*;
 use super::{Registry, Typed};
@@ -194,6 +195,23 @@ pub fn builtin() -> Registry {
         &["pc"],
         NONE,
         &[]
+    );
+    // certificates.k8s.io/v1, apiregistration.k8s.io/v1
+    register!(
+        r,
+        certificates::CertificateSigningRequest,
+        CertificateSigningRequests,
+        &["csr"],
+        NONE,
+        &[Status, Approval]
+    );
+    register!(
+        r,
+        apiregistration::APIService,
+        APIServices,
+        NONE,
+        NONE,
+        &[Status]
     );
     r
 }

@@ -40,6 +40,9 @@ pub enum Subresource {
     Proxy,
     /// `/ephemeralcontainers` (pods): writes only `spec.ephemeralContainers` (`kubectl debug`).
     EphemeralContainers,
+    /// `/approval` (certificate signing requests): writes only the conditions (Approved,
+    /// Denied), which nothing else may change.
+    Approval,
 }
 
 impl Subresource {
@@ -55,6 +58,7 @@ impl Subresource {
             Subresource::PortForward => "portforward",
             Subresource::Proxy => "proxy",
             Subresource::EphemeralContainers => "ephemeralcontainers",
+            Subresource::Approval => "approval",
         }
     }
 }
@@ -201,6 +205,12 @@ pub trait Strategy<K>: Send + Sync + 'static {
         self.validate(new)
     }
 
+    /// Resets what an update through `through` (`None`: the object itself) may not change, as
+    /// Kubernetes' `PrepareForUpdate` of the strategy for that path (a CSR's spec is immutable,
+    /// its approval conditions change only through `/approval`). Runs after the generic merge of
+    /// the written part, before admission and validation.
+    fn prepare_for_update(&self, _through: Option<Subresource>, _new: &mut K, _old: &K) {}
+
     /// Validates an update written through the subresource `sub`, which Kubernetes gives a
     /// strategy of its own (pods' `EphemeralContainersStrategy`); by default as any update.
     fn validate_subresource_update(&self, _sub: Subresource, new: &K, old: &K) -> Vec<FieldError> {
@@ -316,6 +326,10 @@ pub trait Kind: Send + Sync {
 
     /// Kind-specific validation of an update.
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError>;
+
+    /// See [`Strategy::prepare_for_update`]; the object is left as it is unless the strategy
+    /// changes it.
+    fn prepare_for_update(&self, through: Option<Subresource>, new: &mut Value, old: &Value);
 
     /// Kind-specific validation of an update through the subresource `sub`.
     fn validate_subresource_update(

@@ -163,6 +163,20 @@ where
         }
     }
 
+    fn prepare_for_update(&self, through: Option<Subresource>, new: &mut Value, old: &Value) {
+        let (Some(before), Some(old)) = (Self::typed(new), Self::typed(old)) else {
+            return;
+        };
+        let mut after = before.clone();
+        self.strategy.prepare_for_update(through, &mut after, &old);
+        // As for deletion: only what the strategy changed is written back.
+        if after != before
+            && let Ok(value) = serde_json::to_value(&after)
+        {
+            *new = value;
+        }
+    }
+
     fn field(&self, obj: &Value, label: &str) -> Option<String> {
         if !self.strategy.field_labels().contains(&label) {
             return None;

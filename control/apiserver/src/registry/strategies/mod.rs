@@ -8,9 +8,11 @@
 //! [`Generic`].
 
 mod admissionregistration;
+mod apiregistration;
 mod apps;
 mod autoscaling;
 mod batch;
+mod certificates;
 mod coordination;
 mod core;
 mod discovery;
@@ -28,9 +30,11 @@ pub use self::core::{
     Services, default_pod_spec,
 };
 pub use admissionregistration::{MutatingWebhookConfigurations, ValidatingWebhookConfigurations};
+pub use apiregistration::APIServices;
 pub use apps::{ControllerRevisions, DaemonSets, Deployments, ReplicaSets, StatefulSets};
 pub use autoscaling::HorizontalPodAutoscalers;
 pub use batch::{CronJobs, Jobs};
+pub use certificates::CertificateSigningRequests;
 pub use coordination::Leases;
 pub use discovery::EndpointSlices;
 pub use networking::{IngressClasses, Ingresses, NetworkPolicies};
