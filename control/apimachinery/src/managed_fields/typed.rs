@@ -6,7 +6,7 @@
 //! Every walk is bounded by [`MAX_NESTING_DEPTH`]: values deeper than any request body can be
 //! are reported by [`Typed::validate`] and never recursed into further.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -179,32 +179,43 @@ fn item_element(
 /// A list's items by path element, in order, with the elements that occur more than once.
 struct Indexed<'v> {
     order: Vec<(PathElement, &'v Value)>,
+    /// Where each element first occurs in `order`: lookups stay logarithmic in long lists.
+    first: BTreeMap<PathElement, usize>,
     duplicated: BTreeSet<PathElement>,
 }
 
 impl<'v> Indexed<'v> {
     fn new(schema: &dyn Schema, atom: Atom, kind: ListKind, items: Option<&'v Vec<Value>>) -> Self {
         let mut order = Vec::new();
-        let mut seen = BTreeSet::new();
+        let mut first = BTreeMap::new();
         let mut duplicated = BTreeSet::new();
         for (i, item) in items.into_iter().flatten().enumerate() {
             let Ok(pe) = item_element(schema, atom, kind, i, item) else {
                 continue;
             };
-            if !seen.insert(pe.clone()) {
+            if first.contains_key(&pe) {
                 duplicated.insert(pe.clone());
+            } else {
+                first.insert(pe.clone(), order.len());
             }
             order.push((pe, item));
         }
-        Indexed { order, duplicated }
+        Indexed {
+            order,
+            first,
+            duplicated,
+        }
     }
 
     /// The first item with `pe`.
     fn get(&self, pe: &PathElement) -> Option<&'v Value> {
-        self.order.iter().find(|(p, _)| p == pe).map(|(_, v)| *v)
+        self.first.get(pe).map(|&i| self.order[i].1)
     }
 
     fn all(&self, pe: &PathElement) -> Vec<&'v Value> {
+        if !self.duplicated.contains(pe) {
+            return self.get(pe).into_iter().collect();
+        }
         self.order
             .iter()
             .filter(|(p, _)| p == pe)
@@ -213,7 +224,7 @@ impl<'v> Indexed<'v> {
     }
 
     fn has(&self, pe: &PathElement) -> bool {
-        self.order.iter().any(|(p, _)| p == pe)
+        self.first.contains_key(pe)
     }
 }
 

@@ -746,3 +746,25 @@ fn a_deployment_applies_through_the_builtin_table() {
         r#"Apply failed with 1 conflict: conflict with "hpa" using apps/v1: .spec.replicas"#
     );
 }
+
+/// A write of a list as long as a request body allows stays quick (no walk is quadratic).
+#[test]
+fn long_lists_are_tracked_in_linear_time() {
+    let finalizers: Vec<String> = (0..20_000).map(|i| format!("example.com/f{i}")).collect();
+    let live = fm()
+        .update(None, &config(json!({"replicas": 1})), "a", at(1))
+        .unwrap();
+    let mut new = live.clone();
+    new["metadata"]["uid"] = json!("u");
+    new["metadata"]["finalizers"] = json!(finalizers);
+    let started = std::time::Instant::now();
+    let updated = fm().update(Some(&live), &new, "b", at(2)).unwrap();
+    let mut again = updated.clone();
+    again["metadata"]["finalizers"][0] = json!("example.com/changed");
+    fm().update(Some(&updated), &again, "c", at(3)).unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
