@@ -370,6 +370,34 @@ async fn kube_rs_apply(server: &TestServer) {
     );
     // The main resource's applier owns no status, the status applier no spec.
     assert!(!fields_of(&value, "other").to_string().contains("f:status"));
+
+    // An autoscaler applies a Scale through /scale: it owns the parent's spec.replicas.
+    let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+                       "metadata": {"name": "api"}, "spec": {"replicas": 4}});
+    let scaled = api
+        .patch_scale(
+            "api",
+            &PatchParams::apply("autoscaler").force(),
+            &Patch::Apply(&scale),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scaled.spec.unwrap().replicas, Some(4));
+    let live = serde_json::to_value(api.get("api").await.unwrap()).unwrap();
+    assert_eq!(live["spec"]["replicas"], 4);
+    assert!(
+        managers(&live).contains(&manager("autoscaler", "Apply", "scale")),
+        "{:?}",
+        managers(&live)
+    );
+    assert_eq!(
+        fields_of(&live, "autoscaler"),
+        json!({"f:spec": {"f:replicas": {}}})
+    );
+    assert!(
+        !fields_of(&live, "other").to_string().contains("f:replicas"),
+        "the forced scale took replicas from the applier"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -590,6 +618,16 @@ async fn bad_apply_input() {
             "{applied}"
         );
     }
+    // A YAML configuration.
+    let (code, applied) = apply_raw(
+        &raw,
+        &format!("{CM}/yaml?fieldManager=m"),
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: yaml\ndata:\n  k: v\n".to_vec(),
+    )
+    .await;
+    assert_eq!(code, 201, "{applied}");
+    assert_eq!(applied["data"], json!({"k": "v"}));
+    assert_eq!(fields_of(&applied, "m"), json!({"f:data": {"f:k": {}}}));
     // Client managedFields that Kubernetes' validation refuses.
     let (code, _) = apply_raw(&raw, &format!("{CM}/bad?fieldManager=m"), ok.clone()).await;
     assert_eq!(code, 201);
