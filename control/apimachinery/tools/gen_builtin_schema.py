@@ -32,6 +32,65 @@ types_path, openapi_dir, kinds_rs, version = sys.argv[1:5]
 types = json.load(open(types_path))
 
 META = 'k8s.io/apimachinery/pkg/apis/meta/v1'
+
+# Types skiff serves that kubectl does not link (kube-aggregator's APIService), written as
+# go_types.py would dump them from kube-aggregator's pkg/apis/apiregistration/v1/types.go.
+AGGREGATOR = 'k8s.io/kube-aggregator/pkg/apis/apiregistration/v1'
+
+
+def _field(go, tag, ty, embedded=False):
+    return {'embedded': embedded, 'go': go, 'tag': tag, 'type': ty}
+
+
+def _t(kind, name=None, e=None):
+    out = {'k': kind}
+    if name:
+        out['name'] = name
+    if e:
+        out['e'] = e
+    return out
+
+
+_STR, _I32, _BOOL = _t('string', 'string'), _t('int32', 'int32'), _t('bool', 'bool')
+HAND_TYPES = {
+    f'{AGGREGATOR}.APIService': [
+        _field('TypeMeta', 'json:",inline"', _t('struct', f'{META}.TypeMeta'), True),
+        _field('ObjectMeta', 'json:"metadata,omitempty"', _t('struct', f'{META}.ObjectMeta'), True),
+        _field('Spec', 'json:"spec,omitempty"', _t('struct', f'{AGGREGATOR}.APIServiceSpec')),
+        _field('Status', 'json:"status,omitempty"', _t('struct', f'{AGGREGATOR}.APIServiceStatus')),
+    ],
+    f'{AGGREGATOR}.APIServiceSpec': [
+        _field('Service', 'json:"service,omitempty"',
+               _t('ptr', e=_t('struct', f'{AGGREGATOR}.ServiceReference'))),
+        _field('Group', 'json:"group,omitempty"', _STR),
+        _field('Version', 'json:"version,omitempty"', _STR),
+        _field('InsecureSkipTLSVerify', 'json:"insecureSkipTLSVerify,omitempty"', _BOOL),
+        _field('CABundle', 'json:"caBundle,omitempty"', _t('slice', e=_t('uint8', 'uint8'))),
+        _field('GroupPriorityMinimum', 'json:"groupPriorityMinimum"', _I32),
+        _field('VersionPriority', 'json:"versionPriority"', _I32),
+    ],
+    f'{AGGREGATOR}.ServiceReference': [
+        _field('Namespace', 'json:"namespace,omitempty"', _STR),
+        _field('Name', 'json:"name,omitempty"', _STR),
+        _field('Port', 'json:"port,omitempty"', _t('ptr', e=_I32)),
+    ],
+    f'{AGGREGATOR}.APIServiceStatus': [
+        # +listType=map +listMapKey=type
+        _field('Conditions', 'json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"',
+               _t('slice', e=_t('struct', f'{AGGREGATOR}.APIServiceCondition'))),
+    ],
+    f'{AGGREGATOR}.APIServiceCondition': [
+        _field('Type', 'json:"type"', _STR),
+        _field('Status', 'json:"status"', _STR),
+        _field('LastTransitionTime', 'json:"lastTransitionTime,omitempty"',
+               _t('struct', f'{META}.Time')),
+        _field('Reason', 'json:"reason,omitempty"', _STR),
+        _field('Message', 'json:"message,omitempty"', _STR),
+    ],
+}
+for _name, _fields in HAND_TYPES.items():
+    types.setdefault(_name, _fields)
+
 # Go types whose JSON form is one value: owned as a whole, never looked into.
 SCALAR_STRUCTS = {
     META + '.Time', META + '.MicroTime', META + '.Duration', META + '.FieldsV1',
@@ -50,6 +109,8 @@ GROUPS = {
     'discovery': 'discovery.k8s.io', 'events': 'events.k8s.io',
     'networking': 'networking.k8s.io', 'policy': 'policy', 'rbac': 'rbac.authorization.k8s.io',
     'scheduling': 'scheduling.k8s.io', 'storage': 'storage.k8s.io',
+    'admissionregistration': 'admissionregistration.k8s.io',
+    'apiregistration': 'apiregistration.k8s.io',
 }
 # Kinds served beside kinds.rs's table: PodTemplate (a strategic-merge-patch root in patch.rs),
 # the /scale subresource's body, and groups being added to kinds.rs.
@@ -151,10 +212,13 @@ def openapi_name(go_name):
 
 def served_kinds():
     src = open(kinds_rs).read()
-    m = re.search(r'use k8s_openapi::api::\{(.*?)\};', src, re.S)
+    # Every `use k8s_openapi::...` import: `api::{apps::v1 as apps, ...}`,
+    # `api::admissionregistration::v1 as admissionregistration`,
+    # `kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration`.
     alias = {}
-    for group_dir, ver, name in re.findall(r'(\w+)::(v\w+) as (\w+)', m.group(1)):
-        alias[name] = (group_dir, ver)
+    for use in re.findall(r'use k8s_openapi::(.*?);', src, re.S):
+        for group_dir, ver, name in re.findall(r'(\w+)::(v\w+) as (\w+)', use):
+            alias[name] = (group_dir, ver)
     out = []
     for mod, kind in re.findall(r'register!\(\s*r,\s*(\w+)::(\w+),', src):
         group_dir, ver = alias[mod]
@@ -166,7 +230,8 @@ def served_kinds():
 
 roots = []
 for group_dir, ver, kind in served_kinds():
-    go = f'k8s.io/api/{group_dir}/{ver}.{kind}'
+    go = (f'{AGGREGATOR}.{kind}' if group_dir == 'apiregistration'
+          else f'k8s.io/api/{group_dir}/{ver}.{kind}')
     if go not in types:
         sys.exit(f'served kind {go} is not in the Go types')
     group = GROUPS[group_dir]

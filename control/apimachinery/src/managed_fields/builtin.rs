@@ -424,12 +424,16 @@ mod tests {
     /// there without regenerating the table fails this test).
     fn registered_kinds() -> Vec<(String, String)> {
         let src = include_str!("../../../apiserver/src/registry/kinds.rs");
-        let uses = &src[src
-            .find("use k8s_openapi::api::{")
-            .expect("kinds.rs imports")..];
-        let uses = &uses[..uses.find("};").expect("end of the import")];
+        // Every `use k8s_openapi::...;` import: the braced `api::{...}` list and single ones
+        // (`api::admissionregistration::v1 as ...`, `kube_aggregator::...::v1 as ...`).
+        let uses: Vec<&str> = src
+            .split("use k8s_openapi::")
+            .skip(1)
+            .map(|rest| &rest[..rest.find(';').expect("end of the import")])
+            .collect();
         let version_of = |alias: &str| {
-            uses.split(',')
+            uses.iter()
+                .flat_map(|u| u.split([',', '{', '}']))
                 .map(str::trim)
                 .find_map(|item| {
                     let (path, name) = item.split_once(" as ")?;

@@ -14,6 +14,91 @@ pub(super) const KUBERNETES_VERSION: &str = "v1.37.1";
 /// Every struct type, sorted by name.
 pub(super) static TYPES: &[TypeDef] = &[
     TypeDef {
+        name: "io.k8s.api.admissionregistration.v1.MatchCondition",
+        fields: &[
+            f("expression", Scalar, NO_PATCH),
+            f("name", Scalar, NO_PATCH),
+        ],
+    },
+    TypeDef {
+        name: "io.k8s.api.admissionregistration.v1.MutatingWebhook",
+        fields: &[
+            f("admissionReviewVersions", List { items: &Scalar, kind: L::Atomic }, NO_PATCH),
+            f("clientConfig", Struct { name: "io.k8s.api.admissionregistration.v1.WebhookClientConfig", atomic: false }, NO_PATCH),
+            f("failurePolicy", Scalar, NO_PATCH),
+            f("matchConditions", List { items: &Struct { name: "io.k8s.api.admissionregistration.v1.MatchCondition", atomic: false }, kind: L::Map(&["name"]) }, PatchMeta { merge: true, retain_keys: false, merge_key: Some("name") }),
+            f("matchPolicy", Scalar, NO_PATCH),
+            f("name", Scalar, NO_PATCH),
+            f("namespaceSelector", Struct { name: "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector", atomic: true }, NO_PATCH),
+            f("objectSelector", Struct { name: "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector", atomic: true }, NO_PATCH),
+            f("reinvocationPolicy", Scalar, NO_PATCH),
+            f("rules", List { items: &Struct { name: "io.k8s.api.admissionregistration.v1.RuleWithOperations", atomic: false }, kind: L::Atomic }, NO_PATCH),
+            f("sideEffects", Scalar, NO_PATCH),
+            f("timeoutSeconds", Scalar, NO_PATCH),
+        ],
+    },
+    TypeDef {
+        name: "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration",
+        fields: &[
+            f("apiVersion", Scalar, NO_PATCH),
+            f("kind", Scalar, NO_PATCH),
+            f("metadata", Struct { name: "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", atomic: false }, NO_PATCH),
+            f("webhooks", List { items: &Struct { name: "io.k8s.api.admissionregistration.v1.MutatingWebhook", atomic: false }, kind: L::Map(&["name"]) }, PatchMeta { merge: true, retain_keys: false, merge_key: Some("name") }),
+        ],
+    },
+    TypeDef {
+        name: "io.k8s.api.admissionregistration.v1.RuleWithOperations",
+        fields: &[
+            f("apiGroups", List { items: &Scalar, kind: L::Atomic }, NO_PATCH),
+            f("apiVersions", List { items: &Scalar, kind: L::Atomic }, NO_PATCH),
+            f("operations", List { items: &Scalar, kind: L::Atomic }, NO_PATCH),
+            f("resources", List { items: &Scalar, kind: L::Atomic }, NO_PATCH),
+            f("scope", Scalar, NO_PATCH),
+        ],
+    },
+    TypeDef {
+        name: "io.k8s.api.admissionregistration.v1.ServiceReference",
+        fields: &[
+            f("name", Scalar, NO_PATCH),
+            f("namespace", Scalar, NO_PATCH),
+            f("path", Scalar, NO_PATCH),
+            f("port", Scalar, NO_PATCH),
+        ],
+    },
+    TypeDef {
+        name: "io.k8s.api.admissionregistration.v1.ValidatingWebhook",
+        fields: &[
+            f("admissionReviewVersions", List { items: &Scalar, kind: L::Atomic }, NO_PATCH),
+            f("clientConfig", Struct { name: "io.k8s.api.admissionregistration.v1.WebhookClientConfig", atomic: false }, NO_PATCH),
+            f("failurePolicy", Scalar, NO_PATCH),
+            f("matchConditions", List { items: &Struct { name: "io.k8s.api.admissionregistration.v1.MatchCondition", atomic: false }, kind: L::Map(&["name"]) }, PatchMeta { merge: true, retain_keys: false, merge_key: Some("name") }),
+            f("matchPolicy", Scalar, NO_PATCH),
+            f("name", Scalar, NO_PATCH),
+            f("namespaceSelector", Struct { name: "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector", atomic: true }, NO_PATCH),
+            f("objectSelector", Struct { name: "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector", atomic: true }, NO_PATCH),
+            f("rules", List { items: &Struct { name: "io.k8s.api.admissionregistration.v1.RuleWithOperations", atomic: false }, kind: L::Atomic }, NO_PATCH),
+            f("sideEffects", Scalar, NO_PATCH),
+            f("timeoutSeconds", Scalar, NO_PATCH),
+        ],
+    },
+    TypeDef {
+        name: "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration",
+        fields: &[
+            f("apiVersion", Scalar, NO_PATCH),
+            f("kind", Scalar, NO_PATCH),
+            f("metadata", Struct { name: "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", atomic: false }, NO_PATCH),
+            f("webhooks", List { items: &Struct { name: "io.k8s.api.admissionregistration.v1.ValidatingWebhook", atomic: false }, kind: L::Map(&["name"]) }, PatchMeta { merge: true, retain_keys: false, merge_key: Some("name") }),
+        ],
+    },
+    TypeDef {
+        name: "io.k8s.api.admissionregistration.v1.WebhookClientConfig",
+        fields: &[
+            f("caBundle", Scalar, NO_PATCH),
+            f("service", Struct { name: "io.k8s.api.admissionregistration.v1.ServiceReference", atomic: false }, NO_PATCH),
+            f("url", Scalar, NO_PATCH),
+        ],
+    },
+    TypeDef {
         name: "io.k8s.api.apps.v1.ControllerRevision",
         fields: &[
             f("apiVersion", Scalar, NO_PATCH),
@@ -3248,10 +3333,59 @@ pub(super) static TYPES: &[TypeDef] = &[
             f("uid", Scalar, NO_PATCH),
         ],
     },
+    TypeDef {
+        name: "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService",
+        fields: &[
+            f("apiVersion", Scalar, NO_PATCH),
+            f("kind", Scalar, NO_PATCH),
+            f("metadata", Struct { name: "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", atomic: false }, NO_PATCH),
+            f("spec", Struct { name: "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIServiceSpec", atomic: false }, NO_PATCH),
+            f("status", Struct { name: "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIServiceStatus", atomic: false }, NO_PATCH),
+        ],
+    },
+    TypeDef {
+        name: "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIServiceCondition",
+        fields: &[
+            f("lastTransitionTime", Scalar, NO_PATCH),
+            f("message", Scalar, NO_PATCH),
+            f("reason", Scalar, NO_PATCH),
+            f("status", Scalar, NO_PATCH),
+            f("type", Scalar, NO_PATCH),
+        ],
+    },
+    TypeDef {
+        name: "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIServiceSpec",
+        fields: &[
+            f("caBundle", Scalar, NO_PATCH),
+            f("group", Scalar, NO_PATCH),
+            f("groupPriorityMinimum", Scalar, NO_PATCH),
+            f("insecureSkipTLSVerify", Scalar, NO_PATCH),
+            f("service", Struct { name: "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.ServiceReference", atomic: false }, NO_PATCH),
+            f("version", Scalar, NO_PATCH),
+            f("versionPriority", Scalar, NO_PATCH),
+        ],
+    },
+    TypeDef {
+        name: "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIServiceStatus",
+        fields: &[
+            f("conditions", List { items: &Struct { name: "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIServiceCondition", atomic: false }, kind: L::Map(&["type"]) }, PatchMeta { merge: true, retain_keys: false, merge_key: Some("type") }),
+        ],
+    },
+    TypeDef {
+        name: "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.ServiceReference",
+        fields: &[
+            f("name", Scalar, NO_PATCH),
+            f("namespace", Scalar, NO_PATCH),
+            f("port", Scalar, NO_PATCH),
+        ],
+    },
 ];
 
 /// `(apiVersion, kind, type)` of every served kind, sorted.
 pub(super) static ROOTS: &[(&str, &str, &str)] = &[
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration"),
+    ("apiregistration.k8s.io/v1", "APIService", "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService"),
     ("apps/v1", "ControllerRevision", "io.k8s.api.apps.v1.ControllerRevision"),
     ("apps/v1", "DaemonSet", "io.k8s.api.apps.v1.DaemonSet"),
     ("apps/v1", "Deployment", "io.k8s.api.apps.v1.Deployment"),
