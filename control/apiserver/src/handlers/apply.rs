@@ -195,6 +195,8 @@ fn written_by(subresource: &str) -> Option<&'static [&'static str]> {
     match subresource {
         "status" => Some(&["status"]),
         "scale" => Some(&["spec", "replicas"]),
+        // A CSR's approval writes its conditions only.
+        "approval" => Some(&["status", "conditions"]),
         "ephemeralcontainers" => Some(&["spec", "ephemeralContainers"]),
         _ => None,
     }
