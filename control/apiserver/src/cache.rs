@@ -55,36 +55,35 @@ impl EventType {
     }
 }
 
-/// An object as the cache holds it: its JSON (served as is by lists and watches) and, decoded
+/// An object as the cache holds it: its JSON as kube-apiserver writes it (served as is by lists
+/// and watches) and, decoded
 /// only when something needs to look inside (selectors, printing), its value.
 #[derive(Debug)]
 pub struct Cached {
-    /// The object as JSON, `metadata.resourceVersion` included.
+    /// The object as JSON, `metadata.resourceVersion` included (no trailing newline).
     pub json: Bytes,
     value: std::sync::OnceLock<Value>,
 }
 
 impl Cached {
-    /// Wraps `value`, serializing it.
+    /// Wraps `value`, encoding it as kube-apiserver does.
     pub fn new(value: Value) -> Cached {
-        let json = Bytes::from(serde_json::to_vec(&value).expect("JSON values always serialize"));
+        let mut json = Vec::with_capacity(1024);
+        skiff_protobuf::json::write_object(&mut json, &value);
         Cached {
-            json,
+            json: Bytes::from(json),
             value: std::sync::OnceLock::from(value),
         }
     }
 
-    /// The object stored in `kv`, without decoding it: the resourceVersion (never stored) is
-    /// spliced into the stored JSON. Falls back to decode-and-encode if the JSON is not shaped as
-    /// expected.
+    /// The object stored in `kv`, as [`storage::served`] serves it: usually without decoding it
+    /// (the resourceVersion, never stored, spliced into the stored bytes).
     pub fn from_store(kv: &skiff_store::KeyValue) -> Result<Cached, String> {
-        match storage::with_resource_version(&kv.value, kv.mod_revision) {
-            Some(json) => Ok(Cached {
-                json: Bytes::from(json),
-                value: std::sync::OnceLock::new(),
-            }),
-            None => Ok(Cached::new(storage::decode(kv).map_err(|e| e.message)?)),
-        }
+        let (json, value) = storage::served(kv).map_err(|e| e.message)?;
+        Ok(Cached {
+            json: Bytes::from(json),
+            value: value.map_or_else(std::sync::OnceLock::new, std::sync::OnceLock::from),
+        })
     }
 
     /// The object's value (decoded on first use).
@@ -452,9 +451,9 @@ async fn follow(weak: &Weak<Caches>, store: &dyn Store) -> Result<(), String> {
                 if let Some(cache) = caches.cache_for(&event.kv.key) {
                     match event.kind {
                         EventKind::Put => {
-                            // Decoded and serialized once here; every list and watcher reuses it.
-                            // Only the resourceVersion is spliced in; nothing is decoded unless a
-                            // selector or a printer needs to look inside.
+                            // Made once here; every list and watcher reuses its bytes. Only the
+                            // resourceVersion is spliced in; nothing is decoded unless a selector
+                            // or a printer needs to look inside.
                             let object = Cached::from_store(&event.kv)?;
                             cache.apply(event.kv.key, Some(object), None, revision, &caches.revision);
                         }

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
+use skiff_protobuf::json::write_value;
 
 use crate::registry::{Registry, ResourceInfo, Subresource};
 
@@ -22,11 +23,17 @@ const VERBS: &[&str] = &[
     "watch",
 ];
 
-/// `/version`.
+/// `/version`: `version.Info`. skiff emulates the version it implements, and is compatible with
+/// the one before, as a kube-apiserver started without `--emulated-version` is.
 pub fn version() -> Value {
+    let previous = KUBERNETES_MINOR.parse::<u32>().map_or(0, |m| m - 1);
     json!({
         "major": "1",
         "minor": KUBERNETES_MINOR,
+        "emulationMajor": "1",
+        "emulationMinor": KUBERNETES_MINOR,
+        "minCompatibilityMajor": "1",
+        "minCompatibilityMinor": previous.to_string(),
         "gitVersion": format!("v1.{KUBERNETES_MINOR}.0-skiff.{}", env!("CARGO_PKG_VERSION")),
         "gitCommit": "",
         "gitTreeState": "clean",
@@ -35,6 +42,40 @@ pub fn version() -> Value {
         "compiler": "rustc",
         "platform": format!("{}/{}", std::env::consts::OS, go_arch()),
     })
+}
+
+/// `version.Info`'s fields in Go declaration order; none is `omitempty`.
+const VERSION_INFO: [&str; 13] = [
+    "major",
+    "minor",
+    "emulationMajor",
+    "emulationMinor",
+    "minCompatibilityMajor",
+    "minCompatibilityMinor",
+    "gitVersion",
+    "gitCommit",
+    "gitTreeState",
+    "buildDate",
+    "goVersion",
+    "compiler",
+    "platform",
+];
+
+/// `/version`'s body as kube-apiserver writes it: not an API object, so through
+/// `responsewriters.WriteRawJSON`, which is `json.MarshalIndent` with two spaces and no trailing
+/// newline.
+pub fn version_body() -> Vec<u8> {
+    let info = version();
+    let mut out = Vec::with_capacity(512);
+    out.push(b'{');
+    for (i, field) in VERSION_INFO.into_iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n  " } else { b",\n  " });
+        write_value(&mut out, &json!(field));
+        out.extend_from_slice(b": ");
+        write_value(&mut out, info.get(field).unwrap_or(&json!("")));
+    }
+    out.extend_from_slice(b"\n}");
+    out
 }
 
 fn go_arch() -> &'static str {

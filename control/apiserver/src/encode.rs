@@ -1,14 +1,20 @@
-//! Response encoding: bodies with their `Content-Type`. (The `Table` form kubectl prints is
-//! built in `handlers/table.rs`.)
+//! Response encoding: bodies with their `Content-Type`, written as kube-apiserver writes them
+//! (`skiff_protobuf::json`: Go's `encoding/json` of the Go type, then `\n`). (The `Table` form
+//! kubectl prints is built in `handlers/table.rs`.)
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-/// A JSON response.
+/// A JSON response: `body` as kube-apiserver's serializer writes the Go type of its
+/// `apiVersion`/`kind` (a kind the schema does not know, such as a custom resource, with its keys
+/// sorted, as Go writes a `map[string]interface{}`).
 pub fn json_response(code: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).expect("JSON values always serialize");
-    bytes_response(code, bytes, "application/json")
+    bytes_response(
+        code,
+        skiff_protobuf::json::to_body(body),
+        "application/json",
+    )
 }
 
 /// A response of already-encoded bytes.

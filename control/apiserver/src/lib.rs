@@ -343,7 +343,7 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
         {
             let core = matches!(target, Target::CoreVersions);
             let body =
-                serde_json::to_vec(&discovery::aggregated(&server.registry, core)).expect("JSON");
+                skiff_protobuf::json::to_body(&discovery::aggregated(&server.registry, core));
             bytes_response(StatusCode::OK, body, discovery::AGGREGATED)
         }
         Target::CoreVersions => ok(&discovery::core_versions(&server.address)),
@@ -356,7 +356,11 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
                 .map(|r| ok(&r))
                 .unwrap_or_else(|| ApiError::not_found_path(parts.uri.path()).into_response())
         }
-        Target::Version => ok(&discovery::version()),
+        Target::Version => bytes_response(
+            StatusCode::OK,
+            discovery::version_body(),
+            "application/json",
+        ),
         Target::OpenApiV2 => {
             if accept(&parts.headers).contains(skiff_openapi::V2_PROTOBUF_MEDIA_TYPE) {
                 bytes_response(

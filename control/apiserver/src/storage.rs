@@ -8,6 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Value, json};
+use skiff_protobuf::json;
 use skiff_store::{KeyValue, RangeRequest, Revision, Store, StoreError};
 
 use crate::error::{ApiError, ApiResult, Subject};
@@ -35,77 +36,72 @@ pub fn subject<'a>(info: &'a ResourceInfo, name: &'a str) -> Subject<'a> {
     }
 }
 
-/// The object stored in `kv`, with its resourceVersion.
+/// The object stored in `kv`, with its resourceVersion, in its [`canonical`] form.
 pub fn decode(kv: &KeyValue) -> ApiResult<Value> {
     let mut obj: Value = serde_json::from_slice(&kv.value)
         .map_err(|e| ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
+    if !is_go_encoded(&kv.value) {
+        obj = canonical(&obj);
+    }
     meta::set_resource_version(&mut obj, kv.mod_revision);
     Ok(obj)
 }
 
-/// The stored JSON of an object with `"resourceVersion":"<revision>"` added at the front of its
-/// top-level `metadata`, without decoding it; `None` if there is no such object to add it to.
-/// (Stored objects never carry a resourceVersion: see [`encode`].)
-pub fn with_resource_version(stored: &[u8], revision: skiff_store::Revision) -> Option<Vec<u8>> {
-    let at = top_level_metadata(stored)?;
-    let field = format!("\"resourceVersion\":\"{revision}\"");
-    let rest = &stored[at..];
-    let empty = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
-    let mut out = Vec::with_capacity(stored.len() + field.len() + 1);
-    out.extend_from_slice(&stored[..at]);
-    out.extend_from_slice(field.as_bytes());
-    if !empty {
-        out.push(b',');
-    }
-    out.extend_from_slice(rest);
-    Some(out)
+/// Whether stored bytes are [`encode`]'s: Go's order starts with `kind`. An older skiff stored
+/// serde_json's sorted keys, which start with `apiVersion`.
+fn is_go_encoded(stored: &[u8]) -> bool {
+    stored.starts_with(br#"{"kind":"#)
 }
 
-/// The offset just after the `{` that opens the value of the top-level `"metadata"` key.
-fn top_level_metadata(json: &[u8]) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < json.len() {
-        match json[i] {
-            b'"' => {
-                // A string: find its end, honouring escapes.
-                let start = i + 1;
-                i += 1;
-                while i < json.len() && json[i] != b'"' {
-                    i += if json[i] == b'\\' { 2 } else { 1 };
-                }
-                let string = json.get(start..i)?;
-                i += 1;
-                if depth == 1 && string == b"metadata" {
-                    // A key at the top level: expect `:` then `{`.
-                    let mut j = i;
-                    while json.get(j)?.is_ascii_whitespace() {
-                        j += 1;
-                    }
-                    if json[j] != b':' {
-                        continue;
-                    }
-                    j += 1;
-                    while json.get(j)?.is_ascii_whitespace() {
-                        j += 1;
-                    }
-                    return (json[j] == b'{').then_some(j + 1);
-                }
-                continue;
-            }
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => depth = depth.checked_sub(1)?,
-            _ => {}
-        }
-        i += 1;
-    }
-    None
+/// An object as the store holds it and kube-apiserver serves it: Go's encoding of the Go type,
+/// read back. Keys the Go type lacks are gone, and fields Go always writes are present (a
+/// container's `"resources":{}`, a Service's `"status":{"loadBalancer":{}}`), as in the Go struct
+/// kube-apiserver decodes every object into. A request's object is brought to this form before
+/// it is compared with the stored one, so a write that changes nothing stays a no-op and a
+/// generation only counts real changes.
+pub fn canonical(obj: &Value) -> Value {
+    let mut out = Vec::with_capacity(1024);
+    json::write_object(&mut out, obj);
+    serde_json::from_slice(&out).expect("the encoder writes JSON")
 }
 
-fn encode(obj: &Value) -> Bytes {
+/// The object stored in `kv` as kube-apiserver serves it, with its resourceVersion: the bytes,
+/// and the value when it had to be decoded for them.
+///
+/// What [`encode`] stored is already the Go encoding, so the resourceVersion (never stored) is
+/// spliced into it where `ObjectMeta` declares it, without decoding. Objects stored by an older
+/// skiff have serde_json's sorted keys instead (a built-in object's then start with
+/// `{"apiVersion"`, never with Go's `{"kind"`), as do custom ones: those are decoded and encoded
+/// again.
+pub fn served(kv: &KeyValue) -> ApiResult<(Vec<u8>, Option<Value>)> {
+    if is_go_encoded(&kv.value)
+        && let Some(json) = json::with_resource_version(&kv.value, &kv.mod_revision.to_string())
+    {
+        return Ok((json, None));
+    }
+    let obj = decode(kv)?;
+    let mut json = Vec::with_capacity(kv.value.len() + 32);
+    json::write_object(&mut json, &obj);
+    Ok((json, Some(obj)))
+}
+
+/// The stored form of an object: kube-apiserver's JSON of it (Go's field order, so that lists and
+/// watches serve the stored bytes as they are), without `resourceVersion` (the store's revision
+/// is), with `kind` and `apiVersion` set as the storage codec sets them.
+fn encode(info: &ResourceInfo, obj: &Value) -> Bytes {
     let mut obj = obj.clone();
     meta::set(&mut obj, "resourceVersion", None);
-    Bytes::from(serde_json::to_vec(&obj).expect("JSON values always serialize"))
+    if let Some(map) = obj.as_object_mut() {
+        for (key, value) in [
+            ("kind", info.kind.to_owned()),
+            ("apiVersion", info.api_version()),
+        ] {
+            map.entry(key).or_insert(Value::String(value));
+        }
+    }
+    let mut out = Vec::with_capacity(1024);
+    json::write_object(&mut out, &obj);
+    Bytes::from(out)
 }
 
 /// Where a paginated list continues: the revision of its first page and the next key.
@@ -192,7 +188,7 @@ impl Storage {
     ) -> ApiResult<Value> {
         let revision = self
             .store
-            .create(&info.key(ns, name), encode(&obj), self.ttl(info))
+            .create(&info.key(ns, name), encode(info, &obj), self.ttl(info))
             .await
             .map_err(|e| ApiError::from_store(e, subject(info, name)))?;
         meta::set_resource_version(&mut obj, revision);
@@ -210,7 +206,12 @@ impl Storage {
     ) -> ApiResult<Value> {
         let revision = self
             .store
-            .update(&info.key(ns, name), encode(&obj), expected, self.ttl(info))
+            .update(
+                &info.key(ns, name),
+                encode(info, &obj),
+                expected,
+                self.ttl(info),
+            )
             .await
             .map_err(|e| ApiError::from_store(e, subject(info, name)))?;
         meta::set_resource_version(&mut obj, revision);
@@ -333,23 +334,99 @@ mod tests {
     }
 
     #[test]
-    fn resource_versions_are_spliced_into_the_top_level_metadata() {
+    fn stored_objects_are_served_in_go_order_whatever_wrote_them() {
+        let registry = crate::registry::builtin();
+        let info = registry
+            .lookup("", "v1", "configmaps")
+            .unwrap()
+            .info()
+            .clone();
+        let object = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {
+                "name": "c", "namespace": "default", "uid": "u", "resourceVersion": "7",
+                "creationTimestamp": "2026-01-02T03:04:05Z", "labels": {"a": "b"},
+            },
+            "data": {"k": "<v>", "metadata": "{}"},
+            "unknown": true,
+        });
+        let want = r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"c","namespace":"default","uid":"u","resourceVersion":"42","creationTimestamp":"2026-01-02T03:04:05Z","labels":{"a":"b"}},"data":{"k":"\u003cv\u003e","metadata":"{}"}}"#;
+        let mut older = object.clone();
+        meta::set(&mut older, "resourceVersion", None);
+        // (what is stored, whether serving it needs a decode)
         let cases = [
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"metadata": "{x}"}}),
-            json!({"apiVersion": "v1", "data": {"k\"metadata\"": {"metadata": {}}}, "metadata": {}}),
-            json!({"a": [{"metadata": {"deep": true}}], "metadata": {"name": "b", "labels": {"x": "y"}}}),
+            (encode(&info, &object), false),
+            // An older skiff stored serde_json's sorted keys.
+            (Bytes::from(serde_json::to_vec(&older).unwrap()), true),
+            // The kind and apiVersion are the resource's when the object lacks them.
+            (
+                encode(
+                    &info,
+                    &json!({"metadata": object["metadata"], "data": object["data"]}),
+                ),
+                false,
+            ),
         ];
-        for case in cases {
-            let stored = serde_json::to_vec(&case).unwrap();
-            let spliced = with_resource_version(&stored, 42).unwrap();
-            let value: Value = serde_json::from_slice(&spliced).unwrap();
-            let mut expected = case.clone();
-            expected["metadata"]["resourceVersion"] = json!("42");
-            assert_eq!(value, expected);
+        for (stored, decodes) in cases {
+            let kv = KeyValue {
+                key: "/registry/core/configmaps/default/c".into(),
+                value: stored.clone(),
+                create_revision: 40,
+                mod_revision: 42,
+                version: 2,
+            };
+            let (json, value) = served(&kv).unwrap();
+            assert_eq!(String::from_utf8(json).unwrap(), want, "{stored:?}");
+            assert_eq!(value.is_some(), decodes, "{stored:?}");
+            assert_eq!(
+                decode(&kv).unwrap(),
+                serde_json::from_str::<Value>(want).unwrap()
+            );
         }
-        assert!(with_resource_version(br#"{"metadata": 5}"#, 1).is_none());
-        assert!(with_resource_version(br#"{"spec": {"metadata": {}}}"#, 1).is_none());
-        assert!(with_resource_version(b"[1,2", 1).is_none());
+        assert!(
+            !encode(&info, &object)
+                .windows(15)
+                .any(|w| w == b"resourceVersion")
+        );
+    }
+
+    /// Stored bytes are spliced into lists and watches as they are only when they are Go's
+    /// encoding, which needs the kind's Go type.
+    #[test]
+    fn every_built_in_kind_and_its_list_have_a_go_type() {
+        for kind in crate::registry::builtin().all() {
+            let info = kind.info();
+            // kube-aggregator's APIService is not among the Go types the schema is generated from.
+            if info.group == "apiregistration.k8s.io" {
+                continue;
+            }
+            for kind in [info.kind.to_owned(), info.list_kind()] {
+                assert!(
+                    json::GoType::of_kind(&info.api_version(), &kind).is_some(),
+                    "{} {kind}",
+                    info.api_version()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_canonical_form_is_what_go_writes() {
+        // A Service without status gets the zero status Go writes; a container its resources.
+        let service =
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "extra": 1});
+        assert_eq!(
+            canonical(&service),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}, "status": {"loadBalancer": {}}})
+        );
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}, "spec": {"containers": [{"name": "c"}]}});
+        let canonical_pod = canonical(&pod);
+        assert_eq!(
+            canonical_pod["spec"]["containers"][0]["resources"],
+            json!({})
+        );
+        // Once canonical, always canonical.
+        assert_eq!(canonical(&canonical_pod), canonical_pod);
     }
 
     #[test]

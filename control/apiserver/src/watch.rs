@@ -1,4 +1,7 @@
-//! `?watch=true`: a stream of `{"type": ..., "object": ...}` lines served from the watch cache.
+//! `?watch=true`: a stream of `{"type": ..., "object": ...}` lines served from the watch cache,
+//! each a `metav1.WatchEvent` as kube-apiserver writes it. A bookmark's object is an empty object
+//! of the watched kind (Go writes its zero fields: a Pod's `"spec":{"containers":null}`), with only
+//! its resourceVersion (and the initial-events-end annotation) set.
 //!
 //! Selectors apply to transitions as Kubernetes defines them: an object that starts matching is
 //! ADDED, one that stops matching is DELETED. With `sendInitialEvents=true` the current objects
@@ -93,10 +96,23 @@ fn start(ctx: &Ctx<'_>) -> ApiResult<Body> {
     Ok(Body::from_stream(ReceiverStream::new(rx)))
 }
 
-fn line(kind: &str, object: &Value) -> Bytes {
-    let mut text = serde_json::to_vec(&json!({ "type": kind, "object": object })).expect("JSON");
-    text.push(b'\n');
+/// One watch event line as kube-apiserver writes it: a `metav1.WatchEvent` whose `object` holds
+/// the object's encoding (`object_json`), then `\n`.
+fn event_line(kind: &str, object_json: &[u8]) -> Bytes {
+    let mut text = Vec::with_capacity(object_json.len() + 32);
+    text.extend_from_slice(br#"{"type":""#);
+    text.extend_from_slice(kind.as_bytes());
+    text.extend_from_slice(br#"","object":"#);
+    text.extend_from_slice(object_json);
+    text.extend_from_slice(b"}\n");
     Bytes::from(text)
+}
+
+/// A watch event line of an object value (a transformed object, a bookmark, a Status).
+fn line(kind: &str, object: &Value) -> Bytes {
+    let mut json = Vec::with_capacity(256);
+    skiff_protobuf::json::write_object(&mut json, object);
+    event_line(kind, &json)
 }
 
 impl WatchStream {
@@ -200,15 +216,8 @@ impl WatchStream {
             }
         };
         match self.target {
-            Target::Object => {
-                let mut text = Vec::with_capacity(object.json.len() + 32);
-                text.extend_from_slice(br#"{"type":""#);
-                text.extend_from_slice(kind_str.as_bytes());
-                text.extend_from_slice(br#"","object":"#);
-                text.extend_from_slice(&object.json);
-                text.extend_from_slice(b"}\n");
-                Some(Bytes::from(text))
-            }
+            // The cached bytes, encoded once for every watcher.
+            Target::Object => Some(event_line(kind_str, &object.json)),
             target => {
                 // Kubernetes sends an object it cannot turn into the target as it is.
                 let transformed = transform(

@@ -193,7 +193,8 @@ pub(super) fn decode(
             _ => warnings.extend(problems),
         }
     }
-    Ok((decoded.object, decoded.errors))
+    // In the stored form, so that comparing it with the stored object sees only real changes.
+    Ok((crate::storage::canonical(&decoded.object), decoded.errors))
 }
 
 /// The ObjectMeta rules every kind shares.

@@ -2,6 +2,7 @@
 //! the label/field selector filter shared with watches.
 
 use super::*;
+use crate::cache::Cached;
 
 pub(super) fn name_of<'a>(ctx: &'a Ctx<'_>) -> ApiResult<&'a str> {
     ctx.request
@@ -86,6 +87,27 @@ pub(super) fn list_body(
     })
 }
 
+/// A list's body with the cached JSON of each object spliced in: no copy of the values and no
+/// second encoding. The head is encoded with an empty `items` (without it, Go writes
+/// `"items":null`) and the objects go before its closing `]}`. `None` if `items` does not come
+/// last (a list kind the encoder does not know, written with sorted keys).
+fn splice_list(info: &ResourceInfo, revision: i64, objects: &[&Arc<Cached>]) -> Option<Vec<u8>> {
+    let mut head = Vec::with_capacity(128);
+    skiff_protobuf::json::write_object(&mut head, &list_body(info, Vec::new(), revision, None));
+    let open = head.strip_suffix(b"[]}")?.len() + 1;
+    let size: usize = objects.iter().map(|o| o.json.len() + 1).sum();
+    let mut raw = Vec::with_capacity(open + size + 3);
+    raw.extend_from_slice(&head[..open]);
+    for (i, object) in objects.iter().enumerate() {
+        if i > 0 {
+            raw.push(b',');
+        }
+        raw.extend_from_slice(&object.json);
+    }
+    raw.extend_from_slice(b"]}\n");
+    Some(raw)
+}
+
 pub(super) async fn list(ctx: &Ctx<'_>) -> ApiResult<Answer> {
     let filter = Filter::from_query(ctx)?;
     let info = ctx.info();
@@ -134,35 +156,21 @@ pub(super) async fn list(ctx: &Ctx<'_>) -> ApiResult<Answer> {
         };
         if fresh {
             let (objects, revision) = cache.list(&prefix, &caches.revision);
-            let matching = objects
+            let matching: Vec<&Arc<Cached>> = objects
                 .iter()
-                .filter(|o| filter.matches(ctx.kind.as_ref(), o));
+                .filter(|o| filter.matches(ctx.kind.as_ref(), o))
+                .collect();
             // An answer to transform is built as a value; the objects as they are are spliced.
-            if ctx.target != Target::Object {
-                let items = matching.map(|o| o.value().clone()).collect();
-                return Ok(Answer::ok(list_body(info, items, revision, None)));
+            if ctx.target == Target::Object
+                && let Some(raw) = splice_list(info, revision, &matching)
+            {
+                return Ok(Answer {
+                    raw: Some(raw),
+                    ..Answer::ok(Value::Null)
+                });
             }
-            // Splice the cached JSON of each object into the list: no copy of the values and
-            // no second serialization.
-            let head = json!({
-                "kind": info.list_kind(),
-                "apiVersion": info.api_version(),
-                "metadata": { "resourceVersion": revision.to_string() },
-            });
-            let mut raw = serde_json::to_vec(&head).expect("JSON values always serialize");
-            raw.pop(); // the closing brace
-            raw.extend_from_slice(br#","items":["#);
-            for (i, object) in matching.enumerate() {
-                if i > 0 {
-                    raw.push(b',');
-                }
-                raw.extend_from_slice(&object.json);
-            }
-            raw.extend_from_slice(b"]}");
-            return Ok(Answer {
-                raw: Some(raw),
-                ..Answer::ok(Value::Null)
-            });
+            let items = matching.iter().map(|o| o.value().clone()).collect();
+            return Ok(Answer::ok(list_body(info, items, revision, None)));
         }
     }
     let at = if exact || requested.is_some_and(|r| r > 0) && token.is_none() {
