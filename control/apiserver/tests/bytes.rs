@@ -403,8 +403,8 @@ fn resource_version_of(got: &str) -> String {
         .to_owned()
 }
 
-/// Lists (from the watch cache and paginated from the store), an empty list, watch events and the
-/// bookmark that ends a streaming list's initial events.
+/// Lists (from the watch cache and paginated from the store), an empty list, metadata-only
+/// answers, watch events and the bookmark that ends a streaming list's initial events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_and_watch_events_are_kube_apiserver_bytes() {
     let server = TestServer::start(Backend::Embedded, "bytes_lists").await;
@@ -455,6 +455,39 @@ async fn lists_and_watch_events_are_kube_apiserver_bytes() {
     );
     assert_eq!(got, format!("{want}\n"), "{}", difference(&got, &want));
 
+    // As metadata only: each object's metadata bytes in a PartialObjectMetadata.
+    let partial = |object: &str| {
+        let at = object.find(r#""metadata":"#).unwrap() + r#""metadata":"#.len();
+        let meta = &object[at..value_end(object.as_bytes(), at)];
+        format!(
+            r#"{{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{meta}}}"#
+        )
+    };
+    let pom = [(
+        "accept",
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+    )];
+    let (code, got) = raw
+        .request(Method::GET, &format!("{config_maps}/cm1"), &pom, Vec::new())
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(got, format!("{}\n", partial(&objects[0])));
+    let pom_list = [(
+        "accept",
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+    )];
+    let (code, got) = raw
+        .request(Method::GET, config_maps, &pom_list, Vec::new())
+        .await;
+    assert_eq!(code, 200);
+    let items: Vec<String> = objects.iter().map(|o| partial(o)).collect();
+    let want = format!(
+        r#"{{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{{"resourceVersion":"{}"}},"items":[{}]}}"#,
+        resource_version_of(&got),
+        items.join(",")
+    );
+    assert_eq!(got, format!("{want}\n"), "{}", difference(&got, &want));
+
     // A watch from now replays the objects as ADDED events, one line each.
     let (code, got) = raw
         .request(
@@ -487,6 +520,19 @@ async fn lists_and_watch_events_are_kube_apiserver_bytes() {
         &resource_version_of(got.lines().next().unwrap_or("{}")),
     );
     assert_eq!(got, format!("{want}\n"), "{}", difference(&got, &want));
+}
+
+/// `/api` is the documented `APIVersions`, with this server's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_discovery_is_the_documented_api_versions() {
+    let server = TestServer::start(Backend::Embedded, "bytes_discovery").await;
+    let (code, got) = Raw::new(&server)
+        .request(Method::GET, "/api", &[], Vec::new())
+        .await;
+    assert_eq!(code, 200);
+    let want = fixture("documented/apiversions.json")
+        .replace("192.0.2.1:6443", &server.address.to_string());
+    assert_eq!(got, format!("{want}\n"));
 }
 
 /// `/version` is `version.Info` through `json.MarshalIndent` (not an API object): its fields in
