@@ -1,6 +1,7 @@
 //! Objects in the store: one key per object (`/registry/<group>/<plural>/[<namespace>/]<name>`),
-//! the canonical JSON as value, and `metadata.resourceVersion` taken from the key's mod revision
-//! rather than stored (as Kubernetes' etcd3 storage does), so it can never disagree with the store.
+//! kube-apiserver's JSON of the object as value (Go's field order, so reads serve the stored bytes
+//! as they are), and `metadata.resourceVersion` taken from the key's mod revision rather than
+//! stored (as Kubernetes' etcd3 storage does), so it can never disagree with the store.
 
 use std::sync::Arc;
 use std::time::Duration;
