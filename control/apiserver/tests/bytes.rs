@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use http::Method;
 use serde_json::Value;
+use skiff_protobuf::json::compact;
 use support::{Backend, Raw, TestServer};
 
 fn fixtures() -> PathBuf {
@@ -52,28 +53,6 @@ fn collection(kind: &str) -> &'static str {
         "ServiceAccount" => "/api/v1/namespaces/default/serviceaccounts",
         other => panic!("no collection for {other}"),
     }
-}
-
-/// Go's `json.Compact`: a document without the whitespace between tokens.
-fn compact(pretty: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(pretty.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in pretty {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if !b.is_ascii_whitespace() {
-            in_string = b == b'"';
-            out.push(b);
-        }
-    }
-    out
 }
 
 /// The end of the JSON value that starts at `at` in compact `json`.

@@ -523,6 +523,30 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Go's `json.Compact`: `pretty` without the whitespace between tokens (what
+/// `json.MarshalIndent` adds), strings left as they are. For comparing indented documents, such
+/// as kubectl's `-o json`, with the compact bytes kube-apiserver writes.
+pub fn compact(pretty: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pretty.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in pretty {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !b.is_ascii_whitespace() {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+    out
+}
+
 /// The JSON of an object written by this module with `"resourceVersion":"<resource_version>"`
 /// spliced into its top-level `metadata` where `ObjectMeta` declares it (after `uid`, before
 /// `generation`), without decoding it: for objects stored without their resourceVersion (it is

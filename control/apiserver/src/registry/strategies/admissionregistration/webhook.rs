@@ -587,3 +587,85 @@ fn validate_match_conditions(conditions: &[MatchCondition], path: &FieldPath) ->
     }
     errors
 }
+
+/// The `Strategy` of a webhook configuration kind (`$config`, served by `$strategy`): its
+/// webhooks viewed as a [`Webhook`] (`reinvocation` reads the reinvocation policy, which only
+/// mutating webhooks have), defaulted with [`default_webhook`] after the kind's own `default`,
+/// validated with [`validate_webhooks`], and the WEBHOOKS column.
+macro_rules! webhook_configuration_strategy {
+    (
+        $strategy:ident, $config:ty,
+        reinvocation: |$r:ident| $reinvocation:expr,
+        default: |$d:ident| $own_default:block
+    ) => {
+        fn views(config: &$config) -> Vec<$crate::registry::strategies::admissionregistration::webhook::Webhook<'_>> {
+            config
+                .webhooks
+                .iter()
+                .flatten()
+                .map(|$r| $crate::registry::strategies::admissionregistration::webhook::Webhook {
+                    name: &$r.name,
+                    client_config: &$r.client_config,
+                    rules: $r.rules.as_ref(),
+                    failure_policy: $r.failure_policy.as_deref(),
+                    match_policy: $r.match_policy.as_deref(),
+                    side_effects: &$r.side_effects,
+                    timeout_seconds: $r.timeout_seconds,
+                    namespace_selector: $r.namespace_selector.as_ref(),
+                    object_selector: $r.object_selector.as_ref(),
+                    admission_review_versions: &$r.admission_review_versions,
+                    match_conditions: $r.match_conditions.as_ref(),
+                    reinvocation_policy: $reinvocation,
+                })
+                .collect()
+        }
+
+        impl $crate::registry::Strategy<$config> for $strategy {
+            fn default(&self, config: &mut $config) {
+                for $d in config.webhooks.iter_mut().flatten() {
+                    $own_default
+                    $crate::registry::strategies::admissionregistration::webhook::default_webhook(
+                        $crate::registry::strategies::admissionregistration::webhook::WebhookDefaults {
+                            client_config: &mut $d.client_config,
+                            rules: $d.rules.as_mut(),
+                            failure_policy: &mut $d.failure_policy,
+                            match_policy: &mut $d.match_policy,
+                            timeout_seconds: &mut $d.timeout_seconds,
+                            namespace_selector: &mut $d.namespace_selector,
+                            object_selector: &mut $d.object_selector,
+                        },
+                    );
+                }
+            }
+
+            fn validate(&self, config: &$config) -> Vec<skiff_apimachinery::validation::FieldError> {
+                $crate::registry::strategies::admissionregistration::webhook::validate_webhooks(
+                    &views(config),
+                    &$crate::registry::strategies::admissionregistration::webhook::Options::CREATE,
+                )
+            }
+
+            fn validate_update(
+                &self,
+                new: &$config,
+                old: &$config,
+            ) -> Vec<skiff_apimachinery::validation::FieldError> {
+                $crate::registry::strategies::admissionregistration::webhook::validate_webhooks(
+                    &views(new),
+                    &$crate::registry::strategies::admissionregistration::webhook::Options::update(
+                        &views(old),
+                    ),
+                )
+            }
+
+            fn columns(&self) -> &'static [$crate::registry::Column] {
+                $crate::registry::strategies::admissionregistration::webhook::COLUMNS
+            }
+
+            fn cells(&self, config: &$config) -> Vec<serde_json::Value> {
+                vec![serde_json::json!(config.webhooks.as_ref().map_or(0, Vec::len))]
+            }
+        }
+    };
+}
+pub(crate) use webhook_configuration_strategy;
