@@ -3,6 +3,7 @@
 //! `--show-managed-fields`), kube-rs (`Patch::Apply`, `force`, a controller's status apply), and
 //! what every other write records.
 
+#[macro_use]
 mod support;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -252,20 +253,6 @@ data:
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_server_side_apply_on_the_embedded_store() {
-    let server = TestServer::start(Backend::Embedded, "apply_kubectl").await;
-    kubectl_server_side_apply(&server).await;
-    server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_server_side_apply_on_etcd() {
-    let server = TestServer::start(Backend::Etcd, "apply_kubectl").await;
-    kubectl_server_side_apply(&server).await;
-    server.stop().await;
-}
-
 fn deployment(replicas: i32) -> Deployment {
     serde_json::from_value(json!({
         "apiVersion": "apps/v1",
@@ -400,20 +387,6 @@ async fn kube_rs_apply(server: &TestServer) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kube_rs_apply_on_the_embedded_store() {
-    let server = TestServer::start(Backend::Embedded, "apply_kube_rs").await;
-    kube_rs_apply(&server).await;
-    server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kube_rs_apply_on_etcd() {
-    let server = TestServer::start(Backend::Etcd, "apply_kube_rs").await;
-    kube_rs_apply(&server).await;
-    server.stop().await;
-}
-
 const APPLY: &str = "application/apply-patch+yaml";
 const CM: &str = "/api/v1/namespaces/default/configmaps";
 
@@ -502,20 +475,6 @@ async fn writes_record_managers(server: &TestServer) {
     assert_eq!(code, 200, "{reset}");
     assert_eq!(managers(&reset), []);
     assert_eq!(reset["data"]["c"], "4");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_record_managers_on_the_embedded_store() {
-    let server = TestServer::start(Backend::Embedded, "apply_writes").await;
-    writes_record_managers(&server).await;
-    server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_record_managers_on_etcd() {
-    let server = TestServer::start(Backend::Etcd, "apply_writes").await;
-    writes_record_managers(&server).await;
-    server.stop().await;
 }
 
 /// Bad apply input: Kubernetes' codes and messages.
@@ -681,3 +640,9 @@ async fn bad_apply_input() {
     assert_eq!(code, 404);
     server.stop().await;
 }
+
+on_both_backends!(
+    kubectl_server_side_apply,
+    kube_rs_apply,
+    writes_record_managers
+);

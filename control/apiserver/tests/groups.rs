@@ -3,6 +3,7 @@
 //! and `certificates.k8s.io` CertificateSigningRequests (validation, the approval
 //! subresource), through raw HTTP and the real kubectl.
 
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -10,33 +11,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use skiff_apiserver::Server;
 use skiff_apiserver::component_statuses::Probes;
-use support::{Backend, Raw, TestServer, TlsTestListener};
-
-/// Generates `embedded::<case>` and `etcd::<case>` for every case.
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let server = super::TestServer::start(super::Backend::Embedded, stringify!($case)).await;
-                    super::$case(server).await;
-                }
-            )*
-        }
-        mod etcd {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let server = super::TestServer::start(super::Backend::Etcd, stringify!($case)).await;
-                    super::$case(server).await;
-                }
-            )*
-        }
-    };
-}
+use support::{Raw, TestServer, TlsTestListener};
 
 on_both_backends!(
+    owned:
     component_statuses_report_what_is_down,
     local_apiservices_are_registered_at_every_start,
     apiservices_with_a_service_are_stored_but_not_available,

