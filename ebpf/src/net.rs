@@ -337,16 +337,7 @@ fn attach_pinned_prog(
     ifindex: u32,
     attach_type: libbpf_sys::bpf_attach_type,
 ) -> Result<()> {
-    let prog = match obj_get(&prog_pin(pins, name))? {
-        Some(fd) => fd,
-        None => {
-            PodNet::load_and_pin(pins)?;
-            obj_get(&prog_pin(pins, name))?.ok_or_else(|| Error::Io {
-                what: format!("program {name} pinned"),
-                source: std::io::ErrorKind::NotFound.into(),
-            })?
-        }
-    };
+    let prog = PodNet::pinned_program(pins, name)?;
     let path = pins.link(&object::interface_link(name, ifindex));
     if let Some(link) = obj_get(&path)? {
         if link_update(&link, &prog) {
@@ -378,6 +369,34 @@ fn attach_pinned_prog(
     Ok(())
 }
 
+/// `flock(LOCK_EX)` on the pin directory, held while programs are loaded and pinned there so
+/// processes doing it at once (the agent, CNI plugin runs) do not trip over each other's pins;
+/// released on drop (close).
+struct PinLock {
+    _dir: std::fs::File,
+}
+
+impl PinLock {
+    fn take(pins: &PinDir) -> Result<PinLock> {
+        let path = pins.path();
+        std::fs::create_dir_all(path).context(|| format!("creating {}", path.display()))?;
+        let dir = std::fs::File::open(path).context(|| format!("opening {}", path.display()))?;
+        loop {
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(PinLock { _dir: dir });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::Io {
+                    what: format!("locking {}", path.display()),
+                    source: err,
+                });
+            }
+        }
+    }
+}
+
 /// Loads the routing programs against the maps under `pins` (created or adopted), unattached:
 /// for [`run`] and for [`PodNet::load_and_pin`].
 pub fn load(pins: &PinDir) -> Result<Object> {
@@ -398,7 +417,14 @@ impl PodNet {
         if let Some(fd) = obj_get(&prog_pin(pins, name))? {
             return Ok(fd);
         }
-        PodNet::load_and_pin(pins)?;
+        {
+            // Concurrent CNI ADDs on a fresh node all find nothing pinned: one loads, the
+            // others wait for it and use what it pinned.
+            let _lock = PinLock::take(pins)?;
+            if obj_get(&prog_pin(pins, name))?.is_none() {
+                PodNet::load_and_pin_locked(pins)?;
+            }
+        }
         obj_get(&prog_pin(pins, name))?.ok_or_else(|| Error::Io {
             what: format!(
                 "program {name} is not pinned under {}",
@@ -474,6 +500,11 @@ impl PodNet {
     /// CNI ADDs only create links. Replaces programs pinned by an older agent, and switches
     /// the links already pinned to the new programs in place.
     pub fn load_and_pin(pins: &PinDir) -> Result<()> {
+        let _lock = PinLock::take(pins)?;
+        PodNet::load_and_pin_locked(pins)
+    }
+
+    fn load_and_pin_locked(pins: &PinDir) -> Result<()> {
         let object = load(pins)?;
         let dir = pins.path().join("progs");
         std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
