@@ -90,6 +90,15 @@ pub fn served(kv: &KeyValue) -> ApiResult<(Vec<u8>, Option<Value>)> {
 /// watches serve the stored bytes as they are), without `resourceVersion` (the store's revision
 /// is), with `kind` and `apiVersion` set as the storage codec sets them.
 fn encode(info: &ResourceInfo, obj: &Value) -> Bytes {
+    let ready = obj.get("kind").is_some()
+        && obj.get("apiVersion").is_some()
+        && obj["metadata"].get("resourceVersion").is_none();
+    if ready {
+        // What a write path hands over (its canonical form) needs no copy.
+        let mut out = Vec::with_capacity(1024);
+        json::write_object(&mut out, obj);
+        return Bytes::from(out);
+    }
     let mut obj = obj.clone();
     meta::set(&mut obj, "resourceVersion", None);
     if let Some(map) = obj.as_object_mut() {
@@ -103,6 +112,15 @@ fn encode(info: &ResourceInfo, obj: &Value) -> Bytes {
     let mut out = Vec::with_capacity(1024);
     json::write_object(&mut out, &obj);
     Bytes::from(out)
+}
+
+/// An object just written, as a value and as served.
+pub struct Written {
+    /// The object with its resourceVersion.
+    pub object: Value,
+    /// Its response body as kube-apiserver writes it (with the trailing newline); `None` when
+    /// the resourceVersion could not be spliced in.
+    pub served: Option<Vec<u8>>,
 }
 
 /// Where a paginated list continues: the revision of its first page and the next key.
@@ -185,15 +203,36 @@ impl Storage {
         info: &ResourceInfo,
         ns: Option<&str>,
         name: &str,
-        mut obj: Value,
+        obj: Value,
     ) -> ApiResult<Value> {
+        Ok(self.create_served(info, ns, name, obj).await?.object)
+    }
+
+    /// [`Storage::create`], also answering the bytes kube-apiserver serves for the new object
+    /// (the stored ones with the resourceVersion spliced in), so the response need not encode
+    /// it a second time.
+    pub async fn create_served(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        mut obj: Value,
+    ) -> ApiResult<Written> {
+        let stored = encode(info, &obj);
         let revision = self
             .store
-            .create(&info.key(ns, name), encode(info, &obj), self.ttl(info))
+            .create(&info.key(ns, name), stored.clone(), self.ttl(info))
             .await
             .map_err(|e| ApiError::from_store(e, subject(info, name)))?;
         meta::set_resource_version(&mut obj, revision);
-        Ok(obj)
+        let served = json::with_resource_version(&stored, &revision.to_string()).map(|mut body| {
+            body.push(b'\n');
+            body
+        });
+        Ok(Written {
+            object: obj,
+            served,
+        })
     }
 
     /// Replaces an object if it is still at `expected`.

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::cache::{CacheEvent, EventType};
+use crate::cache::{CacheEvent, Cached, EventType};
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::{Ctx, Filter, Target, include_object, transform};
 use crate::registry::Kind;
@@ -178,7 +178,7 @@ impl WatchStream {
     /// The wire form of a cache event for this watcher, or `None` if it does not see it.
     fn encode(&mut self, event: &CacheEvent, first: &mut bool) -> Option<Bytes> {
         let kind = self.kind.as_ref();
-        let matches = |obj: &Value| self.filter.matches(kind, obj);
+        let matches = |obj: &Cached| self.filter.matches_cached(kind, obj);
         let (kind_str, object) = match event.kind {
             EventType::Bookmark => {
                 if !self.bookmarks || matches!(self.target, Target::Table(_)) {

@@ -79,10 +79,14 @@ impl BuiltinSchema {
 
     /// The struct type named `name`.
     pub fn type_def(name: &str) -> Option<&'static TypeDef> {
-        TYPES
-            .binary_search_by(|t| t.name.cmp(name))
-            .ok()
-            .map(|i| &TYPES[i])
+        // Hashed rather than searched: the names share long prefixes (`io.k8s.api.core.v1.`),
+        // which makes every comparison of a binary search slow, and every field of every
+        // write is looked up here.
+        static BY_NAME: std::sync::OnceLock<std::collections::HashMap<&'static str, usize>> =
+            std::sync::OnceLock::new();
+        let by_name =
+            BY_NAME.get_or_init(|| TYPES.iter().enumerate().map(|(i, t)| (t.name, i)).collect());
+        by_name.get(name).map(|&i| &TYPES[i])
     }
 
     /// Field `field` of the struct type named `type_name`.

@@ -391,6 +391,36 @@ impl Set {
         Set { members, children }
     }
 
+    /// [`Set::union`] in place, taking `other`'s elements rather than copying them.
+    pub fn absorb(&mut self, other: Set) {
+        for m in other.members {
+            if let Err(at) = find(&self.members, &m, |m| m) {
+                self.members.insert(at, m);
+            }
+        }
+        for (pe, set) in other.children {
+            match find(&self.children, &pe, |c| &c.0) {
+                Ok(at) => self.children[at].1.absorb(set),
+                Err(at) => self.children.insert(at, (pe, set)),
+            }
+        }
+    }
+
+    /// [`Set::difference`] in place.
+    pub fn subtract(&mut self, other: &Set) {
+        if other.members.is_empty() && other.children.is_empty() {
+            return;
+        }
+        self.members.retain(|m| !other.has_member(m));
+        self.children.retain_mut(|(pe, set)| match other.child(pe) {
+            None => true,
+            Some(theirs) => {
+                set.subtract(theirs);
+                !set.is_empty()
+            }
+        });
+    }
+
     /// Members of both sets.
     pub fn intersection(&self, other: &Set) -> Set {
         let members = self
@@ -545,7 +575,25 @@ impl Set {
     /// The set as a JSON value (for embedding in a `managedFields` entry). Its object keys are
     /// those of [`Set::to_json`]; their order is the map's.
     pub fn to_value(&self) -> Value {
-        serde_json::from_str(&self.to_json()).unwrap_or_else(|_| Value::Object(Map::new()))
+        Value::Object(self.value_at(false))
+    }
+
+    /// [`Set::emit`] building the object instead of its text (every write embeds one, so
+    /// printing and parsing it again would cost as much as the rest of the field tracking).
+    fn value_at(&self, include_self: bool) -> Map<String, Value> {
+        let mut out = Map::new();
+        let empty = || Value::Object(Map::new());
+        if include_self && !(self.members.is_empty() && self.children.is_empty()) {
+            out.insert(".".into(), empty());
+        }
+        for member in &self.members {
+            out.insert(member.serialize(), empty());
+        }
+        for (pe, set) in &self.children {
+            let is_member = find(&self.members, pe, |m| m).is_ok();
+            out.insert(pe.serialize(), Value::Object(set.value_at(is_member)));
+        }
+        out
     }
 
     /// Decodes `FieldsV1` JSON text.

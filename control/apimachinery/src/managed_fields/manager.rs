@@ -56,7 +56,12 @@ const CURRENT_OPERATION: &str = "current-operation";
 const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
 
 /// The fields no manager owns.
-fn strip_set() -> Set {
+fn strip_set() -> &'static Set {
+    static SET: std::sync::OnceLock<Set> = std::sync::OnceLock::new();
+    SET.get_or_init(strip_set_paths)
+}
+
+fn strip_set_paths() -> Set {
     let mut set = Set::new();
     for path in [
         &["apiVersion"][..],
@@ -399,12 +404,13 @@ impl Managed {
 
     /// The entries, ordered as Kubernetes orders them: appliers first, then by time, manager,
     /// version and subresource.
-    fn to_entries(&self) -> Vec<ManagedFieldsEntry> {
+    fn into_entries(self) -> Vec<ManagedFieldsEntry> {
+        let times = self.times;
         let mut entries: Vec<ManagedFieldsEntry> = self
             .fields
-            .iter()
+            .into_iter()
             .filter_map(|(id, vs)| {
-                let identity = parse_identifier(id)?;
+                let identity = parse_identifier(&id)?;
                 Some(ManagedFieldsEntry {
                     manager: identity.manager,
                     operation: if vs.applied {
@@ -412,9 +418,9 @@ impl Managed {
                     } else {
                         identity.operation.unwrap_or(Operation::Update)
                     },
-                    api_version: vs.api_version.clone(),
-                    time: self.times.get(id).copied().flatten(),
-                    fields: vs.set.clone(),
+                    time: times.get(&id).copied().flatten(),
+                    api_version: vs.api_version,
+                    fields: vs.set,
                     subresource: identity.subresource,
                 })
             })
@@ -807,7 +813,7 @@ impl<'s> FieldManager<'s> {
         if manager == KUBECTL {
             update_last_applied(&mut object, config);
         }
-        set_managed_fields(&mut object, &managed.to_entries());
+        set_managed_fields(&mut object, &managed.into_entries());
         Ok(object)
     }
 
@@ -856,7 +862,7 @@ impl<'s> FieldManager<'s> {
             // Whatever the object already holds belongs to someone: a manager that stands
             // for every write before the first apply.
             managed = self
-                .update_tracked(&self.new_object, live, &managed, BEFORE_FIRST_APPLY, now)
+                .update_tracked(&self.new_object, live, managed, BEFORE_FIRST_APPLY, now)
                 .map_err(ApplyError::BeforeFirstApply)?;
         }
         let id = self.identifier(manager, Operation::Apply);
@@ -931,19 +937,37 @@ impl<'s> FieldManager<'s> {
         manager: &str,
         now: Timestamp,
     ) -> Result<Value, UpdateError> {
-        let live = live.cloned().unwrap_or_else(|| self.new_object.clone());
-        let managed = self.decode_live_or_new(&live, new);
-        let mut object = without_managed_fields(new);
+        self.update_owned(live, new.clone(), manager, now)
+            .map_err(|(err, _)| err)
+    }
+
+    /// [`FieldManager::update`] of an object the caller hands over (no copy of it is made);
+    /// on failure it comes back beside the error.
+    fn update_owned(
+        &self,
+        live: Option<&Value>,
+        mut new: Value,
+        manager: &str,
+        now: Timestamp,
+    ) -> Result<Value, (UpdateError, Value)> {
+        let live = live.unwrap_or(&self.new_object);
+        let managed = self.decode_live_or_new(live, &new);
+        if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
         // An object that exists without managedFields keeps none until it is applied to;
         // a create starts tracking.
-        let tracked = !managed.fields.is_empty() || meta_str(&live, "uid").is_empty();
+        let tracked = !managed.fields.is_empty() || meta_str(live, "uid").is_empty();
         let managed = if tracked {
-            self.update_tracked(&live, &object, &managed, manager, now)?
+            match self.update_tracked(live, &new, managed, manager, now) {
+                Ok(managed) => managed,
+                Err(err) => return Err((err, new)),
+            }
         } else {
             managed
         };
-        set_managed_fields(&mut object, &managed.to_entries());
-        Ok(object)
+        set_managed_fields(&mut new, &managed.into_entries());
+        Ok(new)
     }
 
     /// [`FieldManager::update`] as Kubernetes' handlers call it: when the managed fields cannot
@@ -951,21 +975,24 @@ impl<'s> FieldManager<'s> {
     pub fn update_no_errors(
         &self,
         live: Option<&Value>,
-        new: &Value,
+        new: Value,
         manager: &str,
         now: Timestamp,
     ) -> Value {
-        self.update(live, new, manager, now).unwrap_or_else(|_| {
-            let mut object = without_managed_fields(new);
-            let kept = live.and_then(|l| metadata(l)?.get("managedFields").cloned());
-            if let (Some(kept), Some(meta)) = (
-                kept,
-                object.get_mut("metadata").and_then(Value::as_object_mut),
-            ) {
-                meta.insert("managedFields".into(), kept);
-            }
-            object
-        })
+        self.update_owned(live, new, manager, now)
+            .unwrap_or_else(|(_, mut object)| {
+                if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.remove("managedFields");
+                }
+                let kept = live.and_then(|l| metadata(l)?.get("managedFields").cloned());
+                if let (Some(kept), Some(meta)) = (
+                    kept,
+                    object.get_mut("metadata").and_then(Value::as_object_mut),
+                ) {
+                    meta.insert("managedFields".into(), kept);
+                }
+                object
+            })
     }
 
     fn decode_live_or_new(&self, live: &Value, new: &Value) -> Managed {
@@ -994,23 +1021,19 @@ impl<'s> FieldManager<'s> {
         &self,
         live: &Value,
         new: &Value,
-        managed: &Managed,
+        managed: Managed,
         manager: &str,
         now: Timestamp,
     ) -> Result<Managed, UpdateError> {
         let id = self.identifier(manager, Operation::Update);
-        let mut managed = self.structured_update(live, new, managed.clone())?;
+        let mut managed = self.structured_update(live, new, managed)?;
         strip_fields(&mut managed, CURRENT_OPERATION);
         // The write took fields only if it changed something; then the entry gets them and
         // the time.
-        if let Some(current) = managed.fields.remove(CURRENT_OPERATION) {
-            let merged = match managed.fields.get(&id) {
-                Some(previous) => VersionedSet {
-                    set: current.set.union(&previous.set),
-                    ..current
-                },
-                None => current,
-            };
+        if let Some(mut merged) = managed.fields.remove(CURRENT_OPERATION) {
+            if let Some(previous) = managed.fields.remove(&id) {
+                merged.set.absorb(previous.set);
+            }
             managed.fields.insert(id.clone(), merged);
             managed.times.insert(id, Some(now));
         }
@@ -1048,10 +1071,10 @@ impl<'s> FieldManager<'s> {
             .remove(CURRENT_OPERATION)
             .map(|vs| vs.set)
             .unwrap_or_default();
-        let set = previous
-            .union(&changed.modified)
-            .union(&changed.added)
-            .difference(&changed.removed);
+        let mut set = previous;
+        set.absorb(changed.modified);
+        set.absorb(changed.added);
+        set.subtract(&changed.removed);
         if !set.is_empty() {
             managed.fields.insert(
                 CURRENT_OPERATION.into(),
@@ -1123,9 +1146,9 @@ fn update_managers(
             continue;
         }
         if let Some(conflict) = conflicts.get(manager) {
-            vs.set = vs.set.difference(conflict);
+            vs.set.subtract(conflict);
         }
-        vs.set = vs.set.difference(&changed.removed);
+        vs.set.subtract(&changed.removed);
     }
     managed.fields.retain(|_, vs| !vs.set.is_empty());
     Ok(managed)
@@ -1134,7 +1157,7 @@ fn update_managers(
 /// Removes the fields no one owns from `manager`'s set (dropping it when nothing is left).
 fn strip_fields(managed: &mut Managed, manager: &str) {
     if let Some(vs) = managed.fields.get_mut(manager) {
-        vs.set = vs.set.difference(&strip_set());
+        vs.set.subtract(strip_set());
         if vs.set.is_empty() {
             managed.fields.remove(manager);
         }

@@ -256,7 +256,7 @@ fn new_object(info: &ResourceInfo) -> Value {
 /// `new` with its `managedFields` (Kubernetes' `UpdateNoErrors`: when they cannot be computed,
 /// the stored ones stay). The client's own `managedFields` must pass
 /// [`validate_managed_fields`] first.
-pub(super) fn track_update(ctx: &Ctx<'_>, live: Option<&Value>, new: &Value) -> Value {
+pub(super) fn track_update(ctx: &Ctx<'_>, live: Option<&Value>, new: Value) -> Value {
     let manager = manager(ctx);
     let fm = field_manager(ctx);
     let fm = match live {

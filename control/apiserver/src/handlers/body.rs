@@ -200,7 +200,17 @@ pub(super) fn decode(
 /// The ObjectMeta rules every kind shares.
 pub(super) fn validate_meta(ctx: &Ctx<'_>, obj: &Value) -> Vec<FieldError> {
     let info = ctx.info();
-    let meta: ObjectMeta = serde_json::from_value(obj["metadata"].clone()).unwrap_or_default();
+    // Without managedFields: they are checked on their own, and copying them would cost more
+    // than the rest of the check.
+    let fields = obj["metadata"].as_object().map(|m| {
+        (m.iter())
+            .filter(|(k, _)| *k != "managedFields")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<serde_json::Map<_, _>>()
+    });
+    let meta: ObjectMeta = fields
+        .and_then(|m| serde_json::from_value(Value::Object(m)).ok())
+        .unwrap_or_default();
     validation::validate_object_meta(
         &meta,
         info.namespaced,

@@ -60,7 +60,7 @@ pub(super) async fn create_object(
     let mut obj = match tracking {
         Tracking::Update => {
             check_managed_fields(ctx, &obj)?;
-            track_update(ctx, None, &obj)
+            track_update(ctx, None, obj)
         }
         Tracking::Applied => obj,
     };
@@ -77,21 +77,25 @@ pub(super) async fn create_object(
     errors.extend(validate_meta(ctx, &obj));
     reject(ctx, &obj, &errors)?;
     let name = meta::name(&obj).unwrap_or_default().to_owned();
-    let stored = if ctx.dry_run() {
-        obj
+    let (stored, served) = if ctx.dry_run() {
+        (obj, None)
     } else {
         let claimed = match ctx.kind.allocates() {
             true => ctx.server.allocator.allocate(&mut obj, None).await?,
             false => Vec::new(),
         };
-        let created = ctx.server.storage.create(info, ctx.ns(), &name, obj).await;
+        let created = (ctx.server.storage)
+            .create_served(info, ctx.ns(), &name, obj)
+            .await;
         if created.is_err() {
             ctx.server.allocator.undo(&claimed).await;
         }
-        created?
+        let created = created?;
+        (created.object, created.served)
     };
     Ok(Answer {
-        raw: None,
+        // The stored bytes answer a request for the object itself.
+        raw: served.filter(|_| ctx.target == Target::Object),
         code: StatusCode::CREATED,
         body: stored,
         warnings,

@@ -224,20 +224,19 @@ pub async fn serve(
 }
 
 fn respond(ctx: &Ctx<'_>, answer: Answer) -> Response {
-    if let Some(raw) = answer.raw {
-        return crate::encode::bytes_response(answer.code, raw, "application/json");
-    }
-    let body = match transform(
-        ctx.kind.as_ref(),
-        ctx.target,
-        ctx.param("includeObject"),
-        answer.body,
-        true,
-    ) {
-        Ok(body) => body,
-        Err(err) => return err.into_response(),
+    let mut response = match answer.raw {
+        Some(raw) => crate::encode::bytes_response(answer.code, raw, "application/json"),
+        None => match transform(
+            ctx.kind.as_ref(),
+            ctx.target,
+            ctx.param("includeObject"),
+            answer.body,
+            true,
+        ) {
+            Ok(body) => json_response(answer.code, &body),
+            Err(err) => return err.into_response(),
+        },
     };
-    let mut response = json_response(answer.code, &body);
     for warning in warning_texts(&answer.warnings) {
         let text = format!("299 - {}", serde_json::Value::String(warning));
         if let Ok(value) = HeaderValue::from_str(&text) {

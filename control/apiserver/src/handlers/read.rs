@@ -64,6 +64,13 @@ impl Filter {
         true
     }
 
+    /// [`Filter::matches`] for a cached object, which is decoded only when a selector has to
+    /// look inside it (most lists and watches have none, and decoding every object of a list
+    /// or every event of a watch would cost more than serving it).
+    pub fn matches_cached(&self, kind: &dyn Kind, obj: &Cached) -> bool {
+        self.is_empty() || self.matches(kind, obj.value())
+    }
+
     fn is_empty(&self) -> bool {
         self.labels.is_none() && self.fields.is_none()
     }
@@ -158,7 +165,7 @@ pub(super) async fn list(ctx: &Ctx<'_>) -> ApiResult<Answer> {
             let (objects, revision) = cache.list(&prefix, &caches.revision);
             let matching: Vec<&Arc<Cached>> = objects
                 .iter()
-                .filter(|o| filter.matches(ctx.kind.as_ref(), o))
+                .filter(|o| filter.matches_cached(ctx.kind.as_ref(), o))
                 .collect();
             // An answer to transform is built as a value; the objects as they are are spliced.
             if ctx.target == Target::Object

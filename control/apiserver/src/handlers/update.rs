@@ -207,7 +207,7 @@ pub(super) async fn write_update(
     // admission; an apply recorded its own.
     if writer == Writer::Strategy {
         check_managed_fields(ctx, &new)?;
-        new = track_update(ctx, Some(current), &new);
+        new = track_update(ctx, Some(current), new);
     }
     if writer != Writer::Binding && ctx.kind.generation().bumped(&new, current) {
         let generation = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;

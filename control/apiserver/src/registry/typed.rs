@@ -57,7 +57,7 @@ where
     S: Strategy<K>,
 {
     fn typed(obj: &Value) -> Option<K> {
-        serde_json::from_value(obj.clone()).ok()
+        K::deserialize(obj).ok()
     }
 
     /// One pass through the typed struct: decode, convert, default, then `more` (which may change the
@@ -67,7 +67,7 @@ where
         obj: &Value,
         more: impl FnOnce(&mut K) -> Vec<FieldError>,
     ) -> Result<Decoded, String> {
-        let mut typed: K = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+        let mut typed = K::deserialize(obj).map_err(|e| e.to_string())?;
         let consumed = self.strategy.convert(&mut typed);
         self.strategy.default(&mut typed);
         let errors = more(&mut typed);

@@ -139,6 +139,12 @@ fn fields_v1_bytes_are_kubernetes_bytes() {
             set,
             "{name}: as a value"
         );
+        let parsed: serde_json::Value = serde_json::from_str(bytes).unwrap();
+        assert_eq!(
+            set.to_value(),
+            parsed,
+            "{name}: the value is the bytes' value"
+        );
     }
 }
 
