@@ -95,7 +95,9 @@ pub(super) async fn create_object(
     };
     Ok(Answer {
         // The stored bytes answer a request for the object itself.
-        raw: served.filter(|_| ctx.target == Target::Object),
+        raw: served
+            .filter(|_| ctx.target == Target::Object)
+            .map(axum::body::Body::from),
         code: StatusCode::CREATED,
         body: stored,
         warnings,

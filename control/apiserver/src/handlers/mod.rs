@@ -108,9 +108,9 @@ impl Ctx<'_> {
 pub(crate) struct Answer {
     code: StatusCode,
     body: Value,
-    /// The body already encoded (lists served from the watch cache's serialized objects);
-    /// when set, `body` is unused.
-    raw: Option<Vec<u8>>,
+    /// The body already encoded (a create's stored bytes, lists streamed from the watch
+    /// cache's serialized objects); when set, `body` is unused.
+    raw: Option<axum::body::Body>,
     warnings: Vec<String>,
 }
 

@@ -2,6 +2,8 @@
 //! the label/field selector filter shared with watches.
 
 use super::*;
+use std::convert::Infallible;
+
 use crate::cache::Cached;
 
 pub(super) fn name_of<'a>(ctx: &'a Ctx<'_>) -> ApiResult<&'a str> {
@@ -98,22 +100,44 @@ pub(super) fn list_body(
 /// second encoding. The head is encoded with an empty `items` (without it, Go writes
 /// `"items":null`) and the objects go before its closing `]}`. `None` if `items` does not come
 /// last (a list kind the encoder does not know, written with sorted keys).
-fn splice_list(info: &ResourceInfo, revision: i64, objects: &[&Arc<Cached>]) -> Option<Vec<u8>> {
+///
+/// The body is streamed in chunks of about [`LIST_CHUNK`] bytes rather than built whole, as
+/// kube-apiserver streams its encoding: a list of 10,000 pods would otherwise take a fresh
+/// 15 MB buffer per request.
+fn splice_list(head: Vec<u8>, objects: Vec<Arc<Cached>>) -> axum::body::Body {
+    let mut objects = objects.into_iter();
+    let mut chunk = Some(head);
+    let mut first = true;
+    let chunks = std::iter::from_fn(move || {
+        let mut out = chunk.take()?;
+        for object in objects.by_ref() {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            out.extend_from_slice(&object.json);
+            if out.len() >= LIST_CHUNK {
+                chunk = Some(Vec::with_capacity(LIST_CHUNK + 4096));
+                return Some(out);
+            }
+        }
+        out.extend_from_slice(b"]}\n");
+        Some(out)
+    });
+    let stream = futures::stream::iter(chunks.map(|c| Ok::<_, Infallible>(Bytes::from(c))));
+    axum::body::Body::from_stream(stream)
+}
+
+/// [`splice_list`]'s head: the list's JSON up to the opening `[` of its items.
+fn list_head(info: &ResourceInfo, revision: i64) -> Option<Vec<u8>> {
     let mut head = Vec::with_capacity(128);
     skiff_protobuf::json::write_object(&mut head, &list_body(info, Vec::new(), revision, None));
     let open = head.strip_suffix(b"[]}")?.len() + 1;
-    let size: usize = objects.iter().map(|o| o.json.len() + 1).sum();
-    let mut raw = Vec::with_capacity(open + size + 3);
-    raw.extend_from_slice(&head[..open]);
-    for (i, object) in objects.iter().enumerate() {
-        if i > 0 {
-            raw.push(b',');
-        }
-        raw.extend_from_slice(&object.json);
-    }
-    raw.extend_from_slice(b"]}\n");
-    Some(raw)
+    head.truncate(open);
+    Some(head)
 }
+
+/// About how much of a list's body is written at a time.
+const LIST_CHUNK: usize = 64 * 1024;
 
 pub(super) async fn list(ctx: &Ctx<'_>) -> ApiResult<Answer> {
     let filter = Filter::from_query(ctx)?;
@@ -163,16 +187,16 @@ pub(super) async fn list(ctx: &Ctx<'_>) -> ApiResult<Answer> {
         };
         if fresh {
             let (objects, revision) = cache.list(&prefix, &caches.revision);
-            let matching: Vec<&Arc<Cached>> = objects
-                .iter()
+            let matching: Vec<Arc<Cached>> = objects
+                .into_iter()
                 .filter(|o| filter.matches_cached(ctx.kind.as_ref(), o))
                 .collect();
             // An answer to transform is built as a value; the objects as they are are spliced.
             if ctx.target == Target::Object
-                && let Some(raw) = splice_list(info, revision, &matching)
+                && let Some(head) = list_head(info, revision)
             {
                 return Ok(Answer {
-                    raw: Some(raw),
+                    raw: Some(splice_list(head, matching)),
                     ..Answer::ok(Value::Null)
                 });
             }
