@@ -430,6 +430,14 @@ async fn measure_apply(
         let base = if moving { 10 } else { 0 };
         let mut patched = parallel(DEPLOYMENTS, smp(base + 1, moving)).await;
         let mut applied = parallel(DEPLOYMENTS, apply(base + 2, moving)).await;
+        patched.explain_tail(
+            &format!("strategic merge patch ({throughput})"),
+            Duration::from_millis(50),
+        );
+        applied.explain_tail(
+            &format!("server-side apply ({throughput})"),
+            Duration::from_millis(50),
+        );
         rows.push((
             throughput,
             "updates/s",

@@ -19,6 +19,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const TAG_PUT: u8 = 1;
 const TAG_DELETE: u8 = 2;
@@ -30,6 +31,9 @@ pub(crate) struct Wal {
     file: File,
     offset: u64,
     segment_bytes: u64,
+    /// The snapshot being written in the background, if any (see
+    /// [`Wal::checkpoint_in_background`]).
+    writing: Option<std::thread::JoinHandle<()>>,
 }
 
 fn segment_name(first_revision: Revision) -> String {
@@ -127,13 +131,49 @@ fn replay(state: &mut State, mutation: &Mutation) -> Result<()> {
     Ok(())
 }
 
-fn write_snapshot(dir: &Path, state: &State) -> Result<()> {
+/// What a snapshot holds: the state at `revision`, copied out of it (the values are shared, not
+/// copied) so that it can be written while the store goes on.
+struct Snapshot {
+    revision: Revision,
+    compact_revision: Revision,
+    keys: Vec<(Arc<str>, Vec<Version>)>,
+}
+
+impl Snapshot {
+    fn of(state: &State) -> Snapshot {
+        Snapshot {
+            revision: state.revision,
+            compact_revision: state.compact_revision,
+            keys: (state.versions())
+                .map(|(key, versions)| (key.clone(), versions.clone()))
+                .collect(),
+        }
+    }
+
+    /// Writes the snapshot, then deletes the segments and snapshots it supersedes (every
+    /// segment that starts at or before its revision ends there: see [`Wal::checkpoint`]).
+    fn write(&self, dir: &Path) -> Result<()> {
+        write_snapshot(dir, self)?;
+        for (rev, path) in numbered_files(dir, "wal-", ".log")? {
+            if rev <= self.revision {
+                fs::remove_file(path)?;
+            }
+        }
+        for (rev, path) in numbered_files(dir, "snap-", ".bin")? {
+            if rev < self.revision {
+                fs::remove_file(path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_snapshot(dir: &Path, state: &Snapshot) -> Result<()> {
     let mut enc = Encoder::default();
     enc.i64(state.revision);
     enc.i64(state.compact_revision);
-    let keys = state.versions();
-    enc.u64(keys.len() as u64);
-    for (key, versions) in keys {
+    enc.u64(state.keys.len() as u64);
+    for (key, versions) in &state.keys {
         enc.bytes(key.as_bytes());
         enc.u64(versions.len() as u64);
         for v in versions {
@@ -148,6 +188,7 @@ fn write_snapshot(dir: &Path, state: &State) -> Result<()> {
         }
     }
     let tmp = dir.join("snap.tmp");
+    let _ = fs::remove_file(&tmp);
     let mut file = File::create(&tmp)?;
     file.write_all(SNAPSHOT_MAGIC)?;
     file.write_all(&frame(&enc.buf))?;
@@ -226,6 +267,7 @@ impl Wal {
             file,
             offset: 0,
             segment_bytes,
+            writing: None,
         })
     }
 
@@ -238,28 +280,60 @@ impl Wal {
         Ok(())
     }
 
-    /// Whether the current segment is full and the log should be folded into a snapshot.
+    /// Whether the current segment is full and the log should be folded into a snapshot (and
+    /// no snapshot is being written already: until it is, the segment grows past its size).
     pub fn is_full(&self) -> bool {
-        self.offset >= self.segment_bytes
+        self.offset >= self.segment_bytes && self.writing.as_ref().is_none_or(|w| w.is_finished())
     }
 
     /// Snapshots `state`, starts a new segment after it and deletes the files it supersedes.
+    #[cfg(test)]
     pub fn checkpoint(&mut self, state: &State) -> Result<()> {
-        write_snapshot(&self.dir, state)?;
-        let next = Wal::create_segment(&self.dir, state.revision + 1, self.segment_bytes)?;
-        let old = std::mem::replace(self, next);
-        drop(old);
-        for (rev, path) in numbered_files(&self.dir, "wal-", ".log")? {
-            if rev <= state.revision {
-                fs::remove_file(path)?;
-            }
-        }
-        for (rev, path) in numbered_files(&self.dir, "snap-", ".bin")? {
-            if rev < state.revision {
-                fs::remove_file(path)?;
-            }
-        }
+        self.rotate(state)?.write(&self.dir)
+    }
+
+    /// [`Wal::checkpoint`] without waiting for the snapshot: the new segment starts at once and
+    /// the snapshot is written by a thread of its own, so writes do not stall while tens of
+    /// megabytes go to disk. Until the snapshot is durable, the old segments and snapshot stay
+    /// (recovery replays them, skipping what a newer snapshot holds); a failed snapshot leaves
+    /// them for the next one.
+    pub fn checkpoint_in_background(&mut self, state: &State) -> Result<()> {
+        self.finish_writing();
+        let snapshot = self.rotate(state)?;
+        let dir = self.dir.clone();
+        self.writing = Some(
+            std::thread::Builder::new()
+                .name("skiff-store-snap".into())
+                .spawn(move || {
+                    if let Err(err) = snapshot.write(&dir) {
+                        tracing::warn!(error = %err, "store snapshot failed; the log keeps growing");
+                    }
+                })?,
+        );
         Ok(())
+    }
+
+    /// Copies `state` out for a snapshot and starts the segment after it.
+    fn rotate(&mut self, state: &State) -> Result<Snapshot> {
+        let snapshot = Snapshot::of(state);
+        let mut next = Wal::create_segment(&self.dir, state.revision + 1, self.segment_bytes)?;
+        next.writing = self.writing.take();
+        *self = next;
+        Ok(snapshot)
+    }
+
+    fn finish_writing(&mut self) {
+        if let Some(writing) = self.writing.take() {
+            let _ = writing.join();
+        }
+    }
+}
+
+impl Drop for Wal {
+    /// A store closed while its snapshot is written waits for it (its directory may be
+    /// removed right after).
+    fn drop(&mut self) {
+        self.finish_writing();
     }
 }
 
@@ -323,6 +397,40 @@ mod tests {
         assert_eq!(recovered.revision, state.revision);
         assert_eq!(recovered.range("k", "l", recovered.revision, 0).0.len(), 10);
         assert!(recovered.get("torn", recovered.revision).is_none());
+    }
+
+    /// Writes go on while the snapshot is written; whether it was finished or never written
+    /// (a crash in between), recovery finds every write.
+    #[test]
+    fn background_checkpoints_lose_nothing() {
+        for finished in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut state, mut wal) = Wal::recover(dir.path(), 256).unwrap();
+            for i in 0..50 {
+                let m = put(&state, &format!("k{}", i % 7), &i.to_string());
+                write(&mut wal, &mut state, vec![m]);
+                if wal.is_full() {
+                    if finished {
+                        wal.checkpoint_in_background(&state).unwrap();
+                    } else {
+                        // The segment moves on; the snapshot never reaches the disk.
+                        drop(wal.rotate(&state).unwrap());
+                    }
+                }
+            }
+            drop(wal);
+            let snapshots = numbered_files(dir.path(), "snap-", ".bin").unwrap();
+            assert_eq!(!snapshots.is_empty(), finished, "{snapshots:?}");
+            let (recovered, _) = Wal::recover(dir.path(), 256).unwrap();
+            assert_eq!(recovered.revision, state.revision);
+            for rev in state.logged_revisions() {
+                assert_eq!(
+                    recovered.event_at(rev),
+                    state.event_at(rev),
+                    "finished: {finished}"
+                );
+            }
+        }
     }
 
     #[test]

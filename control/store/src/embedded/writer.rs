@@ -313,7 +313,7 @@ impl Writer {
         Self::reply(replies);
         if self.wal.is_full() {
             let state = self.state.read().unwrap();
-            if let Err(err) = self.wal.checkpoint(&state) {
+            if let Err(err) = self.wal.checkpoint_in_background(&state) {
                 tracing::warn!(error = %err, "store checkpoint failed; the log keeps growing");
             }
         }
