@@ -788,25 +788,25 @@ impl<'s> FieldManager<'s> {
         if api_version != self.api_version || kind != self.kind {
             return Err(ApplyError::InvalidObjectType(gvk_string(api_version, kind)));
         }
-        let live = live.cloned().unwrap_or_else(|| self.new_object.clone());
+        let live = live.unwrap_or(&self.new_object);
         let managed = Managed::from_entries(
-            decode_managed_fields(metadata(&live).and_then(|m| m.get("managedFields")))
+            decode_managed_fields(metadata(live).and_then(|m| m.get("managedFields")))
                 .map_err(ApplyError::LiveManagedFields)?,
         );
         let (mut object, managed) =
-            match self.apply_tracked(&live, config, &managed, manager, force, now) {
+            match self.apply_tracked(live, config, &managed, manager, force, now) {
                 // kubectl moving from client-side to server-side apply: the fields its
                 // last-applied configuration still describes are its own, so taking them from
                 // the client-side entries is no conflict.
                 Err(ApplyError::Conflicts(conflicts)) if manager == KUBECTL => {
-                    let Some(allowed) = self.allowed_conflicts_from_last_applied(&live) else {
+                    let Some(allowed) = self.allowed_conflicts_from_last_applied(live) else {
                         return Err(ApplyError::Conflicts(conflicts));
                     };
                     let remaining = conflicts.without(&allowed);
                     if !remaining.is_empty() {
                         return Err(ApplyError::Conflicts(remaining));
                     }
-                    self.apply_tracked(&live, config, &managed, manager, true, now)?
+                    self.apply_tracked(live, config, &managed, manager, true, now)?
                 }
                 result => result?,
             };
@@ -919,7 +919,7 @@ impl<'s> FieldManager<'s> {
                 applied: true,
             },
         );
-        let merged = prune(&typed, merged, &managed, last.as_ref());
+        let merged = prune(&typed, merged, &managed, id, last.as_ref());
         let changed = self.filter_reset(typed.compare(&live, &merged));
         let managed =
             update_managers(managed, &changed, id, force).map_err(ApplyError::Conflicts)?;
@@ -1095,11 +1095,19 @@ fn prune(
     typed: &Typed<'_>,
     merged: Value,
     managed: &Managed,
+    applier: &str,
     last: Option<&VersionedSet>,
 ) -> Value {
     let Some(last) = last.filter(|l| !l.set.is_empty()) else {
         return merged;
     };
+    // The configuration still applies everything it applied last time (the usual re-apply):
+    // nothing is left to remove, so the walks below would only find that out.
+    if let Some(applied) = managed.fields.get(applier)
+        && last.set.difference(&applied.set).is_empty()
+    {
+        return merged;
+    }
     let named = |s: &Set| typed.ensure_named_fields_are_members(s);
     let fields_of = |v: &Value| typed.to_field_set(v, Duplicates::Allow).unwrap_or_default();
     let last_set = named(&last.set);

@@ -3,6 +3,7 @@
 //! types fail, unknown fields are dropped (and reported for fieldValidation), and the stored JSON
 //! is always the canonical encoding of the Kubernetes type.
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use k8s_openapi::Resource;
@@ -57,7 +58,10 @@ where
     S: Strategy<K>,
 {
     fn typed(obj: &Value) -> Option<K> {
-        K::deserialize(obj).ok()
+        match typed_view(obj) {
+            Cow::Borrowed(obj) => K::deserialize(obj).ok(),
+            Cow::Owned(obj) => serde_json::from_value(obj).ok(),
+        }
     }
 
     /// One pass through the typed struct: decode, convert, default, then `more` (which may change the
@@ -67,21 +71,78 @@ where
         obj: &Value,
         more: impl FnOnce(&mut K) -> Vec<FieldError>,
     ) -> Result<Decoded, String> {
-        let mut typed = K::deserialize(obj).map_err(|e| e.to_string())?;
+        let view = typed_view(obj);
+        let mut typed = match &view {
+            Cow::Borrowed(obj) => K::deserialize(*obj),
+            Cow::Owned(obj) => K::deserialize(obj),
+        }
+        .map_err(|e| e.to_string())?;
         let consumed = self.strategy.convert(&mut typed);
         self.strategy.default(&mut typed);
         let errors = more(&mut typed);
-        let object = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+        let mut object = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
         // Defaulting and preparation only add fields, so what the input has and the canonical
         // form lacks is exactly what the type does not know.
         let mut unknown = Vec::new();
-        unknown_fields(obj, &object, "", &mut unknown);
+        unknown_fields(&view, &object, "", &mut unknown);
+        restore_managed_fields(obj, &mut object);
         unknown.retain(|path| !consumed.contains(&path.as_str()));
         Ok(Decoded {
             object,
             unknown_fields: unknown,
             errors,
         })
+    }
+}
+
+/// `obj` for a pass through the typed struct: without `metadata.managedFields` when they are
+/// well-formed entries. The field manager reads and checks them on its own; decoding them into
+/// the typed struct and back (for every validation, defaulting and preparation of every write)
+/// would copy field sets about as large as the rest of the object each time. Malformed ones
+/// stay, so the typed decoding refuses them as Kubernetes' decoder does.
+fn typed_view(obj: &Value) -> Cow<'_, Value> {
+    let Some(Value::Array(entries)) = obj["metadata"].get("managedFields") else {
+        return Cow::Borrowed(obj);
+    };
+    let well_formed = entries.iter().all(|entry| {
+        entry.as_object().is_some_and(|entry| {
+            entry.iter().all(|(key, value)| match key.as_str() {
+                "fieldsV1" => value.is_object() || value.is_null(),
+                _ => value.is_string() || value.is_null(),
+            })
+        })
+    });
+    if !well_formed {
+        return Cow::Borrowed(obj);
+    }
+    let Some(map) = obj.as_object() else {
+        return Cow::Borrowed(obj);
+    };
+    let view = map
+        .iter()
+        .map(|(key, value)| {
+            let value = match (key.as_str(), value) {
+                ("metadata", Value::Object(meta)) => Value::Object(
+                    (meta.iter())
+                        .filter(|(k, _)| *k != "managedFields")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ),
+                _ => value.clone(),
+            };
+            (key.clone(), value)
+        })
+        .collect();
+    Cow::Owned(Value::Object(view))
+}
+
+/// Puts `source`'s `metadata.managedFields` back on `object`, built from [`typed_view`].
+fn restore_managed_fields(source: &Value, object: &mut Value) {
+    if let Some(entries) = source["metadata"].get("managedFields")
+        && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
+        && !meta.contains_key("managedFields")
+    {
+        meta.insert("managedFields".into(), entries.clone());
     }
 }
 
@@ -171,8 +232,9 @@ where
         self.strategy.prepare_for_update(through, &mut after, &old);
         // As for deletion: only what the strategy changed is written back.
         if after != before
-            && let Ok(value) = serde_json::to_value(&after)
+            && let Ok(mut value) = serde_json::to_value(&after)
         {
+            restore_managed_fields(new, &mut value);
             *new = value;
         }
     }
@@ -244,8 +306,9 @@ where
         // Only what the strategy changed is written back, so other kinds' stored JSON stays
         // byte for byte as it was.
         if after != before
-            && let Ok(value) = serde_json::to_value(&after)
+            && let Ok(mut value) = serde_json::to_value(&after)
         {
+            restore_managed_fields(obj, &mut value);
             *obj = value;
         }
     }
