@@ -251,10 +251,26 @@ impl Allocator {
             .filter_map(|p| p["nodePort"].as_i64())
             .collect();
         let count = svc["spec"]["ports"].as_array().map_or(0, Vec::len);
+        // As Kubernetes: entries of one service port number (its TCP and UDP, say) share one
+        // NodePort; one of them may name it, and the others get it.
+        let mut by_port: Vec<(i64, i64)> = Vec::new();
         for i in 0..count {
-            let requested = svc["spec"]["ports"][i]["nodePort"].as_i64();
+            let service_port = svc["spec"]["ports"][i]["port"].as_i64().unwrap_or(0);
+            let shared = by_port
+                .iter()
+                .find(|(p, _)| *p == service_port)
+                .map(|(_, np)| *np);
+            let requested = svc["spec"]["ports"][i]["nodePort"].as_i64().or_else(|| {
+                shared.or_else(|| {
+                    // A later entry of the same port number may name the NodePort.
+                    (svc["spec"]["ports"].as_array().into_iter().flatten())
+                        .skip(i + 1)
+                        .filter(|p| p["port"].as_i64() == Some(service_port))
+                        .find_map(|p| p["nodePort"].as_i64())
+                })
+            });
             let port = match requested {
-                Some(port) if held.contains(&port) => port,
+                Some(port) if held.contains(&port) || shared == Some(port) => port,
                 Some(port) => {
                     let (low, high) = self.config.node_ports;
                     let field = format!("spec.ports[{i}].nodePort");
@@ -283,6 +299,9 @@ impl Allocator {
                 }
             };
             svc["spec"]["ports"][i]["nodePort"] = json!(port);
+            if shared.is_none() {
+                by_port.push((service_port, port));
+            }
         }
         Ok(())
     }

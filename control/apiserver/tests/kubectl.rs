@@ -359,6 +359,37 @@ spec:
     nodePort: 30443
 "#;
 
+const SHARED_NODE_PORTS: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: dns
+spec:
+  type: NodePort
+  ports:
+  - name: dns-tcp
+    port: 53
+    protocol: TCP
+  - name: dns-udp
+    port: 53
+    protocol: UDP
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: named
+spec:
+  type: NodePort
+  ports:
+  - name: tcp
+    port: 5353
+    protocol: TCP
+  - name: udp
+    port: 5353
+    protocol: UDP
+    nodePort: 30053
+"#;
+
 async fn services_get_cluster_ips_and_node_ports(s: &TestServer) {
     s.apply(SERVICES).await;
     let web = s.get_json(&["service", "web"]).await;
@@ -403,6 +434,30 @@ async fn services_get_cluster_ips_and_node_ports(s: &TestServer) {
         table.contains("kubernetes") && table.contains("10.96.0.1"),
         "{table}"
     );
+
+    // The entries of one port number share one NodePort (one of them may name it); two of
+    // the same protocol may not.
+    s.apply(SHARED_NODE_PORTS).await;
+    let dns = s.get_json(&["service", "dns"]).await;
+    let (tcp, udp) = (
+        &dns["spec"]["ports"][0]["nodePort"],
+        &dns["spec"]["ports"][1]["nodePort"],
+    );
+    assert!(
+        tcp.as_i64().is_some_and(|p| (30000..=32767).contains(&p)),
+        "{dns}"
+    );
+    assert_eq!(tcp, udp, "{dns}");
+    let named = s.get_json(&["service", "named"]).await;
+    assert_eq!(named["spec"]["ports"][0]["nodePort"], 30053, "{named}");
+    assert_eq!(named["spec"]["ports"][1]["nodePort"], 30053, "{named}");
+    let twice = "apiVersion: v1\nkind: Service\nmetadata:\n  name: twice\nspec:\n  type: NodePort\n  ports:\n  - name: a\n    port: 1\n    nodePort: 30054\n  - name: b\n    port: 2\n    nodePort: 30054\n";
+    let err = s.kubectl_fails(&["apply", "-f", "-"], Some(twice)).await;
+    assert!(
+        err.contains("spec.ports[1].nodePort: Duplicate value: 30054"),
+        "{err}"
+    );
+    s.kubectl(&["delete", "service", "dns", "named"]).await;
 
     // A taken node port or address is refused; after deletion it is free again.
     let taken = format!(

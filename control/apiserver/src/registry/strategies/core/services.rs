@@ -99,6 +99,18 @@ impl Strategy<Service> for Services {
                 ));
             }
         }
+        // One NodePort may serve several entries of different protocols (a port's TCP and
+        // UDP), never two of the same protocol.
+        let mut node_ports = std::collections::BTreeSet::new();
+        for (i, port) in ports.iter().enumerate() {
+            let Some(node_port) = port.node_port.filter(|&p| p != 0) else {
+                continue;
+            };
+            if !node_ports.insert((node_port, port.protocol.clone().unwrap_or_default())) {
+                let at = path.child("ports").index(i).child("nodePort");
+                errors.push(FieldError::duplicate(at, node_port));
+            }
+        }
         if kind == "ExternalName" && spec.external_name.as_deref().unwrap_or("").is_empty() {
             errors.push(FieldError::required(path.child("externalName"), ""));
         }
