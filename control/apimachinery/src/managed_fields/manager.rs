@@ -981,9 +981,7 @@ impl<'s> FieldManager<'s> {
     ) -> Value {
         self.update_owned(live, new, manager, now)
             .unwrap_or_else(|(_, mut object)| {
-                if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.remove("managedFields");
-                }
+                // `object` comes back without its managedFields: the live ones stay.
                 let kept = live.and_then(|l| metadata(l)?.get("managedFields").cloned());
                 if let (Some(kept), Some(meta)) = (
                     kept,

@@ -202,12 +202,9 @@ pub(super) fn validate_meta(ctx: &Ctx<'_>, obj: &Value) -> Vec<FieldError> {
     let info = ctx.info();
     // Without managedFields: they are checked on their own, and copying them would cost more
     // than the rest of the check.
-    let fields = obj["metadata"].as_object().map(|m| {
-        (m.iter())
-            .filter(|(k, _)| *k != "managedFields")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect::<serde_json::Map<_, _>>()
-    });
+    let fields = obj["metadata"]
+        .as_object()
+        .map(crate::registry::without_managed_fields);
     let meta: ObjectMeta = fields
         .and_then(|m| serde_json::from_value(Value::Object(m)).ok())
         .unwrap_or_default();

@@ -17,7 +17,7 @@ use serde_json::Value;
 use skiff_apimachinery::validation::{self, FieldError};
 
 pub use kinds::builtin;
-pub use typed::Typed;
+pub use typed::{Typed, without_managed_fields};
 
 /// A subresource a resource supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

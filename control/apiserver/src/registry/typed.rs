@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use k8s_openapi::Resource;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use skiff_apimachinery::validation::FieldError;
 use skiff_openapi::Scope;
 
@@ -72,11 +72,7 @@ where
         more: impl FnOnce(&mut K) -> Vec<FieldError>,
     ) -> Result<Decoded, String> {
         let view = typed_view(obj);
-        let mut typed = match &view {
-            Cow::Borrowed(obj) => K::deserialize(*obj),
-            Cow::Owned(obj) => K::deserialize(obj),
-        }
-        .map_err(|e| e.to_string())?;
+        let mut typed = K::deserialize(view.as_ref()).map_err(|e| e.to_string())?;
         let consumed = self.strategy.convert(&mut typed);
         self.strategy.default(&mut typed);
         let errors = more(&mut typed);
@@ -122,18 +118,21 @@ fn typed_view(obj: &Value) -> Cow<'_, Value> {
         .iter()
         .map(|(key, value)| {
             let value = match (key.as_str(), value) {
-                ("metadata", Value::Object(meta)) => Value::Object(
-                    (meta.iter())
-                        .filter(|(k, _)| *k != "managedFields")
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                ),
+                ("metadata", Value::Object(meta)) => Value::Object(without_managed_fields(meta)),
                 _ => value.clone(),
             };
             (key.clone(), value)
         })
         .collect();
     Cow::Owned(Value::Object(view))
+}
+
+/// A copy of `metadata` without its `managedFields`.
+pub fn without_managed_fields(metadata: &Map<String, Value>) -> Map<String, Value> {
+    (metadata.iter())
+        .filter(|(k, _)| *k != "managedFields")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Puts `source`'s `metadata.managedFields` back on `object`, built from [`typed_view`].

@@ -151,7 +151,7 @@ impl Snapshot {
     }
 
     /// Writes the snapshot, then deletes the segments and snapshots it supersedes (every
-    /// segment that starts at or before its revision ends there: see [`Wal::checkpoint`]).
+    /// segment that starts at or before its revision ends there: see [`Wal::rotate`]).
     fn write(&self, dir: &Path) -> Result<()> {
         write_snapshot(dir, self)?;
         for (rev, path) in numbered_files(dir, "wal-", ".log")? {
@@ -298,7 +298,6 @@ impl Wal {
     /// (recovery replays them, skipping what a newer snapshot holds); a failed snapshot leaves
     /// them for the next one.
     pub fn checkpoint_in_background(&mut self, state: &State) -> Result<()> {
-        self.finish_writing();
         let snapshot = self.rotate(state)?;
         let dir = self.dir.clone();
         self.writing = Some(
@@ -313,12 +312,11 @@ impl Wal {
         Ok(())
     }
 
-    /// Copies `state` out for a snapshot and starts the segment after it.
+    /// Copies `state` out for a snapshot and starts the segment after it (the old segment's
+    /// drop waits for an earlier snapshot, finished already when [`Wal::is_full`] said so).
     fn rotate(&mut self, state: &State) -> Result<Snapshot> {
         let snapshot = Snapshot::of(state);
-        let mut next = Wal::create_segment(&self.dir, state.revision + 1, self.segment_bytes)?;
-        next.writing = self.writing.take();
-        *self = next;
+        *self = Wal::create_segment(&self.dir, state.revision + 1, self.segment_bytes)?;
         Ok(snapshot)
     }
 
